@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny KerasHub presets made here with `save_to_preset`.
+
+Nothing here downloads: tests use presets they make themselves. Keras is imported
+lazily inside fixtures so that TF-free tests (which run `tt` in subprocesses) do not
+pay for it.
+"""
+
+import os
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def make_tiny_vit_preset(directory, image_size=32):
+    """A tiny ViT with its own image converter: a stand-in for a real ViT preset."""
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(image_size, image_size, 3), patch_size=8, num_layers=1,
+        num_heads=2, hidden_dim=16, mlp_dim=32,
+    )
+    backbone.save_to_preset(directory)
+    keras_hub.layers.ViTImageConverter(
+        image_size=(image_size, image_size), scale=1 / 127.5, offset=-1.0
+    ).save_to_preset(directory)
+    return str(directory)
+
+
+def make_tiny_resnet_preset(directory):
+    """A tiny ResNet (a CNN backbone) without a converter: h uses default preprocessing."""
+    import keras_hub
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32], stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2], block_type="basic_block", image_shape=(None, None, 3),
+    )
+    backbone.save_to_preset(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_preset(tmp_path_factory):
+    return make_tiny_vit_preset(tmp_path_factory.mktemp("tiny_vit_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet_preset(tmp_path_factory):
+    return make_tiny_resnet_preset(tmp_path_factory.mktemp("tiny_resnet_preset"))

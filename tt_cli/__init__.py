@@ -1,0 +1,1 @@
+"""The `tt` command-line toolkit: data, training, evaluation, export and benchmarks."""

@@ -1,0 +1,1 @@
+"""Data layer: conversion to TFRecord shards, the schema, tokenizer, tf.data input."""

@@ -1,0 +1,90 @@
+"""The run directory (DESIGN.md §4): everything needed to resume, evaluate and export.
+
+    RUN/run.json          every resolved setting, versions, dataset fingerprint
+    RUN/model.json        the model's Keras config (rebuilds it with no network)
+    RUN/tokenizer.model   the SentencePiece model
+    RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming
+    RUN/metrics.jsonl     one JSON line per logged step
+    RUN/logs/             TensorBoard event files
+
+Example:
+>>> run = load_run("runs/demo")          # doctest: +SKIP
+>>> run.model.encode_text(run.tokenizer.tokenize(tf.constant(["a red circle"])))  # doctest: +SKIP
+"""
+
+import dataclasses
+import json
+import os
+
+from tt_cli.errors import UserError
+
+RUN_JSON = "run.json"
+MODEL_JSON = "model.json"
+TOKENIZER = "tokenizer.model"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+LOGS = "logs"
+
+
+def write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def read_run_config(run_dir):
+    path = os.path.join(run_dir, RUN_JSON)
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: no such run directory.")
+    if not os.path.isfile(path):
+        raise UserError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_model_config(run_dir, model):
+    import keras
+
+    write_json(os.path.join(run_dir, MODEL_JSON), keras.saving.serialize_keras_object(model))
+
+
+def build_model(run_dir):
+    """Rebuilds the run's model from `model.json` (random weights, no network)."""
+    import keras
+
+    import models  # noqa: F401  (registers tt's serializable classes)
+
+    with open(os.path.join(run_dir, MODEL_JSON)) as f:
+        return keras.saving.deserialize_keras_object(json.load(f))
+
+
+def latest_checkpoint(run_dir):
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
+
+
+@dataclasses.dataclass
+class Run:
+    path: str
+    config: dict
+    model: object  # models.ThreeTowers with the latest checkpoint's weights
+    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer
+    step: int
+
+
+def load_run(run_dir):
+    """Loads a trained run for evaluation or export; one clear line if it cannot."""
+    import tensorflow as tf
+
+    from tt_cli.data.tokenizer import TextTokenizer
+
+    config = read_run_config(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
+        raise UserError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
+    model = build_model(run_dir)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(model=model, step=step).restore(checkpoint).expect_partial()
+    tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+    return Run(run_dir, config, model, tokenizer, int(step.numpy()))
