@@ -50,3 +50,48 @@ def tiny_vit_preset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_resnet_preset(tmp_path_factory):
     return make_tiny_resnet_preset(tmp_path_factory.mktemp("tiny_resnet_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """A labelled, captioned dataset directory: 96 coloured-shape images at 32x32."""
+    from tt_cli.demo.shapes import write_demo_split
+
+    return write_demo_split(str(tmp_path_factory.mktemp("tiny_shards")), 96, seed=0, image_size=32, num_shards=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_val_shards(tmp_path_factory):
+    from tt_cli.demo.shapes import write_demo_split
+
+    return write_demo_split(str(tmp_path_factory.mktemp("tiny_val_shards")), 40, seed=1, image_size=32, num_shards=1)
+
+
+TINY_TRAIN_FLAGS = ["--scale", "tiny", "--steps", "4", "--batch-size", "16", "--vocab-size", "64",
+                    "--max-text-len", "12", "--log-every", "2", "--checkpoint-every", "2"]
+
+
+def run_tt(args):
+    """Runs `tt ARGS` in this process; returns the Click result (exit code, output)."""
+    from click.testing import CliRunner
+
+    from tt_cli.main import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_shards, tiny_vit_preset):
+    """tiny_run(mode) -> a run directory trained for 4 steps by the real `tt train`."""
+    runs = {}
+
+    def make(mode):
+        if mode not in runs:
+            out = str(tmp_path_factory.mktemp(f"tiny_run_{mode}"))
+            result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", mode,
+                             "--pretrained", tiny_vit_preset, *TINY_TRAIN_FLAGS])
+            assert result.exit_code == 0, result.output
+            runs[mode] = out
+        return runs[mode]
+
+    return make

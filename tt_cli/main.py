@@ -24,3 +24,8 @@ def cli():
 
 # One line per command group; each module keeps its heavy imports inside its commands.
 from tt_cli.data_commands import data; cli.add_command(data)  # noqa: E402
+from tt_cli.train_command import train; cli.add_command(train)  # noqa: E402
+from tt_cli.eval_commands import eval_group; cli.add_command(eval_group)  # noqa: E402
+from tt_cli.bench_command import bench; cli.add_command(bench)  # noqa: E402
+from tt_cli.export_commands import export; cli.add_command(export)  # noqa: E402
+from tt_cli.pretrain_command import pretrain; cli.add_command(pretrain)  # noqa: E402

@@ -84,7 +84,7 @@ def load_run(run_dir):
     if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise UserError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
     model = build_model(run_dir)
-    step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(model=model, step=step).restore(checkpoint).expect_partial()
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
     tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
-    return Run(run_dir, config, model, tokenizer, int(step.numpy()))
+    # Checkpoints are numbered by their global step (ckpt-<step>).
+    return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))

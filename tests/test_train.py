@@ -1,0 +1,87 @@
+"""`tt train` through the CLI on tiny shards and a tiny preset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import TINY_TRAIN_FLAGS, run_tt
+
+
+@pytest.mark.parametrize("mode", ["3t", "lit", "clip"])
+def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
+    run = tiny_run(mode)
+    config = json.load(open(os.path.join(run, "run.json")))
+    assert config["mode"] == mode and config["scale"] == "tiny" and config["steps"] == 4
+    assert config["pretrained"] == (None if mode == "clip" else config["config"]["pretrained"])
+    assert os.path.getsize(os.path.join(run, "tokenizer.model")) > 0
+    assert os.path.exists(os.path.join(run, "checkpoints", "ckpt-4.index"))
+    lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
+    assert [l["step"] for l in lines] == [2, 4]
+    assert all(np.isfinite(l["loss"]) and l["lr"] >= 0 for l in lines)
+    expected_terms = {"loss_image_text"} | ({"loss_image_pretrained", "loss_text_pretrained"} if mode == "3t" else set())
+    assert expected_terms <= set(lines[-1])
+    assert os.listdir(os.path.join(run, "logs"))  # TensorBoard events
+
+
+def test_loaded_run_has_the_trained_weights(tiny_run):
+    from tt_cli.run_dir import load_run
+
+    run = load_run(tiny_run("clip"))
+    assert run.step == 4
+    tokens = run.tokenizer.tokenize(np.array(["a red circle"]))
+    assert tokens.shape == (1, 12)
+    embedding = np.asarray(run.model.encode_text(tokens))
+    assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rerun_of_a_finished_run_resumes_and_does_nothing(tiny_run, tiny_shards, tiny_vit_preset):
+    run = tiny_run("clip")
+    before = open(os.path.join(run, "metrics.jsonl")).read()
+    result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS])
+    assert result.exit_code == 0, result.output
+    assert open(os.path.join(run, "metrics.jsonl")).read() == before
+
+
+def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
+    run = tiny_run("clip")
+    result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS,
+                     "--max-text-len", "20"])
+    assert result.exit_code != 0 and "--restart" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/no/such/shards"], "no such file"),
+    (["--scale", "huge99"], "unknown --scale"),
+    (["--mode", "siglip"], "Invalid value for '--mode'"),
+    (["--out", "/proc/tt-cannot-write"], "cannot write"),
+])
+def test_bad_input_gives_one_clear_line(tiny_shards, tmp_path, args, message):
+    base = {"--data": tiny_shards, "--out": str(tmp_path / "run"), "--scale": "tiny", "--steps": "1"}
+    overrides = dict(zip(args[::2], args[1::2]))
+    flags = [x for k, v in {**base, **overrides}.items() for x in (k, v)]
+    result = run_tt(["train", *flags, "--mode", overrides.get("--mode", "clip")] if "--mode" not in overrides
+                    else ["train", *flags])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_empty_and_featureless_shards_are_refused(tmp_path):
+    import tensorflow as tf
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_tt(["train", "--data", str(empty), "--out", str(tmp_path / "r1"), "--mode", "clip", "--scale", "tiny"])
+    assert result.exit_code != 0 and "dataset.json" in result.output
+
+    no_texts = tmp_path / "no_texts.tfrecord"
+    with tf.io.TFRecordWriter(str(no_texts)) as w:
+        example = tf.train.Example(features=tf.train.Features(feature={
+            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}))
+        w.write(example.SerializeToString())
+    result = run_tt(["train", "--data", str(no_texts), "--out", str(tmp_path / "r2"), "--mode", "clip",
+                     "--scale", "tiny", "--steps", "1", "--tokenizer", "/no/such.model"])
+    assert result.exit_code != 0
+    assert "texts" in result.output or "tokenizer" in result.output

@@ -1,0 +1,265 @@
+"""`tt data convert`: a user's source -> validated TFRecord shards, resumably.
+
+Plan: list the source's rows (`sources.py`), assign row i to shard i mod N,
+then convert each shard in a worker process (`ProcessPoolExecutor`, one task
+per shard): decode and check every image once (`validate.py`), write the shard
+under a temporary name and rename it when complete. A rerun after an
+interruption finds the same plan in `OUT/.convert/plan.json` and converts only
+the shards whose files do not exist yet. At the end the per-shard rejections
+are merged into `rejected.jsonl` (in source order), and `dataset.json` and
+`report.json` are written. No TensorFlow is imported.
+
+Example:
+>>> report = convert("captions.jsonl", "shards/", workers=2)   # doctest: +SKIP
+>>> report["written"], report["rejected"]                       # doctest: +SKIP
+(998, {'truncated_image': 2})
+"""
+
+import collections
+import concurrent.futures
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import queue as queue_lib
+import shutil
+import time
+
+from tt_cli.data import schema, sources, validate
+from tt_cli.data.shard_writer import ShardWriter, example_bytes
+from tt_cli.errors import UserError
+
+ROWS_PER_SHARD = 1000  # ~100 MB of typical web images per shard
+WORK_DIR = ".convert"  # per-shard progress while a conversion is unfinished
+REJECTED = "rejected.jsonl"
+REPORT = "report.json"
+
+_progress_queue = None  # set in each worker process by _init_worker
+
+
+def _init_worker(progress_queue):
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def _read_image(row):
+    if isinstance(row.image, str):
+        return validate.read_image_file(row.image)
+    tar_path, offset, size = row.image
+    return validate.read_tar_member(tar_path, offset, size)
+
+
+def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=None):
+    """Converts one shard's rows; writes the shard, its rejections and its stats.
+
+    The stats file is written before the shard is renamed into place, so a
+    shard file that exists always has its stats and rejections beside it.
+    """
+    work = os.path.join(out_dir, WORK_DIR)
+    name = schema.shard_name(index, num_shards)
+    rejects, conversions, written, pending = [], collections.Counter(), 0, 0
+    report = report_progress or (lambda n: _progress_queue.put(n) if _progress_queue else None)
+    with ShardWriter(os.path.join(out_dir, name)) as writer:
+        for row in rows:
+            checked = _read_image(row)
+            if not isinstance(checked, validate.Rejection):
+                checked = validate.check_image_bytes(checked, max_size)
+            if isinstance(checked, validate.Rejection):
+                rejects.append(sources.reject_record(row.position, row.key, row.origin, checked, row.image))
+            else:
+                writer.write(example_bytes(checked.data, row.captions, row.key, row.label))
+                conversions.update(checked.conversions)
+                written += 1
+            pending += 1
+            if pending == 8:
+                report(pending)
+                pending = 0
+        _write_json_lines(os.path.join(work, f"{name}.rejected.jsonl"), rejects)
+        stats = {"shard": name, "written": written, "conversions": dict(conversions)}
+        _write_json(os.path.join(work, f"{name}.json"), stats)
+    if pending:
+        report(pending)
+    return stats
+
+
+def _write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def _write_json_lines(path, records):
+    with open(path + ".tmp", "w") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def _fingerprint(listing, num_shards, max_size):
+    """Identifies the plan: same source rows and settings -> same shards."""
+    digest = hashlib.sha256()
+    head = [schema.SCHEMA_VERSION, listing.format, listing.source, num_shards, max_size, listing.class_names]
+    digest.update(json.dumps(head).encode())
+    for row in listing.rows:
+        fields = [row.position, row.key, row.image, row.captions, row.label]
+        digest.update(json.dumps(fields).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _prepare_out_dir(out_dir, fingerprint, overwrite):
+    """Returns 'fresh', 'resume' or 'complete' after checking what OUT holds."""
+    os.makedirs(out_dir, exist_ok=True)
+    work = os.path.join(out_dir, WORK_DIR)
+    plan_path = os.path.join(work, "plan.json")
+    report_path = os.path.join(out_dir, REPORT)
+    if not overwrite:
+        if os.path.isfile(report_path):
+            with open(report_path) as f:
+                if json.load(f).get("fingerprint") == fingerprint:
+                    return "complete"
+        if os.path.isfile(plan_path):
+            with open(plan_path) as f:
+                if json.load(f).get("fingerprint") == fingerprint:
+                    return "resume"
+    ours = [
+        n for n in os.listdir(out_dir)
+        if n.startswith("shard-") or n in (schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR)
+    ]
+    if ours and not overwrite:
+        raise UserError(
+            f"{out_dir} holds shards of a different source or settings; "
+            "pass --overwrite to replace them, or choose another output folder."
+        )
+    for name in ours:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.makedirs(work)
+    _write_json(plan_path, {"fingerprint": fingerprint})
+    return "fresh"
+
+
+def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
+    """Runs the shard tasks in a process pool (or in this process for one worker)."""
+    if workers <= 1 or len(tasks) <= 1:
+        for index, rows in tasks:
+            convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance)
+        return
+    progress_queue = multiprocessing.Queue()
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), initializer=_init_worker, initargs=(progress_queue,)
+    ) as pool:
+        futures = [pool.submit(convert_shard, out_dir, i, num_shards, rows, max_size) for i, rows in tasks]
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=0.1)
+            for future in done:
+                future.result()  # re-raise a worker's error here
+            while True:
+                try:
+                    advance(progress_queue.get_nowait())
+                except queue_lib.Empty:
+                    break
+        # Counts still in flight when the last future finished.
+        deadline = time.time() + 1.0
+        while time.time() < deadline:
+            try:
+                advance(progress_queue.get(timeout=0.05))
+            except queue_lib.Empty:
+                break
+
+
+def convert(
+    source,
+    out_dir,
+    fmt="auto",
+    image_column=None,
+    caption_column=None,
+    key_column=None,
+    label_column=None,
+    num_shards=None,
+    workers=None,
+    max_size=None,
+    overwrite=False,
+    progress=None,
+):
+    """Converts `source` into shards in `out_dir`; returns the report dict.
+
+    Args:
+      progress: optional `progress(total_rows)` context manager factory that
+        yields an `advance(n)` function (e.g. `progress.progress_bar`).
+    """
+    start = time.time()
+    listing = sources.list_source(source, fmt, image_column, caption_column, key_column, label_column)
+    rows = listing.rows
+    if num_shards is None:
+        num_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
+    if num_shards < 1:
+        raise UserError("--num-shards must be at least 1.")
+    num_shards = max(1, min(num_shards, len(rows)))
+    workers = workers or os.cpu_count() or 1
+    fingerprint = _fingerprint(listing, num_shards, max_size)
+    state = _prepare_out_dir(out_dir, fingerprint, overwrite)
+    if state == "complete":
+        with open(os.path.join(out_dir, REPORT)) as f:
+            report = json.load(f)
+        report["already_complete"] = True
+        return report
+
+    work = os.path.join(out_dir, WORK_DIR)
+    names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
+    finished = [
+        os.path.isfile(os.path.join(out_dir, n)) and os.path.isfile(os.path.join(work, f"{n}.json"))
+        for n in names
+    ]
+    tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
+    todo_rows = sum(len(r) for _, r in tasks)
+    if tasks:
+        if progress is None:
+            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None)
+        else:
+            with progress(todo_rows) as advance:
+                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance)
+
+    written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
+    for name in names:
+        with open(os.path.join(work, f"{name}.json")) as f:
+            stats = json.load(f)
+        written += stats["written"]
+        conversions.update(stats["conversions"])
+        with open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
+            rejects.extend(json.loads(line) for line in f)
+    rejects.sort(key=lambda r: r["position"])
+    for record in rejects:
+        del record["position"]
+    _write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    info = schema.DatasetInfo(
+        num_examples=written,
+        num_shards=num_shards,
+        source=f"{listing.format}:{listing.source}",
+        class_names=listing.class_names,
+        shards=names,
+    )
+    schema.write_info(out_dir, info)
+    report = {
+        "source": listing.source,
+        "format": listing.format,
+        "read": written + len(rejects),
+        "written": written,
+        "rejected": dict(sorted(collections.Counter(r["reason"] for r in rejects).items())),
+        "converted": dict(sorted(conversions.items())),
+        "ignored_files": listing.ignored_files,
+        "num_shards": num_shards,
+        "shards_converted_now": len(tasks),
+        "shards_resumed": num_shards - len(tasks),
+        "labelled": listing.labelled,
+        "num_classes": len(listing.class_names) if listing.class_names else None,
+        "seconds": round(time.time() - start, 2),
+        "out": os.path.abspath(out_dir),
+        "fingerprint": fingerprint,
+    }
+    _write_json(os.path.join(out_dir, REPORT), report)
+    shutil.rmtree(work)
+    if written == 0:
+        raise UserError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
+    return report

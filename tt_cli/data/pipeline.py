@@ -1,0 +1,137 @@
+"""The `tf.data` input pipelines that feed training and evaluation from TFRecord shards.
+
+Training: shard files shuffled and interleaved in parallel, records shuffled, one
+caption sampled per image, images decoded and resized in parallel (also at the
+pretrained tower's resolution when h runs online), batched, tokenized by
+SentencePiece inside the pipeline, prefetched. Everything random is a function of
+the seed and the record's position in the stream, so a run that resumes at step s
+skips exactly the records the first s steps consumed (skipped before decoding,
+which is what costs) and sees the same batches an uninterrupted run would.
+
+Example:
+>>> ds = train_dataset(files, batch_size=64, image_size=(224, 224), tokenizer=tok)  # doctest: +SKIP
+>>> sorted(next(iter(ds)))                                                      # doctest: +SKIP
+['image', 'tokens']
+"""
+
+import tensorflow as tf
+
+from tt_cli.data import schema
+from tt_cli.errors import UserError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_image(encoded, size):
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] resized to `size` (antialiased bilinear)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.resize(image, size, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _features(h_embedding_dim=None, with_label=False):
+    features = {
+        schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
+        schema.TEXTS: tf.io.VarLenFeature(tf.string),
+        schema.KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    if with_label:
+        features[schema.LABEL] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
+    if h_embedding_dim:
+        features[schema.H_EMBEDDING] = tf.io.FixedLenFeature([h_embedding_dim], tf.float32)
+    return features
+
+
+def check_features(files, need_h_embedding=False):
+    """Fails with one clear line when the first record lacks what training needs."""
+    try:
+        first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
+    except tf.errors.OpError as e:
+        raise UserError(f"{files[0]}: not a readable TFRecord file ({e.message.splitlines()[0]}).")
+    if first is None:
+        raise UserError(f"{files[0]}: the shard is empty.")
+    try:
+        example = tf.train.Example.FromString(first.numpy())
+    except Exception:
+        raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
+    present = set(example.features.feature)
+    needed = {schema.IMAGE, schema.TEXTS} | ({schema.H_EMBEDDING} if need_h_embedding else set())
+    missing = sorted(needed - present)
+    if missing:
+        raise UserError(
+            f"{files[0]}: records lack the feature(s) {', '.join(missing)}; make shards with `tt data convert`."
+        )
+
+
+def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h_embedding_dim=None,
+                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None):
+    """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"]} for training.
+
+    `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
+    the `input_context`: each input pipeline (worker) reads its own shards and yields
+    per-replica batches.
+    """
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    per_pipeline_batch, replicas_per_pipeline = batch_size, 1
+    if input_context is not None:
+        if input_context.num_input_pipelines > 1:
+            if len(files) < input_context.num_input_pipelines:
+                raise UserError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} workers; "
+                                "convert with more shards.")
+            files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
+        replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    records = (
+        files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .interleave(
+            lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+            cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True,
+        )
+        .enumerate()  # the stream position seeds the caption choice
+        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        # Resume: drop what earlier steps consumed before paying for decoding it.
+        .skip(start_step * replicas_per_pipeline * per_pipeline_batch)
+    )
+    features = _features(h_embedding_dim)
+
+    def parse(position, serialized):
+        example = tf.io.parse_single_example(serialized, features)
+        texts = example[schema.TEXTS].values
+        pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
+        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick]}
+        if h_embedding_dim:
+            out["h_embedding"] = example[schema.H_EMBEDDING]
+        elif h_image_size is not None:
+            out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size)
+                              else decode_image(example[schema.IMAGE], h_image_size))
+        return out
+
+    def tokenize(batch):
+        batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
+        return batch
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        records.map(parse, num_parallel_calls=AUTOTUNE)
+        .batch(per_pipeline_batch, drop_remainder=True)
+        .map(tokenize, num_parallel_calls=AUTOTUNE)
+        .prefetch(AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def read_captions(files, limit=1_000_000):
+    """Up to `limit` captions of the shards, for training a tokenizer."""
+    features = {schema.TEXTS: tf.io.VarLenFeature(tf.string)}
+    texts = (
+        tf.data.TFRecordDataset(list(files), num_parallel_reads=AUTOTUNE)
+        .map(lambda s: tf.io.parse_single_example(s, features)[schema.TEXTS].values, num_parallel_calls=AUTOTUNE)
+        .unbatch()
+        .take(limit)
+        .batch(4096)
+    )
+    for batch in texts.as_numpy_iterator():
+        yield from (t.decode("utf-8") for t in batch)
+

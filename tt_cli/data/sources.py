@@ -1,0 +1,393 @@
+"""Readers that list the rows of a user's source, one function per format.
+
+A reader turns a source into `Row`s (key, where the image is, captions, label)
+plus the rows it had to reject already (unparseable lines, empty or non-UTF-8
+captions, duplicate keys). Images are not opened here: the conversion workers
+decode them. Formats:
+
+- CSV / TSV: a header row; image path and caption columns (names settable,
+  auto-detected from common names). Several rows naming the same image give it
+  several captions, unless a key column makes each row its own example.
+- JSON Lines: `image`, `caption` or `captions`, optional `label` (int or
+  string), optional `key` (else the image path).
+- Image folder tree `ROOT/<class>/<image>`: a labelled set; the class names are
+  the sorted sub-folder names and each image's caption is its class name.
+- WebDataset tars: `key.jpg|jpeg|png|webp` with `key.txt` or `key.json`
+  (`caption`/`captions`/`text`), optional `key.cls` (an integer label).
+
+Relative image paths resolve against the folder of the source file.
+
+Example:
+>>> listing = list_source("captions.jsonl")          # doctest: +SKIP
+>>> listing.rows[0].key, listing.rows[0].captions     # doctest: +SKIP
+('cat.jpg', ['a photo of a cat'])
+"""
+
+import csv
+import dataclasses
+import glob
+import json
+import os
+import tarfile
+
+from tt_cli.data import validate
+from tt_cli.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+IMAGE_COLUMNS = ("image", "filepath", "image_path", "path", "file", "filename", "img")
+CAPTION_COLUMNS = ("caption", "title", "text", "captions", "sentence")
+FORMATS = ("auto", "csv", "tsv", "jsonl", "folder", "wds")
+
+
+@dataclasses.dataclass(slots=True)  # millions of rows: keep each small
+class Row:
+    """One example to convert. `image` is a file path or (tar path, offset, size)."""
+
+    position: int  # order in the source, also of rejected rows
+    key: str
+    origin: str  # "file:line" or a path, for messages
+    image: object
+    captions: list
+    label: int = None
+
+
+@dataclasses.dataclass
+class Listing:
+    format: str
+    source: str
+    rows: list
+    rejects: list  # dicts for rejected.jsonl, each with "position"
+    class_names: list = None
+    labelled: bool = False
+    ignored_files: int = 0  # non-image files in a folder tree or tar
+
+
+def reject_record(position, key, origin, rejection, image=None):
+    record = {"key": key, "origin": origin, "reason": rejection.reason}
+    if rejection.detail:
+        record["detail"] = rejection.detail
+    if image is not None:
+        record["image"] = image if isinstance(image, str) else f"{image[0]}@{image[1]}"
+    record["position"] = position
+    return record
+
+
+class _Collector:
+    """Accumulates rows, rejecting duplicate keys and bad captions in one place."""
+
+    def __init__(self):
+        self.rows, self.rejects, self.keys, self.position = [], [], set(), 0
+
+    def reject(self, key, origin, rejection, image=None):
+        self.rejects.append(reject_record(self.position, key, origin, rejection, image))
+        self.position += 1
+
+    def add(self, key, origin, image, raw_captions, label=None):
+        """Validates captions and key; returns the Row or None when rejected."""
+        captions = []
+        for raw in raw_captions:
+            checked = validate.check_caption(raw)
+            if isinstance(checked, validate.Rejection):
+                self.reject(key, origin, checked, image)
+                return None
+            captions.append(checked)
+        if not captions:
+            self.reject(key, origin, validate.Rejection(validate.EMPTY_CAPTION, "no caption"), image)
+            return None
+        if key in self.keys:
+            self.reject(key, origin, validate.Rejection(validate.DUPLICATE_KEY, "key seen earlier"), image)
+            return None
+        self.keys.add(key)
+        row = Row(self.position, key, origin, image, captions, label)
+        self.rows.append(row)
+        self.position += 1
+        return row
+
+
+def _resolve(path, base_dir):
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
+
+
+def _label_map(raw_labels):
+    """Maps raw labels (ints or strings) to ids; returns (ids, class_names or None)."""
+    present = [v for v in raw_labels if v is not None]
+    if not present:
+        return raw_labels, None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return raw_labels, None
+    if all(isinstance(v, str) for v in present):
+        names = sorted(set(present))
+        index = {n: i for i, n in enumerate(names)}
+        return [None if v is None else index[v] for v in raw_labels], names
+    raise UserError("labels mix integers and strings; use one kind for every row.")
+
+
+def _parse_label(value):
+    """CSV cells are strings: an integer-looking label becomes an int."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _finish_labels(collector, raw_labels, listing):
+    """Applies the label mapping; rows without a label in a labelled set are rejected."""
+    ids, names = _label_map(raw_labels)
+    if all(v is None for v in raw_labels):
+        return
+    listing.labelled, listing.class_names = True, names
+    kept = []
+    for row, label in zip(collector.rows, ids):
+        if label is None:
+            collector.rejects.append(
+                reject_record(row.position, row.key, row.origin, validate.Rejection(validate.MISSING_LABEL), row.image)
+            )
+        else:
+            row.label = label
+            kept.append(row)
+    collector.rows = kept
+
+
+def list_csv(path, delimiter, image_column=None, caption_column=None, key_column=None, label_column=None):
+    base = os.path.dirname(os.path.abspath(path))
+    # surrogateescape keeps invalid UTF-8 bytes so one bad caption rejects one row.
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        header = reader.fieldnames or []
+
+        def pick(name, candidates, what, flag):
+            if name:
+                if name not in header:
+                    raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+                return name
+            for candidate in candidates:
+                if candidate in header:
+                    return candidate
+            raise UserError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
+
+        image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "--image-column")
+        caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "--caption-column")
+        for name in (key_column, label_column):
+            if name and name not in header:
+                raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+        collector, raw_labels, by_image = _Collector(), [], {}
+        for line, record in enumerate(reader, start=2):
+            origin = f"{os.path.basename(path)}:{line}"
+            image_cell = (record.get(image_col) or "").strip()
+            key = record.get(key_column) if key_column else image_cell
+            if not image_cell or None in record.values() or key is None:
+                collector.reject(key or "", origin, validate.Rejection(validate.BAD_ROW, "missing cells"))
+                continue
+            image = _resolve(image_cell, base)
+            label = _parse_label(record.get(label_column)) if label_column else None
+            if not key_column and key in by_image:
+                # Another caption of an image already listed.
+                row = by_image[key]
+                checked = validate.check_caption(record.get(caption_col))
+                if isinstance(checked, validate.Rejection):
+                    collector.reject(key, origin, checked, image)
+                else:
+                    row.captions.append(checked)
+                    collector.position += 1  # a caption row, merged into its image's row
+                continue
+            row = collector.add(key, origin, image, [record.get(caption_col)], label)
+            if row is not None:
+                by_image[key] = row
+                raw_labels.append(label)
+    listing = Listing("csv" if delimiter == "," else "tsv", os.path.abspath(path), [], [])
+    _finish_labels(collector, raw_labels, listing)
+    listing.rows, listing.rejects = collector.rows, collector.rejects
+    return listing
+
+
+def list_jsonl(path):
+    base = os.path.dirname(os.path.abspath(path))
+    collector, raw_labels = _Collector(), []
+    with open(path, "rb") as f:
+        for line, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            origin = f"{os.path.basename(path)}:{line}"
+            try:
+                # Invalid UTF-8 survives as surrogates and rejects only its caption's row.
+                record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+            except ValueError as e:
+                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, f"not JSON: {e}"))
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, "no \"image\" string"))
+                continue
+            key = str(record.get("key", record.get("id", record["image"])))
+            image = _resolve(record["image"], base)
+            if "captions" in record:
+                captions = record["captions"] if isinstance(record["captions"], list) else [record["captions"]]
+            elif "caption" in record:
+                captions = [record["caption"]]
+            else:
+                missing = validate.Rejection(validate.BAD_ROW, 'no "caption" or "captions"')
+                collector.reject(key, origin, missing, image)
+                continue
+            label = record.get("label")
+            if isinstance(label, bool) or (label is not None and not isinstance(label, (int, str))):
+                bad_label = validate.Rejection(validate.BAD_ROW, "label must be an int or a string")
+                collector.reject(key, origin, bad_label, image)
+                continue
+            if collector.add(key, origin, image, captions) is not None:
+                raw_labels.append(label)
+    listing = Listing("jsonl", os.path.abspath(path), [], [])
+    _finish_labels(collector, raw_labels, listing)
+    listing.rows, listing.rejects = collector.rows, collector.rejects
+    return listing
+
+
+def list_folder(root):
+    root = os.path.abspath(root)
+    classes = sorted(
+        d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
+    )
+    if not classes:
+        raise UserError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
+    collector, ignored = _Collector(), 0
+    ignored += sum(1 for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
+    for label, name in enumerate(classes):
+        class_dir = os.path.join(root, name)
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.startswith("."):
+                    continue
+                if not filename.lower().endswith(IMAGE_EXTENSIONS):
+                    ignored += 1
+                    continue
+                path = os.path.join(dirpath, filename)
+                key = os.path.relpath(path, root).replace(os.sep, "/")
+                collector.add(key, key, path, [name], label)
+    listing = Listing("folder", root, collector.rows, collector.rejects, classes, True, ignored)
+    return listing
+
+
+def _tar_paths(source):
+    if os.path.isdir(source):
+        paths = sorted(glob.glob(os.path.join(source, "*.tar")))
+    elif any(c in source for c in "*?["):
+        paths = sorted(glob.glob(source))
+    else:
+        paths = [source]
+    if not paths:
+        raise UserError(f"{source}: no .tar shards found.")
+    return paths
+
+
+def _wds_captions(data):
+    """Captions from a `.txt` (the whole text) or `.json` member."""
+    if data is None:
+        return None
+    kind, raw = data
+    if kind == "txt":
+        return [raw]
+    try:
+        record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except ValueError:
+        return None
+    if isinstance(record, str):
+        return [record]
+    if isinstance(record, dict):
+        for field in ("captions", "caption", "text", "txt"):
+            if field in record:
+                value = record[field]
+                return value if isinstance(value, list) else [value]
+    return None
+
+
+def list_wds(source):
+    collector, ignored, raw_labels = _Collector(), 0, []
+    for tar_path in _tar_paths(source):
+        tar_path = os.path.abspath(tar_path)
+        try:
+            with tarfile.open(tar_path, "r:") as tar, open(tar_path, "rb") as raw:
+                groups = {}  # key -> {ext: member}, in tar order
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    directory, base = os.path.split(member.name)
+                    if "." not in base or base.startswith("."):
+                        ignored += 1
+                        continue
+                    stem, ext = base.split(".", 1)
+                    groups.setdefault(os.path.join(directory, stem), {})[ext.lower()] = member
+
+                def read(member):
+                    raw.seek(member.offset_data)
+                    return raw.read(member.size)
+
+                for key, members in groups.items():
+                    origin = f"{os.path.basename(tar_path)}:{key}"
+                    image_ext = next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
+                    text = ("txt", read(members["txt"])) if "txt" in members else (
+                        ("json", read(members["json"])) if "json" in members else None
+                    )
+                    ignored += len(set(members) - {image_ext, "txt", "json", "cls"})
+                    if image_ext is None:
+                        no_image = validate.Rejection(validate.MISSING_FILE, "no image in this key's group")
+                        collector.reject(key, origin, no_image)
+                        continue
+                    member = members[image_ext]
+                    image = (tar_path, member.offset_data, member.size)
+                    captions = _wds_captions(text)
+                    if captions is None:
+                        no_text = validate.Rejection(validate.BAD_ROW, "no .txt or readable .json caption")
+                        collector.reject(key, origin, no_text, image)
+                        continue
+                    label = None
+                    if "cls" in members:
+                        label = _parse_label(read(members["cls"]).decode("utf-8", "replace").strip())
+                    if collector.add(key, origin, image, captions) is not None:
+                        raw_labels.append(label)
+        except tarfile.ReadError as e:
+            raise UserError(f"{tar_path}: not an uncompressed tar file ({e}).")
+    listing = Listing("wds", os.path.abspath(source), [], [], ignored_files=ignored)
+    _finish_labels(collector, raw_labels, listing)
+    listing.rows, listing.rejects = collector.rows, collector.rejects
+    return listing
+
+
+def detect_format(source):
+    if os.path.isdir(source):
+        if glob.glob(os.path.join(source, "*.tar")):
+            return "wds"
+        return "folder"
+    lower = source.lower()
+    if lower.endswith(".tar") or any(c in source for c in "*?["):
+        return "wds"
+    if lower.endswith(".tsv"):
+        return "tsv"
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    raise UserError(f"{source}: cannot tell its format from the name; pass --format ({'|'.join(FORMATS[1:])}).")
+
+
+def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):
+    """Lists a source's rows; see the module docstring for the formats."""
+    has_glob = any(c in source for c in "*?[")
+    if not has_glob and not os.path.exists(source):
+        raise UserError(f"{source}: no such file or folder.")
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    if fmt in ("csv", "tsv"):
+        if not os.path.isfile(source):
+            raise UserError(f"{source}: a {fmt.upper()} source must be a file.")
+        return list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column, label_column)
+    if fmt == "jsonl":
+        if not os.path.isfile(source):
+            raise UserError(f"{source}: a JSON Lines source must be a file.")
+        return list_jsonl(source)
+    if fmt == "folder":
+        if not os.path.isdir(source):
+            raise UserError(f"{source}: an image folder source must be a folder.")
+        return list_folder(source)
+    return list_wds(source)

@@ -1,0 +1,192 @@
+"""SentencePiece tokenizer: trained on captions in Python, run in TensorFlow.
+
+`train_sentencepiece` needs only the `sentencepiece` package (no TensorFlow), so
+`tt data tokenizer` and `tt train` share it. `TextTokenizer` wraps the trained
+model in `tensorflow_text.SentencepieceTokenizer` inside a `tf.Module`: it runs
+inside `tf.data` `.map` and is tracked by an exported SavedModel, so the model
+bytes travel with the export. The class is built on first access, so importing
+this module does not import TensorFlow.
+
+Ids: 0 = padding, 1 = unknown, 2 = end of sequence (EOS); there is no BOS.
+Every tokenized caption ends with EOS (the text tower pools there), truncated
+to `max_len - 1` pieces first so that the EOS always fits.
+
+Example:
+>>> n = train_sentencepiece(["a photo of a cat", "a dog"] * 50, "/tmp/tok.model", 64)
+>>> tok = TextTokenizer("/tmp/tok.model", max_len=8)   # doctest: +SKIP
+>>> tok.tokenize(tf.constant(["a cat"])).shape          # doctest: +SKIP
+TensorShape([1, 8])
+"""
+
+import io
+import os
+import re
+import warnings
+
+from tt_cli.errors import UserError
+
+PAD_ID = 0
+UNK_ID = 1
+EOS_ID = 2
+
+# SentencePiece reads at most this many captions (a seeded random sample beyond
+# it): the piece inventory settles long before, and training memory stays bounded.
+MAX_TRAINING_SENTENCES = 2_000_000
+
+
+class VocabSizeCapped(UserWarning):
+    """The requested vocabulary was larger than the corpus supports and was reduced."""
+
+
+def _train_bytes(sentences, vocab_size):
+    """Trains a unigram SentencePiece model; returns the serialized model proto."""
+    import sentencepiece as spm
+
+    # Fixed seed: the sampling of over-large corpora is the only randomness.
+    spm.set_random_generator_seed(0)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        eos_id=EOS_ID,
+        bos_id=-1,
+        # NFKC plus case folding: captions are matched case-insensitively.
+        normalization_rule_name="nmt_nfkc_cf",
+        input_sentence_size=MAX_TRAINING_SENTENCES,
+        shuffle_input_sentence=True,
+        # One thread keeps training bit-for-bit deterministic for a given corpus.
+        num_threads=1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
+    """Trains a SentencePiece model on captions, writes it to `out_path`.
+
+    Args:
+      texts: iterable of caption strings (or UTF-8 bytes).
+      out_path: where to write the `.model` file.
+      vocab_size: requested vocabulary size, special ids included. A small corpus
+        cannot support a large vocabulary; the size is then capped at the largest
+        the corpus allows and a `VocabSizeCapped` warning is issued (through
+        `on_warning(message)` when given, else `warnings.warn`).
+
+    Returns:
+      The vocabulary size of the written model.
+    """
+    sentences = []
+    for text in texts:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        text = " ".join(text.split())  # one caption per line, whatever its whitespace
+        if text:
+            sentences.append(text)
+    if not sentences:
+        raise UserError("no captions to train the tokenizer on.")
+    try:
+        model = _train_bytes(sentences, vocab_size)
+        actual = vocab_size
+    except RuntimeError as e:
+        too_high = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", str(e))
+        too_low = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
+        if too_high:
+            actual = int(too_high.group(1))
+            message = (
+                f"vocabulary size {vocab_size} is too large for {len(sentences)} captions; "
+                f"capped at {actual}."
+            )
+            if on_warning is None:
+                warnings.warn(message, VocabSizeCapped, stacklevel=2)
+            else:
+                on_warning(message)
+            model = _train_bytes(sentences, actual)
+        elif too_low:
+            raise UserError(
+                f"vocabulary size {vocab_size} is smaller than the {too_low.group(2)} characters "
+                "and special pieces the captions need; pass a larger --vocab-size."
+            ) from None
+        else:
+            raise
+    directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    with open(out_path + ".tmp", "wb") as f:
+        f.write(model)
+    os.replace(out_path + ".tmp", out_path)
+    return actual
+
+
+def _make_text_tokenizer_class():
+    # Built on first use so that importing this module never imports TensorFlow.
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    class TextTokenizer(tf.Module):
+        """A `tf.Module` that turns caption strings into fixed-length token ids.
+
+        Args:
+          model_path_or_bytes: a `.model` file path or the serialized model bytes.
+          max_len: output length L: at most L-1 pieces, then EOS (2), then padding (0).
+
+        Works inside `tf.data` `.map`; saved inside a SavedModel it carries its
+        SentencePiece model with it (the loader must `import tensorflow_text`).
+        """
+
+        def __init__(self, model_path_or_bytes, max_len, name="text_tokenizer"):
+            super().__init__(name=name)
+            if isinstance(model_path_or_bytes, (bytes, bytearray)):
+                model = bytes(model_path_or_bytes)
+            else:
+                path = os.fspath(model_path_or_bytes)
+                if not os.path.isfile(path):
+                    raise UserError(f"{path}: no tokenizer model here.")
+                with open(path, "rb") as f:
+                    model = f.read()
+            if max_len < 2:
+                raise UserError(f"max_len must be at least 2 (one piece and EOS), got {max_len}.")
+            self._model_bytes = model
+            self.max_len = int(max_len)
+            self.sentencepiece = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+            import sentencepiece as spm
+
+            # Read in Python, so construction works in graph mode too.
+            self._vocab_size = spm.SentencePieceProcessor(model_proto=model).vocab_size()
+
+        @property
+        def vocab_size(self):
+            return self._vocab_size
+
+        @property
+        def model_bytes(self):
+            return self._model_bytes
+
+        def tokenize(self, strings):
+            """Tokenizes a string tensor of shape [B] or []; returns int32 [B, L] or [L]."""
+            strings = tf.convert_to_tensor(strings, dtype=tf.string)
+            scalar = strings.shape.rank == 0
+            batch = tf.reshape(strings, [-1])
+            pieces = self.sentencepiece.tokenize(batch)[:, : self.max_len - 1]
+            eos = tf.fill([tf.shape(batch)[0], 1], tf.constant(EOS_ID, tf.int32))
+            ids = tf.concat([pieces, eos], axis=1)
+            dense = ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_len])
+            return dense[0] if scalar else dense
+
+        def __call__(self, strings):
+            return self.tokenize(strings)
+
+    TextTokenizer.__module__ = __name__
+    return TextTokenizer
+
+
+def __getattr__(name):
+    # PEP 562: `from tt_cli.data.tokenizer import TextTokenizer` builds the class
+    # (and imports TensorFlow) only when TF-side code asks for it.
+    if name == "TextTokenizer":
+        cls = _make_text_tokenizer_class()
+        globals()["TextTokenizer"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

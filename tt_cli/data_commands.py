@@ -1,0 +1,119 @@
+"""`tt data`: convert sources to shards, inspect them, train a tokenizer, embed with h.
+
+`convert`, `inspect` and `tokenizer` never import TensorFlow (the `tfrecord`
+package reads and writes their shards); `embed` imports it inside the command.
+"""
+
+import os
+
+import click
+
+from tt_cli.errors import UserError
+
+
+@click.group()
+def data():
+    """Prepare datasets: convert, inspect, tokenizer, embed."""
+
+
+@data.command()
+@click.argument("src")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "tsv", "jsonl", "folder", "wds"]),
+              default="auto", show_default=True, help="Source format; auto guesses from the path.")
+@click.option("--image-column", help="CSV/TSV column of image paths (default: image, filepath, path, ...).")
+@click.option("--caption-column", help="CSV/TSV column of captions (default: caption, title, text, ...).")
+@click.option("--key-column", help="CSV/TSV column of row ids (default: the image path; rows of one image merge).")
+@click.option("--label-column", help="CSV/TSV column of class labels (integers or names).")
+@click.option("--num-shards", type=int, help="Number of shards [default: one per 1000 rows].")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
+              help="Worker processes (one shard each at a time).")
+@click.option("--max-size", type=int, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
+@click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+def convert(src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
+            max_size, overwrite, json_path):
+    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
+
+    Every image is decoded once; bad rows go to OUT/rejected.jsonl with their
+    reason. Run it again after an interruption to finish only the missing shards.
+    """
+    from tt_cli.data.convert import convert as run_convert
+    from tt_cli.data.progress import progress_bar
+    from tt_cli.data.summary import print_convert_report, write_json
+
+    if max_size is not None and max_size < 1:
+        raise UserError("--max-size must be a positive number of pixels.")
+    if workers < 1:
+        raise UserError("--workers must be at least 1.")
+    report = run_convert(
+        src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
+        max_size, overwrite, progress=lambda total: progress_bar(total, "converting"),
+    )
+    print_convert_report(report)
+    write_json(json_path, report)
+
+
+@data.command()
+@click.argument("shards")
+@click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
+@click.option("--samples", type=int, default=3, show_default=True, help="Sample rows to show.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+def inspect(shards, verify, samples, json_path):
+    """Summarise SHARDS (a dataset folder or a glob): counts, features, captions, labels."""
+    from tt_cli.data.inspect import inspect_shards
+    from tt_cli.data.summary import print_inspect_summary, write_json
+
+    summary = inspect_shards(shards, verify=verify, samples=samples)
+    print_inspect_summary(summary)
+    write_json(json_path, summary)
+    if summary["corrupt"]:
+        first = summary["corrupt"][0]
+        raise UserError(
+            f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
+            f"({first['why']})."
+        )
+
+
+@data.command()
+@click.argument("shards")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--vocab-size", type=int, default=32_000, show_default=True,
+              help="Vocabulary size (capped, with a warning, when the captions cannot fill it).")
+def tokenizer(shards, out, vocab_size):
+    """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT."""
+    from tt_cli.data.progress import STDERR
+    from tt_cli.data.shard_reader import read_captions
+    from tt_cli.data.summary import STDOUT
+    from tt_cli.data.tokenizer import train_sentencepiece
+
+    captions = read_captions(shards)
+    size = train_sentencepiece(
+        captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}")
+    )
+    STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
+
+
+@data.command()
+@click.argument("shards")
+@click.option("--pretrained", required=True,
+              help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
+@click.option("--scale", default="b16", show_default=True, help="Scale that picks the preset for an alias.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the new shards.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")
+def embed(shards, pretrained, scale, out, batch_size, overwrite):
+    """Run the frozen pretrained tower once over SHARDS; write shards with `h_embedding` to OUT."""
+    from tt_cli.data.embed import embed_shards
+    from tt_cli.data.progress import STDERR, progress_bar
+    from tt_cli.data.summary import STDOUT
+
+    result = embed_shards(
+        shards, pretrained, out, scale=scale, batch_size=batch_size, overwrite=overwrite,
+        progress=lambda total: progress_bar(total, "embedding", unit="images"),
+        on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
+    )
+    STDOUT.print(
+        f"embedded {result['num_examples']:,} images with {result['pretrained']} "
+        f"(dim {result['dim']}) -> {out} in {result['seconds']:.1f} s"
+    )

@@ -1,0 +1,1 @@
+"""The built-in demo: a synthetic captioned image set that needs no network."""

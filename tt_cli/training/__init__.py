@@ -1,0 +1,1 @@
+"""`tt train` and `tt pretrain`: configuration, distribution, the loop and its callbacks."""

@@ -1,0 +1,167 @@
+"""Keras callbacks of `tt train`: progress, metrics logs, checkpoints, signals, NaN guard.
+
+Each reads the global step from the optimizer, so a resumed run logs and
+checkpoints at the same step numbers an uninterrupted run would.
+"""
+
+import json
+import math
+import os
+import signal
+import time
+
+import keras
+import tensorflow as tf
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+STDERR = Console(stderr=True)
+
+
+def global_step(model):
+    return int(model.optimizer.iterations.numpy())
+
+
+def scalar_logs(logs):
+    return {k: float(v) for k, v in (logs or {}).items()}
+
+
+class TrainProgress(keras.callbacks.Callback):
+    """A rich bar with step, loss, pairs/s and ETA, and a summary line every N steps."""
+
+    def __init__(self, total_steps, batch_size, log_every, enabled=True):
+        super().__init__()
+        self.total, self.batch_size, self.log_every, self.enabled = total_steps, batch_size, log_every, enabled
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} pairs/s"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=STDERR, disable=not enabled,
+        )
+
+    def on_train_begin(self, logs=None):
+        self.progress.start()
+        step = global_step(self.model)
+        self.task = self.progress.add_task("train", total=self.total, completed=step, loss="-", rate="-")
+        self.window_start, self.window_step = time.perf_counter(), step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, logs = global_step(self.model), scalar_logs(logs)
+        now = time.perf_counter()
+        rate = (step - self.window_step) * self.batch_size / max(now - self.window_start, 1e-9)
+        self.progress.update(self.task, completed=step, loss=f"{logs.get('loss', float('nan')):.4f}", rate=f"{rate:,.0f}")
+        if step % self.log_every == 0 or step == self.total:
+            if self.enabled:
+                parts = " ".join(f"{k} {logs[k]:.4g}" for k in ("loss", "accuracy", "t_image_text") if k in logs)
+                self.progress.console.print(f"step {step}/{self.total} {parts} {rate:,.0f} pairs/s")
+            self.window_start, self.window_step = now, step
+
+    def on_train_end(self, logs=None):
+        self.progress.stop()
+
+
+class ResetMetricsEvery(keras.callbacks.Callback):
+    """Makes logged metrics averages over the last N steps, not since the run began.
+    Must come after every callback that reads the logs."""
+
+    def __init__(self, every, total_steps):
+        super().__init__()
+        self.every, self.total = every, total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        if step % self.every == 0 and step < self.total:  # the last window is the run's result
+            self.model.reset_metrics()
+
+
+class MetricsLog(keras.callbacks.Callback):
+    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps."""
+
+    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size):
+        super().__init__()
+        self.path, self.log_every, self.lr, self.batch_size = path, log_every, learning_rate_fn, batch_size
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.window = None
+
+    def write(self, step, values):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        with self.writer.as_default(step=step):
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    tf.summary.scalar(k, v)
+        self.writer.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        now = time.perf_counter()
+        if self.window is None:
+            self.window = (now, step - 1)
+        if step % self.log_every == 0:
+            start, start_step = self.window
+            values = scalar_logs(logs)
+            values["lr"] = float(self.lr(step))
+            values["pairs_per_second"] = (step - start_step) * self.batch_size / max(now - start, 1e-9)
+            self.write(step, values)
+            self.window = (now, step)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Saves every N steps, at the end, and when SIGTERM or Ctrl-C asks the run to stop.
+
+    A signal only sets a flag: the checkpoint is written between steps, where the
+    weights are consistent, and then training stops.
+    """
+
+    def __init__(self, manager, every):
+        super().__init__()
+        self.manager, self.every = manager, every
+        self.stop_signal = None
+        self.nan_step = None
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _on_signal(self, signum, frame):
+        self.stop_signal = signum
+
+    def save(self):
+        step = global_step(self.model)
+        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
+            self.manager.save(checkpoint_number=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = scalar_logs(logs).get("loss", 0.0)
+        if not math.isfinite(loss):
+            # Keep the last good checkpoint: stop without saving these weights.
+            self.nan_step = global_step(self.model)
+            self.model.stop_training = True
+            return
+        if global_step(self.model) % self.every == 0 or self.stop_signal is not None:
+            self.save()
+        if self.stop_signal is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.nan_step is None:
+            self.save()
+
+
+class Validation(keras.callbacks.Callback):
+    """Runs `evaluate(model) -> dict` every N steps and logs the numbers."""
+
+    def __init__(self, evaluate, every, metrics_log, enabled=True):
+        super().__init__()
+        self.evaluate, self.every, self.metrics_log, self.enabled = evaluate, every, metrics_log, enabled
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        if self.enabled and step % self.every == 0:
+            results = self.evaluate(self.model)
+            self.metrics_log.write(step, {f"val/{k}": v for k, v in results.items()})
+            STDERR.print(f"step {step} validation " + " ".join(f"{k} {v:.4f}" for k, v in results.items()))

@@ -1,0 +1,89 @@
+"""Which `tf.distribute` strategy and precision a run uses when they are left on `auto`.
+
+`auto`: `MultiWorkerMirroredStrategy` when `TF_CONFIG` is set, `TPUStrategy` on a
+TPU, `MirroredStrategy` over all local GPUs, the default strategy otherwise.
+Precision `auto`: bfloat16 mixed precision on GPU and TPU, float32 on CPU.
+The strategy must be made before any other TensorFlow op runs (multi-worker needs it).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from tt_cli.errors import UserError
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def _tpu_resolver():
+    if not (os.environ.get("TPU_NAME") or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio")):
+        return None
+    try:
+        return tf.distribute.cluster_resolver.TPUClusterResolver()
+    except (ValueError, tf.errors.NotFoundError):
+        return None
+
+
+def make_strategy(name="auto"):
+    if name not in STRATEGIES:
+        raise UserError(f"unknown --strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if name == "multiworker" or (name == "auto" and "TF_CONFIG" in os.environ):
+        try:
+            json.loads(os.environ.get("TF_CONFIG", "{}"))
+        except ValueError:
+            raise UserError("TF_CONFIG is not valid JSON.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name in ("tpu", "auto"):
+        resolver = _tpu_resolver()
+        if resolver is not None:
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        if name == "tpu":
+            raise UserError("--strategy tpu: no TPU found (set TPU_NAME).")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and gpus):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def on_accelerator(strategy):
+    return isinstance(strategy, tf.distribute.TPUStrategy) or bool(tf.config.list_logical_devices("GPU"))
+
+
+def resolve_precision(precision, strategy):
+    """Returns the Keras dtype policy name for a `--precision` value."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        return "mixed_bfloat16" if on_accelerator(strategy) else "float32"
+    return PRECISIONS[precision]
+
+
+def resolve_jit(jit, strategy):
+    """XLA where it works: accelerators. On CPU it fails under MirroredStrategy and its
+    compile time outweighs the gain for the small models one trains there."""
+    return on_accelerator(strategy) if jit is None else bool(jit)
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def worker_id(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return 0 if resolver is None or resolver.task_id is None else int(resolver.task_id)
+
+
+def strategy_name(strategy):
+    """The public name of a strategy (TF's multi-worker class is called CollectiveAllReduceStrategy)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__.lstrip("_")

@@ -1,0 +1,267 @@
+"""`train(config)`: one run of `tt train`, from shards to checkpoints, resumable.
+
+The steps, in order: make the strategy (before any other TensorFlow op, as
+multi-worker training needs), read the shards, resume or start the run directory,
+set up the tokenizer, load the frozen tower, build and compile the model in the
+strategy's scope, restore the last checkpoint, then `fit` from that step on.
+
+Example:
+>>> from tt_cli.training.config import TrainConfig
+>>> train(TrainConfig(data="shards/", out="runs/demo", scale="tiny", steps=100))  # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+
+from tt_cli import run_dir as rd
+from tt_cli.data import schema
+from tt_cli.errors import UserError
+from tt_cli.training.config import MODEL_KEYS
+
+
+class TrainingStopped(UserError):
+    """The run stopped early (a signal or a NaN loss); its checkpoint is kept."""
+
+
+def _fingerprint(files, info):
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{os.path.basename(f)}:{os.path.getsize(f)}".encode())
+    return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
+
+
+def _prepare_out(config, chief):
+    try:
+        os.makedirs(config.out, exist_ok=True)
+        probe = os.path.join(config.out, f".write-test-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"{config.out}: cannot write the run directory ({e.strerror}).")
+    checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
+    if config.restart and chief:
+        for name in (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON):
+            path = os.path.join(config.out, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+    return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
+
+
+def _check_resume_matches(config):
+    previous = rd.read_run_config(config.out)["config"]
+    keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
+    changed = [k for k in keys if previous.get(k) != getattr(config, k)]
+    if changed:
+        k = changed[0]
+        raise UserError(f"{config.out} holds a run with {k}={previous.get(k)!r}, not {getattr(config, k)!r}; "
+                        "pass --restart to start over or choose another --out.")
+
+
+def _setup_tokenizer(config, files, log):
+    from tt_cli.data.pipeline import read_captions
+    from tt_cli.data.tokenizer import train_sentencepiece
+
+    path = os.path.join(config.out, rd.TOKENIZER)
+    if os.path.isfile(path) and not config.restart:
+        return path
+    if config.tokenizer:
+        if not os.path.isfile(config.tokenizer):
+            raise UserError(f"--tokenizer {config.tokenizer}: no such file.")
+        shutil.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
+    else:
+        log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
+        # Every worker trains the same model (deterministic) and renames it into place.
+        train_sentencepiece(read_captions(files), path + f".tmp{os.getpid()}", config.vocab_size, on_warning=log)
+    os.replace(path + f".tmp{os.getpid()}", path)
+    return path
+
+
+def _pretrained_tower(config, log):
+    from models import PresetUnavailableError, PretrainedTower, resolve_pretrained
+
+    preset, note = resolve_pretrained(config.pretrained, config.scale)
+    if note:
+        log(note)
+    try:
+        return PretrainedTower.from_preset(preset)
+    except PresetUnavailableError as e:
+        raise UserError(str(e))
+
+
+def _use_precomputed(info, tower):
+    """Precomputed h embeddings count only if the same model and preprocessing made them."""
+    made = (info.h_embedding or {}) if info else {}
+    return bool(made) and made.get("pretrained") == tower.preset and made.get("preprocessing") == tower.preprocessing
+
+
+def _total_steps(config, files, info):
+    if config.steps:
+        return config.steps
+    if info is None:
+        raise UserError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+    return max(1, math.ceil(config.epochs * info.num_examples / config.batch_size))
+
+
+def _versions():
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__,
+            "python": platform.python_version()}
+
+
+def train(config, log=print, evaluate=None, show_progress=True):
+    """Trains one run; returns the final training logs. `evaluate(model) -> dict` runs
+    every `config.val_every` steps when given."""
+    from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
+                                          worker_id)
+
+    strategy = make_strategy(config.strategy)  # before any other TensorFlow op
+
+    import keras
+    import tensorflow as tf
+
+    from models import MODES, SCALES, ThreeTowers, get_scale
+    from tt_cli.data.pipeline import check_features, train_dataset
+    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.training import callbacks as cb
+
+    if config.mode not in MODES:
+        raise UserError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
+    if config.scale not in SCALES:
+        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
+    if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
+        raise UserError(f"--data {config.data}: no such file or directory.")
+    files, info = schema.resolve_shards(config.data)
+    chief = is_chief(strategy)
+    log = log if chief else (lambda *a, **k: None)
+    resuming = _prepare_out(config, chief)
+    if resuming:
+        _check_resume_matches(config)
+    if config.deterministic:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+    policy = resolve_precision(config.precision, strategy)
+    keras.mixed_precision.set_global_policy(policy)
+    jit = resolve_jit(config.jit, strategy)
+
+    tokenizer_path = _setup_tokenizer(config, files, log)
+    tokenizer = TextTokenizer(tokenizer_path, config.max_text_len)
+    scale = get_scale(config.scale)
+    steps = _total_steps(config, files, info)
+    warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
+
+    with strategy.scope():
+        keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
+        tower = _pretrained_tower(config, log) if config.mode != "clip" else None
+        precomputed = tower is not None and _use_precomputed(info, tower)
+        check_features(files, need_h_embedding=precomputed)
+        model = ThreeTowers.from_scale(
+            scale, mode=config.mode, vocab_size=tokenizer.vocab_size, max_len=config.max_text_len,
+            pretrained_tower=tower, pooling=config.pooling, aux_weight=config.aux_weight,
+            lit_head=config.lit_head,
+        )
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else config.lr, decay_steps=max(steps - warmup, 1),
+            warmup_target=config.lr if warmup else None, warmup_steps=warmup,
+        )
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=config.weight_decay, beta_2=config.beta2, epsilon=1e-6,
+            global_clipnorm=config.grad_clip_norm or None,
+        )
+        # No decay on biases, norms, embeddings, class tokens and temperatures (as CLIP).
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token", "log_t"])
+        if policy == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer)
+        optimizer.build(model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    checkpoint_dir = os.path.join(config.out, rd.CHECKPOINTS)
+    if not chief:  # other workers write their (identical) copy aside
+        checkpoint_dir = os.path.join(checkpoint_dir, f".worker-{worker_id(strategy)}")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints,
+                                         step_counter=optimizer.iterations)
+    if resuming:
+        checkpoint.restore(rd.latest_checkpoint(config.out)).assert_existing_objects_matched()
+    start = int(optimizer.iterations.numpy())
+    if resuming:
+        log(f"resuming {config.out} at step {start}/{steps}")
+
+    if chief:
+        rd.write_json(os.path.join(config.out, rd.RUN_JSON), {
+            "config": config.to_json(), "mode": config.mode, "scale": config.scale, "scale_config": scale.to_json(),
+            "pretrained": tower.preset if tower else None, "precomputed_h_embedding": bool(precomputed),
+            "max_text_len": config.max_text_len, "vocab_size": tokenizer.vocab_size, "batch_size": config.batch_size,
+            "steps": steps, "warmup_steps": warmup, "precision": policy, "jit": jit,
+            "strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync,
+            "dataset": _fingerprint(files, info), "versions": _versions(),
+        })
+        rd.save_model_config(config.out, model)
+    if start >= steps:
+        log(f"{config.out} already finished {steps} steps")
+        return {}
+
+    image_size = model.image_tower.image_size if model.image_tower is not None else (scale.image_size,) * 2
+    h_size = tower.image_size if tower is not None and not precomputed else None
+    # Each input pipeline makes its own tokenizer: the SentencePiece resource must
+    # live where the dataset is built.
+    dataset = strategy.distribute_datasets_from_function(lambda ctx: train_dataset(
+        files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
+        h_image_size=h_size,
+        h_embedding_dim=tower.output_dim if precomputed else None, seed=config.seed, start_step=start,
+        shuffle_buffer=config.shuffle_buffer, input_context=ctx,
+    ))
+    metrics_log = cb.MetricsLog(os.path.join(config.out, rd.METRICS), os.path.join(config.out, rd.LOGS),
+                                config.log_every, schedule, config.batch_size)
+    saver = cb.Checkpoints(manager, config.checkpoint_every)
+    callbacks = [saver, cb.TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
+    if chief:
+        callbacks.insert(1, metrics_log)
+        if evaluate is not None:
+            callbacks.append(cb.Validation(evaluate, config.val_every, metrics_log))
+    callbacks.append(cb.ResetMetricsEvery(config.log_every, steps))
+    with saver:
+        logs = _fit(model, strategy, iter(dataset), steps - start, callbacks, jit)
+    step = int(optimizer.iterations.numpy())
+    if saver.nan_step is not None:
+        raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good checkpoint "
+                              f"({manager.latest_checkpoint or 'none'}). Try a lower --lr or --precision float32.")
+    if saver.stop_signal is not None:
+        raise TrainingStopped(f"stopped by signal {saver.stop_signal} at step {step}; checkpoint saved. "
+                              "Run the same command again to resume.")
+    return logs
+
+
+def _fit(model, strategy, iterator, steps, callbacks, jit):
+    """`model.fit` for one stretch of steps, written out: Keras 3's fit all-reduces a
+    peeked batch and scalar metrics in ways MultiWorkerMirroredStrategy rejects.
+    Same `train_step`, same callbacks."""
+    import keras
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit)
+    def one_step(batch):
+        return model.train_step(batch)
+
+    @tf.function
+    def distributed_step(iterator):
+        per_replica = strategy.run(one_step, args=(next(iterator),))
+        # Each replica's metrics cover its rows; their mean is the global batch's.
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    model.stop_training = False
+    model.reset_metrics()
+    callback_list.on_train_begin()
+    logs = {}
+    for batch in range(steps):
+        logs = {k: float(v) for k, v in distributed_step(iterator).items()}
+        callback_list.on_train_batch_end(batch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return logs
