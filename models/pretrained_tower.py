@@ -37,6 +37,11 @@ class PretrainedTower(keras.layers.Layer):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.backbone.trainable = False
+        # A backbone deserialized with `trainable=False` in its config (model.json, a
+        # .keras file) gets the flag without it reaching its sublayers' variables, which
+        # would then count as trainable in the enclosing model: freeze them directly.
+        for variable in backbone.weights:
+            variable.trainable = False
         self.preset = preset
         if image_converter is None:
             size = tuple(backbone.image_shape[:2]) if backbone.image_shape[0] else None

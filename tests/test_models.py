@@ -194,6 +194,9 @@ def test_keras_file_round_trip(tiny_vit_preset, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.mode == "3t"
+    # Still frozen after loading: h contributes no trainable weights.
+    assert not loaded.pretrained_tower.trainable_weights
+    assert len(loaded.trainable_weights) == len(model.trainable_weights)
     for key in ("image", "text"):
         np.testing.assert_array_equal(np.asarray(model(batch)[key]), np.asarray(loaded(batch)[key]))
     assert float(loaded.compute_losses(batch)["loss"]) == pytest.approx(float(model.compute_losses(batch)["loss"]))

@@ -85,3 +85,35 @@ def test_empty_and_featureless_shards_are_refused(tmp_path):
                      "--scale", "tiny", "--steps", "1", "--tokenizer", "/no/such.model"])
     assert result.exit_code != 0
     assert "texts" in result.output or "tokenizer" in result.output
+
+
+def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
+    out = str(tmp_path / "run")
+    flags = list(TINY_TRAIN_FLAGS)
+    flags[flags.index("--steps") + 1] = "2"
+    result = run_tt(["train", "--data", tiny_shards, "--val-data", tiny_val_shards, "--out", out,
+                     "--mode", "clip", "--val-every", "2", *flags])
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+    validation = [l for l in logged if any(k.startswith("val/") for k in l)]
+    assert validation and validation[0]["step"] == 2
+    assert 0.0 <= validation[0]["val/top1"] <= 1.0
+    assert any(k.startswith("val/") and "r@1" in k.lower() for k in validation[0])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path):
+    import tensorflow as tf
+
+    out = str(tmp_path / "run")
+    flags = list(TINY_TRAIN_FLAGS)
+    flags[flags.index("--checkpoint-every") + 1] = "1"
+    result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", "clip", *flags,
+                     "--lr", "1e38", "--warmup-steps", "0", "--grad-clip-norm", "0"])
+    assert result.exit_code != 0
+    assert "NaN" in result.output and "Traceback" not in result.output
+    latest = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
+    assert latest is not None
+    reader = tf.train.load_checkpoint(latest)
+    for name, _ in tf.train.list_variables(latest):
+        if name.startswith(("model/", "optimizer/_trainable")):
+            assert np.all(np.isfinite(reader.get_tensor(name))), name

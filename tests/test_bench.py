@@ -1,0 +1,117 @@
+"""`tt bench`: the CLI at the tiny scale, its JSON, and FLOPs against a hand count.
+
+Speed is measured by `tt bench`, never asserted here (DESIGN.md §5): the CLI test only
+checks that every mode and field is present and sane.
+"""
+
+import json
+import math
+
+import pytest
+
+from models.scales import Scale
+from tt_cli.bench import flops
+from tt_cli.errors import UserError
+
+MODE_FIELDS = {
+    "mode", "pairs_per_second", "step_ms", "step_ms_min", "step_ms_max", "step_ms_all", "warmup_seconds",
+    "peak_memory_bytes", "peak_memory_source", "flops_per_step", "flops_trained_forward",
+    "flops_frozen_forward", "achieved_flops_per_second", "time_vs_clip", "pipeline_over_training",
+    "trainable_parameters", "final_loss",
+}
+HEADER_FIELDS = {"device", "strategy", "replicas", "precision", "jit", "scale", "batch_size", "steps",
+                 "tensorflow", "keras", "keras_hub", "load_average_start", "load_average_end"}
+
+
+def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
+    from conftest import run_tt
+
+    out = tmp_path / "bench.json"
+    result = run_tt(["bench", "--scale", "tiny", "--batch-size", "8", "--steps", "2", "--warmup", "1",
+                     "--vocab-size", "64", "--max-text-len", "12", "--modes", "clip,lit,3t,3t-precomputed",
+                     "--data", tiny_shards, "--pipeline-batches", "3", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "pairs/s" in result.output and "3t-precomputed" in result.output
+    report = json.loads(out.read_text())
+    assert HEADER_FIELDS <= set(report["header"])
+    assert report["header"]["precision"] == "float32" and report["header"]["jit"] is False  # CPU defaults
+    modes = {r["mode"]: r for r in report["modes"]}
+    assert list(modes) == ["clip", "lit", "3t", "3t-precomputed"]
+    for r in modes.values():
+        assert MODE_FIELDS <= set(r), MODE_FIELDS - set(r)
+        for key in ("pairs_per_second", "step_ms", "peak_memory_bytes", "flops_per_step",
+                    "achieved_flops_per_second", "pipeline_over_training", "trainable_parameters"):
+            assert r[key] > 0, (r["mode"], key)
+        assert len(r["step_ms_all"]) == 2 and r["step_ms_min"] <= r["step_ms"] <= r["step_ms_max"]
+        assert math.isclose(r["pairs_per_second"], 8 / (r["step_ms"] / 1e3))
+        assert math.isclose(r["achieved_flops_per_second"], r["flops_per_step"] / (r["step_ms"] / 1e3))
+        assert math.isfinite(r["final_loss"])
+    assert modes["clip"]["time_vs_clip"] == 1.0
+    # The frozen h costs its forward only when it runs online.
+    assert modes["3t-precomputed"]["flops_frozen_forward"] == 0 and modes["clip"]["flops_frozen_forward"] == 0
+    assert modes["3t"]["flops_frozen_forward"] > 0
+    assert modes["3t"]["flops_per_step"] - modes["3t-precomputed"]["flops_per_step"] == modes["3t"]["flops_frozen_forward"]
+    assert modes["3t"]["flops_trained_forward"] == modes["3t-precomputed"]["flops_trained_forward"]
+    pipeline = report["pipeline"]
+    assert pipeline["available"] and pipeline["pairs_per_second"] > 0 and pipeline["batches"] == 3
+    assert math.isclose(modes["clip"]["pipeline_over_training"],
+                        pipeline["pairs_per_second"] / modes["clip"]["pairs_per_second"])
+
+
+# A config small enough to count by hand: 8x8 images in 4x4 patches (4 patches + a
+# class token = 5 tokens), width 8, one layer, MLP 16, embeddings of 4, 3 text tokens.
+HAND = Scale("hand", image_size=8, patch_size=4, width=8, depth=1, num_heads=2, mlp_dim=16, embed_dim=4)
+
+
+def test_flops_match_a_hand_count():
+    # Image tower f, per image:
+    patch_embedding = 2 * 4 * (4 * 4 * 3) * 8  # 3072
+    image_layer = (2 * 5 * 8 * 24) + (2 * 5 * 5 * 8) + (2 * 5 * 5 * 8) + (2 * 5 * 8 * 8) + (2 * 2 * 5 * 8 * 16)
+    assert image_layer == 1920 + 400 + 400 + 640 + 2560 == 5920
+    f = patch_embedding + image_layer + 2 * 8 * 4  # + projection of the class token: 9056
+    # Text tower g over 3 tokens, per caption:
+    text_layer = (2 * 3 * 8 * 24) + (2 * 3 * 3 * 8) * 2 + (2 * 3 * 8 * 8) + (2 * 2 * 3 * 8 * 16)
+    assert text_layer == 1152 + 288 + 384 + 1536 == 3360
+    g = text_layer + 2 * 8 * 4  # 3424
+    assert flops.image_tower_forward_flops(HAND) == f == 9056
+    assert flops.text_tower_forward_flops(HAND, max_len=3) == g == 3424
+
+    # CLIP, batch 2: both logit matrices of the one pair are 2x2 over 4-d embeddings.
+    clip = flops.train_step_flops("clip", HAND, batch_size=2, max_len=3)
+    assert clip == {"trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4), "frozen_forward": 0,
+                    "total": 3 * 25024}
+
+    # 3T with a 6-d h costing 1000 FLOPs per image: four heads, three pairs of logits.
+    heads = 2 * (2 * 4 * 4) + 2 * (2 * 6 * 4)  # f_h, g_h (4->4) and h_f, h_g (6->4) = 160
+    trained = 2 * (9056 + 3424 + heads) + 3 * 64
+    assert trained == 25472
+    online = flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=1000)
+    assert online == {"trained_forward": 25472, "frozen_forward": 2000, "total": 3 * 25472 + 2000}
+    precomputed = flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=1000, precomputed=True)
+    assert precomputed["total"] == 3 * 25472
+    # An h with no formula (not a ViT) leaves the online total unknown, not guessed.
+    assert flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=None)["total"] is None
+
+    # LiT without a head: g projects to h's width (6); h runs online.
+    lit = flops.train_step_flops("lit", HAND, 2, 3, h_dim=6, h_forward=1000)
+    g6 = 3360 + 2 * 8 * 6
+    assert lit["total"] == 3 * (2 * g6 + 2 * 2 * 2 * 2 * 6) + 2000
+
+
+def test_flops_of_a_real_vit_backbone_from_its_config(tiny_resnet_preset):
+    import keras_hub
+
+    from models import PretrainedTower
+
+    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2,
+                                            hidden_dim=8, mlp_dim=16)
+    assert flops.backbone_forward_flops(backbone, (8, 8)) == 3072 + 5920
+    assert flops.pretrained_tower_forward_flops(PretrainedTower.from_preset(tiny_resnet_preset)) is None
+
+
+def test_unknown_mode_is_a_user_error():
+    from tt_cli.bench.runner import parse_modes
+
+    assert parse_modes("clip, 3t-precomputed") == ("clip", "3t-precomputed")
+    with pytest.raises(UserError, match="unknown mode"):
+        parse_modes("clip,siglip")

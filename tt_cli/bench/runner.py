@@ -1,0 +1,304 @@
+"""Times training steps of each mode on synthetic batches, in one process.
+
+For every mode the model is built at the scale with `ThreeTowers.from_scale`, compiled
+with the optimizer `tt train` uses (AdamW with global-norm clipping), and fed one fixed
+synthetic batch of the right shapes through `model.train_function`, the function
+`fit` runs. The first `warmup` steps (tracing, XLA compilation, allocator growth) are
+timed apart and excluded; each timed step is synchronised by reading its loss, and the
+median over the timed steps is reported. All models stay built and the modes take
+turns step by step, so that other work on a shared machine slows every mode alike
+rather than whichever ran while it was busy. Peak memory is each mode's own: the peak
+during its build and warm-up above what was in use before it was built (earlier
+modes' models included in that baseline).
+
+The third tower for `lit`/`3t` is, by default, a randomly initialised ViT of the
+scale's own size (no weights are needed to measure time); `pretrained` names a preset
+to load instead. `3t-precomputed` feeds `h_embedding` instead of `h_image`, as training
+on shards made by `tt data embed` does.
+
+Example:
+>>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
+>>> result = run_bench(settings)                                                            # doctest: +SKIP
+>>> result["modes"][0]["step_ms"]                                                           # doctest: +SKIP
+41.2
+"""
+
+import dataclasses
+import gc
+import os
+import platform
+import statistics
+import time
+
+from tt_cli.bench import flops as flops_lib
+from tt_cli.bench import memory
+from tt_cli.errors import UserError
+
+# Bench mode -> (ThreeTowers mode, h embeddings precomputed?)
+MODES = {
+    "clip": ("clip", False),
+    "lit": ("lit", False),
+    "3t": ("3t", False),
+    "3t-precomputed": ("3t", True),
+    "lit-precomputed": ("lit", True),
+}
+DEFAULT_MODES = ("clip", "lit", "3t", "3t-precomputed")
+
+
+@dataclasses.dataclass
+class BenchSettings:
+    scale: str = "b16"
+    batch_size: int = 256
+    steps: int = 20
+    warmup: int = 3
+    modes: tuple = DEFAULT_MODES
+    precision: str = "auto"
+    jit: bool = None  # None: as `tt train` resolves it
+    strategy: str = "auto"
+    pretrained: str = None  # None: a random ViT of the scale's size
+    max_text_len: int = 32
+    vocab_size: int = 32000
+    pooling: str = "token"
+    lit_head: bool = False
+    seed: int = 0
+
+
+def parse_modes(text):
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UserError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}.")
+    return modes
+
+
+def _device_description(strategy):
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+        return f"{len(gpus)} x {names[0]}", "GPU"
+    if "TPU" in type(strategy).__name__:
+        return f"TPU ({strategy.num_replicas_in_sync} cores)", "TPU"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"CPU: {model}, {os.cpu_count()} logical cores", "CPU"
+
+
+def _random_vit_tower(scale):
+    """A frozen third tower with random weights, the scale's size: timing needs no weights."""
+    import keras_hub
+
+    from models import PretrainedTower
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(scale.image_size, scale.image_size, 3), patch_size=scale.patch_size,
+        num_layers=scale.depth, num_heads=scale.num_heads, hidden_dim=scale.width,
+        mlp_dim=scale.mlp_dim, name="bench_h_backbone",
+    )
+    return PretrainedTower(backbone, name="pretrained_tower")
+
+
+def _load_tower(settings, scale):
+    from models import PresetUnavailableError, PretrainedTower, resolve_pretrained
+
+    if settings.pretrained is None:
+        return _random_vit_tower(scale), f"random ViT at {scale.name} (no weights needed for timing)"
+    preset, _ = resolve_pretrained(settings.pretrained, settings.scale)
+    try:
+        return PretrainedTower.from_preset(preset), preset
+    except PresetUnavailableError as e:
+        raise UserError(str(e))
+
+
+def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_size=None, h_dim=None):
+    """A batch of the shapes training sees: pixels, EOS-terminated token ids, h inputs."""
+    import tensorflow as tf
+
+    from tt_cli.data.tokenizer import EOS_ID
+
+    tokens = rng.integers(3, vocab_size, size=(batch_size, max_len)).astype("int32")
+    lengths = rng.integers(2, max_len + 1, size=batch_size)
+    for row, n in zip(tokens, lengths):
+        row[n - 1], row[n:] = EOS_ID, 0
+    batch = {
+        "image": rng.integers(0, 256, size=(batch_size, image_size, image_size, 3)).astype("uint8"),
+        "tokens": tokens,
+    }
+    if h_image_size is not None:
+        batch["h_image"] = rng.integers(0, 256, size=(batch_size, *h_image_size, 3)).astype("uint8")
+    if h_dim is not None:
+        batch["h_embedding"] = rng.standard_normal((batch_size, h_dim)).astype("float32")
+    return {k: tf.constant(v) for k, v in batch.items()}
+
+
+def _optimizer(policy):
+    """The optimizer `tt train` builds (constant learning rate: the schedule costs nothing)."""
+    import keras
+
+    optimizer = keras.optimizers.AdamW(learning_rate=5e-4, weight_decay=0.1, beta_2=0.98, epsilon=1e-6,
+                                       global_clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token", "log_t"])
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class _ModeUnderTest:
+    """One mode's model, compiled, warmed up and ready to time a step."""
+
+    def __init__(self, name, settings, scale, strategy, policy, jit, tower, on_step):
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        from models import ThreeTowers
+
+        self.name, self.settings = name, settings
+        self.model_mode, self.precomputed = MODES[name]
+        gc.collect()
+        keras.mixed_precision.set_global_policy(policy)
+        memory_before = memory.current_bytes()
+        memory.reset_peak()
+        h = tower if self.model_mode != "clip" else None
+        with strategy.scope():
+            keras.utils.set_random_seed(settings.seed)
+            self.model = ThreeTowers.from_scale(
+                scale, mode=self.model_mode, vocab_size=settings.vocab_size, max_len=settings.max_text_len,
+                pretrained_tower=h, pooling=settings.pooling, lit_head=settings.lit_head,
+            )
+            self.model.compile(optimizer=_optimizer(policy), jit_compile=jit)
+            # Slots made now, eagerly: a tf.function that creates variables is traced twice.
+            self.model.optimizer.build(self.model.trainable_variables)
+        rng = np.random.default_rng(settings.seed)
+        batch = synthetic_batch(
+            rng, settings.batch_size, scale.image_size, settings.max_text_len, settings.vocab_size,
+            h_image_size=h.image_size if h is not None and not self.precomputed else None,
+            h_dim=h.output_dim if h is not None and self.precomputed else None,
+        )
+        dataset = tf.data.Dataset.from_tensors(batch).repeat()
+        self.iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        self.model.make_train_function()
+        self.warmup_seconds = []
+        for _ in range(settings.warmup):
+            self.warmup_seconds.append(self.step()[0])
+            on_step()
+        peak, self.peak_source = memory.peak_bytes()
+        # What this mode adds at its peak over what was in use before it was built.
+        self.peak_memory = max(0, peak - memory_before)
+        self.times, self.loss = [], None
+        self.flops = flops_lib.train_step_flops(
+            self.model_mode, scale, settings.batch_size, settings.max_text_len,
+            h_dim=h.output_dim if h is not None else None,
+            h_forward=flops_lib.pretrained_tower_forward_flops(h) if h is not None else None,
+            precomputed=self.precomputed, pooling=settings.pooling, lit_head=settings.lit_head,
+        )
+
+    def step(self):
+        start = time.perf_counter()
+        logs = self.model.train_function(self.iterator)
+        loss = float(logs["loss"])  # reading the loss waits for the step to finish
+        return time.perf_counter() - start, loss
+
+    def timed_step(self):
+        seconds, self.loss = self.step()
+        self.times.append(seconds)
+
+    def result(self):
+        import numpy as np
+
+        median = statistics.median(self.times)
+        total = self.flops["total"]
+        return {
+            "mode": self.name,
+            "model_mode": self.model_mode,
+            "precomputed_h": self.precomputed,
+            "pairs_per_second": self.settings.batch_size / median,
+            "step_ms": median * 1e3,
+            "step_ms_min": min(self.times) * 1e3,
+            "step_ms_max": max(self.times) * 1e3,
+            "step_ms_all": [t * 1e3 for t in self.times],
+            "warmup_seconds": self.warmup_seconds,
+            "peak_memory_bytes": int(self.peak_memory),
+            "peak_memory_source": self.peak_source + ", above the memory in use before the mode was built",
+            "flops_per_step": total,
+            "flops_trained_forward": self.flops["trained_forward"],
+            "flops_frozen_forward": self.flops["frozen_forward"],
+            "achieved_flops_per_second": None if total is None else total / median,
+            "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_variables)),
+            "final_loss": self.loss,
+        }
+
+
+def run_bench(settings, log=lambda message: None, on_step=lambda: None):
+    """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
+    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
+
+    strategy = make_strategy(settings.strategy)  # before any other TensorFlow op
+
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    from models import SCALES, get_scale
+
+    if settings.scale not in SCALES:
+        raise UserError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
+    for flag in ("batch_size", "steps"):
+        if getattr(settings, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 1.")
+    if settings.warmup < 1:
+        raise UserError("--warmup must be at least 1 (the first step traces and compiles).")
+    if settings.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--batch-size {settings.batch_size} does not split over "
+                        f"{strategy.num_replicas_in_sync} replicas.")
+    scale = get_scale(settings.scale)
+    policy = resolve_precision(settings.precision, strategy)
+    jit = resolve_jit(settings.jit, strategy)
+    device, device_kind = _device_description(strategy)
+    keras.mixed_precision.set_global_policy(policy)
+    tower, tower_name = (None, None)
+    if any(MODES[m][0] != "clip" for m in settings.modes):
+        tower, tower_name = _load_tower(settings, scale)
+    header = {
+        "device": device,
+        "device_kind": device_kind,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": policy,
+        "jit": jit,
+        "scale": settings.scale,
+        "image_size": scale.image_size,
+        "batch_size": settings.batch_size,
+        "steps": settings.steps,
+        "warmup": settings.warmup,
+        "max_text_len": settings.max_text_len,
+        "vocab_size": settings.vocab_size,
+        "pretrained": tower_name,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_hub": keras_hub.__version__,
+        "python": platform.python_version(),
+        # Other processes on the machine slow every number down: the load says how busy it was.
+        "load_average_start": os.getloadavg()[0],
+    }
+    header["baseline_memory_bytes"] = memory.current_bytes()
+    modes = []
+    for name in settings.modes:
+        log(f"{name}: building and warming up ({settings.warmup} steps)")
+        modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, tower, on_step))
+    log(f"timing {settings.steps} steps per mode, the modes taking turns")
+    for _ in range(settings.steps):
+        for mode in modes:
+            mode.timed_step()
+            on_step()
+    results = [mode.result() for mode in modes]
+    header["load_average_end"] = os.getloadavg()[0]
+    clip = next((r for r in results if r["mode"] == "clip"), None)
+    for r in results:
+        r["time_vs_clip"] = r["step_ms"] / clip["step_ms"] if clip else None
+    return {"header": header, "modes": results}
