@@ -36,6 +36,19 @@ def test_loaded_run_has_the_trained_weights(tiny_run):
     assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["3t", "lit"])
+def test_checkpoints_hold_every_weight_including_the_frozen_tower(tiny_run, tiny_vit_preset, mode):
+    from models import PretrainedTower
+    from tt_cli.run_dir import load_run
+
+    first, second = load_run(tiny_run(mode)), load_run(tiny_run(mode))
+    for a, b in zip(first.model.weights, second.model.weights):  # nothing left at random init
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    preset = PretrainedTower.from_preset(tiny_vit_preset)
+    for a, b in zip(first.model.pretrained_tower.weights, preset.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
 def test_rerun_of_a_finished_run_resumes_and_does_nothing(tiny_run, tiny_shards, tiny_vit_preset):
     run = tiny_run("clip")
     before = open(os.path.join(run, "metrics.jsonl")).read()

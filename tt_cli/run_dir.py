@@ -64,6 +64,16 @@ def latest_checkpoint(run_dir):
     return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
 
 
+def checkpointed_weights(model):
+    """Every weight of the model, in its build order, for tf.train checkpoints.
+
+    `tf.train.Checkpoint(model=...)` does not reach the layers inside KerasHub's
+    functional backbones; trainable ones are still saved through the optimizer, but the
+    frozen tower's would be lost. Listing them all makes every checkpoint complete.
+    """
+    return list(model.weights)
+
+
 @dataclasses.dataclass
 class Run:
     path: str
@@ -84,7 +94,7 @@ def load_run(run_dir):
     if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise UserError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
     model = build_model(run_dir)
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)).restore(checkpoint).expect_partial()
     tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
     # Checkpoints are numbered by their global step (ckpt-<step>).
     return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))

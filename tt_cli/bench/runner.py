@@ -2,8 +2,8 @@
 
 For every mode the model is built at the scale with `ThreeTowers.from_scale`, compiled
 with the optimizer `tt train` uses (AdamW with global-norm clipping), and fed one fixed
-synthetic batch of the right shapes through `model.train_function`, the function
-`fit` runs. The first `warmup` steps (tracing, XLA compilation, allocator growth) are
+synthetic batch of the right shapes through the distributed step `tt train` runs
+(`tt_cli.training.step`). The first `warmup` steps (tracing, XLA compilation, allocator growth) are
 timed apart and excluded; each timed step is synchronised by reading its loss, and the
 median over the timed steps is reported. All models stay built and the modes take
 turns step by step, so that other work on a shared machine slows every mode alike
@@ -136,18 +136,6 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
     return {k: tf.constant(v) for k, v in batch.items()}
 
 
-def _optimizer(policy):
-    """The optimizer `tt train` builds (constant learning rate: the schedule costs nothing)."""
-    import keras
-
-    optimizer = keras.optimizers.AdamW(learning_rate=5e-4, weight_decay=0.1, beta_2=0.98, epsilon=1e-6,
-                                       global_clipnorm=1.0)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token", "log_t"])
-    if policy == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
 class _ModeUnderTest:
     """One mode's model, compiled, warmed up and ready to time a step."""
 
@@ -157,6 +145,8 @@ class _ModeUnderTest:
         import tensorflow as tf
 
         from models import ThreeTowers
+        from tt_cli.training.optimizer import make_optimizer
+        from tt_cli.training.step import make_distributed_step
 
         self.name, self.settings = name, settings
         self.model_mode, self.precomputed = MODES[name]
@@ -171,7 +161,8 @@ class _ModeUnderTest:
                 scale, mode=self.model_mode, vocab_size=settings.vocab_size, max_len=settings.max_text_len,
                 pretrained_tower=h, pooling=settings.pooling, lit_head=settings.lit_head,
             )
-            self.model.compile(optimizer=_optimizer(policy), jit_compile=jit)
+            # tt train's optimizer, at a constant learning rate (a schedule costs nothing).
+            self.model.compile(optimizer=make_optimizer(5e-4, policy=policy))
             # Slots made now, eagerly: a tf.function that creates variables is traced twice.
             self.model.optimizer.build(self.model.trainable_variables)
         rng = np.random.default_rng(settings.seed)
@@ -182,7 +173,7 @@ class _ModeUnderTest:
         )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
         self.iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        self.model.make_train_function()
+        self.train_step = make_distributed_step(self.model, strategy, jit)
         self.warmup_seconds = []
         for _ in range(settings.warmup):
             self.warmup_seconds.append(self.step()[0])
@@ -200,7 +191,7 @@ class _ModeUnderTest:
 
     def step(self):
         start = time.perf_counter()
-        logs = self.model.train_function(self.iterator)
+        logs = self.train_step(self.iterator)
         loss = float(logs["loss"])  # reading the loss waits for the step to finish
         return time.perf_counter() - start, loss
 

@@ -129,6 +129,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     from tt_cli.data.pipeline import check_features, train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
+    from tt_cli.training.optimizer import make_optimizer, warmup_cosine
 
     if config.mode not in MODES:
         raise UserError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
@@ -142,8 +143,10 @@ def train(config, log=print, evaluate=None, show_progress=True):
     resuming = _prepare_out(config, chief)
     if resuming:
         _check_resume_matches(config)
+    # Seeded before any tokenizer exists: reseeding resets eager state that
+    # SentencePiece resources live in. The same seed gives every worker the same weights.
+    keras.utils.set_random_seed(config.seed)
     if config.deterministic:
-        keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     policy = resolve_precision(config.precision, strategy)
     keras.mixed_precision.set_global_policy(policy)
@@ -156,7 +159,6 @@ def train(config, log=print, evaluate=None, show_progress=True):
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
 
     with strategy.scope():
-        keras.utils.set_random_seed(config.seed)  # the same initial weights on every worker
         tower = _pretrained_tower(config, log) if config.mode != "clip" else None
         precomputed = tower is not None and _use_precomputed(info, tower)
         check_features(files, need_h_embedding=precomputed)
@@ -165,21 +167,11 @@ def train(config, log=print, evaluate=None, show_progress=True):
             pretrained_tower=tower, pooling=config.pooling, aux_weight=config.aux_weight,
             lit_head=config.lit_head,
         )
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else config.lr, decay_steps=max(steps - warmup, 1),
-            warmup_target=config.lr if warmup else None, warmup_steps=warmup,
-        )
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=config.weight_decay, beta_2=config.beta2, epsilon=1e-6,
-            global_clipnorm=config.grad_clip_norm or None,
-        )
-        # No decay on biases, norms, embeddings, class tokens and temperatures (as CLIP).
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token", "log_t"])
-        if policy == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        schedule = warmup_cosine(config.lr, steps, warmup)
+        optimizer = make_optimizer(schedule, config.weight_decay, config.beta2, config.grad_clip_norm, policy)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, weights=rd.checkpointed_weights(model))
     checkpoint_dir = os.path.join(config.out, rd.CHECKPOINTS)
     if not chief:  # other workers write their (identical) copy aside
         checkpoint_dir = os.path.join(checkpoint_dir, f".worker-{worker_id(strategy)}")
@@ -237,22 +229,12 @@ def train(config, log=print, evaluate=None, show_progress=True):
 
 
 def _fit(model, strategy, iterator, steps, callbacks, jit):
-    """`model.fit` for one stretch of steps, written out: Keras 3's fit all-reduces a
-    peeked batch and scalar metrics in ways MultiWorkerMirroredStrategy rejects.
-    Same `train_step`, same callbacks."""
+    """`model.fit` for one stretch of steps, with tt's distributed step (see step.py)."""
     import keras
-    import tensorflow as tf
 
-    @tf.function(jit_compile=jit)
-    def one_step(batch):
-        return model.train_step(batch)
+    from tt_cli.training.step import make_distributed_step
 
-    @tf.function
-    def distributed_step(iterator):
-        per_replica = strategy.run(one_step, args=(next(iterator),))
-        # Each replica's metrics cover its rows; their mean is the global batch's.
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
-
+    distributed_step = make_distributed_step(model, strategy, jit)
     callback_list = keras.callbacks.CallbackList(callbacks, model=model)
     model.stop_training = False
     model.reset_metrics()

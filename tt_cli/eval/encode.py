@@ -1,0 +1,178 @@
+"""Reads evaluation shards with `tf.data` and embeds them with a run's model.
+
+Images are decoded to RGB and resized exactly as the training pipeline does
+(`tt_cli.data.pipeline.decode_image`: antialiased bilinear, uint8) to
+`model.image_size` — in `lit` mode that is the locked pretrained tower's size.
+Batches run through a `tf.function` of `model.encode_image`; captions are
+tokenized with the run's tokenizer and embedded with `model.encode_text`. Both
+show a rich progress bar on stderr.
+TensorFlow side only: never import this next to the `tfrecord` package.
+
+Example:
+>>> run = load_run("runs/demo")                                   # doctest: +SKIP
+>>> images = encode_images(run.model, "shards/val")               # doctest: +SKIP
+>>> images.embeddings.shape, images.labels[:3], images.captions[0]  # doctest: +SKIP
+((200, 64), array([0, 2, 1]), ['a red circle'])
+"""
+
+import contextlib
+import dataclasses
+import weakref
+
+import numpy as np
+
+from tt_cli.data import schema
+from tt_cli.data.progress import progress_bar
+from tt_cli.errors import UserError
+
+DEFAULT_BATCH_SIZE = 128
+NO_LABEL = -1
+
+
+@dataclasses.dataclass
+class EncodedImages:
+    """Image embeddings of a dataset, in shard order, with what came with them."""
+
+    embeddings: np.ndarray  # float32 [N, D], L2-normalised
+    labels: np.ndarray  # int64 [N]; NO_LABEL where a row has none
+    captions: list  # N lists of caption strings
+    keys: list  # N source ids
+    info: object = None  # schema.DatasetInfo, when the shards came from a dataset directory
+
+
+def parse_example(serialized, image_size):
+    """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}."""
+    import tensorflow as tf
+
+    # The training pipeline's own decode + resize, so that evaluation sees what training saw.
+    from tt_cli.data.pipeline import decode_image
+
+    features = tf.io.parse_single_example(
+        serialized,
+        {
+            schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
+            schema.TEXTS: tf.io.VarLenFeature(tf.string),
+            schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=NO_LABEL),
+            schema.KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        },
+    )
+    return {
+        "image": decode_image(features[schema.IMAGE], image_size),
+        "texts": tf.sparse.to_dense(features[schema.TEXTS], default_value=b""),
+        "label": features[schema.LABEL],
+        "key": features[schema.KEY],
+    }
+
+
+def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE):
+    """Batches of {"image": uint8 [B, H, W, 3], "texts": string [B, n] padded
+    with b"", "label": int64 [B], "key": string [B]}, in file order, prefetched."""
+    import tensorflow as tf
+
+    size = tuple(int(s) for s in image_size)
+
+    def parse(serialized):
+        return parse_example(serialized, size)
+
+    return (
+        tf.data.TFRecordDataset(list(files))
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .padded_batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+_ENCODERS = weakref.WeakKeyDictionary()
+
+
+def _encoder(model, kind):
+    """One `tf.function` per model and kind, reused across calls (the trainer evaluates often)."""
+    import tensorflow as tf
+
+    functions = _ENCODERS.setdefault(model, {})
+    if kind not in functions:
+        # A weak reference: the cached function must not keep the model alive.
+        ref, method = weakref.ref(model), "encode_image" if kind == "image" else "encode_text"
+        functions[kind] = tf.function(lambda x: getattr(ref(), method)(x, training=False), reduce_retracing=True)
+    return functions[kind]
+
+
+def _bar(total, description, show_progress):
+    if not show_progress:
+        return contextlib.nullcontext(lambda n=1: None)
+    return progress_bar(total, description, unit="images" if "image" in description else "texts")
+
+
+def _resolve(data, image_size, batch_size):
+    """(tf.data.Dataset, DatasetInfo or None, total or None) for a path, a file list or a dataset."""
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        return data, None, None
+    if isinstance(data, (list, tuple)):
+        files, info = list(data), None
+    else:
+        files, info = schema.resolve_shards(str(data))
+    total = info.num_examples if info else None
+    return eval_dataset(files, image_size, batch_size), info, total
+
+
+def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
+                  description="encoding images"):
+    """Embeds every image of `data` with `model.encode_image`.
+
+    Args:
+      model: a `models.ThreeTowers` (any mode).
+      data: a dataset directory or shard glob, a list of shard files, or a
+        `tf.data.Dataset` of batches shaped like `eval_dataset`'s (at least "image").
+      batch_size: images per forward pass (ignored for a ready dataset).
+    """
+    import tensorflow as tf
+
+    dataset, info, total = _resolve(data, model.image_size, batch_size)
+    encode = _encoder(model, "image")
+    embeddings, labels, captions, keys = [], [], [], []
+    try:
+        with _bar(total, description, show_progress) as advance:
+            for batch in dataset:
+                embeddings.append(encode(tf.cast(batch["image"], tf.float32)).numpy())
+                n = len(embeddings[-1])
+                labels.append(batch["label"].numpy() if "label" in batch else np.full(n, NO_LABEL))
+                if "texts" in batch:
+                    captions += [[t.decode("utf-8") for t in row if t] for row in batch["texts"].numpy()]
+                else:
+                    captions += [[] for _ in range(n)]
+                keys += [k.decode("utf-8") for k in batch["key"].numpy()] if "key" in batch else [""] * n
+                advance(n)
+    except tf.errors.OpError as e:
+        first = (e.message or str(e)).strip().splitlines()[0]
+        raise UserError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
+    if not embeddings:
+        raise UserError(f"{data}: no examples to evaluate.")
+    return EncodedImages(
+        np.concatenate(embeddings).astype(np.float32), np.concatenate(labels).astype(np.int64),
+        captions, keys, info,
+    )
+
+
+def encode_texts(model, tokenizer, texts, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
+                 description="encoding texts"):
+    """Embeds a list of strings with the run's tokenizer and `model.encode_text`: float32 [T, D]."""
+    import tensorflow as tf
+
+    texts = list(texts)
+    if not texts:
+        raise UserError("no texts to encode.")
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
+        .batch(batch_size)
+        .map(tokenizer.tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    encode = _encoder(model, "text")
+    out = []
+    with _bar(len(texts), description, show_progress) as advance:
+        for tokens in dataset:
+            out.append(encode(tokens).numpy())
+            advance(len(out[-1]))
+    return np.concatenate(out).astype(np.float32)

@@ -1,0 +1,83 @@
+"""Rich tables of `tt eval` results (stdout; progress stays on stderr).
+
+Metrics are rows, models are columns, so a run, a second run and their
+ensemble read side by side. Values print as percentages.
+
+Example:
+>>> print_result({"task": "zero-shot", "data": "val", "evaluated_on": "all 8 examples",
+...               "models": [{"name": "3t", "mode": "3t", "step": 5, "top1": 0.5, "top5": 1.0,
+...                           "mean_per_class_recall": 0.5}]})   # doctest: +SKIP
+"""
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+STDOUT = Console()
+
+METRICS = {
+    "zero-shot": [("top1", "top-1"), ("top5", "top-5"), ("mean_per_class_recall", "mean per-class recall")],
+    "retrieval": [(f"{d}_R@{k}", f"{label} R@{k}") for d, label in
+                  (("image_to_text", "image→text"), ("text_to_image", "text→image")) for k in (1, 5, 10)],
+}
+
+
+def _percent(value):
+    return f"{100 * value:.2f}"
+
+
+def _l2(value):
+    """λ as a power of two when it is one (the auto grid), else as a number."""
+    exponent = math.log2(value) if value > 0 else None
+    return f"2^{int(exponent)}" if exponent is not None and exponent == int(exponent) else f"{value:g}"
+
+
+def _header(model):
+    return f"{model['name']}\n[dim]{model['mode']} · step {model['step']}[/]"
+
+
+def print_result(result):
+    if result["task"] == "fewshot":
+        return _print_fewshot(result)
+    STDOUT.print(f"[bold]tt eval {result['task']}[/] {result['data']}: {result['evaluated_on']}")
+    ens = result.get("ensemble")
+    if ens:
+        # Class probabilities p for zero-shot, similarities s for retrieval.
+        sym = "p" if result["task"] == "zero-shot" else "s"
+        STDOUT.print(f"ensemble α·{sym}({result['models'][0]['name']}) + (1−α)·{sym}({result['models'][1]['name']}): "
+                     f"[bold]α = {ens['alpha']:g}[/] ({ens['alpha_source']})")
+    table = Table(show_header=True)
+    table.add_column("metric (%)")
+    for model in result["models"]:
+        table.add_column(_header(model), justify="right")
+    if ens:
+        table.add_column(f"ensemble\n[dim]α = {ens['alpha']:g}[/]", justify="right")
+    for key, label in METRICS[result["task"]]:
+        if key not in result["models"][0]:
+            continue
+        table.add_row(label, *[_percent(m[key]) for m in result["models"]], *([_percent(ens[key])] if ens else []))
+    STDOUT.print(table)
+
+
+def _print_fewshot(result):
+    (model,) = result["models"]
+    STDOUT.print(f"[bold]tt eval fewshot[/] {model['name']} ({model['mode']} · step {model['step']}): "
+                 f"train {result['train_data']} ({result['num_train']}), test {result['data']} "
+                 f"({result['num_examples']}), {result['num_classes']} classes")
+    table = Table(show_header=True)
+    for name in ("shots", "top-1 (%)", "± std", "mean per-class recall (%)", "λ per seed", "train images"):
+        table.add_column(name, justify="right")
+    notes = []
+    for row in model["shots"]:
+        table.add_row(str(row["shots"]), _percent(row["top1"]), _percent(row["top1_std"]),
+                      _percent(row["mean_per_class_recall"]), " ".join(_l2(r) for r in row["l2_regs"]),
+                      str(row["train_images"]))
+        if row["short_classes"]:
+            notes.append(f"{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all they have")
+    STDOUT.print(table)
+    seeds = model["shots"][0]["seeds"] if model["shots"] else 0
+    STDOUT.print(f"[dim]mean over {seeds} seeds of shot selection; λ {result['l2_reg']}"
+                 f"{' (leave-one-out on the shots)' if result['l2_reg'] == 'auto' else ''}[/]")
+    for note in notes:
+        STDOUT.print(f"[yellow]{note}[/]")

@@ -1,0 +1,90 @@
+"""Image-text retrieval (big_vision's retrieval evaluator; the COCO/Flickr protocol).
+
+Every image of the set is scored against every caption of the set by cosine
+similarity. Image->text: for each image, is any of its own captions within the
+top k captions? Text->image: for each caption, is its image within the top k
+images? Recall@k is the fraction of hits; ties are pessimistic (see metrics).
+
+Example:
+>>> run = load_run("runs/demo")                                        # doctest: +SKIP
+>>> retrieval_recall(run.model, run.tokenizer, "shards/val")           # doctest: +SKIP
+{'image_to_text_R@1': 0.31, ..., 'text_to_image_R@10': 0.88, 'num_images': 200, 'num_captions': 300}
+"""
+
+import numpy as np
+
+from tt_cli.errors import UserError
+from tt_cli.eval import encode, metrics
+
+KS = (1, 5, 10)
+
+
+def caption_pairs(captions_per_image):
+    """Flattens captions; returns (captions [T], pairs int [T, 2] of (image, caption))."""
+    texts, pairs = [], []
+    for image, captions in enumerate(captions_per_image):
+        for caption in captions:
+            pairs.append((image, len(texts)))
+            texts.append(caption)
+    return texts, np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def check_captions(captions_per_image, data):
+    empty = [i for i, c in enumerate(captions_per_image) if not c]
+    if empty:
+        raise UserError(f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
+                        "retrieval needs at least one per image.")
+
+
+def retrieval_metrics(similarity, pairs, ks=KS):
+    """Flat {"image_to_text_R@k": r, "text_to_image_R@k": r} of a similarity matrix."""
+    recall = metrics.recall_at_k(similarity, pairs, ks)
+    return {f"{direction}_R@{k}": value for direction, by_k in recall.items() for k, value in by_k.items()}
+
+
+def subset(similarity, pairs, image_indices):
+    """The similarity and pairs of a subset of images and their own captions, re-indexed."""
+    image_indices = np.asarray(image_indices)
+    keep = np.isin(pairs[:, 0], image_indices)
+    captions = pairs[keep, 1]
+    new_image = {old: new for new, old in enumerate(image_indices)}
+    new_caption = {old: new for new, old in enumerate(captions)}
+    new_pairs = np.array([(new_image[i], new_caption[c]) for i, c in pairs[keep]], dtype=np.int64).reshape(-1, 2)
+    return similarity[np.ix_(image_indices, captions)], new_pairs
+
+
+def similarity_matrix(model, tokenizer, images, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True):
+    """(cosine similarities [I, T], pairs) of already-encoded images against all their captions."""
+    texts, pairs = caption_pairs(images.captions)
+    text = encode.encode_texts(model, tokenizer, texts, batch_size, show_progress, "encoding captions")
+    return cosine_similarity(images.embeddings, text), pairs
+
+
+def cosine_similarity(images, texts, block=1024):
+    """float32 [I, T] of normalised embeddings, computed in float64 and rounded.
+
+    A float32 BLAS product can give two identical captions scores that differ in
+    the last bit (its summation order depends on the column's position), which
+    would break their exact tie at random; float64 products of float32 inputs
+    are exact and their rounding back to float32 hides the order. Row blocks
+    bound the float64 memory.
+    """
+    texts = np.asarray(texts, np.float64).T
+    return np.concatenate([
+        (np.asarray(images[i : i + block], np.float64) @ texts).astype(np.float32)
+        for i in range(0, len(images), block)
+    ])
+
+
+def retrieval_recall(model, tokenizer, dataset_or_files, ks=KS, batch_size=encode.DEFAULT_BATCH_SIZE,
+                     show_progress=False):
+    """Recall@k both ways of an in-memory model (for the trainer).
+
+    `dataset_or_files`: a dataset directory or glob, a list of shard files, or a
+    batched `tf.data.Dataset` of {"image" at model.image_size, "texts"}.
+    """
+    images = encode.encode_images(model, dataset_or_files, batch_size, show_progress)
+    check_captions(images.captions, dataset_or_files)
+    similarity, pairs = similarity_matrix(model, tokenizer, images, batch_size, show_progress)
+    return dict(retrieval_metrics(similarity, pairs, ks), num_images=similarity.shape[0],
+                num_captions=similarity.shape[1])

@@ -1,0 +1,94 @@
+"""Zero-shot classification (CLIP; big_vision's zero-shot evaluator).
+
+Each class name is put into every prompt template; the normalised text
+embeddings of one class are averaged and re-normalised into the class
+embedding. An image's class probabilities are the softmax over classes of
+`t · cos(image, class)`, where `t` is the run's own learned image-text
+temperature `exp(log_t)` (clipped at 100, as in training). Arg-max and top-k do
+not depend on `t`; the probabilities only matter for the 3T + LiT ensemble,
+where each model's own training-time calibration is the natural one.
+
+Example:
+>>> run = load_run("runs/demo")                                             # doctest: +SKIP
+>>> zero_shot_accuracy(run.model, run.tokenizer, "shards/val", ["circle", "square"],
+...                    templates="simple")                                    # doctest: +SKIP
+{'top1': 0.62, 'top5': 1.0, 'mean_per_class_recall': 0.61, 'num_examples': 200, ...}
+"""
+
+import math
+
+import numpy as np
+
+from tt_cli.errors import UserError
+from tt_cli.eval import encode, metrics
+from tt_cli.eval.templates import fill, load_templates
+
+MAX_TEMPERATURE = 100.0
+
+
+def temperature(model):
+    """The run's learned image-text scale t = exp(log_t), clipped at 100 as in training."""
+    log_t = float(model.log_temperatures["image_text"].numpy())
+    return float(min(math.exp(log_t), MAX_TEMPERATURE))
+
+
+def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE,
+                     show_progress=True):
+    """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings."""
+    prompts = [fill(t, name) for name in class_names for t in templates]
+    text = encode.encode_texts(model, tokenizer, prompts, batch_size, show_progress, "encoding prompts")
+    mean = text.reshape(len(class_names), len(templates), -1).mean(axis=1)
+    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def class_probabilities(image_embeddings, class_embeddings_, scale):
+    """[N, C] softmax of scale x cosine similarity."""
+    return metrics.softmax(scale * (np.asarray(image_embeddings, np.float64) @ np.asarray(class_embeddings_, np.float64).T))
+
+
+def classification_metrics(scores, labels):
+    """top1, top5 and mean per-class recall of [N, C] scores (pessimistic ties, see metrics)."""
+    top = metrics.topk_accuracy(scores, labels, ks=(1, 5))
+    return {"top1": top[1], "top5": top[5], "mean_per_class_recall": metrics.mean_per_class_recall(scores, labels)}
+
+
+def check_labels(labels, data, num_classes=None):
+    """UserError unless every example has a label in [0, num_classes)."""
+    if labels.size == 0 or (labels == encode.NO_LABEL).any():
+        raise UserError(f"{data}: examples without a label; zero-shot and few-shot need labelled shards.")
+    if num_classes is not None and labels.max() >= num_classes:
+        raise UserError(f"{data}: label {labels.max()} but only {num_classes} class names.")
+
+
+def class_names_for(info, classnames_path, data):
+    """Class names from --classnames FILE, else from the shards' dataset.json."""
+    from tt_cli.eval.templates import load_class_names
+
+    if classnames_path:
+        return load_class_names(classnames_path)
+    if info is not None and info.class_names:
+        return list(info.class_names)
+    raise UserError(f"{data}: dataset.json has no class_names; pass --classnames FILE (one name per line).")
+
+
+def zero_shot_probabilities(model, tokenizer, images, class_names, templates,
+                            batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True):
+    """[N, C] class probabilities of already-encoded images."""
+    classes = class_embeddings(model, tokenizer, class_names, templates, batch_size, show_progress)
+    return class_probabilities(images.embeddings, classes, temperature(model))
+
+
+def zero_shot_accuracy(model, tokenizer, dataset_or_files, class_names, templates="clip",
+                       batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=False):
+    """Zero-shot top-1/top-5/mean per-class recall of an in-memory model (for the trainer).
+
+    `dataset_or_files`: a dataset directory or glob, a list of shard files, or a
+    batched `tf.data.Dataset` of {"image" at model.image_size, "label"}.
+    `templates`: "clip", "simple", a template file, or a list of templates.
+    """
+    templates = load_templates(templates) if isinstance(templates, str) else list(templates)
+    images = encode.encode_images(model, dataset_or_files, batch_size, show_progress)
+    check_labels(images.labels, dataset_or_files, len(class_names))
+    probs = zero_shot_probabilities(model, tokenizer, images, class_names, templates, batch_size, show_progress)
+    return dict(classification_metrics(probs, images.labels), num_examples=len(images.labels),
+                num_classes=len(class_names), temperature=temperature(model))

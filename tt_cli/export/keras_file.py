@@ -1,0 +1,35 @@
+"""The whole `ThreeTowers` model of a run as one `.keras` file, plus its tokenizer.
+
+The file holds the config, the weights and (when the run's model was compiled) the
+optimizer, so it can be trained further. Loading it needs tt's classes registered,
+which `import models` does. The SentencePiece tokenizer cannot live inside a
+`.keras` file; it is written beside it as `<name>.tokenizer.model`.
+
+Example:
+>>> run = load_run("runs/demo")                                  # doctest: +SKIP
+>>> export_keras(run, "exports/demo.keras")                      # doctest: +SKIP
+>>> import keras, models                                         # doctest: +SKIP
+>>> model = keras.saving.load_model("exports/demo.keras")        # doctest: +SKIP
+"""
+
+import os
+
+from tt_cli.errors import UserError
+
+
+def tokenizer_path_for(keras_path):
+    """Where the tokenizer of a `.keras` export goes: `x.keras` -> `x.tokenizer.model`."""
+    return keras_path[: -len(".keras")] + ".tokenizer.model"
+
+
+def export_keras(run, out):
+    """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
+    if not out.endswith(".keras"):
+        raise UserError(f"{out}: a Keras model file must end in .keras.")
+    directory = os.path.dirname(os.path.abspath(out))
+    os.makedirs(directory, exist_ok=True)
+    run.model.save(out)
+    tokenizer_path = tokenizer_path_for(out)
+    with open(tokenizer_path, "wb") as f:
+        f.write(run.tokenizer.model_bytes)
+    return [out, tokenizer_path]
