@@ -87,3 +87,23 @@ def test_two_workers_train_together_to_identical_weights(tiny_shards, tmp_path):
     assert chief.keys() == other.keys() and len(chief) > 10
     for name in chief:
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tiny_shards, tmp_path):
+    out = str(tmp_path / "run")
+    args = train_args(tiny_shards, out, 10_000)
+    args[args.index("--checkpoint-every") + 1] = "10000"
+    process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = os.path.join(out, "metrics.jsonl")
+    deadline = time.monotonic() + 240
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "stopped by signal" in err and "Traceback" not in err
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) >= 2

@@ -1,0 +1,111 @@
+"""The built-in demo: `tt train` with no --data, shrunk by a small --steps."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_tt
+from tt_cli.demo.settings import DEMO, demo_settings
+from tt_cli.training.config import TrainConfig
+
+STEPS = 6
+
+
+def test_demo_values_fill_defaults_and_user_flags_win():
+    settings = demo_settings(TrainConfig(out=None))
+    config = settings.config
+    assert (config.out, config.scale, config.steps, config.batch_size) == ("runs/demo", "tiny", DEMO.steps,
+                                                                          DEMO.batch_size)
+    assert (config.vocab_size, config.max_text_len, config.lr) == (DEMO.vocab_size, DEMO.max_text_len, DEMO.lr)
+    assert (settings.num_train, settings.num_val, settings.pretrain_steps) == (DEMO.num_train, DEMO.num_val,
+                                                                                DEMO.pretrain_steps)
+    mine = demo_settings(TrainConfig(out="x", scale="small", batch_size=32, mode="lit", lr=3e-4)).config
+    assert (mine.out, mine.scale, mine.batch_size, mine.mode, mine.lr) == ("x", "small", 32, "lit", 3e-4)
+    assert demo_settings(TrainConfig(out="x", scale="small")).image_size == 64
+
+
+def test_a_smaller_steps_shrinks_the_whole_demo():
+    full = demo_settings(TrainConfig(out=None))
+    half = demo_settings(TrainConfig(out=None, steps=DEMO.steps // 2))
+    assert half.num_train == DEMO.num_train // 2 and half.pretrain_steps == DEMO.pretrain_steps // 2
+    tiny = demo_settings(TrainConfig(out=None, steps=STEPS))
+    assert (tiny.num_train, tiny.num_val, tiny.num_pretrain, tiny.pretrain_steps) == (256, 64, 256, 4)
+    assert tiny.config.val_every > STEPS  # no mid-run validation in a tiny demo
+    assert full.config.val_every == DEMO.steps // 2
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("demo") / "run")
+    cache = str(tmp_path_factory.mktemp("tt_cache"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TT_CACHE_DIR", cache)
+        result = run_tt(["train", "--steps", str(STEPS), "--out", out])
+        assert result.exit_code == 0, result.output
+    return out, cache, result.output
+
+
+def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
+    out, cache, output = demo
+    for row in ("zero-shot top-1", "image->text R@1", "text->image R@5", "chance"):
+        assert row in output
+    config = json.load(open(os.path.join(out, "run.json")))
+    assert (config["mode"], config["scale"], config["steps"], config["max_text_len"]) == ("3t", "tiny", STEPS,
+                                                                                          DEMO.max_text_len)
+    preset = config["pretrained"]
+    assert os.path.dirname(preset) == cache
+    summary = json.load(open(os.path.join(preset, "tt_pretrain.json")))
+    assert summary["steps"] == 4 and summary["num_classes"] == 18
+    splits = sorted(os.listdir(os.path.join(out, "demo_data")))
+    assert splits == ["pretrain-256-s3-32px", "train-256-s1-32px", "val-64-s2-32px"]
+    results = json.load(open(os.path.join(out, "demo_results.json")))
+    assert results["num_images"] == 64 and results["num_classes"] == 18
+    assert all(0 <= results["results"][k] <= 1 for k in ("top1", "image_to_text_R@1", "text_to_image_R@5"))
+
+
+def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
+    from tt_cli.demo.prepare import demo_tower
+
+    out, cache, output = demo
+    assert "making the demo's pretrained third tower" in output
+    monkeypatch.setenv("TT_CACHE_DIR", cache)
+    notes = []
+    settings = demo_settings(TrainConfig(out=out, steps=STEPS))
+    preset = demo_tower(settings, os.path.join(out, "demo_data"), notes.append)  # no pretraining: instant
+    assert preset == json.load(open(os.path.join(out, "run.json")))["pretrained"]
+    assert notes == [f"third tower: {preset} (cached)"]
+
+
+def test_reported_numbers_match_numpy(demo):
+    """Zero-shot top-1 and text->image R@1, recomputed here from the run's own embeddings."""
+    import tensorflow as tf
+
+    from tt_cli.data import schema
+    from tt_cli.demo.settings import DEMO_TEMPLATES
+    from tt_cli.eval.encode import eval_dataset
+    from tt_cli.run_dir import load_run
+
+    out = demo[0]
+    run = load_run(out)
+    reported = json.load(open(os.path.join(out, "demo_results.json")))["results"]
+    files, info = schema.resolve_shards(os.path.join(out, "demo_data", "val-64-s2-32px"))
+    batches = list(eval_dataset(files, run.model.image_size, batch_size=64))
+    images = np.concatenate([run.model.encode_image(tf.cast(b["image"], tf.float32)).numpy() for b in batches])
+    labels = np.concatenate([b["label"].numpy() for b in batches])
+    captions = [[t.decode() for t in row if t] for b in batches for row in b["texts"].numpy()]
+
+    def embed(texts):
+        return run.model.encode_text(run.tokenizer.tokenize(tf.constant(texts))).numpy()
+
+    prompts = embed([t.replace("{}", name) for name in info.class_names for t in DEMO_TEMPLATES])
+    classes = prompts.reshape(len(info.class_names), len(DEMO_TEMPLATES), -1).mean(axis=1)
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    assert np.mean((images @ classes.T).argmax(axis=1) == labels) == pytest.approx(reported["top1"], abs=1e-9)
+
+    owner = np.array([i for i, c in enumerate(captions) for _ in c])
+    similarity = embed([t for c in captions for t in c]) @ images.T  # [captions, images]
+    correct = similarity[np.arange(len(owner)), owner]
+    wrong_at_least_as_high = (similarity >= correct[:, None]).sum(axis=1) - 1  # pessimistic ties
+    assert np.mean(wrong_at_least_as_high < 1) == pytest.approx(reported["text_to_image_R@1"], abs=1e-9)

@@ -1,0 +1,291 @@
+"""`tt pretrain`: trains a ViT image classifier on labelled shards and saves its
+backbone as a KerasHub preset directory, ready to be the third tower
+(`tt train --pretrained PRESET_DIR`).
+
+This is how a user brings a domain model, as in the paper's Places365 experiment.
+The preset holds the backbone (`config.json`, `model.weights.h5`) and the image
+converter the classifier was trained with (pixels scaled to [-1, 1] at the
+scale's resolution), so `models.PretrainedTower.from_preset` preprocesses exactly
+as training did; the classification head is kept too (`task.json`), so
+`keras_hub.models.ImageClassifier.from_preset(OUT)` gives back the classifier.
+`tt_pretrain.json` beside them records the command, the classes and the accuracies.
+
+A fixed fraction of the examples (chosen by a hash of each record, so it does not
+depend on shard order) is held out for the accuracy report unless `val_data` is
+given.
+
+Example:
+>>> pretrain(PretrainConfig(data="shards/labelled", out="presets/shapes_vit",
+...                         scale="tiny", steps=200, batch_size=64))      # doctest: +SKIP
+{'train_accuracy': 0.93, 'heldout_accuracy': 0.91, 'num_classes': 18, ...}
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+from tt_cli.data import schema
+from tt_cli.errors import UserError
+
+PRETRAIN_JSON = "tt_pretrain.json"
+HOLDOUT_BUCKETS = 1000  # the held-out fraction is resolved to 1/1000ths
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    data: str = None
+    out: str = None
+    val_data: str = None  # default: hold out `holdout` of `data`
+    scale: str = "b16"
+    steps: int = None  # default: `epochs` passes over the training examples
+    epochs: float = 10.0
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = None  # default: 5% of the steps
+    weight_decay: float = 0.05
+    holdout: float = 0.1
+    augment: bool = True  # random horizontal flips
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+    overwrite: bool = False
+    log_every: int = 50
+    command: str = None  # the command line, recorded in tt_pretrain.json
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+def _check_out(out, overwrite):
+    if not out:
+        raise UserError("--out: give a directory for the preset.")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out}: exists and is not a directory.")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise UserError(f"--out {out}: not empty; pass --overwrite or choose another directory.")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the directory ({e.strerror}).")
+
+
+def _resolve(path, flag):
+    if not path:
+        raise UserError(f"{flag}: give labelled shards (a `tt data convert` directory or a glob).")
+    if not os.path.exists(path) and not any(c in path for c in "*?["):
+        raise UserError(f"{flag} {path}: no such file or directory.")
+    return schema.resolve_shards(path)
+
+
+def _first_example(files):
+    import tensorflow as tf
+
+    try:
+        first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
+    except tf.errors.OpError as e:
+        raise UserError(f"{files[0]}: not a readable TFRecord file ({e.message.splitlines()[0]}).")
+    if first is None:
+        raise UserError(f"{files[0]}: the shard is empty.")
+    try:
+        return tf.train.Example.FromString(first.numpy())
+    except Exception:
+        raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
+
+
+def _scan_labels(files):
+    """Every label of the shards (one pass reading only the label feature)."""
+    import numpy as np
+    import tensorflow as tf
+
+    spec = {schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    labels = (
+        tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
+        .map(lambda s: tf.io.parse_single_example(s, spec)[schema.LABEL], num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(65536)
+    )
+    return np.concatenate([b for b in labels.as_numpy_iterator()] or [np.zeros([0], "int64")])
+
+
+def class_names_of(files, info, data):
+    """Class names from dataset.json, else `class_<i>` for 0..max label; UserError without labels."""
+    example = _first_example(files)
+    if schema.LABEL not in example.features.feature:
+        raise UserError(f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set.")
+    if info is not None and info.class_names:
+        return list(info.class_names)
+    labels = _scan_labels(files)
+    if labels.size == 0 or labels.max() < 0:
+        raise UserError(f"{data}: no labelled examples; tt pretrain needs a labelled (classification) set.")
+    return [f"class_{i}" for i in range(int(labels.max()) + 1)]
+
+
+def labelled_dataset(files, image_size, batch_size, training, holdout=0.0, heldout=False, augment=False,
+                     seed=0, shuffle_buffer=10_000):
+    """Batches (uint8 images [B, H, W, 3], int64 labels [B]); endless and shuffled when training.
+
+    `holdout` > 0 splits the records by a hash of their bytes: `heldout=True` keeps
+    that fraction, `heldout=False` the rest.
+    """
+    import tensorflow as tf
+
+    from tt_cli.data.pipeline import decode_image
+
+    spec = {schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
+            schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    cut = int(round(holdout * HOLDOUT_BUCKETS))
+
+    def keep(serialized):
+        in_holdout = tf.strings.to_hash_bucket_fast(serialized, HOLDOUT_BUCKETS) < cut
+        return in_holdout if heldout else tf.logical_not(in_holdout)
+
+    def parse(position, serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        image = decode_image(example[schema.IMAGE], image_size)
+        if augment:
+            flip = tf.random.stateless_uniform([], seed=[seed, position]) < 0.5
+            image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+        return image, example[schema.LABEL]
+
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    if training:
+        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    records = files_ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        cycle_length=min(len(files), 16), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    )
+    if cut:
+        records = records.filter(keep)
+    records = records.enumerate()
+    if training:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=training)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def build_classifier(scale, num_classes):
+    """(ViTImageClassifier with its preprocessor, ViTImageConverter) at a `models.scales` scale."""
+    import keras_hub
+
+    size = (scale.image_size, scale.image_size)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(*size, 3), patch_size=scale.patch_size, num_layers=scale.depth,
+        num_heads=scale.num_heads, hidden_dim=scale.width, mlp_dim=scale.mlp_dim,
+    )
+    # The same [-1, 1] rescaling tt's own image tower uses; saved with the preset.
+    converter = keras_hub.layers.ViTImageConverter(image_size=size, scale=1 / 127.5, offset=-1.0)
+    preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
+    classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=num_classes,
+                                                     preprocessor=preprocessor)
+    return classifier, converter
+
+
+def _accuracy(classifier, dataset):
+    """(top-1 accuracy, example count) of a finite dataset; accuracy None when it is empty."""
+    import numpy as np
+
+    correct = total = 0
+    for images, labels in dataset:
+        predicted = np.argmax(classifier.predict_on_batch(images), axis=-1)
+        correct += int(np.sum(predicted == labels.numpy()))
+        total += len(predicted)
+    return (correct / total if total else None), total
+
+
+def _steps(config, num_train):
+    if config.steps:
+        return config.steps
+    if num_train is None:
+        raise UserError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+    return max(1, math.ceil(config.epochs * num_train / config.batch_size))
+
+
+def pretrain(config, log=print, show_progress=True):
+    """Trains the classifier, saves the preset to `config.out`, returns the summary it wrote."""
+    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
+
+    strategy = make_strategy("auto")  # before any other TensorFlow op
+
+    import keras
+
+    from models import SCALES, get_scale
+    from tt_cli.pretrain_progress import PretrainProgress
+
+    if config.scale not in SCALES:
+        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
+    if not 0 <= config.holdout < 1:
+        raise UserError(f"--holdout {config.holdout}: must be in [0, 1).")
+    if config.batch_size < 1:
+        raise UserError(f"--batch-size {config.batch_size}: must be at least 1.")
+    files, info = _resolve(config.data, "--data")
+    class_names = class_names_of(files, info, config.data)
+    if config.val_data:
+        val_files, _ = _resolve(config.val_data, "--val-data")
+        class_names_of(val_files, None, config.val_data)  # labelled too
+        holdout = 0.0
+    else:
+        val_files, holdout = files, config.holdout
+    _check_out(config.out, config.overwrite)
+
+    scale = get_scale(config.scale)
+    size = (scale.image_size, scale.image_size)
+    num_train = round(info.num_examples * (1 - holdout)) if info is not None else None
+    steps = _steps(config, num_train)
+    warmup = config.warmup_steps if config.warmup_steps is not None else steps // 20
+
+    keras.utils.set_random_seed(config.seed)
+    policy = resolve_precision("auto", strategy)
+    keras.mixed_precision.set_global_policy(policy)
+    with strategy.scope():
+        classifier, _ = build_classifier(scale, len(class_names))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else config.lr, decay_steps=max(steps - warmup, 1),
+            warmup_target=config.lr if warmup else None, warmup_steps=warmup,
+        )
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay,
+                                           global_clipnorm=1.0)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token"])
+        classifier.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=resolve_jit(None, strategy),
+        )
+    train_ds = labelled_dataset(files, size, config.batch_size, training=True, holdout=holdout,
+                                augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer)
+    heldout_ds = labelled_dataset(val_files, size, config.batch_size, training=False, holdout=holdout,
+                                  heldout=holdout > 0)
+    log(f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
+        + (f" ({holdout:.0%} of the examples held out)" if holdout else ""))
+    started = time.perf_counter()
+    progress = PretrainProgress(steps, config.batch_size, config.log_every, enabled=show_progress)
+    history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=[progress], verbose=0,
+                             shuffle=False)
+    seconds = time.perf_counter() - started
+    train_accuracy = float(history.history["accuracy"][-1])
+    heldout_accuracy, num_heldout = _accuracy(classifier, heldout_ds) if (holdout or config.val_data) else (None, 0)
+
+    # The backbone and its image converter make the preset `--pretrained` reads; the
+    # task files beside them keep the whole classifier (`ImageClassifier.from_preset`).
+    # An uncompiled copy: saving the trained one would store its optimizer state, which
+    # `ImageClassifier.from_preset` warns about and cannot use.
+    saved, _ = build_classifier(scale, len(class_names))
+    saved.set_weights(classifier.get_weights())
+    saved.save_to_preset(config.out)
+    summary = {
+        "command": config.command, "config": config.to_json(), "scale": scale.to_json(), "steps": steps,
+        "seconds": round(seconds, 1), "num_classes": len(class_names), "class_names": class_names,
+        "train_accuracy": train_accuracy, "heldout_accuracy": heldout_accuracy,
+        "heldout": config.val_data or f"{holdout:.0%} of --data", "num_heldout": num_heldout,
+        "chance": 1 / len(class_names),
+        "output_dim": scale.width, "image_size": list(size),
+    }
+    with open(os.path.join(config.out, PRETRAIN_JSON), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary

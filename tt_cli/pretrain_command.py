@@ -1,0 +1,41 @@
+"""`tt pretrain`: flags in, `PretrainConfig` out, `pretrain()` called, a table printed."""
+
+import shlex
+import sys
+
+import click
+
+from tt_cli.pretrain import PretrainConfig
+
+D = PretrainConfig()  # the defaults, shown in --help
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--data", required=True, help="Labelled shards: a `tt data convert` directory or a glob.")
+@click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
+@click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
+@click.option("--scale", default=D.scale, help="ViT size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
+@click.option("--steps", type=int, default=None, help="Training steps.  [default: --epochs passes]")
+@click.option("--epochs", type=float, default=D.epochs)
+@click.option("--batch-size", type=int, default=D.batch_size)
+@click.option("--lr", type=float, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
+@click.option("--warmup-steps", type=int, default=None, help="[default: 5% of the steps]")
+@click.option("--weight-decay", type=float, default=D.weight_decay)
+@click.option("--holdout", type=float, default=D.holdout, help="Fraction of --data held out for the accuracy report.")
+@click.option("--augment/--no-augment", default=D.augment, help="Random horizontal flips.")
+@click.option("--seed", type=int, default=D.seed)
+@click.option("--log-every", type=int, default=D.log_every)
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+def pretrain(json_path, **flags):
+    """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""
+    from tt_cli.pretrain import pretrain as run_pretrain
+    from tt_cli.pretrain_report import STDERR, print_summary
+
+    command = "tt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else None
+    summary = run_pretrain(PretrainConfig(command=command, **flags), log=STDERR.print)
+    print_summary(summary, flags["out"])
+    if json_path:
+        from tt_cli.data.summary import write_json
+
+        write_json(json_path, summary)

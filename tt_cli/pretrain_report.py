@@ -1,0 +1,29 @@
+"""The result table of `tt pretrain` (stdout; progress and notes go to stderr).
+
+Example:
+>>> print_summary({"train_accuracy": 0.9, "heldout_accuracy": 0.8, "chance": 0.1, "num_classes": 10,
+...                "steps": 100, "seconds": 12.0, "output_dim": 64, "image_size": [32, 32]}, "out/")  # doctest: +SKIP
+"""
+
+from rich.console import Console
+from rich.table import Table
+
+STDOUT = Console()
+STDERR = Console(stderr=True)
+
+
+def print_summary(summary, out):
+    table = Table(title=f"tt pretrain -> {out}", show_header=True)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("chance", justify="right")
+    chance = f"{summary['chance']:.3f}"
+    table.add_row("train accuracy (last steps)", f"{summary['train_accuracy']:.3f}", chance)
+    heldout = summary["heldout_accuracy"]
+    table.add_row(f"held-out accuracy ({summary.get('num_heldout', 0)} images)",
+                  "-" if heldout is None else f"{heldout:.3f}", chance)
+    table.add_row("classes", str(summary["num_classes"]), "")
+    table.add_row("steps", f"{summary['steps']} ({summary['seconds']:.0f} s)", "")
+    table.add_row("preset", f"{summary['output_dim']}-d, {summary['image_size'][0]}x{summary['image_size'][1]}", "")
+    STDOUT.print(table)
+    STDOUT.print(f"use it as the third tower: tt train --pretrained {out} ...")
