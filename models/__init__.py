@@ -9,3 +9,8 @@ from models.pretrained_tower import PretrainedTower
 from models.scales import SCALES, Scale, get_scale
 from models.text_tower import TextTower
 from models.three_towers import MODES, ThreeTowers
+
+__all__ = [
+    "MODES", "SCALES", "ImageTower", "PresetUnavailableError", "PretrainedTower", "ProjectionHead", "Scale",
+    "TextTower", "ThreeTowers", "contrastive_loss", "get_scale", "resolve_pretrained",
+]

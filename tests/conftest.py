@@ -67,8 +67,9 @@ def tiny_val_shards(tmp_path_factory):
     return write_demo_split(str(tmp_path_factory.mktemp("tiny_val_shards")), 40, seed=1, image_size=32, num_shards=1)
 
 
+# XLA compilation would double the time of these 4-step runs; one test trains with it on.
 TINY_TRAIN_FLAGS = ["--scale", "tiny", "--steps", "4", "--batch-size", "16", "--vocab-size", "64",
-                    "--max-text-len", "12", "--log-every", "2", "--checkpoint-every", "2"]
+                    "--max-text-len", "12", "--log-every", "2", "--checkpoint-every", "2", "--no-jit"]
 
 
 def run_tt(args):

@@ -29,12 +29,12 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     out = tmp_path / "bench.json"
     result = run_tt(["bench", "--scale", "tiny", "--batch-size", "8", "--steps", "2", "--warmup", "1",
                      "--vocab-size", "64", "--max-text-len", "12", "--modes", "clip,lit,3t,3t-precomputed",
-                     "--data", tiny_shards, "--pipeline-batches", "3", "--json", str(out)])
+                     "--data", tiny_shards, "--pipeline-batches", "3", "--no-jit", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "pairs/s" in result.output and "3t-precomputed" in result.output
     report = json.loads(out.read_text())
     assert HEADER_FIELDS <= set(report["header"])
-    assert report["header"]["precision"] == "float32" and report["header"]["jit"] is False  # CPU defaults
+    assert report["header"]["precision"] == "float32" and report["header"]["jit"] is False  # CPU default, --no-jit
     modes = {r["mode"]: r for r in report["modes"]}
     assert list(modes) == ["clip", "lit", "3t", "3t-precomputed"]
     for r in modes.values():

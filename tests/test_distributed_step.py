@@ -14,6 +14,8 @@ def test_mirrored_step_equals_single_device_step(tiny_vit_preset):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
+    # XLA by default on one CPU device, not with several CPU replicas (where it fails).
+    assert report["jit_default"] == {"single": True, "mirrored": False}
     assert report["max_weight_update"] > 1e-3  # the step really moved the weights
     assert report["max_weight_diff"] < 1e-5
     assert report["loss_mirrored"] == pytest.approx(report["loss_single"], abs=1e-5)

@@ -102,11 +102,12 @@ def test_empty_and_featureless_shards_are_refused(tmp_path):
 
 def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
     out = str(tmp_path / "run")
-    flags = list(TINY_TRAIN_FLAGS)
+    flags = [f for f in TINY_TRAIN_FLAGS if f != "--no-jit"]  # this run trains with XLA, the default
     flags[flags.index("--steps") + 1] = "2"
     result = run_tt(["train", "--data", tiny_shards, "--val-data", tiny_val_shards, "--out", out,
                      "--mode", "clip", "--val-every", "2", *flags])
     assert result.exit_code == 0, result.output
+    assert json.load(open(os.path.join(out, "run.json")))["jit"] is True
     logged = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     validation = [l for l in logged if any(k.startswith("val/") for k in l)]
     assert validation and validation[0]["step"] == 2

@@ -15,7 +15,7 @@ D = BenchSettings()
 @click.option("--modes", default=",".join(DEFAULT_MODES),
               help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
-@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: as `tt train`: on for GPU/TPU]")
+@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]")
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--pretrained", default=None,
               help="Third tower preset to load.  [default: a random ViT of the scale's size; timing needs no weights]")
@@ -27,7 +27,8 @@ D = BenchSettings()
 @click.option("--json", "json_path", help="Also write the results as JSON to this file.")
 def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
-    from tt_cli.bench.report import add_pipeline_ratios, print_results, write_json
+    from tt_cli.bench.report import add_pipeline_ratios, print_results
+    from tt_cli.jsonfile import write_json
     from tt_cli.bench.runner import run_bench
     from tt_cli.data.progress import STDERR, progress_bar
 
@@ -46,4 +47,4 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     add_pipeline_ratios(result)
     print_results(result)
     if json_path:
-        write_json(result, json_path)
+        write_json(json_path, result)

@@ -21,13 +21,13 @@ Example:
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
 
 from tt_cli.data import schema
 from tt_cli.errors import UserError
+from tt_cli.jsonfile import write_json
 
 PRETRAIN_JSON = "tt_pretrain.json"
 HOLDOUT_BUCKETS = 1000  # the held-out fraction is resolved to 1/1000ths
@@ -286,6 +286,5 @@ def pretrain(config, log=print, show_progress=True):
         "chance": 1 / len(class_names),
         "output_dim": scale.width, "image_size": list(size),
     }
-    with open(os.path.join(config.out, PRETRAIN_JSON), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_json(os.path.join(config.out, PRETRAIN_JSON), summary)
     return summary

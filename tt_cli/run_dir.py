@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 
+from tt_cli import jsonfile
 from tt_cli.errors import UserError
 
 RUN_JSON = "run.json"
@@ -27,9 +28,7 @@ LOGS = "logs"
 
 
 def write_json(path, value):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    jsonfile.write_json(path, value, sort_keys=True)
 
 
 def read_run_config(run_dir):

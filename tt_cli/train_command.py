@@ -31,7 +31,7 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--seed", type=int, default=D.seed)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")
-@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: on for GPU/TPU]")
+@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: on, except with several CPU replicas]")
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (bit-reproducible, slower).")
 @click.option("--log-every", type=int, default=D.log_every)
 @click.option("--checkpoint-every", type=int, default=D.checkpoint_every)

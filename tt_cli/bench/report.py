@@ -7,8 +7,6 @@ Example:
 '2.5T'
 """
 
-import json
-import os
 
 from rich.console import Console
 from rich.table import Table
@@ -88,9 +86,3 @@ def print_results(result, console=None):
                   f"(other processes on the machine slow every number)")
 
 
-def write_json(result, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(path + ".tmp", path)

@@ -227,7 +227,7 @@ class _ModeUnderTest:
 
 def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
-    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
+    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision, strategy_name
 
     strategy = make_strategy(settings.strategy)  # before any other TensorFlow op
 
@@ -258,7 +258,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     header = {
         "device": device,
         "device_kind": device_kind,
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name(strategy),
         "replicas": strategy.num_replicas_in_sync,
         "precision": policy,
         "jit": jit,

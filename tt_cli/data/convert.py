@@ -29,6 +29,7 @@ import time
 from tt_cli.data import schema, sources, validate
 from tt_cli.data.shard_writer import ShardWriter, example_bytes
 from tt_cli.errors import UserError
+from tt_cli.jsonfile import write_json
 
 ROWS_PER_SHARD = 1000  # ~100 MB of typical web images per shard
 WORK_DIR = ".convert"  # per-shard progress while a conversion is unfinished
@@ -77,16 +78,10 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
                 pending = 0
         _write_json_lines(os.path.join(work, f"{name}.rejected.jsonl"), rejects)
         stats = {"shard": name, "written": written, "conversions": dict(conversions)}
-        _write_json(os.path.join(work, f"{name}.json"), stats)
+        write_json(os.path.join(work, f"{name}.json"), stats)
     if pending:
         report(pending)
     return stats
-
-
-def _write_json(path, value):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def _write_json_lines(path, records):
@@ -135,7 +130,7 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite):
         path = os.path.join(out_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.makedirs(work)
-    _write_json(plan_path, {"fingerprint": fingerprint})
+    write_json(plan_path, {"fingerprint": fingerprint})
     return "fresh"
 
 
@@ -258,7 +253,7 @@ def convert(
         "out": os.path.abspath(out_dir),
         "fingerprint": fingerprint,
     }
-    _write_json(os.path.join(out_dir, REPORT), report)
+    write_json(os.path.join(out_dir, REPORT), report)
     shutil.rmtree(work)
     if written == 0:
         raise UserError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")

@@ -15,6 +15,7 @@ import json
 import os
 
 from tt_cli.errors import UserError
+from tt_cli.jsonfile import write_json
 
 SCHEMA_VERSION = 1
 DATASET_JSON = "dataset.json"
@@ -49,10 +50,7 @@ class DatasetInfo:
 
 
 def write_info(directory, info):
-    path = os.path.join(directory, DATASET_JSON)
-    with open(path + ".tmp", "w") as f:
-        json.dump(info.to_json(), f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(directory, DATASET_JSON), info.to_json())
 
 
 def read_info(directory):

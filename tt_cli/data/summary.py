@@ -5,18 +5,12 @@ Example:
 ...     "converted": {}, "num_shards": 1, "out": "/tmp/x", "seconds": 0.1})   # doctest: +SKIP
 """
 
-import json
 
+from tt_cli.jsonfile import write_json  # noqa: F401  (the --json writer of every command)
 from rich.console import Console
 from rich.table import Table
 
 STDOUT = Console()
-
-
-def write_json(path, value):
-    if path:
-        with open(path, "w") as f:
-            json.dump(value, f, indent=2, ensure_ascii=False)
 
 
 def print_convert_report(report):

@@ -6,7 +6,6 @@ checkpoints at the same step numbers an uninterrupted run would.
 
 import json
 import math
-import os
 import signal
 import time
 

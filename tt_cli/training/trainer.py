@@ -11,7 +11,6 @@ Example:
 """
 
 import hashlib
-import json
 import math
 import os
 import platform
