@@ -27,7 +27,7 @@ import math
 import keras
 import tensorflow as tf
 
-from models.contrastive_loss import contrastive_loss
+from models.contrastive_loss import MAX_LOG_TEMPERATURE, contrastive_loss
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower
 from models.normalize import l2_normalize
@@ -187,7 +187,7 @@ class ThreeTowers(keras.Model):
         for name, value in losses.items():
             self.loss_trackers[name].update_state(value)
         for pair, log_t in self.log_temperatures.items():
-            self.loss_trackers[f"t_{pair}"].update_state(tf.exp(tf.minimum(log_t, math.log(100.0))))
+            self.loss_trackers[f"t_{pair}"].update_state(tf.exp(tf.minimum(log_t, MAX_LOG_TEMPERATURE)))
         return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
 
     @property

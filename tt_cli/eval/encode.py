@@ -1,7 +1,7 @@
 """Reads evaluation shards with `tf.data` and embeds them with a run's model.
 
 Images are decoded to RGB and resized exactly as the training pipeline does
-(`tt_cli.data.pipeline.decode_image`: antialiased bilinear, uint8) to
+(`tt_cli.data.pipeline.decode_image`: area when shrinking, bilinear when enlarging, uint8) to
 `model.image_size` — in `lit` mode that is the locked pretrained tower's size.
 Batches run through a `tf.function` of `model.encode_image`; captions are
 tokenized with the run's tokenizer and embedded with `model.encode_text`. Both

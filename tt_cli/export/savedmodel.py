@@ -11,7 +11,7 @@ Endpoints (signatures; every embedding is float32 [batch, d] with unit L2 norm):
 | `serving_default`    | `image_bytes`: string [N], `texts`: string [M] | `image_embeddings` [N, d], `text_embeddings` [M, d], `similarity` [N, M] (cosine) |
 
 Images are resized to the model's input size inside the graph with `resize_images`
-(bilinear, antialiased); the towers then rescale pixels themselves. The SentencePiece
+(as in training: area when shrinking, bilinear when enlarging); the towers then rescale pixels themselves. The SentencePiece
 tokenizer runs inside the graph through tensorflow-text, so loading the SavedModel
 needs `import tensorflow_text` first (it registers the tokenizer's ops).
 
@@ -26,14 +26,16 @@ TensorShape([1, 64])
 import keras
 import tensorflow as tf
 
+from tt_cli.data.pipeline import resize
+
 ENDPOINTS = ("encode_image", "encode_image_bytes", "encode_text", "serving_default")
 
 
 def resize_images(images, size):
     """Resizes uint8/float pixels [B, h, w, 3] or [h, w, 3] to `size` (H, W) as float32 in
-    [0, 255] (bilinear with antialiasing, so downscaling does not alias). The one resize
+    [0, 255], as the training pipeline does (`tt_cli.data.pipeline.resize`). The one resize
     of every image endpoint; use it to reproduce the SavedModel's inputs exactly."""
-    return tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear", antialias=True)
+    return resize(images, size)
 
 
 def decode_and_resize(image_bytes, size):
