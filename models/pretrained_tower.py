@@ -17,6 +17,8 @@ Example:
 TensorShape([2, 16])
 """
 
+import os
+
 import keras
 import keras_hub
 from keras import ops
@@ -66,7 +68,10 @@ class PretrainedTower(keras.layers.Layer):
             converter = keras_hub.layers.ImageConverter.from_preset(preset)
         except Exception:  # a preset without image preprocessing
             converter = None
-        return cls(backbone, converter, preset=preset, name="pretrained_tower")
+        # A local directory is recorded absolute, so that embeddings made by `tt data embed`
+        # and a run naming the same directory differently are still recognised as one model.
+        name = os.path.abspath(preset) if os.path.isdir(preset) else preset
+        return cls(backbone, converter, preset=name, name="pretrained_tower")
 
     @property
     def preprocessing(self):
