@@ -195,6 +195,7 @@ def _steps(config, num_train):
 
 def pretrain(config, log=print, show_progress=True):
     """Trains the classifier, saves the preset to `config.out`, returns the summary it wrote."""
+    from tt_cli.training.optimizer import make_optimizer, warmup_cosine
     from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
 
     strategy = make_strategy("auto")  # before any other TensorFlow op
@@ -202,7 +203,7 @@ def pretrain(config, log=print, show_progress=True):
     import keras
 
     from models import SCALES, get_scale
-    from tt_cli.pretrain_progress import PretrainProgress
+    from tt_cli.training.callbacks import ResetMetricsEvery, TrainProgress
 
     if config.scale not in SCALES:
         raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
@@ -231,13 +232,9 @@ def pretrain(config, log=print, show_progress=True):
     keras.mixed_precision.set_global_policy(policy)
     with strategy.scope():
         classifier, _ = build_classifier(scale, len(class_names))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else config.lr, decay_steps=max(steps - warmup, 1),
-            warmup_target=config.lr if warmup else None, warmup_steps=warmup,
-        )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay,
-                                           global_clipnorm=1.0)
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings", "class_token"])
+        # Keras' AdamW defaults (β₂ 0.999, ε 1e-7) suit a classifier; the schedule is tt train's.
+        optimizer = make_optimizer(warmup_cosine(config.lr, steps, warmup), config.weight_decay, beta2=0.999,
+                                   policy=policy, epsilon=1e-7)
         classifier.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -251,8 +248,12 @@ def pretrain(config, log=print, show_progress=True):
     log(f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
         + (f" ({holdout:.0%} of the examples held out)" if holdout else ""))
     started = time.perf_counter()
-    progress = PretrainProgress(steps, config.batch_size, config.log_every, enabled=show_progress)
-    history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=[progress], verbose=0,
+    # Logged metrics average the last `log_every` steps, so the final training accuracy
+    # describes the end of training, not its whole course.
+    callbacks = [TrainProgress(steps, config.batch_size, config.log_every, enabled=show_progress, label="pretrain",
+                               unit="images", bar_keys=("loss", "accuracy"), summary_keys=("loss", "accuracy")),
+                 ResetMetricsEvery(config.log_every, steps)]
+    history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
                              shuffle=False)
     seconds = time.perf_counter() - started
     train_accuracy = float(history.history["accuracy"][-1])

@@ -32,11 +32,12 @@ def _reset_cpu_peak():
         return False
 
 
-def _vm_hwm_bytes():
+def _proc_status_bytes(field):
+    """A memory field of /proc/self/status (`VmHWM`, `VmRSS`) in bytes; None off Linux."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -63,14 +64,7 @@ def current_bytes():
     gpus = _gpus()
     if gpus:
         return sum(tf.config.experimental.get_memory_info(g)["current"] for g in gpus)
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0
 
 
 def peak_bytes():
@@ -80,7 +74,7 @@ def peak_bytes():
     gpus = _gpus()
     if gpus:
         return sum(tf.config.experimental.get_memory_info(g)["peak"] for g in gpus), "GPU allocator peak"
-    hwm = _vm_hwm_bytes()
+    hwm = _proc_status_bytes("VmHWM")
     if hwm is not None and _cpu_reset_works:
         return hwm, "process RSS high-water mark (VmHWM, reset per mode)"
     # ru_maxrss is KiB on Linux, bytes on macOS; it never resets.

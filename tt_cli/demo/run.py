@@ -32,18 +32,10 @@ def _quiet_tensorflow():
 
 
 def evaluate_model(model, tokenizer, val_data, class_names):
-    """Zero-shot (the demo's prompts) and retrieval numbers on the held-out split,
-    encoding its images once for both."""
-    from tt_cli.eval import encode, retrieval, zero_shot
+    """The held-out numbers, with prompts in the captions' own wording."""
+    from tt_cli.eval.validation import validation_metrics
 
-    images = encode.encode_images(model, val_data, show_progress=False)
-    zero_shot.check_labels(images.labels, val_data, len(class_names))
-    retrieval.check_captions(images.captions, val_data)
-    probabilities = zero_shot.zero_shot_probabilities(model, tokenizer, images, class_names, DEMO_TEMPLATES,
-                                                      show_progress=False)
-    similarity, pairs = retrieval.similarity_matrix(model, tokenizer, images, show_progress=False)
-    return {**zero_shot.classification_metrics(probabilities, images.labels),
-            **retrieval.retrieval_metrics(similarity, pairs)}
+    return validation_metrics(model, tokenizer, val_data, class_names, templates=DEMO_TEMPLATES)
 
 
 def run_demo(config):

@@ -47,14 +47,18 @@ CLIP_IMAGENET_TEMPLATES = [
 BUILTIN = {"clip": CLIP_IMAGENET_TEMPLATES, "simple": SIMPLE_TEMPLATES}
 
 
+def _non_blank_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
 def load_templates(name_or_path):
     """`clip`, `simple`, or a file of one template per line (blank lines ignored)."""
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
     if not os.path.isfile(name_or_path):
         raise UserError(f"--templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
-    with open(name_or_path, encoding="utf-8") as f:
-        templates = [line.strip() for line in f if line.strip()]
+    templates = _non_blank_lines(name_or_path)
     if not templates:
         raise UserError(f"{name_or_path}: no templates in this file.")
     bad = [t for t in templates if "{}" not in t]
@@ -72,8 +76,7 @@ def load_class_names(path):
     """One class name per line, in label order."""
     if not os.path.isfile(path):
         raise UserError(f"--classnames {path}: no such file.")
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = _non_blank_lines(path)
     if not names:
         raise UserError(f"{path}: no class names in this file.")
     return names

@@ -26,14 +26,20 @@ def scalar_logs(logs):
 
 
 class TrainProgress(keras.callbacks.Callback):
-    """A rich bar with step, loss, pairs/s and ETA, and a summary line every N steps."""
+    """A rich bar with step, loss, examples/s and ETA, and a summary line every N steps.
 
-    def __init__(self, total_steps, batch_size, log_every, enabled=True):
+    `tt train` counts image-text pairs; `tt pretrain` (label "pretrain", unit "images",
+    the bar also showing accuracy) counts images.
+    """
+
+    def __init__(self, total_steps, batch_size, log_every, enabled=True, label="train", unit="pairs",
+                 bar_keys=("loss",), summary_keys=("loss", "accuracy", "t_image_text")):
         super().__init__()
         self.total, self.batch_size, self.log_every, self.enabled = total_steps, batch_size, log_every, enabled
+        self.label, self.unit, self.bar_keys, self.summary_keys = label, unit, bar_keys, summary_keys
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} pairs/s"),
+            TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"), TextColumn(f"{{task.fields[rate]}} {unit}/s"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=STDERR, disable=not enabled,
         )
@@ -41,22 +47,26 @@ class TrainProgress(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.progress.start()
         step = global_step(self.model)
-        self.task = self.progress.add_task("train", total=self.total, completed=step, loss="-", rate="-")
+        self.task = self.progress.add_task(self.label, total=self.total, completed=step, metrics="", rate="-")
         self.window_start, self.window_step = time.perf_counter(), step
 
     def on_train_batch_end(self, batch, logs=None):
         step, logs = global_step(self.model), scalar_logs(logs)
         now = time.perf_counter()
         rate = (step - self.window_step) * self.batch_size / max(now - self.window_start, 1e-9)
-        self.progress.update(self.task, completed=step, loss=f"{logs.get('loss', float('nan')):.4f}", rate=f"{rate:,.0f}")
+        metrics = " ".join(f"{BAR_NAMES.get(k, k)} {logs[k]:.4f}" for k in self.bar_keys if k in logs)
+        self.progress.update(self.task, completed=step, metrics=metrics, rate=f"{rate:,.0f}")
         if step % self.log_every == 0 or step == self.total:
             if self.enabled:
-                parts = " ".join(f"{k} {logs[k]:.4g}" for k in ("loss", "accuracy", "t_image_text") if k in logs)
-                self.progress.console.print(f"step {step}/{self.total} {parts} {rate:,.0f} pairs/s")
+                parts = " ".join(f"{k} {logs[k]:.4g}" for k in self.summary_keys if k in logs)
+                self.progress.console.print(f"step {step}/{self.total} {parts} {rate:,.0f} {self.unit}/s")
             self.window_start, self.window_step = now, step
 
     def on_train_end(self, logs=None):
         self.progress.stop()
+
+
+BAR_NAMES = {"accuracy": "acc"}
 
 
 class ResetMetricsEvery(keras.callbacks.Callback):

@@ -12,9 +12,9 @@ import keras
 NO_DECAY = ["bias", "gamma", "beta", "embeddings", "class_token", "log_t"]
 
 
-def make_optimizer(learning_rate, weight_decay=0.1, beta2=0.98, clip_norm=1.0, policy="float32"):
+def make_optimizer(learning_rate, weight_decay=0.1, beta2=0.98, clip_norm=1.0, policy="float32", epsilon=1e-6):
     optimizer = keras.optimizers.AdamW(
-        learning_rate=learning_rate, weight_decay=weight_decay, beta_2=beta2, epsilon=1e-6,
+        learning_rate=learning_rate, weight_decay=weight_decay, beta_2=beta2, epsilon=epsilon,
         global_clipnorm=clip_norm or None,
     )
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)

@@ -10,23 +10,14 @@ from tt_cli.training.trainer import train
 STDERR = Console(stderr=True)
 
 
-def validation_fn(val_data, tokenizer_of, log):
-    """evaluate(model) -> {zero-shot top-1 (labelled sets), retrieval R@1 both ways}."""
+def validation_fn(val_data, tokenizer_of):
+    """evaluate(model) -> zero-shot metrics (labelled sets) and retrieval recall."""
     from tt_cli.data import schema
-    from tt_cli.eval import retrieval, zero_shot
+    from tt_cli.eval.validation import validation_metrics
 
-    files, info = schema.resolve_shards(val_data)
-
-    def evaluate(model):
-        tokenizer = tokenizer_of()
-        results = {}
-        if info is not None and info.class_names:
-            results.update(zero_shot.zero_shot_accuracy(model, tokenizer, val_data, info.class_names,
-                                                        show_progress=False))
-        results.update(retrieval.retrieval_recall(model, tokenizer, val_data, show_progress=False))
-        return results
-
-    return evaluate
+    _, info = schema.resolve_shards(val_data)
+    class_names = info.class_names if info is not None else None
+    return lambda model: validation_metrics(model, tokenizer_of(), val_data, class_names)
 
 
 def run_training(config):
@@ -42,7 +33,7 @@ def run_training(config):
         from tt_cli.run_dir import TOKENIZER
 
         evaluate = validation_fn(
-            config.val_data, lambda: TextTokenizer(os.path.join(config.out, TOKENIZER), config.max_text_len), STDERR.print)
+            config.val_data, lambda: TextTokenizer(os.path.join(config.out, TOKENIZER), config.max_text_len))
     logs = train(config, log=STDERR.print, evaluate=evaluate)
     if logs:
         STDERR.print("done: " + " ".join(f"{k} {v:.4g}" for k, v in logs.items()))

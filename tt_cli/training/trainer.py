@@ -45,7 +45,10 @@ def _prepare_out(config, chief):
     if config.restart and chief:
         for name in (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON):
             path = os.path.join(config.out, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
