@@ -119,6 +119,11 @@ def _versions():
 def train(config, log=print, evaluate=None, show_progress=True):
     """Trains one run; returns the final training logs. `evaluate(model) -> dict` runs
     every `config.val_every` steps when given."""
+    # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
+    if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
+        raise UserError(f"--data {config.data}: no such file or directory.")
+    files, info = schema.resolve_shards(config.data)
+
     from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
                                           worker_id)
 
@@ -137,9 +142,6 @@ def train(config, log=print, evaluate=None, show_progress=True):
         raise UserError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
     if config.scale not in SCALES:
         raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
-    if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
-        raise UserError(f"--data {config.data}: no such file or directory.")
-    files, info = schema.resolve_shards(config.data)
     chief = is_chief(strategy)
     log = log if chief else (lambda *a, **k: None)
     resuming = _prepare_out(config, chief)
