@@ -81,16 +81,24 @@ def inspect(shards, verify, samples, json_path):
 @click.option("--vocab-size", type=int, default=32_000, show_default=True,
               help="Vocabulary size (capped, with a warning, when the captions cannot fill it).")
 def tokenizer(shards, out, vocab_size):
-    """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT."""
+    """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT.
+
+    OUT may replace only a tokenizer this command wrote there earlier, never an input."""
+    from tt_cli import ownership
     from tt_cli.data.progress import STDERR
+    from tt_cli.data.schema import DATASET_JSON, resolve_shards
     from tt_cli.data.shard_reader import read_captions
     from tt_cli.data.summary import STDOUT
     from tt_cli.data.tokenizer import train_sentencepiece
 
+    files, _ = resolve_shards(shards)
+    ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
+    folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
     captions = read_captions(shards)
     size = train_sentencepiece(
         captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}")
     )
+    folder.record([os.path.basename(out)], stamp=True)
     STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
 
 

@@ -1,14 +1,16 @@
 """`tt export`: a trained run as a SavedModel, a `.keras` file or a KerasHub preset.
 
 Each command reads only the run directory (its latest checkpoint, model config and
-tokenizer). TensorFlow, Keras and KerasHub are imported inside the commands.
+tokenizer). TensorFlow, Keras and KerasHub are imported inside the commands. OUT is
+checked against `tt_cli.ownership` before the run is read: never the run or a folder
+around it, and --overwrite replaces only an earlier export of the same kind.
 """
 
 import os
-import shutil
 
 import click
 
+from tt_cli import ownership
 from tt_cli.errors import UserError
 
 
@@ -17,16 +19,11 @@ def export():
     """Export a trained run: savedmodel, keras, preset."""
 
 
-def _prepare_out(out, overwrite):
-    """Refuses to write over an existing OUT unless --overwrite, which removes it first."""
-    if not os.path.lexists(out) or (os.path.isdir(out) and not os.listdir(out)):
-        return
-    if not overwrite:
-        raise UserError(f"{out} already exists; choose another path or pass --overwrite.")
-    if os.path.isdir(out) and not os.path.islink(out):
-        shutil.rmtree(out)
-    else:
-        os.remove(out)
+def _prepare_out(run_dir, out, overwrite, kind):
+    """Refuses an OUT that is the run or around it, or that holds anything but an earlier
+    `tt export KIND` (replaced only with --overwrite). Checks only, before the run is read."""
+    ownership.refuse_overlap(out, [run_dir])
+    return ownership.prepare_whole_folder(out, f"tt export {kind}", overwrite, f"a {kind} export")
 
 
 def _load(run_dir):
@@ -69,13 +66,15 @@ def _write_json(path, run, out, kind, **fields):
 def savedmodel(run_dir, out, overwrite, json_path):
     """Write RUN as a TensorFlow SavedModel in OUT: raw images / JPEG-PNG bytes / raw text in,
     L2-normalised embeddings out. Load it after `import tensorflow_text`."""
+    folder = _prepare_out(run_dir, out, overwrite, "savedmodel")
     run = _load(run_dir)
-    _prepare_out(out, overwrite)
+    ownership.begin_whole_folder(folder)
     from tt_cli.data.progress import STDERR
     from tt_cli.export.savedmodel import export_savedmodel
 
     with STDERR.status(f"tracing and writing {out}"):
         rows = export_savedmodel(run, out)
+    ownership.record_all(folder)
     _print_table(f"SavedModel {out} (step {run.step}, mode {run.config.get('mode')})",
                  ["endpoint", "input", "output (L2-normalised)"], rows)
     _write_json(json_path, run, out, "savedmodel",
@@ -91,12 +90,16 @@ def keras_file(run_dir, out, overwrite, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     if not out.endswith(".keras"):
         raise UserError(f"{out}: a Keras model file must end in .keras.")
-    run = _load(run_dir)
     from tt_cli.export.keras_file import export_keras, tokenizer_path_for
 
-    _prepare_out(out, overwrite)
-    _prepare_out(tokenizer_path_for(out), overwrite)
+    command = "tt export keras"
+    ownership.refuse_overlap(out, [run_dir])
+    ownership.refuse_overlap(tokenizer_path_for(out), [run_dir])
+    folder = ownership.prepare_file(out, command, overwrite)
+    ownership.prepare_file(tokenizer_path_for(out), command, overwrite)
+    run = _load(run_dir)
     files = export_keras(run, out)
+    folder.record([os.path.basename(f) for f in files], stamp=True)
     _print_table(f"Keras export (step {run.step}, mode {run.config.get('mode')})", ["file", "bytes"],
                  [(f, os.path.getsize(f)) for f in files])
     _write_json(json_path, run, out, "keras", files=files)
@@ -111,11 +114,13 @@ def preset(run_dir, out, overwrite, json_path):
     """Write RUN's image tower as a KerasHub preset directory OUT (text side in OUT/tt/).
 
     LiT runs export their locked pretrained tower."""
+    folder = _prepare_out(run_dir, out, overwrite, "preset")
     run = _load(run_dir)
-    _prepare_out(out, overwrite)
+    ownership.begin_whole_folder(folder)
     from tt_cli.export.preset import export_preset
 
     info = export_preset(run, out)
+    ownership.record_all(folder)
     _print_table(f"KerasHub preset {out} (step {run.step})", ["field", "value"],
                  [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")])
     _write_json(json_path, run, out, "preset", tt_json=info)

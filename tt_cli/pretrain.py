@@ -25,6 +25,7 @@ import math
 import os
 import time
 
+from tt_cli import ownership
 from tt_cli.data import schema
 from tt_cli.errors import UserError
 from tt_cli.jsonfile import write_json
@@ -57,17 +58,15 @@ class PretrainConfig:
         return dataclasses.asdict(self)
 
 
-def _check_out(out, overwrite):
-    if not out:
+def _check_out(config):
+    """Before anything is read: --out must not be, lie in or hold a --data/--val-data folder,
+    and may hold only an earlier `tt pretrain` preset (replaced with --overwrite)."""
+    if not config.out:
         raise UserError("--out: give a directory for the preset.")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out}: exists and is not a directory.")
-    if os.path.isdir(out) and os.listdir(out) and not overwrite:
-        raise UserError(f"--out {out}: not empty; pass --overwrite or choose another directory.")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create the directory ({e.strerror}).")
+    for data in (config.data, config.val_data):
+        inputs = [data] if not data or os.path.exists(data) else ownership.glob_folders(data)
+        ownership.refuse_overlap(config.out, inputs, "--out")
+    return ownership.prepare_whole_folder(config.out, "tt pretrain", config.overwrite, "a tt pretrain preset")
 
 
 def _resolve(path, flag):
@@ -211,6 +210,7 @@ def pretrain(config, log=print, show_progress=True):
         raise UserError(f"--holdout {config.holdout}: must be in [0, 1).")
     if config.batch_size < 1:
         raise UserError(f"--batch-size {config.batch_size}: must be at least 1.")
+    out_folder = _check_out(config)
     files, info = _resolve(config.data, "--data")
     class_names = class_names_of(files, info, config.data)
     if config.val_data:
@@ -219,7 +219,6 @@ def pretrain(config, log=print, show_progress=True):
         holdout = 0.0
     else:
         val_files, holdout = files, config.holdout
-    _check_out(config.out, config.overwrite)
 
     scale = get_scale(config.scale)
     size = (scale.image_size, scale.image_size)
@@ -265,6 +264,7 @@ def pretrain(config, log=print, show_progress=True):
     # `ImageClassifier.from_preset` warns about and cannot use.
     saved, _ = build_classifier(scale, len(class_names))
     saved.set_weights(classifier.get_weights())
+    ownership.begin_whole_folder(out_folder)
     saved.save_to_preset(config.out)
     summary = {
         "command": config.command, "config": config.to_json(), "scale": scale.to_json(), "steps": steps,
@@ -275,4 +275,5 @@ def pretrain(config, log=print, show_progress=True):
         "output_dim": scale.width, "image_size": list(size),
     }
     write_json(os.path.join(config.out, PRETRAIN_JSON), summary)
+    ownership.record_all(out_folder)
     return summary

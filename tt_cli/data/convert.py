@@ -23,9 +23,11 @@ import math
 import multiprocessing
 import os
 import queue as queue_lib
+import re
 import shutil
 import time
 
+from tt_cli import ownership
 from tt_cli.data import schema, sources, validate
 from tt_cli.data.shard_writer import ShardWriter, example_bytes
 from tt_cli.errors import UserError
@@ -102,34 +104,70 @@ def _fingerprint(listing, num_shards, max_size):
     return digest.hexdigest()
 
 
-def _prepare_out_dir(out_dir, fingerprint, overwrite):
-    """Returns 'fresh', 'resume' or 'complete' after checking what OUT holds."""
-    os.makedirs(out_dir, exist_ok=True)
-    work = os.path.join(out_dir, WORK_DIR)
-    plan_path = os.path.join(work, "plan.json")
-    report_path = os.path.join(out_dir, REPORT)
+COMMAND = "tt data convert"
+_SHARD_NAME = re.compile(r"shard-\d{5}-of-\d{5}\.tfrecord")
+
+
+def _check_out_vs_source(source, out_dir):
+    """OUT may not be a source folder (an image tree, a folder of tars, the folders a tar
+    glob matches), lie inside one or hold one. It may be the folder of a CSV, JSONL or
+    tar file: nothing but tt's own files is ever removed there."""
+    is_glob = not os.path.exists(source) and any(c in source for c in "*?[")
+    ownership.refuse_overlap(out_dir, ownership.glob_folders(source) if is_glob else [source])
+
+
+def _read_json_or_empty(path):
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _legacy_entries(out_dir, fingerprint, planned):
+    """What a tt without manifests provably wrote in OUT: a finished conversion whose
+    report.json names this folder as its output, or an unfinished one of this very plan."""
+    entries = []
+    report = _read_json_or_empty(os.path.join(out_dir, REPORT))
+    if report.get("fingerprint") and report.get("out") == os.path.abspath(out_dir):
+        shards = _read_json_or_empty(os.path.join(out_dir, schema.DATASET_JSON)).get("shards") or []
+        entries += [schema.DATASET_JSON, REJECTED, REPORT]
+        entries += [n for n in shards if isinstance(n, str) and _SHARD_NAME.fullmatch(n)]
+    if _read_json_or_empty(os.path.join(out_dir, WORK_DIR, "plan.json")).get("fingerprint") == fingerprint:
+        entries += planned
+    return entries
+
+
+def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
+    """Returns 'fresh', 'resume' or 'complete' after checking what OUT holds.
+
+    Only what `tt data convert` wrote in OUT (its manifest, `tt_cli.ownership`) is read
+    as its state or replaced; a name it needs that someone else's file holds stops it.
+    """
+    planned = [schema.shard_name(i, num_shards) for i in range(num_shards)]
+    planned += [schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR]
+    folder = ownership.OutputFolder(out_dir, COMMAND)
+    if not folder.has_manifest:
+        folder.adopt(_legacy_entries(out_dir, fingerprint, planned))
+    owned = folder.owned()
+    plan_path = os.path.join(out_dir, WORK_DIR, "plan.json")
+    hint = "choose another output folder"
     if not overwrite:
-        if os.path.isfile(report_path):
-            with open(report_path) as f:
-                if json.load(f).get("fingerprint") == fingerprint:
-                    return "complete"
-        if os.path.isfile(plan_path):
-            with open(plan_path) as f:
-                if json.load(f).get("fingerprint") == fingerprint:
-                    return "resume"
-    ours = [
-        n for n in os.listdir(out_dir)
-        if n.startswith("shard-") or n in (schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR)
-    ]
-    if ours and not overwrite:
+        if REPORT in owned and _read_json_or_empty(os.path.join(out_dir, REPORT)).get("fingerprint") == fingerprint:
+            return "complete"
+        if WORK_DIR in owned and _read_json_or_empty(plan_path).get("fingerprint") == fingerprint:
+            folder.claim(planned, hint)
+            return "resume"
+    folder.check_free(planned, hint)
+    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
         raise UserError(
             f"{out_dir} holds shards of a different source or settings; "
             "pass --overwrite to replace them, or choose another output folder."
         )
-    for name in ours:
-        path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(work)
+    folder.remove_owned()
+    folder.claim(planned, hint)
+    os.makedirs(os.path.dirname(plan_path))
     write_json(plan_path, {"fingerprint": fingerprint})
     return "fresh"
 
@@ -185,6 +223,7 @@ def convert(
         yields an `advance(n)` function (e.g. `progress.progress_bar`).
     """
     start = time.time()
+    _check_out_vs_source(source, out_dir)
     listing = sources.list_source(source, fmt, image_column, caption_column, key_column, label_column)
     rows = listing.rows
     if num_shards is None:
@@ -194,7 +233,7 @@ def convert(
     num_shards = max(1, min(num_shards, len(rows)))
     workers = workers or os.cpu_count() or 1
     fingerprint = _fingerprint(listing, num_shards, max_size)
-    state = _prepare_out_dir(out_dir, fingerprint, overwrite)
+    state = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
     if state == "complete":
         with open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)

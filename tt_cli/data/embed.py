@@ -18,6 +18,7 @@ import dataclasses
 import os
 import time
 
+from tt_cli import ownership
 from tt_cli.data import schema
 from tt_cli.errors import UserError
 
@@ -74,22 +75,48 @@ def _with_embedding(serialized, embedding):
     return example.SerializeToString()
 
 
+COMMAND = "tt data embed"
+
+
+def _prepare_out_dir(shards, out_dir, overwrite):
+    """Refuses an --out that is, lies in or holds the input shards' folder(s), or that
+    holds an earlier embed without --overwrite (before anything is read)."""
+    inputs = [shards] if os.path.exists(shards) else ownership.glob_folders(shards)
+    ownership.refuse_overlap(out_dir, inputs, "--out")
+    folder = ownership.OutputFolder(out_dir, COMMAND)
+    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
+        raise UserError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
+    return folder
+
+
+def _output_names(files):
+    """Each input shard is written under its own file name: two with one name would collide."""
+    seen = {}
+    for path in files:
+        name = os.path.basename(path)
+        if name in seen:
+            raise UserError(f"{seen[name]} and {path} have the same file name, which would be one file in --out; "
+                            "embed each folder into its own --out.")
+        seen[name] = path
+    return list(seen)
+
+
 def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwrite=False,
                  progress=None, on_note=None):
     """Writes `out_dir` = the shards of `shards` plus `h_embedding`; returns a summary dict."""
     import tensorflow as tf
 
     start = time.time()
+    folder = _prepare_out_dir(shards, out_dir, overwrite)
     files, info = schema.resolve_shards(shards)
-    if os.path.isdir(shards) and os.path.abspath(shards) == os.path.abspath(out_dir):
-        raise UserError("--out must differ from the input shards' folder.")
-    if os.path.isfile(os.path.join(out_dir, schema.DATASET_JSON)) and not overwrite:
-        raise UserError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
+    out_names = _output_names(files) + [schema.DATASET_JSON]
+    folder.check_free(out_names, "choose another --out")
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1.")
     tower = load_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
-    os.makedirs(out_dir, exist_ok=True)
+    folder.remove_owned()  # an earlier embed's shards (with --overwrite)
+    folder.claim(out_names)
 
     total = info.num_examples if info else None
     bar = progress(total) if progress else contextlib.nullcontext(lambda n: None)

@@ -18,6 +18,7 @@ import shutil
 
 from tt_cli.data import schema
 from tt_cli.demo.settings import DEMO
+from tt_cli.errors import UserError
 
 CACHE_VERSION = 1  # bump when the demo data or pretraining recipe changes
 
@@ -46,8 +47,10 @@ def demo_split(data_dir, name, count, seed, image_size):
         tmp = f"{path}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         write_demo_split(tmp, count, seed, image_size=image_size, num_shards=2)
-        shutil.rmtree(path, ignore_errors=True)
         _publish(tmp, path)
+        if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
+            # Splits appear only whole (renamed into place): this folder is not one of tt's.
+            raise UserError(f"{path} exists and is not a demo split tt wrote; move it away or choose another --out.")
     return path
 
 

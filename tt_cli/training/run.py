@@ -27,6 +27,12 @@ def run_training(config):
         return run_demo(config)
     if config.out is None:
         config.out = "runs/tt"
+    from tt_cli.ownership import glob_folders, refuse_overlap
+
+    # Before anything is read. (The demo keeps its own data inside its run directory.)
+    for data in (config.data, config.val_data):
+        refuse_overlap(config.out, glob_folders(data) if data and not os.path.exists(data) else [data], "--out")
+    refuse_overlap(config.out, [config.tokenizer], "--out")
     evaluate = None
     if config.val_data:
         from tt_cli.data.tokenizer import TextTokenizer

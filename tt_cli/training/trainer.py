@@ -11,11 +11,14 @@ Example:
 """
 
 import hashlib
+import json
 import math
 import os
 import platform
 import shutil
+import tempfile
 
+from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
 from tt_cli.errors import UserError
@@ -33,22 +36,45 @@ def _fingerprint(files, info):
     return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
 
 
+# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer.
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
+RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON)
+# Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
+# run directory written before tt kept a manifest.
+LEGACY_RUN_KEYS = ("config", "mode", "scale", "steps", "dataset", "versions")
+
+
+def _is_legacy_run(out):
+    try:
+        with open(os.path.join(out, rd.RUN_JSON)) as f:
+            run_json = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(run_json, dict) and all(k in run_json for k in LEGACY_RUN_KEYS)
+            and os.path.isfile(os.path.join(out, rd.MODEL_JSON)) and os.path.isdir(os.path.join(out, rd.CHECKPOINTS)))
+
+
 def _prepare_out(config, chief):
+    """Makes --out a run directory of tt's; returns True if it holds a checkpoint to resume.
+
+    The chief refuses a folder whose run-directory names (run.json, logs/, ...) tt did
+    not write, and records them as tt's (`tt_cli.ownership`); --restart removes only those.
+    """
+    folder = ownership.OutputFolder(config.out, "tt train")
     try:
         os.makedirs(config.out, exist_ok=True)
-        probe = os.path.join(config.out, f".write-test-{os.getpid()}")
-        open(probe, "w").close()
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=config.out)
+        os.close(handle)
         os.remove(probe)
     except OSError as e:
         raise UserError(f"{config.out}: cannot write the run directory ({e.strerror}).")
     checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
-    if config.restart and chief:
-        for name in (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON):
-            path = os.path.join(config.out, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+    if chief:
+        if not folder.has_manifest and _is_legacy_run(config.out):
+            folder.adopt(RUN_ENTRIES)
+        folder.claim(RUN_ENTRIES, hint="choose another --out (a new folder, or a run directory of tt train)")
+        if config.restart:
+            folder.remove_owned(RESTART_REMOVES)
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
