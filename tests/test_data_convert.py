@@ -234,7 +234,8 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     assert report["shards_resumed"] == 3 and report["shards_converted_now"] == 1
     info, back = read_back(out)  # read_back fails on a duplicate key
     assert info.num_examples == 12 and len(back) == 12
-    assert sorted(os.listdir(out)) == sorted(names + ["dataset.json", "rejected.jsonl", "report.json"])
+    assert sorted(os.listdir(out)) == sorted(names + ["dataset.json", "rejected.jsonl", "report.json",
+                                                      ".tt-manifest.json"])
 
     # Once complete, a rerun changes nothing; a different plan needs --overwrite.
     assert "already complete" in run_tt(*args).stdout

@@ -187,7 +187,9 @@ class OutputFolder:
 
     def adopt(self, names):
         """Lists an earlier tt version's output (recognised structurally by the caller) as this command's."""
-        self.record([n for n in names if os.path.lexists(os.path.join(self.path, n))])
+        present = [n for n in names if os.path.lexists(os.path.join(self.path, n))]
+        if present:  # nothing recognised: write nothing into someone else's folder
+            self.record(present)
 
     def remove_owned(self, names=None):
         """Removes this command's entries (default: all of them) and their `.tmp…` siblings;

@@ -72,9 +72,11 @@ def _prepare_out(config, chief):
     if chief:
         if not folder.has_manifest and _is_legacy_run(config.out):
             folder.adopt(RUN_ENTRIES)
-        folder.claim(RUN_ENTRIES, hint="choose another --out (a new folder, or a run directory of tt train)")
+        hint = "choose another --out (a new folder, or a run directory of tt train)"
+        folder.check_free(RUN_ENTRIES, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
+        folder.claim(RUN_ENTRIES, hint)
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
