@@ -120,7 +120,7 @@ def test_convert_overwrite_replaces_only_its_own_shards(sources, tmp_path):
     shards = sorted(n for n in os.listdir(sources) if n.endswith(".tfrecord"))
     assert shards == ["shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord",
                       "shard-00001-of-00009.tfrecord"]  # tt's 3-shard set replaced, the user's file kept
-    manifest = json.load(open(sources / MANIFEST))
+    manifest = json.loads((sources / MANIFEST).read_text())
     assert manifest["created_folder"] is False
     assert manifest["entries"]["shard-00000-of-00002.tfrecord"] == {"command": "tt data convert"}
 
@@ -169,7 +169,7 @@ def test_tokenizer_replaces_only_its_own_file(sources, tmp_path):
     with open(out, "wb") as f:
         f.write(b"the user's own tokenizer now")
     assert_refused(run_tt_process("data", "tokenizer", shards, out, "--vocab-size", 30, check=False), "did not write")
-    assert open(out, "rb").read() == b"the user's own tokenizer now"
+    assert out.read_bytes() == b"the user's own tokenizer now"
 
 
 # ---------------------------------------------------------------- tt train
@@ -213,9 +213,9 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
     after = tree_state(out)
     assert after["notes.txt"] == before["notes.txt"] and after["my_plots/loss.svg"] == before["my_plots/loss.svg"]
     assert all(os.stat(p).st_mtime_ns != t for p, t in written.items())  # tt's own files: written anew
-    metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [2, 4]  # one fresh run, nothing kept from the old log
-    entries = json.load(open(out / MANIFEST))["entries"]
+    entries = json.loads((out / MANIFEST).read_text())["entries"]
     assert set(entries) == {"run.json", "model.json", "tokenizer.model", "checkpoints", "metrics.jsonl", "logs"}
 
 
@@ -225,10 +225,12 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
 def test_export_refuses_a_project_folder_the_run_and_a_folder_around_it(tiny_run, tmp_path):
     run = tiny_run("3t")
     project = make_project(tmp_path / "project")
+    os.symlink(run, tmp_path / "link_to_run")
     before, run_before = tree_state(tmp_path), tree_state(run)
     for kind in ("savedmodel", "preset"):
         for out, message in [(project, "which tt did not write"),                  # (a)
                              (run, "is the input"),                               # (b)
+                             (str(tmp_path / "link_to_run"), "is the input"),     # the run, through a symlink
                              (os.path.join(run, "export"), "lies inside the input"),
                              (os.path.dirname(run), "holds the input")]:          # (c)
             assert_refused(run_tt(["export", kind, run, str(out), "--overwrite"]), message)
@@ -255,16 +257,16 @@ def test_export_overwrite_replaces_its_own_export_only(tiny_run, tmp_path):
     assert_refused(run_tt(["export", "preset", run, out, "--overwrite"]), "README.md")
     assert_kept(out, before)
 
-    model = str(tmp_path / "exports" / "m.keras")
-    assert run_tt(["export", "keras", run, model]).exit_code == 0
-    assert_refused(run_tt(["export", "keras", run, model]), "--overwrite")
+    model = tmp_path / "exports" / "m.keras"
+    assert run_tt(["export", "keras", run, str(model)]).exit_code == 0
+    assert_refused(run_tt(["export", "keras", run, str(model)]), "--overwrite")
     first = os.stat(model).st_mtime_ns
-    assert run_tt(["export", "keras", run, model, "--overwrite"]).exit_code == 0
+    assert run_tt(["export", "keras", run, str(model), "--overwrite"]).exit_code == 0
     assert os.stat(model).st_mtime_ns != first
     with open(model, "w") as f:
         f.write("replaced by the user")  # no longer the file tt wrote
-    assert_refused(run_tt(["export", "keras", run, model, "--overwrite"]), "tt did not write it")
-    assert open(model).read() == "replaced by the user"
+    assert_refused(run_tt(["export", "keras", run, str(model), "--overwrite"]), "tt did not write it")
+    assert model.read_text() == "replaced by the user"
 
 
 # ---------------------------------------------------------------- tt data embed

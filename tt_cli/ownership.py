@@ -17,12 +17,12 @@ through this module, so the rule is written once:
 3. `--overwrite` / `--restart` remove or replace only entries the manifest lists for
    the same command, and their `<name>.tmp…` siblings (tt's unfinished writes). An
    entry a command needs that exists and is not listed stops the command with one
-   line, before anything is removed. A folder is removed only if tt created it and
-   nothing else is left in it.
+   line, before anything is removed. Output folders are rewritten in place, never
+   removed; `created_folder` records whether tt made the folder, for the user's eyes.
 
 Outputs of earlier versions of tt have no manifest. The commands that must keep
 resuming them recognise them by a structural check and adopt them (write the manifest
-listing their entries; `created_folder` false, so the folder itself is never removed):
+listing their entries, `created_folder` false):
 `tt train` a run directory (`run.json` with the keys it writes, `model.json` and
 `checkpoints/`), `tt data convert` a folder whose `report.json` has a fingerprint and
 names this folder as its output (or whose `.convert/plan.json` has this plan's
@@ -209,13 +209,6 @@ class OutputFolder:
                 self._manifest["entries"].pop(name, None)
             self._write()
         return removed
-
-    def remove_folder_if_empty(self):
-        """Removes the folder only if tt created it and nothing but the manifest is left."""
-        if self._manifest and self._manifest.get("created_folder") and not self.existing():
-            os.remove(os.path.join(self.path, MANIFEST))
-            os.rmdir(self.path)
-            self._manifest = None
 
     def _update(self, entries):
         if self._manifest is None:
