@@ -111,6 +111,10 @@ def test_convert_overwrite_replaces_only_its_own_shards(sources, tmp_path):
     # OUT = the folder of the JSONL source: common, and nothing of the user's is removed there.
     before = tree_state(sources)
     run_tt_process("data", "convert", source, sources, "--num-shards", 3, "--workers", 1)
+    # tt's own rejected.jsonl, given as the source of the next conversion: an input now.
+    result = run_tt_process("data", "convert", sources / "rejected.jsonl", sources, "--overwrite", check=False)
+    assert_refused(result, "rejected.jsonl of its own")
+    assert (sources / "rejected.jsonl").exists()
     with open(os.path.join(sources, "shard-00001-of-00009.tfrecord"), "w") as f:
         f.write("mine, with a tt-like name")  # a user's file that tt did not write
     before["shard-00001-of-00009.tfrecord"] = tree_state(sources)["shard-00001-of-00009.tfrecord"]
@@ -283,6 +287,7 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
         ([tiny_shards, "--out", tiny_shards], "is the input"),                                       # (b)
         ([tiny_shards, "--out", os.path.dirname(tiny_shards)], "holds the input"),                  # (c)
         ([os.path.join(tiny_shards, "*.tfrecord"), "--out", tiny_shards], "is the input"),
+        ([os.path.join(tiny_shards, "shard-00000-of-00002.tfrecord"), "--out", tiny_shards], "is the input"),
         ([str(tmp_path / "pair" / "*" / "shard-*"), "--out", str(tmp_path / "h")], "the same file name"),
     ]
     for args, message in cases:

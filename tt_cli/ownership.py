@@ -69,12 +69,14 @@ def _is_within(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def refuse_overlap(out, inputs, flag="OUT"):
+def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
     """Refuses an output that is an input, lies inside an input folder or holds an input.
 
     `inputs`: paths read by the same command. An existing folder counts as a whole
     (equal, inside and above are refused); a file counts as itself (equal refused:
-    its folder may still receive outputs). Missing paths and None are skipped.
+    its folder may still receive outputs, but not under a name for which
+    `is_output_name(name)` says the command writes it there). Missing paths and None
+    are skipped.
     """
     real_out = _real(out)
     for path in inputs:
@@ -84,6 +86,10 @@ def refuse_overlap(out, inputs, flag="OUT"):
         if real_out == real_in:
             raise UserError(f"{flag} {out} is the input {path}; choose another output path.")
         if not os.path.isdir(real_in):
+            top = os.path.relpath(real_in, real_out).split(os.sep)[0]
+            if is_output_name and _is_within(real_in, real_out) and is_output_name(top):
+                raise UserError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
+                                "choose another output path.")
             continue
         if _is_within(real_out, real_in):
             raise UserError(f"{flag} {out} lies inside the input {path}; choose an output path outside it.")

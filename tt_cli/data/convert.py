@@ -106,14 +106,17 @@ def _fingerprint(listing, num_shards, max_size):
 
 COMMAND = "tt data convert"
 _SHARD_NAME = re.compile(r"shard-\d{5}-of-\d{5}\.tfrecord")
+_FIXED_NAMES = (schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR)
 
 
 def _check_out_vs_source(source, out_dir):
     """OUT may not be a source folder (an image tree, a folder of tars, the folders a tar
     glob matches), lie inside one or hold one. It may be the folder of a CSV, JSONL or
-    tar file: nothing but tt's own files is ever removed there."""
+    tar file (nothing but tt's own files is ever removed there) unless the file has a
+    name convert writes (a `report.json` given as the source)."""
     is_glob = not os.path.exists(source) and any(c in source for c in "*?[")
-    ownership.refuse_overlap(out_dir, ownership.glob_folders(source) if is_glob else [source])
+    ownership.refuse_overlap(out_dir, ownership.glob_folders(source) if is_glob else [source],
+                             is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name))
 
 
 def _read_json_or_empty(path):
@@ -146,7 +149,7 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
     as its state or replaced; a name it needs that someone else's file holds stops it.
     """
     planned = [schema.shard_name(i, num_shards) for i in range(num_shards)]
-    planned += [schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR]
+    planned += list(_FIXED_NAMES)
     folder = ownership.OutputFolder(out_dir, COMMAND)
     if not folder.has_manifest:
         folder.adopt(_legacy_entries(out_dir, fingerprint, planned))

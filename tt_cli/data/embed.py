@@ -81,7 +81,8 @@ COMMAND = "tt data embed"
 def _prepare_out_dir(shards, out_dir, overwrite):
     """Refuses an --out that is, lies in or holds the input shards' folder(s), or that
     holds an earlier embed without --overwrite (before anything is read)."""
-    inputs = [shards] if os.path.exists(shards) else ownership.glob_folders(shards)
+    # The folders of the input shards (a single file too: OUT writes its very name).
+    inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
     ownership.refuse_overlap(out_dir, inputs, "--out")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
