@@ -17,7 +17,17 @@ import time
 
 import numpy as np
 import pytest
-from data_corpus import ENV, decode_pil, pixels, png_of_zeros, read_back, run_tt, save_image, tt_command, write_jsonl
+from data_corpus import (
+    ENV,
+    decode_pil,
+    pixels,
+    png_of_zeros,
+    read_back,
+    run_tt,
+    save_image,
+    tt_command,
+    write_jsonl,
+)
 from PIL import Image
 
 HANG = 120  # seconds: far beyond any of these conversions, short of a stalled suite
@@ -50,7 +60,8 @@ def hostile_jsonl(tmp_path_factory):
     with open(images / "huge.png", "wb") as f:  # sparse: 70 MiB on paper, nothing on disk
         f.truncate(70 << 20)
     png_of_zeros(images / "bomb.png", *BOMB)
-    open(os.fsencode(images) + b"/\xe9t\xe9.png", "wb").write(open(images / "good0.png", "rb").read())
+    with open(os.fsencode(images) + b"/\xe9t\xe9.png", "wb") as f:  # a file name that is not UTF-8
+        f.write((images / "good0.png").read_bytes())
     long_caption = " ".join(f"word{i}" for i in range(150_000))  # ~1 MB
     image0 = "images/good0.png"
     hostile = [  # (line, expected key in rejected.jsonl or None when the row converts, reason)
@@ -124,7 +135,7 @@ def test_inspect_agrees_and_a_short_training_run_succeeds(hostile_jsonl, tmp_pat
                           *TINY_TRAIN_FLAGS])
     assert result.exit_code == 0, result.output
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-4.index")
-    losses = [json.loads(line)["loss"] for line in open(tmp_path / "run" / "metrics.jsonl")]
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
@@ -204,14 +215,16 @@ def test_webdataset_member_limits_and_non_utf8_keys(tmp_path):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
 
-    good = {f"good{i}": save_image(str(tmp_path / f"good{i}.png"), pixels(i, 32, 32)) for i in range(3)}
+    good = {f"good{i}": tmp_path / f"good{i}.png" for i in range(3)}
+    for i, path in enumerate(good.values()):
+        save_image(str(path), pixels(i, 32, 32))
     with tarfile.open(source, "w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
         for key, path in good.items():
-            add(tar, f"{key}.png", open(path, "rb").read())
+            add(tar, f"{key}.png", path.read_bytes())
             add(tar, f"{key}.txt", f"caption of {key}".encode())
-        add(tar, "k\udcff.png", open(good["good0"], "rb").read())  # a member name that is not UTF-8
+        add(tar, "k\udcff.png", good["good0"].read_bytes())  # a member name that is not UTF-8
         add(tar, "k\udcff.txt", b"bad key")
-        add(tar, "runaway.png", open(good["good0"], "rb").read())
+        add(tar, "runaway.png", good["good0"].read_bytes())
         add(tar, "runaway.txt", b"y" * (17 << 20))
     run_tt("data", "convert", source, tmp_path / "out", timeout=HANG)
     _, back = read_back(tmp_path / "out")
@@ -250,10 +263,12 @@ def _our_processes(marker):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if marker.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                found.append(int(pid))
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read()
         except OSError:  # exited meanwhile
-            pass
+            continue
+        if marker.encode() in command:
+            found.append(int(pid))
     return found
 
 
@@ -305,7 +320,7 @@ def test_training_and_inspect_skip_images_convert_would_reject(tmp_path):
     good = pixels(0, 32, 32)
     buffer = io.BytesIO()
     Image.fromarray(good).save(buffer, "PNG")
-    bomb = open(png_of_zeros(tmp_path / "bomb.png", *BOMB), "rb").read()
+    bomb = png_of_zeros(tmp_path / "bomb.png", *BOMB).read_bytes()
     jpeg = io.BytesIO()
     Image.fromarray(pixels(1, 64, 64)).save(jpeg, "JPEG")
     broken = jpeg.getvalue()[: len(jpeg.getvalue()) // 2]  # truncated: the header is intact, the pixels are not
