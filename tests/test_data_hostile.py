@@ -190,7 +190,9 @@ def test_empty_sources_get_one_clear_line(tmp_path):
 
 
 def test_folder_with_non_utf8_class_and_glob_characters(tmp_path):
-    root = tmp_path / "imgs[x]"  # exists: a folder source, not a glob of tars
+    # Exists: a folder source, not a glob of tars. Its own name is not UTF-8 either: that is the
+    # user's folder, not a row, so its images convert.
+    root = tmp_path / os.fsdecode(b"imgs[\xe9]")
     for key, seed in (("cat/a.png", 0), ("cat/d?.png", 1), ("dog/b.png", 2)):
         save_image(str(root / key), pixels(seed, 32, 32))
     bad_class = os.fsencode(root) + b"/caf\xe9"

@@ -93,9 +93,13 @@ class _Collector:
         self.rejects.append(reject_record(self.position, key, origin, rejection, image))
         self.position += 1
 
-    def add(self, key, origin, image, raw_captions, label=None):
-        """Validates path, key, captions and label; returns the Row or None when rejected."""
-        problem = (validate.check_path(image) if isinstance(image, str) else None) or validate.check_key(key)
+    def add(self, key, origin, image, raw_captions, label=None, path_text=None):
+        """Validates path, key, captions and label; returns the Row or None when rejected.
+
+        `path_text` is the image path as the row itself gives it (not the folder it is
+        resolved against, which is the user's choice, not the row's).
+        """
+        problem = (validate.check_path(path_text) if path_text is not None else None) or validate.check_key(key)
         problem = problem or validate.check_label(label)
         if problem is not None:
             self.reject(key, origin, problem, image)
@@ -274,7 +278,7 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
                     row.caption_truncated = row.caption_truncated or checked[1]
                     collector.position += 1  # a caption row, merged into its image's row
                 continue
-            row = collector.add(key, origin, image, [record.get(caption_col)], label)
+            row = collector.add(key, origin, image, [record.get(caption_col)], label, path_text=image_cell)
             if row is not None:
                 by_image[key] = row
                 raw_labels.append(label)
@@ -343,7 +347,7 @@ def list_jsonl(path):
                 bad_label = validate.Rejection(validate.BAD_ROW, "label must be an int or a string")
                 collector.reject(key, origin, bad_label, image)
                 continue
-            if collector.add(key, origin, image, captions, label) is not None:
+            if collector.add(key, origin, image, captions, label, path_text=record["image"]) is not None:
                 raw_labels.append(label)
     listing = Listing("jsonl", os.path.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
@@ -363,8 +367,9 @@ def list_folder(root):
         raise UserError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
     collector, ignored = _Collector(), 0
     ignored += sum(1 for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
+    label_of = {name: i for i, name in enumerate(classes)}
     for name in folders:
-        label = classes.index(name) if name in classes else None
+        label = label_of.get(name)
         class_dir = os.path.join(root, name)
         for dirpath, dirnames, filenames in os.walk(class_dir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -376,7 +381,7 @@ def list_folder(root):
                     continue
                 path = os.path.join(dirpath, filename)
                 key = os.path.relpath(path, root).replace(os.sep, "/")
-                collector.add(key, key, path, [name], label)
+                collector.add(key, key, path, [name], label, path_text=key)
     listing = Listing("folder", root, collector.rows, collector.rejects, classes, True, ignored)
     return listing
 
