@@ -366,7 +366,12 @@ def test_tokenizer_cost_does_not_grow_with_caption_length(tmp_path):
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a cat on the grass", "a dog in the sky"] * 20, model, 19)
     long = "a cat on the grass " * 60_000
-    ids = TextTokenizer(model, 12).tokenize(tf.constant([long, "a dog"])).numpy()
+    tok = TextTokenizer(model, 12)
+    ids = tok.tokenize(tf.constant([long, "a dog"])).numpy()
     sp = spm.SentencePieceProcessor(model_file=model)
     assert ids[0].tolist() == sp.encode(long[:2000])[:11] + [EOS_ID]
     assert ids[1].tolist()[: len(sp.encode("a dog")) + 1] == sp.encode("a dog") + [EOS_ID]
+    # Structurally: the strings are cut (Substr) before SentencePiece sees them.
+    graph = tf.function(tok.tokenize).get_concrete_function(tf.TensorSpec([None], tf.string)).graph
+    ops = [op.type for op in graph.get_operations()]
+    assert "Substr" in ops and ops.index("Substr") < min(i for i, t in enumerate(ops) if "Sentencepiece" in t)
