@@ -81,8 +81,8 @@ def decode_image(encoded, size):
         return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
 
     def blank():
-        tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded; "
-                 "`tt data convert` rejects such images.", output_stream=sys.stderr)
+        tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
+                 "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
         return tf.zeros([size[0], size[1], 3], tf.uint8)
 
     return tf.cond(fits_pixel_limit(encoded), decode, blank)
@@ -158,21 +158,14 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         .skip(start_step * replicas_per_pipeline * per_pipeline_batch)
     )
     features = _features(h_embedding_dim)
-    image_only = {schema.IMAGE: tf.io.FixedLenFeature([], tf.string)}
-
-    def decodable(position, serialized):
-        encoded = tf.io.parse_single_example(serialized, image_only)[schema.IMAGE]
-        fits = fits_pixel_limit(encoded)
-        if not fits:  # autograph: a graph-side branch
-            tf.print(f"warning: skipped a record whose image is over {schema.MAX_IMAGE_PIXELS:,} pixels "
-                     "(`tt data convert` rejects such images).", output_stream=sys.stderr)
-        return fits
 
     def parse(position, serialized):
         example = tf.io.parse_single_example(serialized, features)
         texts = example[schema.TEXTS].values
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
-        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick]}
+        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick],
+               # Too large to decode (black above): dropped by the filter below.
+               "fits": fits_pixel_limit(example[schema.IMAGE])}
         if h_embedding_dim:
             out["h_embedding"] = example[schema.H_EMBEDDING]
         elif h_image_size is not None:
@@ -181,17 +174,18 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         return out
 
     def tokenize(batch):
+        batch.pop("fits")
         batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
         return batch
 
     options = tf.data.Options()
     options.deterministic = True
     return (
-        records.filter(decodable)
-        .map(parse, num_parallel_calls=AUTOTUNE)
+        records.map(parse, num_parallel_calls=AUTOTUNE)
         # A record whose image cannot be decoded (only in shards not made by convert) is
-        # skipped with a logged warning instead of ending the run.
+        # skipped with a logged warning instead of ending the run; so is one too large to decode.
         .ignore_errors(log_warning=True)
+        .filter(lambda example: example["fits"])
         .batch(per_pipeline_batch, drop_remainder=True)
         .map(tokenize, num_parallel_calls=AUTOTUNE)
         .prefetch(AUTOTUNE)
