@@ -245,20 +245,13 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
         image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)
         collector, raw_labels, by_image = _Collector(), [], {}
         while True:
-            line = lines.number + 1
-            origin = f"{os.path.basename(path)}:{line}"
+            origin = f"{os.path.basename(path)}:{lines.number + 1}"  # a record's first line
             try:
-                record = next(reader)
+                record = _next_csv_record(reader, lines)
             except StopIteration:
                 break
-            except _LineTooLong:
-                too_long = validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} characters")
-                collector.reject("", origin, too_long)
-                continue
-            except csv.Error as e:  # a field over csv.field_size_limit(), at lines.number
-                bad = validate.Rejection(validate.FIELD_TOO_LARGE if "field limit" in str(e) else validate.BAD_ROW,
-                                         f"line {lines.number}: {e}")
-                collector.reject("", origin, bad)
+            if isinstance(record, validate.Rejection):
+                collector.reject("", origin, record)
                 continue
             image_cell = (record.get(image_col) or "").strip()
             key = record.get(key_column) if key_column else image_cell
@@ -288,6 +281,21 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
+
+
+def _next_csv_record(reader, lines):
+    """The next record as a dict, or a `Rejection` for a line that cannot be read.
+
+    The csv module raises in the middle of iterating (a field over `csv.field_size_limit()`);
+    its reader starts afresh at the next line, so only that line is lost.
+    """
+    try:
+        return next(reader)
+    except _LineTooLong:
+        return validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} characters")
+    except csv.Error as e:
+        reason = validate.FIELD_TOO_LARGE if "field limit" in str(e) else validate.BAD_ROW
+        return validate.Rejection(reason, f"line {lines.number}: {e}")
 
 
 def _csv_columns(path, header, image_column, caption_column, key_column, label_column):

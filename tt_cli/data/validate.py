@@ -234,7 +234,8 @@ def check_image_bytes(data, max_size=None):
     Args:
       data: the encoded file.
       max_size: if set, images whose longer side exceeds it are resized to it
-        and re-encoded as JPEG.
+        and re-encoded as JPEG. Over MAX_IMAGE_PIXELS only a JPEG can be (see
+        `_fit_pixel_limit`); without it such an image is `too_large`.
     """
     if not data:
         return Rejection(EMPTY_FILE, "0 bytes")
