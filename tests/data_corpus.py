@@ -9,9 +9,11 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -25,8 +27,11 @@ def tt_command():
     return [exe] if os.path.exists(exe) else [sys.executable, "-c", "from tt_cli.main import cli; cli()"]
 
 
-def run_tt(*args, check=True):
-    result = subprocess.run(tt_command() + [str(a) for a in args], capture_output=True, text=True, env=ENV)
+def run_tt(*args, check=True, timeout=None):
+    """Runs `tt ARGS` in a subprocess. `timeout`: for inputs that would hang a regression (then it fails)."""
+    command = tt_command() + [a if isinstance(a, bytes) else str(a) for a in args]
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=ENV, timeout=timeout,
+                            errors="backslashreplace")
     if check and result.returncode != 0:
         raise AssertionError(f"tt {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -40,6 +45,21 @@ def save_image(path, array, fmt=None, mode=None):
     image = Image.fromarray(array, mode) if mode else Image.fromarray(array)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     image.save(path, fmt)
+    return path
+
+
+def png_of_zeros(path, width, height):
+    """A valid RGB PNG of width x height black pixels, compressed row by row: a few hundred
+    KB on disk however large it is (a decompression bomb when it is large)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), b"\0" * (1 + 3 * width)  # filter byte 0, then black pixels
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
 
 

@@ -22,6 +22,7 @@ from data_corpus import (
     decode_pil,
     good_rows,
     pixels,
+    png_of_zeros,
     read_back,
     run_tt,
     save_image,
@@ -198,16 +199,19 @@ def test_bad_inputs_are_rejected_or_converted(tmp_path):
 
 
 def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
-    """A real interruption: the last shard's image is a FIFO that blocks until killed."""
+    """A real interruption: the last shard's images are large and slow to decode; killed inside it."""
     rows = good_rows(str(tmp_path), n=12, with_jpeg=False)
-    fifo = tmp_path / "images" / "img11.png"
-    os.remove(fifo)
-    os.mkfifo(fifo)
+    # Row i goes to shard i mod 4: rows 3, 7 and 11 make the last shard, converted last with one
+    # worker. 81-megapixel PNGs (just under the pixel limit) take a good second to decode together.
+    slow = [tmp_path / "images" / f"img{i}.png" for i in (3, 7, 11)]
+    png_of_zeros(tmp_path / "big.png", 9000, 9000)
+    for path in slow:
+        os.remove(path)
+        os.link(tmp_path / "big.png", path)
     source = tmp_path / "captions.jsonl"
     write_jsonl(source, rows)
     out = tmp_path / "out"
     args = ["data", "convert", str(source), str(out), "--num-shards", "4"]
-    # Row i goes to shard i mod 4: img11 is in the last shard, converted last with one worker.
     process = subprocess.Popen(tt_command() + args + ["--workers", "1"], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -215,9 +219,8 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
         deadline = time.time() + 60
         while not all((out / n).exists() for n in names[:3]):
             assert time.time() < deadline and process.poll() is None
-            time.sleep(0.05)
-        time.sleep(0.2)
-        assert process.poll() is None  # blocked on the FIFO, inside shard 3
+            time.sleep(0.01)
+        assert process.poll() is None  # inside shard 3
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -225,8 +228,9 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     assert not (out / "dataset.json").exists()
     finished = {n: os.stat(out / n).st_mtime_ns for n in names[:3]}
 
-    os.remove(fifo)
-    save_image(str(fifo), pixels(11, 49, 18))
+    for i, path in zip((3, 7, 11), slow):  # small again, so that the rerun is quick
+        os.remove(path)
+        save_image(str(path), pixels(i, 49, 18))
     result = run_tt(*args, "--workers", "2")
     assert "3 already finished" in result.stdout
     assert {n: os.stat(out / n).st_mtime_ns for n in names[:3]} == finished  # not redone

@@ -9,6 +9,10 @@ the shards whose files do not exist yet. At the end the per-shard rejections
 are merged into `rejected.jsonl` (in source order), and `dataset.json` and
 `report.json` are written. No TensorFlow is imported.
 
+Ctrl-C stops within a second or two: pending shards are cancelled, the workers
+(which ignore SIGINT themselves) are terminated and their temporary files
+removed, so a rerun resumes from the shards that were finished.
+
 Example:
 >>> report = convert("captions.jsonl", "shards/", workers=2)   # doctest: +SKIP
 >>> report["written"], report["rejected"]                       # doctest: +SKIP
@@ -25,6 +29,7 @@ import os
 import queue as queue_lib
 import re
 import shutil
+import signal
 import time
 
 from tt_cli import ownership
@@ -44,6 +49,8 @@ _progress_queue = None  # set in each worker process by _init_worker
 def _init_worker(progress_queue):
     global _progress_queue
     _progress_queue = progress_queue
+    # Ctrl-C reaches the whole process group; the parent alone decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _read_image(row):
@@ -73,6 +80,8 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
             else:
                 writer.write(example_bytes(checked.data, row.captions, row.key, row.label))
                 conversions.update(checked.conversions)
+                if row.caption_truncated:
+                    conversions[validate.CAPTION_TRUNCATED] += 1
                 written += 1
             pending += 1
             if pending == 8:
@@ -87,9 +96,10 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
 
 
 def _write_json_lines(path, records):
-    with open(path + ".tmp", "w") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    # Records escape undecodable bytes already (sources.reject_record); backslashreplace is
+    # the backstop that keeps one stray surrogate from failing the whole file.
+    with open(path + ".tmp", "w", encoding="utf-8", errors="backslashreplace") as f:
+        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     os.replace(path + ".tmp", path)
 
 
@@ -187,15 +197,21 @@ def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
     ) as pool:
         futures = [pool.submit(convert_shard, out_dir, i, num_shards, rows, max_size) for i, rows in tasks]
         pending = set(futures)
-        while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=0.1)
-            for future in done:
-                future.result()  # re-raise a worker's error here
-            while True:
-                try:
-                    advance(progress_queue.get_nowait())
-                except queue_lib.Empty:
-                    break
+        try:
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.1)
+                for future in done:
+                    future.result()  # re-raise a worker's error here
+                while True:
+                    try:
+                        advance(progress_queue.get_nowait())
+                    except queue_lib.Empty:
+                        break
+        except KeyboardInterrupt:
+            # Leaving the `with` would wait for every running shard: stop the workers first.
+            pool.shutdown(wait=False, cancel_futures=True)
+            _terminate_workers()
+            raise
         # Counts still in flight when the last future finished.
         deadline = time.time() + 1.0
         while time.time() < deadline:
@@ -203,6 +219,29 @@ def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
                 advance(progress_queue.get(timeout=0.05))
             except queue_lib.Empty:
                 break
+
+
+def _terminate_workers():
+    """Ends this process's worker processes (the pool's, the only ones it starts) and waits for them."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=5)
+
+
+def _remove_partial_files(out_dir, names):
+    """Removes the temporary files of unfinished shards (ours: named after this plan's shards)."""
+    work = os.path.join(out_dir, WORK_DIR)
+    for name in names:
+        for path in (os.path.join(out_dir, name + ".tmp"), os.path.join(work, f"{name}.rejected.jsonl.tmp"),
+                     os.path.join(work, f"{name}.json.tmp")):
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def _nothing_converted(out_dir):
+    return UserError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
 
 def convert(
@@ -240,6 +279,8 @@ def convert(
     if state == "complete":
         with open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)
+        if report["written"] == 0:  # the earlier run failed; so does this one
+            raise _nothing_converted(out_dir)
         report["already_complete"] = True
         return report
 
@@ -251,12 +292,18 @@ def convert(
     ]
     tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
     todo_rows = sum(len(r) for _, r in tasks)
-    if tasks:
-        if progress is None:
+    try:
+        if tasks and progress is None:
             _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None)
-        else:
+        elif tasks:
             with progress(todo_rows) as advance:
                 _run_shards(out_dir, tasks, workers, max_size, num_shards, advance)
+    except KeyboardInterrupt:
+        _terminate_workers()
+        _remove_partial_files(out_dir, names)
+        done = sum(os.path.isfile(os.path.join(out_dir, n)) for n in names)
+        raise UserError(f"interrupted with {done} of {num_shards} shard(s) finished; "
+                        "run the same command again to resume.") from None
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:
@@ -273,13 +320,13 @@ def convert(
     info = schema.DatasetInfo(
         num_examples=written,
         num_shards=num_shards,
-        source=f"{listing.format}:{listing.source}",
+        source=f"{listing.format}:{validate.printable(listing.source)}",
         class_names=listing.class_names,
         shards=names,
     )
     schema.write_info(out_dir, info)
     report = {
-        "source": listing.source,
+        "source": validate.printable(listing.source),
         "format": listing.format,
         "read": written + len(rejects),
         "written": written,
@@ -292,11 +339,11 @@ def convert(
         "labelled": listing.labelled,
         "num_classes": len(listing.class_names) if listing.class_names else None,
         "seconds": round(time.time() - start, 2),
-        "out": os.path.abspath(out_dir),
+        "out": validate.printable(os.path.abspath(out_dir)),
         "fingerprint": fingerprint,
     }
     write_json(os.path.join(out_dir, REPORT), report)
     shutil.rmtree(work)
     if written == 0:
-        raise UserError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
+        raise _nothing_converted(out_dir)
     return report

@@ -2,7 +2,10 @@
 
 Reads every record once (without TensorFlow): counts per shard, the features
 present and their types, caption statistics, a label histogram and a few
-sample rows. With `verify=True` each record's two CRC32C checksums are
+sample rows. Every image's header (not its pixels) is read with the same
+check `convert` uses: images over `schema.MAX_IMAGE_PIXELS`, which convert
+rejects and training skips, and headers Pillow cannot parse are counted and
+named in a warning. With `verify=True` each record's two CRC32C checksums are
 checked; a corrupt file is named with the byte offset of its bad record
 (reading of that file stops there, since later record boundaries are unknown).
 
@@ -13,27 +16,24 @@ Example:
 """
 
 import collections
-import io
 import os
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from tt_cli.data import schema
+from tt_cli.data import schema, validate
 from tt_cli.data.shard_reader import CorruptRecord, iter_records, parse_example
 
 _KINDS = {bytes: "bytes", float: "float", int: "int64"}
 
 
-def _image_header(data):
-    """(format, width, height) from the encoded image's header, or None."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.format, image.size[0], image.size[1]
-    except Exception:  # a sample row's image that Pillow cannot read: show it as unknown
-        return None
+def _describe_image(data):
+    """'PNG 64x48', 'PNG 30000x30000 (too large)' or 'unreadable', as convert would judge the header."""
+    header = validate.image_header(data)
+    if header is None:
+        return "unreadable"
+    kind, width, height = header
+    return f"{kind} {width}x{height}" + (" (too large)" if validate.too_many_pixels(width, height) else "")
 
 
 def _stats(values):
@@ -55,7 +55,8 @@ def inspect_shards(path, verify=False, samples=3):
     shards, corrupt, features = [], [], {}
     caption_chars, caption_words, captions_per_example = [], [], []
     labels, sample_rows, embedding_dims = collections.Counter(), [], collections.Counter()
-    total = 0
+    total, image_problems = 0, collections.Counter()
+    first_problem = {}
     for file in files:
         count = 0
         try:
@@ -73,8 +74,13 @@ def inspect_shards(path, verify=False, samples=3):
                 captions_per_example.append(len(texts))
                 caption_chars.extend(len(t) for t in texts)
                 caption_words.extend(len(t.split()) for t in texts)
-                if schema.LABEL in example and example[schema.LABEL]:
+                if example.get(schema.LABEL):
                     labels[int(example[schema.LABEL][0])] += 1
+                if example.get(schema.IMAGE):
+                    problem = _image_problem(example[schema.IMAGE][0])
+                    if problem:
+                        image_problems[problem] += 1
+                        first_problem.setdefault(problem, example.get(schema.KEY, [b""])[0].decode("utf-8", "replace"))
                 if schema.H_EMBEDDING in example:
                     embedding_dims[len(example[schema.H_EMBEDDING])] += 1
                 if len(sample_rows) < samples:
@@ -91,6 +97,10 @@ def inspect_shards(path, verify=False, samples=3):
     warnings = []
     if info is not None and info.num_examples != total and not corrupt:
         warnings.append(f"dataset.json says {info.num_examples} examples, the shards hold {total}.")
+    for problem, count in sorted(image_problems.items()):
+        what = (f"over the {schema.MAX_IMAGE_PIXELS:,}-pixel limit (training skips them)" if problem == "too_large"
+                else "with a header no image reader can parse")
+        warnings.append(f"{count} image(s) {what}; first: key {first_problem[problem]!r}.")
     return {
         "path": path,
         "num_examples": total,
@@ -108,8 +118,18 @@ def inspect_shards(path, verify=False, samples=3):
         "samples": sample_rows,
         "verified": verify,
         "corrupt": corrupt,
+        "images_too_large": image_problems["too_large"],
+        "images_unreadable": image_problems["unreadable"],
         "warnings": warnings,
     }
+
+
+def _image_problem(data):
+    """'too_large', 'unreadable' or None for one encoded image, from its header alone."""
+    header = validate.image_header(data)
+    if header is None:
+        return "unreadable"
+    return "too_large" if validate.too_many_pixels(header[1], header[2]) else None
 
 
 def _sample(example, info):
@@ -118,8 +138,7 @@ def _sample(example, info):
         "texts": [t.decode("utf-8", "replace") for t in example.get(schema.TEXTS, [])],
     }
     if example.get(schema.IMAGE):
-        header = _image_header(example[schema.IMAGE][0])
-        row["image"] = f"{header[0]} {header[1]}x{header[2]}" if header else "unreadable"
+        row["image"] = _describe_image(example[schema.IMAGE][0])
     if example.get(schema.LABEL):
         label = int(example[schema.LABEL][0])
         names = info.class_names if info else None

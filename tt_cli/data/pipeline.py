@@ -8,11 +8,19 @@ the seed and the record's position in the stream, so a run that resumes at step 
 skips exactly the records the first s steps consumed (skipped before decoding,
 which is what costs) and sees the same batches an uninterrupted run would.
 
+Shards written by `tt data convert` hold only images it decoded and checked, so they
+are safe to read. Shards from elsewhere may not be: an image over
+`schema.MAX_IMAGE_PIXELS` (read from its header) is never decoded (training skips it,
+`decode_image` returns it black) and training skips a record whose image fails to
+decode, each with a warning on stderr, rather than stopping the run.
+
 Example:
 >>> ds = train_dataset(files, batch_size=64, image_size=(224, 224), tokenizer=tok)  # doctest: +SKIP
 >>> sorted(next(iter(ds)))                                                      # doctest: +SKIP
 ['image', 'tokens']
 """
+
+import sys
 
 import tensorflow as tf
 
@@ -33,11 +41,51 @@ def resize(images, size):
                    lambda: tf.image.resize(images, size, method="bilinear", antialias=True))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_pixels(encoded):
+    """Width x height (int64) from a PNG's or JPEG's header, without decoding; 0 for other formats."""
+
+    def png():
+        # IHDR: width and height as big-endian uint32 at bytes 16..23.
+        header = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 16, 8), tf.uint8), tf.int64)
+        width = header[0] * 2**24 + header[1] * 2**16 + header[2] * 2**8 + header[3]
+        height = header[4] * 2**24 + header[5] * 2**16 + header[6] * 2**8 + header[7]
+        return width * height
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return shape[0] * shape[1]
+
+    is_png = tf.logical_and(tf.strings.length(encoded) >= 24,
+                            tf.equal(tf.strings.substr(encoded, 0, 8), _PNG_SIGNATURE))
+    return tf.case([(is_png, png), (tf.io.is_jpeg(encoded), jpeg)], default=lambda: tf.constant(0, tf.int64))
+
+
+def fits_pixel_limit(encoded):
+    """Whether an encoded image is small enough to decode (`tt data convert` rejects the others)."""
+    return image_pixels(encoded) <= schema.MAX_IMAGE_PIXELS
+
+
 def decode_image(encoded, size):
-    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
+
+    An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
+    it comes out black, with a warning on stderr, so evaluation keeps its row order.
+    """
+
+    def decode():
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
+
+    def blank():
+        tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
+                 "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
+        return tf.zeros([size[0], size[1], 3], tf.uint8)
+
+    return tf.cond(fits_pixel_limit(encoded), decode, blank)
 
 
 def _features(h_embedding_dim=None, with_label=False):
@@ -115,7 +163,9 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         example = tf.io.parse_single_example(serialized, features)
         texts = example[schema.TEXTS].values
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
-        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick]}
+        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick],
+               # Too large to decode (black above): dropped by the filter below.
+               "fits": fits_pixel_limit(example[schema.IMAGE])}
         if h_embedding_dim:
             out["h_embedding"] = example[schema.H_EMBEDDING]
         elif h_image_size is not None:
@@ -124,6 +174,7 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         return out
 
     def tokenize(batch):
+        batch.pop("fits")
         batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
         return batch
 
@@ -131,6 +182,10 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     options.deterministic = True
     return (
         records.map(parse, num_parallel_calls=AUTOTUNE)
+        # A record whose image cannot be decoded (only in shards not made by convert) is
+        # skipped with a logged warning instead of ending the run; so is one too large to decode.
+        .ignore_errors(log_warning=True)
+        .filter(lambda example: example["fits"])
         .batch(per_pipeline_batch, drop_remainder=True)
         .map(tokenize, num_parallel_calls=AUTOTUNE)
         .prefetch(AUTOTUNE)

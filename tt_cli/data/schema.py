@@ -27,6 +27,12 @@ LABEL = "label"  # int64, optional
 KEY = "key"  # bytes: the source's own id
 H_EMBEDDING = "h_embedding"  # float list, optional (tt data embed)
 
+# The largest image (width x height) any part of tt reads: `tt data convert` rejects larger
+# ones as `too_large`, `tt data inspect` reports them, and the tf.data pipelines skip them
+# without decoding. Pillow's own default bomb limit (2**30 / 4 / 3, about 89.5 megapixels);
+# also far below TensorFlow's PNG limit (width x height x 3 must fit an int32).
+MAX_IMAGE_PIXELS = 89_478_485
+
 
 def shard_name(index, num_shards):
     return f"shard-{index:05d}-of-{num_shards:05d}.tfrecord"

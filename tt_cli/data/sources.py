@@ -15,7 +15,14 @@ decode them. Formats:
 - WebDataset tars: `key.jpg|jpeg|png|webp` with `key.txt` or `key.json`
   (`caption`/`captions`/`text`), optional `key.cls` (an integer label).
 
-Relative image paths resolve against the folder of the source file.
+Relative image paths resolve against the folder of the source file. A source
+path that exists is taken literally, even with `[`, `?` or `*` in its name;
+only one that does not exist is a glob (of WebDataset tars).
+
+Each row is read with bounded memory: a line or WebDataset text member over
+`validate.MAX_ROW_BYTES` is skipped unread (`row_too_large`), captions are cut
+to `validate.MAX_CAPTION_CHARS` as soon as the row is read, and any row whose
+key, path, caption or label is unusable is rejected alone with its reason.
 
 Example:
 >>> listing = list_source("captions.jsonl")          # doctest: +SKIP
@@ -50,6 +57,7 @@ class Row:
     image: object
     captions: list
     label: int = None
+    caption_truncated: bool = False  # a caption was cut to validate.MAX_CAPTION_CHARS
 
 
 @dataclasses.dataclass
@@ -64,11 +72,13 @@ class Listing:
 
 
 def reject_record(position, key, origin, rejection, image=None):
-    record = {"key": key, "origin": origin, "reason": rejection.reason}
+    """A `rejected.jsonl` record; bytes that are not UTF-8 appear as `\\xNN`, so it can be written."""
+    text = validate.printable
+    record = {"key": text(key), "origin": text(origin), "reason": rejection.reason}
     if rejection.detail:
-        record["detail"] = rejection.detail
+        record["detail"] = text(rejection.detail)
     if image is not None:
-        record["image"] = image if isinstance(image, str) else f"{image[0]}@{image[1]}"
+        record["image"] = text(image if isinstance(image, str) else f"{image[0]}@{image[1]}")
     record["position"] = position
     return record
 
@@ -83,15 +93,25 @@ class _Collector:
         self.rejects.append(reject_record(self.position, key, origin, rejection, image))
         self.position += 1
 
-    def add(self, key, origin, image, raw_captions, label=None):
-        """Validates captions and key; returns the Row or None when rejected."""
-        captions = []
+    def add(self, key, origin, image, raw_captions, label=None, path_text=None):
+        """Validates path, key, captions and label; returns the Row or None when rejected.
+
+        `path_text` is the image path as the row itself gives it (not the folder it is
+        resolved against, which is the user's choice, not the row's).
+        """
+        problem = (validate.check_path(path_text) if path_text is not None else None) or validate.check_key(key)
+        problem = problem or validate.check_label(label)
+        if problem is not None:
+            self.reject(key, origin, problem, image)
+            return None
+        captions, truncated = [], False
         for raw in raw_captions:
-            checked = validate.check_caption(raw)
+            checked = caption(raw)
             if isinstance(checked, validate.Rejection):
                 self.reject(key, origin, checked, image)
                 return None
-            captions.append(checked)
+            captions.append(checked[0])
+            truncated = truncated or checked[1]
         if not captions:
             self.reject(key, origin, validate.Rejection(validate.EMPTY_CAPTION, "no caption"), image)
             return None
@@ -99,10 +119,62 @@ class _Collector:
             self.reject(key, origin, validate.Rejection(validate.DUPLICATE_KEY, "key seen earlier"), image)
             return None
         self.keys.add(key)
-        row = Row(self.position, key, origin, image, captions, label)
+        row = Row(self.position, key, origin, image, captions, label, truncated)
         self.rows.append(row)
         self.position += 1
         return row
+
+
+def caption(raw):
+    """(caption, whether it was truncated), or a `Rejection` (empty, not UTF-8, not text)."""
+    checked = validate.check_caption(raw)
+    if isinstance(checked, validate.Rejection):
+        return checked
+    return validate.truncate_caption(checked)
+
+
+def _bounded_lines(f, limit, newlines):
+    """Yields (line number, line), or (line number, None) for a line over `limit`, which is
+    skipped in 1 MiB chunks without being held: one runaway line costs no more than `limit`."""
+    number = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(newlines):
+            while True:
+                chunk = f.readline(1 << 20)
+                if not chunk or chunk.endswith(newlines):
+                    break
+            yield number, None
+        else:
+            yield number, line
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+class _CsvLines:
+    """The lines of a CSV/TSV file for `csv.reader`, counted, each bounded by MAX_ROW_BYTES.
+
+    An over-long line raises `_LineTooLong` out of the reader; unlike a generator, this
+    iterator can go on afterwards, so the next line is read as usual.
+    """
+
+    def __init__(self, f):
+        self._lines = _bounded_lines(f, validate.MAX_ROW_BYTES, ("\n", "\r"))
+        self.number = 0  # physical lines read so far
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.number, line = next(self._lines)
+        if line is None:
+            raise _LineTooLong()
+        return line
 
 
 def _resolve(path, base_dir):
@@ -154,29 +226,33 @@ def _finish_labels(collector, raw_labels, listing):
 
 def list_csv(path, delimiter, image_column=None, caption_column=None, key_column=None, label_column=None):
     base = os.path.dirname(os.path.abspath(path))
-    # surrogateescape keeps invalid UTF-8 bytes so one bad caption rejects one row.
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        header = reader.fieldnames or []
-
-        def pick(name, candidates, what, flag):
-            if name:
-                if name not in header:
-                    raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
-                return name
-            for candidate in candidates:
-                if candidate in header:
-                    return candidate
-            raise UserError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
-
-        image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "--image-column")
-        caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "--caption-column")
-        for name in (key_column, label_column):
-            if name and name not in header:
-                raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+    # utf-8-sig drops a byte-order mark before the header. surrogateescape keeps invalid
+    # UTF-8 bytes, so one bad cell rejects one row. TSV is not quoted CSV: a cell that
+    # starts with `"` is text, not the start of a field spanning later lines.
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        lines = _CsvLines(f)
+        reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
+        try:
+            header = reader.fieldnames
+        except (csv.Error, _LineTooLong) as e:
+            raise UserError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
+        if not header:
+            raise UserError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} source needs "
+                            "a header line and one line per row.")
+        header = [validate.printable(name) for name in header]
+        reader.fieldnames = header
+        image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)
         collector, raw_labels, by_image = _Collector(), [], {}
-        for line, record in enumerate(reader, start=2):
-            origin = f"{os.path.basename(path)}:{line}"
+        while True:
+            origin = f"{os.path.basename(path)}:{lines.number + 1}"  # a record's first line
+            try:
+                record = _next_csv_record(reader, lines)
+            except StopIteration:
+                break
+            if isinstance(record, validate.Rejection):
+                collector.reject("", origin, record)
+                continue
             image_cell = (record.get(image_col) or "").strip()
             key = record.get(key_column) if key_column else image_cell
             if not image_cell or None in record.values() or key is None:
@@ -187,31 +263,74 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
             if not key_column and key in by_image:
                 # Another caption of an image already listed.
                 row = by_image[key]
-                checked = validate.check_caption(record.get(caption_col))
+                checked = caption(record.get(caption_col))
                 if isinstance(checked, validate.Rejection):
                     collector.reject(key, origin, checked, image)
                 else:
-                    row.captions.append(checked)
+                    row.captions.append(checked[0])
+                    row.caption_truncated = row.caption_truncated or checked[1]
                     collector.position += 1  # a caption row, merged into its image's row
                 continue
-            row = collector.add(key, origin, image, [record.get(caption_col)], label)
+            row = collector.add(key, origin, image, [record.get(caption_col)], label, path_text=image_cell)
             if row is not None:
                 by_image[key] = row
                 raw_labels.append(label)
+    if not collector.rows and not collector.rejects:
+        raise UserError(f"{path}: a header line but no rows.")
     listing = Listing("csv" if delimiter == "," else "tsv", os.path.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
 
 
+def _next_csv_record(reader, lines):
+    """The next record as a dict, or a `Rejection` for a line that cannot be read.
+
+    The csv module raises in the middle of iterating (a field over `csv.field_size_limit()`);
+    its reader starts afresh at the next line, so only that line is lost.
+    """
+    try:
+        return next(reader)
+    except _LineTooLong:
+        return validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} characters")
+    except csv.Error as e:
+        reason = validate.FIELD_TOO_LARGE if "field limit" in str(e) else validate.BAD_ROW
+        return validate.Rejection(reason, f"line {lines.number}: {e}")
+
+
+def _csv_columns(path, header, image_column, caption_column, key_column, label_column):
+    """(image column, caption column), named or found among the common names."""
+
+    def pick(name, candidates, what, flag):
+        if name:
+            if name not in header:
+                raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+            return name
+        for candidate in candidates:
+            if candidate in header:
+                return candidate
+        raise UserError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
+
+    image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "--image-column")
+    caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "--caption-column")
+    for name in (key_column, label_column):
+        if name and name not in header:
+            raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+    return image_col, caption_col
+
+
 def list_jsonl(path):
     base = os.path.dirname(os.path.abspath(path))
     collector, raw_labels = _Collector(), []
     with open(path, "rb") as f:
-        for line, raw in enumerate(f, start=1):
+        for line, raw in _bounded_lines(f, validate.MAX_ROW_BYTES, b"\n"):
+            origin = f"{os.path.basename(path)}:{line}"
+            if raw is None:
+                too_long = validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} bytes")
+                collector.reject("", origin, too_long)
+                continue
             if not raw.strip():
                 continue
-            origin = f"{os.path.basename(path)}:{line}"
             try:
                 # Invalid UTF-8 survives as surrogates and rejects only its caption's row.
                 record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
@@ -236,7 +355,7 @@ def list_jsonl(path):
                 bad_label = validate.Rejection(validate.BAD_ROW, "label must be an int or a string")
                 collector.reject(key, origin, bad_label, image)
                 continue
-            if collector.add(key, origin, image, captions) is not None:
+            if collector.add(key, origin, image, captions, label, path_text=record["image"]) is not None:
                 raw_labels.append(label)
     listing = Listing("jsonl", os.path.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
@@ -246,14 +365,19 @@ def list_jsonl(path):
 
 def list_folder(root):
     root = os.path.abspath(root)
-    classes = sorted(
+    folders = sorted(
         d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
     )
-    if not classes:
+    # A folder name that is not UTF-8 cannot be a class name: its images are rejected
+    # (path_not_utf8), one by one, and the other classes keep their indices dense.
+    classes = [d for d in folders if validate.check_key(d) is None]
+    if not folders:
         raise UserError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
     collector, ignored = _Collector(), 0
     ignored += sum(1 for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
-    for label, name in enumerate(classes):
+    label_of = {name: i for i, name in enumerate(classes)}
+    for name in folders:
+        label = label_of.get(name)
         class_dir = os.path.join(root, name)
         for dirpath, dirnames, filenames in os.walk(class_dir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -265,20 +389,28 @@ def list_folder(root):
                     continue
                 path = os.path.join(dirpath, filename)
                 key = os.path.relpath(path, root).replace(os.sep, "/")
-                collector.add(key, key, path, [name], label)
+                collector.add(key, key, path, [name], label, path_text=key)
     listing = Listing("folder", root, collector.rows, collector.rejects, classes, True, ignored)
     return listing
 
 
+def _is_glob(source):
+    """A path that does not exist but has glob characters: a pattern. One that exists is literal."""
+    return not os.path.exists(source) and any(c in source for c in "*?[")
+
+
 def _tar_paths(source):
     if os.path.isdir(source):
-        paths = sorted(glob.glob(os.path.join(source, "*.tar")))
-    elif any(c in source for c in "*?["):
+        paths = sorted(glob.glob(os.path.join(glob.escape(source), "*.tar")))
+    elif _is_glob(source):
         paths = sorted(glob.glob(source))
     else:
         paths = [source]
     if not paths:
         raise UserError(f"{source}: no .tar shards found.")
+    for path in paths:
+        if not os.path.isfile(path):  # a FIFO or device would block or never end
+            raise UserError(f"{validate.printable(path)}: not a regular file.")
     return paths
 
 
@@ -324,9 +456,17 @@ def list_wds(source):
                     raw.seek(member.offset_data)
                     return raw.read(member.size)
 
+                def too_large(member):
+                    return member is not None and member.size > validate.MAX_ROW_BYTES
+
                 for key, members in groups.items():
                     origin = f"{os.path.basename(tar_path)}:{key}"
                     image_ext = next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
+                    if any(too_large(members.get(ext)) for ext in ("txt", "json", "cls")):
+                        too_long = validate.Rejection(validate.ROW_TOO_LARGE,
+                                                      f"text member over {validate.MAX_ROW_BYTES:,} bytes")
+                        collector.reject(key, origin, too_long)
+                        continue
                     text = ("txt", read(members["txt"])) if "txt" in members else (
                         ("json", read(members["json"])) if "json" in members else None
                     )
@@ -345,7 +485,7 @@ def list_wds(source):
                     label = None
                     if "cls" in members:
                         label = _parse_label(read(members["cls"]).decode("utf-8", "replace").strip())
-                    if collector.add(key, origin, image, captions) is not None:
+                    if collector.add(key, origin, image, captions, label) is not None:
                         raw_labels.append(label)
         except tarfile.ReadError as e:
             raise UserError(f"{tar_path}: not an uncompressed tar file ({e}).")
@@ -357,11 +497,11 @@ def list_wds(source):
 
 def detect_format(source):
     if os.path.isdir(source):
-        if glob.glob(os.path.join(source, "*.tar")):
+        if glob.glob(os.path.join(glob.escape(source), "*.tar")):
             return "wds"
         return "folder"
     lower = source.lower()
-    if lower.endswith(".tar") or any(c in source for c in "*?["):
+    if lower.endswith(".tar") or _is_glob(source):
         return "wds"
     if lower.endswith(".tsv"):
         return "tsv"
@@ -374,20 +514,24 @@ def detect_format(source):
 
 def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):
     """Lists a source's rows; see the module docstring for the formats."""
-    has_glob = any(c in source for c in "*?[")
-    if not has_glob and not os.path.exists(source):
-        raise UserError(f"{source}: no such file or folder.")
+    if not os.path.exists(source) and not _is_glob(source):
+        raise UserError(f"{validate.printable(source)}: no such file or folder.")
     fmt = detect_format(source) if fmt == "auto" else fmt
     if fmt in ("csv", "tsv"):
         if not os.path.isfile(source):
             raise UserError(f"{source}: a {fmt.upper()} source must be a file.")
-        return list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column, label_column)
-    if fmt == "jsonl":
+        listing = list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column,
+                           label_column)
+    elif fmt == "jsonl":
         if not os.path.isfile(source):
             raise UserError(f"{source}: a JSON Lines source must be a file.")
-        return list_jsonl(source)
-    if fmt == "folder":
+        listing = list_jsonl(source)
+    elif fmt == "folder":
         if not os.path.isdir(source):
             raise UserError(f"{source}: an image folder source must be a folder.")
-        return list_folder(source)
-    return list_wds(source)
+        listing = list_folder(source)
+    else:
+        listing = list_wds(source)
+    if not listing.rows and not listing.rejects:
+        raise UserError(f"{validate.printable(source)}: holds no rows to convert.")
+    return listing

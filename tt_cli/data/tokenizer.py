@@ -29,6 +29,11 @@ PAD_ID = 0
 UNK_ID = 1
 EOS_ID = 2
 
+# `tokenize` looks at most this many characters per output position: the first
+# `max_len - 1` pieces of any real caption lie within `max_len * 16` characters, and a
+# runaway caption (convert cuts them, other shards may not) costs no more than a short one.
+CHARS_PER_TOKEN_BOUND = 16
+
 # SentencePiece reads at most this many captions (a seeded random sample beyond
 # it): the piece inventory settles long before, and training memory stays bounded.
 MAX_TRAINING_SENTENCES = 2_000_000
@@ -169,6 +174,9 @@ def _make_text_tokenizer_class():
             strings = tf.convert_to_tensor(strings, dtype=tf.string)
             scalar = strings.shape.rank == 0
             batch = tf.reshape(strings, [-1])
+            # Cut on a character boundary before SentencePiece, so that its cost does not
+            # grow with the caption's length (the pieces past max_len - 1 are dropped anyway).
+            batch = tf.strings.substr(batch, 0, self.max_len * CHARS_PER_TOKEN_BOUND, unit="UTF8_CHAR")
             pieces = self.sentencepiece.tokenize(batch)[:, : self.max_len - 1]
             eos = tf.fill([tf.shape(batch)[0], 1], tf.constant(EOS_ID, tf.int32))
             ids = tf.concat([pieces, eos], axis=1)

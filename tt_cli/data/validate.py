@@ -5,6 +5,10 @@ fits `max_size` is kept byte for byte; anything else (CMYK, grayscale, palette,
 alpha, 16-bit, WebP/GIF/BMP/TIFF, or too large) is converted to 8-bit RGB and
 re-encoded. Problems come back as a `Rejection` with a short machine reason.
 
+A row is data, so every read is bounded: only regular files are opened (a FIFO
+or a device never), at most `MAX_IMAGE_BYTES` per image, and an image's size is
+checked from its header against `schema.MAX_IMAGE_PIXELS` before it is decoded.
+
 Example:
 >>> from PIL import Image; import io
 >>> buf = io.BytesIO(); Image.new("CMYK", (8, 8)).save(buf, "JPEG")
@@ -17,9 +21,13 @@ Example:
 
 import dataclasses
 import io
+import os
+import stat
 
 import numpy as np
 from PIL import Image, ImageFile
+
+from tt_cli.data.schema import MAX_IMAGE_PIXELS
 
 # Reasons a row is rejected; the values are what `rejected.jsonl` says.
 MISSING_FILE = "missing_file"
@@ -31,12 +39,29 @@ CAPTION_NOT_UTF8 = "caption_not_utf8"
 DUPLICATE_KEY = "duplicate_key"
 BAD_ROW = "bad_row"  # a source line that cannot be parsed, or lacks a field
 MISSING_LABEL = "missing_label"
+KEY_NOT_UTF8 = "key_not_utf8"
+PATH_NOT_UTF8 = "path_not_utf8"  # image path (or folder name) with bytes that are not UTF-8
+BAD_PATH = "bad_path"  # a NUL byte in the image path
+BAD_LABEL = "bad_label"  # negative, or outside int64
+FIELD_TOO_LARGE = "field_too_large"  # a CSV/TSV cell over the csv module's field limit
+ROW_TOO_LARGE = "row_too_large"  # a source line or WebDataset text member over MAX_ROW_BYTES
+NOT_A_FILE = "not_a_file"  # a directory, FIFO, socket or device where an image should be
+TOO_LARGE = "too_large"  # over MAX_IMAGE_BYTES on disk, or over MAX_IMAGE_PIXELS
+
+# What `convert` did to a row it kept, besides the image conversions below.
+CAPTION_TRUNCATED = "caption_truncated"
+
+# Limits that keep one row from exhausting a conversion (and, later, training).
+MAX_IMAGE_BYTES = 64 << 20  # an image file or tar member
+MAX_ROW_BYTES = 16 << 20  # a JSONL/CSV line or a WebDataset .txt/.json member, read only up to this
+MAX_CAPTION_CHARS = 1000  # longer captions are cut at the last word boundary before this
 
 # Formats kept as given (TensorFlow decodes them); others are re-encoded.
 _KEPT_FORMATS = {"JPEG", "PNG"}
 JPEG_QUALITY = 95
-# Guard against decompression bombs but allow large legitimate photographs.
-Image.MAX_IMAGE_PIXELS = 30_000 * 30_000
+# Pillow's own bomb check is replaced by ours (header size against MAX_IMAGE_PIXELS before
+# decoding): it would refuse a large JPEG before `draft()` could shrink it while decoding.
+Image.MAX_IMAGE_PIXELS = None
 # A truncated file must fail, not decode as a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -54,12 +79,67 @@ class CheckedImage:
     conversions: list  # what was done: "cmyk", "alpha", "16bit", "grayscale", "palette", "format", "resized"
 
 
+def printable(text):
+    """`text` with any undecodable bytes (surrogates from `surrogateescape`) as `\\xNN`, so that
+    a message or a `rejected.jsonl` record about a non-UTF-8 row is itself valid UTF-8."""
+    if not isinstance(text, str):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(text):
+    try:
+        text.encode("utf-8")  # lone surrogates: bytes that were not UTF-8
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_key(key):
+    """None when the key is usable, else a `Rejection`: it must be valid UTF-8."""
+    if not _is_utf8(key):
+        return Rejection(KEY_NOT_UTF8, printable(key)[:120])
+    return None
+
+
+def check_path(path):
+    """None when an image path can be looked up, else a `Rejection` (NUL byte, not UTF-8)."""
+    if "\0" in path:
+        return Rejection(BAD_PATH, "NUL byte in the path")
+    if not _is_utf8(path):
+        return Rejection(PATH_NOT_UTF8, printable(path)[:200])
+    return None
+
+
+def check_label(label):
+    """None when a label is usable, else a `Rejection`: an integer must fit a non-negative
+    int64 (the shards' `label`), a class name must be UTF-8 (it goes into dataset.json)."""
+    if isinstance(label, int) and not 0 <= label < 2**63:
+        return Rejection(BAD_LABEL, f"label {str(label)[:40]} is not in [0, 2**63)")
+    if isinstance(label, str) and not _is_utf8(label):
+        return Rejection(BAD_LABEL, f"label {printable(label)[:40]!r} is not UTF-8")
+    return None
+
+
+def truncate_caption(text):
+    """(caption cut to MAX_CAPTION_CHARS at the last word boundary, whether it was cut).
+
+    The tokenizer keeps only the first few dozen pieces anyway; the bound keeps a
+    runaway caption from costing memory in every later step. Without a space in the
+    second half of the allowed length the cut falls mid-word.
+    """
+    if len(text) <= MAX_CAPTION_CHARS:
+        return text, False
+    head = text[: MAX_CAPTION_CHARS + 1]
+    space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    cut = head[:space] if space > MAX_CAPTION_CHARS // 2 else head[:MAX_CAPTION_CHARS]
+    return cut.rstrip(), True
+
+
 def check_caption(raw):
     """Returns the caption as a str, or a `Rejection` (empty or not UTF-8)."""
     if isinstance(raw, str):
-        try:
-            raw.encode("utf-8")  # lone surrogates: text read with surrogateescape
-        except UnicodeEncodeError:
+        if not _is_utf8(raw):  # lone surrogates: text read with surrogateescape
             return Rejection(CAPTION_NOT_UTF8, repr(raw.encode("utf-8", "surrogateescape"))[:80])
         text = raw
     elif isinstance(raw, (bytes, bytearray)):
@@ -114,19 +194,57 @@ def _to_rgb(image, conversions):
     return image.convert("RGB")
 
 
+def image_header(data):
+    """(format, width, height) from an encoded image's header without decoding it, or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format, image.size[0], image.size[1]
+    # Pillow raises many kinds (OSError, SyntaxError, struct.error...) on hostile headers.
+    except Exception:  # noqa: BLE001  the caller reports the image as unreadable
+        return None
+
+
+def too_many_pixels(width, height):
+    return width * height > MAX_IMAGE_PIXELS
+
+
+def _fit_pixel_limit(image, max_size):
+    """Checks the header size before decoding; returns whether `draft()` shrank the decode.
+
+    Over MAX_IMAGE_PIXELS an image is rejected, unless `max_size` is set and the image is
+    a JPEG: its decoder can scale by 1/2, 1/4 or 1/8 while decoding (`draft`), so memory
+    stays bounded. Other formats decode whole before they can be shrunk: rejected.
+    """
+    width, height = image.size
+    if not too_many_pixels(width, height):
+        return False
+    too_large = Rejection(TOO_LARGE, f"{width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
+    if max_size is None or image.format != "JPEG":
+        return too_large
+    scale = max_size / max(width, height)
+    image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
+    if too_many_pixels(*image.size):
+        return too_large
+    return True
+
+
 def check_image_bytes(data, max_size=None):
     """Decodes `data` once; returns a `CheckedImage` or a `Rejection`.
 
     Args:
       data: the encoded file.
       max_size: if set, images whose longer side exceeds it are resized to it
-        and re-encoded as JPEG.
+        and re-encoded as JPEG. Over MAX_IMAGE_PIXELS only a JPEG can be (see
+        `_fit_pixel_limit`); without it such an image is `too_large`.
     """
     if not data:
         return Rejection(EMPTY_FILE, "0 bytes")
     try:
         image = Image.open(io.BytesIO(data))
         source_format = image.format
+        drafted = _fit_pixel_limit(image, max_size)
+        if isinstance(drafted, Rejection):
+            return drafted
         image.load()
     except OSError as e:
         message = str(e)
@@ -141,9 +259,10 @@ def check_image_bytes(data, max_size=None):
         image.seek(0)  # animated GIF/WebP: the first frame
     conversions = []
     rgb = _to_rgb(image, conversions)
-    resized = max_size is not None and max(rgb.size) > max_size
+    resized = drafted or (max_size is not None and max(rgb.size) > max_size)
     if resized:
         conversions.append("resized")
+    if max_size is not None and max(rgb.size) > max_size:
         scale = max_size / max(rgb.size)
         new_size = (max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale)))
         rgb = rgb.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
@@ -160,21 +279,49 @@ def check_image_bytes(data, max_size=None):
     return CheckedImage(data=out.getvalue(), size=rgb.size, conversions=conversions)
 
 
+def _file_kind(mode):
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def read_image_file(path):
-    """Reads an image file; returns its bytes or a `Rejection` (missing, unreadable)."""
+    """Reads an image file; returns its bytes or a `Rejection`.
+
+    Only a regular file of at most MAX_IMAGE_BYTES is read: a FIFO would block forever
+    and `/dev/zero` would never end. The file is opened non-blocking and checked again
+    after opening, so a FIFO swapped in after the first check is not waited on either.
+    """
+    shown = printable(path)
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return Rejection(NOT_A_FILE, f"{shown} is {_file_kind(info.st_mode)}")
+        if info.st_size > MAX_IMAGE_BYTES:
+            return Rejection(TOO_LARGE, f"{shown}: {info.st_size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return Rejection(NOT_A_FILE, f"{shown} is {_file_kind(info.st_mode)}")
+            data = f.read(MAX_IMAGE_BYTES + 1)
     except FileNotFoundError:
-        return Rejection(MISSING_FILE, path)
-    except IsADirectoryError:
-        return Rejection(MISSING_FILE, f"{path} is a directory")
+        return Rejection(MISSING_FILE, shown)
+    except ValueError:  # "embedded null byte"
+        return Rejection(BAD_PATH, "NUL byte in the path")
     except OSError as e:
-        return Rejection(UNREADABLE_IMAGE, f"{path}: {e.strerror or e}")
+        return Rejection(UNREADABLE_IMAGE, f"{shown}: {e.strerror or e}")
+    if len(data) > MAX_IMAGE_BYTES:  # grew since it was checked
+        return Rejection(TOO_LARGE, f"{shown}: over the limit of {MAX_IMAGE_BYTES:,} bytes")
+    return data
 
 
 def read_tar_member(tar_path, offset, size):
-    """Reads one member's bytes from an uncompressed tar by its data offset."""
+    """Reads one member's bytes from an uncompressed tar by its data offset (at most MAX_IMAGE_BYTES)."""
+    if size > MAX_IMAGE_BYTES:
+        return Rejection(TOO_LARGE, f"{size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
     try:
         with open(tar_path, "rb") as f:
             f.seek(offset)
