@@ -7,6 +7,13 @@ greater than *or equal to* the best correct score; a query is a hit at k when
 that rank is below k. The result is independent of the order of candidates, and
 a degenerate model (all scores equal) scores 0, not 1/C.
 
+The rule needs equal things to score *exactly* equal. Embeddings of one caption
+or one image computed twice (another batch position, batch size or CPU) can
+differ in the last bit, which would break their tie arbitrarily. So the eval
+pipeline embeds each distinct caption and image once (`tt_cli.eval.encode`) and
+scores each distinct pair of embeddings once (`distinct_scores`): equal inputs
+then give bit-identical scores on every machine.
+
 Example:
 >>> import numpy as np
 >>> scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.2, 0.6]])
@@ -101,6 +108,26 @@ def recall_at_k(similarity, image_to_caption_pairs, ks=(1, 5, 10)):
         "image_to_text": {k: float(np.mean(image_rank < k)) for k in ks},
         "text_to_image": {k: float(np.mean(text_rank < k)) for k in ks},
     }
+
+
+def distinct_rows(array):
+    """(the distinct rows of a 2-D array, inverse) with `array == distinct[inverse]` row for row."""
+    array = np.asarray(array)
+    distinct, inverse = np.unique(array, axis=0, return_inverse=True)
+    return distinct, inverse.reshape(-1)
+
+
+def distinct_scores(queries, candidates, score):
+    """`score(queries, candidates)` [Q, K], computed once per distinct query and candidate row.
+
+    A matrix product may give two equal rows results that differ in the last bit
+    (BLAS blocking depends on a row's position); scoring each distinct row once
+    and copying the result makes equal embeddings tie exactly, which the
+    pessimistic tie rule relies on.
+    """
+    query_rows, query_of = distinct_rows(queries)
+    candidate_rows, candidate_of = distinct_rows(candidates)
+    return np.asarray(score(query_rows, candidate_rows))[query_of][:, candidate_of]
 
 
 def softmax(logits, axis=-1):

@@ -34,16 +34,32 @@ def temperature(model):
 
 def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE,
                      show_progress=True):
-    """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings."""
-    prompts = [fill(t, name) for name in class_names for t in templates]
+    """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings.
+
+    A class name given twice (ImageNet has two "crane"s) gets one embedding, copied,
+    so that its classes tie exactly and count against the model (pessimistic rule).
+    """
+    row_of = {}
+    source = np.array([row_of.setdefault(name, len(row_of)) for name in class_names], dtype=np.int64)
+    names = list(row_of)
+    prompts = [fill(t, name) for name in names for t in templates]
     text = encode.encode_texts(model, tokenizer, prompts, batch_size, show_progress, "encoding prompts")
-    mean = text.reshape(len(class_names), len(templates), -1).mean(axis=1)
-    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    mean = text.reshape(len(names), len(templates), -1).mean(axis=1)
+    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)[source]
 
 
 def class_probabilities(image_embeddings, class_embeddings_, scale):
-    """[N, C] softmax of scale x cosine similarity."""
-    return metrics.softmax(scale * (np.asarray(image_embeddings, np.float64) @ np.asarray(class_embeddings_, np.float64).T))
+    """[N, C] softmax of scale x cosine similarity.
+
+    Logits are computed once per distinct image and class embedding, and the
+    softmax once per distinct row of logits, so identical images get identical
+    probabilities and identical classes tie exactly.
+    """
+    logits = metrics.distinct_scores(
+        image_embeddings, class_embeddings_,
+        lambda images, classes: scale * (np.asarray(images, np.float64) @ np.asarray(classes, np.float64).T))
+    rows, row_of = metrics.distinct_rows(logits)
+    return metrics.softmax(rows)[row_of]
 
 
 def classification_metrics(scores, labels):
