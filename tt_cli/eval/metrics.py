@@ -130,9 +130,17 @@ def distinct_scores(queries, candidates, score):
     return np.asarray(score(query_rows, candidate_rows))[query_of][:, candidate_of]
 
 
-def softmax(logits, axis=-1):
-    """Numerically stable softmax in float64."""
+def softmax(logits, axis=-1, repeats=None):
+    """Numerically stable softmax in float64.
+
+    `repeats` (int, one per entry along `axis`): how many classes each entry stands
+    for, when repeated classes are computed once; each term counts that often in the sum.
+    """
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    if repeats is None:
+        return e / e.sum(axis=axis, keepdims=True)
+    shape = [1] * z.ndim
+    shape[axis] = -1
+    return e / (e * np.asarray(repeats, np.float64).reshape(shape)).sum(axis=axis, keepdims=True)

@@ -51,15 +51,15 @@ def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode
 def class_probabilities(image_embeddings, class_embeddings_, scale):
     """[N, C] softmax of scale x cosine similarity.
 
-    Logits are computed once per distinct image and class embedding, and the
-    softmax once per distinct row of logits, so identical images get identical
-    probabilities and identical classes tie exactly.
+    Computed once per distinct image and distinct class embedding (a repeated
+    class enters each softmax sum as often as it occurs) and then copied, so that
+    identical images get identical probabilities and repeated classes tie exactly.
     """
-    logits = metrics.distinct_scores(
-        image_embeddings, class_embeddings_,
-        lambda images, classes: scale * (np.asarray(images, np.float64) @ np.asarray(classes, np.float64).T))
-    rows, row_of = metrics.distinct_rows(logits)
-    return metrics.softmax(rows)[row_of]
+    image_rows, image_of = metrics.distinct_rows(image_embeddings)
+    class_rows, class_of = metrics.distinct_rows(class_embeddings_)
+    logits = scale * (np.asarray(image_rows, np.float64) @ np.asarray(class_rows, np.float64).T)
+    probabilities = metrics.softmax(logits, repeats=np.bincount(class_of, minlength=len(class_rows)))
+    return probabilities[image_of][:, class_of]
 
 
 def classification_metrics(scores, labels):
