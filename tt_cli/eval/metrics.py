@@ -111,10 +111,17 @@ def recall_at_k(similarity, image_to_caption_pairs, ks=(1, 5, 10)):
 
 
 def distinct_rows(array):
-    """(the distinct rows of a 2-D array, inverse) with `array == distinct[inverse]` row for row."""
-    array = np.asarray(array)
-    distinct, inverse = np.unique(array, axis=0, return_inverse=True)
-    return distinct, inverse.reshape(-1)
+    """(the bit-for-bit distinct rows of a 2-D array in first-occurrence order, inverse),
+    with `array == distinct[inverse]` row for row."""
+    array = np.ascontiguousarray(array)
+    index_of, first_rows, inverse = {}, [], np.empty(len(array), dtype=np.int64)
+    for row, values in enumerate(array):
+        key = values.tobytes()
+        if key not in index_of:
+            index_of[key] = len(first_rows)
+            first_rows.append(row)
+        inverse[row] = index_of[key]
+    return array[np.array(first_rows, dtype=np.int64)], inverse
 
 
 def distinct_scores(queries, candidates, score):
