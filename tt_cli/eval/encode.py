@@ -12,6 +12,7 @@ and an image whose pixels (as the model sees them, after decoding and resizing)
 equal an earlier one's gets that image's embedding. A second forward pass of the
 same input at another batch position, batch size or CPU can differ in the last
 bit, and the pessimistic tie rule of the metrics needs equal inputs to tie exactly.
+
 TensorFlow side only: never import this next to the `tfrecord` package.
 
 Example:

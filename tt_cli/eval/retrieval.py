@@ -70,8 +70,8 @@ def cosine_similarity(images, texts, block=1024):
     Each distinct image row is scored once against each distinct text row and the
     scores are copied to the repeats (`metrics.distinct_scores`): equal embeddings
     give bit-identical scores whatever their position, so their ties are exact.
-    The float64 product makes the float32 scores independent of BLAS summation
-    order; row blocks bound its memory.
+    The product is accumulated in float64 and rounded to float32, so BLAS summation
+    order hardly ever shows in a score; row blocks bound its memory.
     """
     def score(image_rows, text_rows):
         text_rows = np.asarray(text_rows, np.float64).T
