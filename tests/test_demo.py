@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_tt
+from ranking_reference import distinct_inputs, recall_bounds, similarity_error
 from tt_cli.demo.settings import DEMO, demo_settings
 from tt_cli.training.config import TrainConfig
 
@@ -79,12 +80,17 @@ def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
 
 
 def test_reported_numbers_match_numpy(demo):
-    """Zero-shot top-1 and text->image R@1, recomputed here from the run's own embeddings."""
+    """Zero-shot top-1 and text->image R@1, recomputed here from the run's own embeddings.
+
+    The run computed its embeddings in other batch shapes and kernels, so the
+    reference bounds each number (`ranking_reference`) rather than matching last bits.
+    """
     import tensorflow as tf
 
     from tt_cli.data import schema
     from tt_cli.demo.settings import DEMO_TEMPLATES
-    from tt_cli.eval.encode import eval_dataset
+    from tt_cli.eval.encode import encode_images, encode_texts, eval_dataset
+    from tt_cli.eval.zero_shot import class_embeddings
     from tt_cli.run_dir import load_run
 
     out = demo[0]
@@ -92,20 +98,35 @@ def test_reported_numbers_match_numpy(demo):
     reported = json.load(open(os.path.join(out, "demo_results.json")))["results"]
     files, info = schema.resolve_shards(os.path.join(out, "demo_data", "val-64-s2-32px"))
     batches = list(eval_dataset(files, run.model.image_size, batch_size=64))
+    pixels = [image.tobytes() for b in batches for image in b["image"].numpy()]
     images = np.concatenate([run.model.encode_image(tf.cast(b["image"], tf.float32)).numpy() for b in batches])
     labels = np.concatenate([b["label"].numpy() for b in batches])
     captions = [[t.decode() for t in row if t] for b in batches for row in b["texts"].numpy()]
+    # Identical images and identical captions share one embedding, as in the pipeline.
+    pictures, image_id = distinct_inputs(pixels)
+    images = images[[pixels.index(p) for p in pictures]][image_id]
 
     def embed(texts):
-        return run.model.encode_text(run.tokenizer.tokenize(tf.constant(texts))).numpy()
+        distinct, text_id = distinct_inputs(texts)
+        return run.model.encode_text(run.tokenizer.tokenize(tf.constant(distinct))).numpy()[text_id]
 
     prompts = embed([t.replace("{}", name) for name in info.class_names for t in DEMO_TEMPLATES])
     classes = prompts.reshape(len(info.class_names), len(DEMO_TEMPLATES), -1).mean(axis=1)
     classes /= np.linalg.norm(classes, axis=1, keepdims=True)
-    assert np.mean((images @ classes.T).argmax(axis=1) == labels) == pytest.approx(reported["top1"], abs=1e-9)
+    pipeline_images = encode_images(run.model, files, show_progress=False).embeddings
+    pipeline_classes = class_embeddings(run.model, run.tokenizer, info.class_names, DEMO_TEMPLATES,
+                                        show_progress=False)
+    error = similarity_error(pipeline_images, images, pipeline_classes, classes)
+    correct = labels[:, None] == np.arange(len(info.class_names))[None, :]
+    similarity = images.astype(np.float64) @ classes.astype(np.float64).T
+    low, high = recall_bounds(similarity, correct, np.arange(len(info.class_names)), 1, error)
+    assert low <= reported["top1"] <= high
 
+    flat = [t for c in captions for t in c]
     owner = np.array([i for i, c in enumerate(captions) for _ in c])
-    similarity = embed([t for c in captions for t in c]) @ images.T  # [captions, images]
-    correct = similarity[np.arange(len(owner)), owner]
-    wrong_at_least_as_high = (similarity >= correct[:, None]).sum(axis=1) - 1  # pessimistic ties
-    assert np.mean(wrong_at_least_as_high < 1) == pytest.approx(reported["text_to_image_R@1"], abs=1e-9)
+    text = embed(flat)
+    error = similarity_error(encode_texts(run.model, run.tokenizer, flat, show_progress=False), text,
+                             pipeline_images, images)
+    similarity = text.astype(np.float64) @ images.astype(np.float64).T  # [captions, images]
+    low, high = recall_bounds(similarity, owner[:, None] == np.arange(len(images))[None, :], image_id, 1, error)
+    assert low <= reported["text_to_image_R@1"] <= high

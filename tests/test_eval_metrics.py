@@ -8,7 +8,7 @@ instead of counting as `tt_cli.eval.metrics` does.
 import numpy as np
 import pytest
 
-from tt_cli.eval import ensemble, fewshot, metrics, retrieval
+from tt_cli.eval import encode, ensemble, fewshot, metrics, retrieval, zero_shot
 
 
 def reference_first_correct(scores, correct):
@@ -111,6 +111,64 @@ def test_recall_at_k_matches_reference_on_random_retrieval_sets():
 def test_recall_rejects_an_image_without_captions():
     with pytest.raises(ValueError, match="no correct candidate"):
         metrics.recall_at_k(np.zeros((2, 2)), np.array([[0, 0], [0, 1]]), ks=(1,))
+
+
+def test_duplicate_captions_differing_in_the_last_bit_tie_after_sharing_one_embedding():
+    # Two images share the caption "a photo of a dog"; encoded twice (another batch
+    # position or CPU) its copies differ in the last bit of one component.
+    texts, pairs = retrieval.caption_pairs([["a photo of a dog"], ["a photo of a dog"]])
+    dog = np.array([1.0, 0.0], np.float32)
+    text = np.stack([dog, np.nextafter(dog, np.float32(0))])  # [1, 0] and [1 - 2^-24, 0]
+    images = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    # Without sharing, image 0 "finds" its own copy first by that last bit.
+    broken = retrieval.retrieval_metrics(retrieval.cosine_similarity(images, text), pairs, ks=(1,))
+    assert broken["image_to_text_R@1"] == 0.5
+    # Sharing one embedding per distinct string (what encode_texts does) makes the tie
+    # exact, and a correct caption tied with a wrong one counts against the model.
+    shared = encode.share_duplicates(text, texts)
+    assert np.array_equal(shared[1], shared[0])
+    similarity = retrieval.cosine_similarity(images, shared)
+    assert similarity[0, 0] == similarity[0, 1] and similarity[1, 0] == similarity[1, 1]
+    assert retrieval.retrieval_metrics(similarity, pairs, ks=(1,)) == {"image_to_text_R@1": 0.0,
+                                                                       "text_to_image_R@1": 0.5}
+
+
+def test_share_duplicates_copies_the_first_rows_embedding():
+    embeddings = np.arange(8, dtype=np.float32).reshape(4, 2)
+    shared = encode.share_duplicates(embeddings, [b"a", b"b", b"a", b"c"])
+    assert shared.tolist() == [[0, 1], [2, 3], [0, 1], [6, 7]]
+
+
+def test_equal_embeddings_score_bit_identically_wherever_they_sit():
+    # Equal rows at far-apart positions of large matrices, where BLAS blocking differs.
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(700, 64)).astype(np.float32)
+    texts = rng.normal(size=(900, 64)).astype(np.float32)
+    images[650], texts[899] = images[3], texts[1]
+    similarity = retrieval.cosine_similarity(images / np.linalg.norm(images, axis=1, keepdims=True),
+                                             texts / np.linalg.norm(texts, axis=1, keepdims=True))
+    assert similarity.shape == (700, 900) and similarity.dtype == np.float32
+    assert np.array_equal(similarity[650], similarity[3]) and np.array_equal(similarity[:, 899], similarity[:, 1])
+    expected = (images.astype(np.float64) / np.linalg.norm(images.astype(np.float64), axis=1, keepdims=True)) @ (
+        texts.astype(np.float64) / np.linalg.norm(texts.astype(np.float64), axis=1, keepdims=True)).T
+    np.testing.assert_allclose(similarity, expected, atol=1e-6)
+
+
+def test_zero_shot_repeated_class_embedding_and_repeated_images_tie_exactly():
+    # Classes 2 and 9 have the same name ("crane" twice in ImageNet), hence one shared embedding.
+    rng = np.random.default_rng(1)
+    classes = rng.normal(size=(10, 16)).astype(np.float32)
+    classes[9] = classes[2]
+    images = classes[[2, 9, 4, 2]] + rng.normal(size=(4, 16)).astype(np.float32) * 0.01
+    images[3] = images[0]
+    probabilities = zero_shot.class_probabilities(images, classes, scale=50.0)
+    assert np.array_equal(probabilities[:, 2], probabilities[:, 9]) and np.array_equal(probabilities[3], probabilities[0])
+    # The same numbers as the plain softmax over all 10 classes, up to rounding.
+    plain = metrics.softmax(50.0 * images.astype(np.float64) @ classes.astype(np.float64).T)
+    np.testing.assert_allclose(probabilities, plain, rtol=1e-12, atol=1e-15)
+    # Images of class 2 or 9 score those two classes exactly equal: never a top-1 hit, always top-2.
+    labels = np.array([2, 9, 4, 2])
+    assert metrics.topk_accuracy(probabilities, labels, ks=(1, 2)) == {1: 0.25, 2: 1.0}
 
 
 def test_caption_pairs_and_subset_reindex():

@@ -69,7 +69,11 @@ def test_classifier_learned_and_reported_accuracy_matches_numpy(preset, labelled
     logits = np.asarray(classifier.predict(tf.constant(images), verbose=0))
     accuracy = float(np.mean(logits.argmax(axis=1) == labels))
     summary = json.load(open(os.path.join(preset, "tt_pretrain.json")))
-    assert accuracy == pytest.approx(summary["heldout_accuracy"], abs=1e-6)
+    # The run scored these images in other batch shapes, whose logits may differ in the last
+    # bits: a row whose two best logits are that close may be classified either way there.
+    best_two = np.sort(logits, axis=1)[:, -2:]
+    near_tie = best_two[:, 1] - best_two[:, 0] <= 1e-4 * np.maximum(np.abs(best_two).max(axis=1), 1.0)
+    assert abs(accuracy - summary["heldout_accuracy"]) <= np.sum(near_tie) / len(labels) + 1e-12
     assert accuracy > 2.5 / NUM_CLASSES
 
 

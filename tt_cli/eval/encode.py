@@ -6,6 +6,13 @@ Images are decoded to RGB and resized exactly as the training pipeline does
 Batches run through a `tf.function` of `model.encode_image`; captions are
 tokenized with the run's tokenizer and embedded with `model.encode_text`. Both
 show a rich progress bar on stderr.
+
+Equal inputs get one embedding: each distinct caption string is embedded once,
+and an image whose pixels (as the model sees them, after decoding and resizing)
+equal an earlier one's gets that image's embedding. A second forward pass of the
+same input at another batch position, batch size or CPU can differ in the last
+bit, and the pessimistic tie rule of the metrics needs equal inputs to tie exactly.
+
 TensorFlow side only: never import this next to the `tfrecord` package.
 
 Example:
@@ -17,6 +24,7 @@ Example:
 
 import contextlib
 import dataclasses
+import hashlib
 import weakref
 
 import numpy as np
@@ -33,7 +41,7 @@ NO_LABEL = -1
 class EncodedImages:
     """Image embeddings of a dataset, in shard order, with what came with them."""
 
-    embeddings: np.ndarray  # float32 [N, D], L2-normalised
+    embeddings: np.ndarray  # float32 [N, D], L2-normalised; identical images share one (bit-identical) row
     labels: np.ndarray  # int64 [N]; NO_LABEL where a row has none
     captions: list  # N lists of caption strings
     keys: list  # N source ids
@@ -131,10 +139,11 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
 
     dataset, info, total = _resolve(data, model.image_size, batch_size)
     encode = _encoder(model, "image")
-    embeddings, labels, captions, keys = [], [], [], []
+    embeddings, labels, captions, keys, fingerprints = [], [], [], [], []
     try:
         with _bar(total, description, show_progress) as advance:
             for batch in dataset:
+                fingerprints += [hashlib.sha256(image.tobytes()).digest() for image in batch["image"].numpy()]
                 embeddings.append(encode(tf.cast(batch["image"], tf.float32)).numpy())
                 n = len(embeddings[-1])
                 labels.append(batch["label"].numpy() if "label" in batch else np.full(n, NO_LABEL))
@@ -150,29 +159,47 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
     if not embeddings:
         raise UserError(f"{data}: no examples to evaluate.")
     return EncodedImages(
-        np.concatenate(embeddings).astype(np.float32), np.concatenate(labels).astype(np.int64),
-        captions, keys, info,
+        share_duplicates(np.concatenate(embeddings).astype(np.float32), fingerprints),
+        np.concatenate(labels).astype(np.int64), captions, keys, info,
     )
+
+
+def share_duplicates(embeddings, fingerprints):
+    """Rows with the fingerprint of an earlier row get a copy of that row's embedding.
+
+    Fingerprints are SHA-256 digests of the pixels the model saw, so only identical
+    inputs are merged, and they then tie exactly however they were batched.
+    """
+    first_row = {}
+    source = np.array([first_row.setdefault(f, row) for row, f in enumerate(fingerprints)], dtype=np.int64)
+    return embeddings[source]
 
 
 def encode_texts(model, tokenizer, texts, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
                  description="encoding texts"):
-    """Embeds a list of strings with the run's tokenizer and `model.encode_text`: float32 [T, D]."""
+    """Embeds a list of strings with the run's tokenizer and `model.encode_text`: float32 [T, D].
+
+    Each distinct string is embedded once and its row copied to every repeat, so
+    repeated texts (a caption shared by several images) are bit-identical.
+    """
     import tensorflow as tf
 
     texts = list(texts)
     if not texts:
         raise UserError("no texts to encode.")
+    row_of = {}
+    source = np.array([row_of.setdefault(t, len(row_of)) for t in texts], dtype=np.int64)
+    distinct = list(row_of)  # first-occurrence order
     dataset = (
-        tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string))
+        tf.data.Dataset.from_tensor_slices(tf.constant(distinct, dtype=tf.string))
         .batch(batch_size)
         .map(tokenizer.tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
     encode = _encoder(model, "text")
     out = []
-    with _bar(len(texts), description, show_progress) as advance:
+    with _bar(len(distinct), description, show_progress) as advance:
         for tokens in dataset:
             out.append(encode(tokens).numpy())
             advance(len(out[-1]))
-    return np.concatenate(out).astype(np.float32)
+    return np.concatenate(out).astype(np.float32)[source]

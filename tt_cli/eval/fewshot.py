@@ -113,6 +113,8 @@ def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shot
     "l2_regs" (one per seed), "train_images", "short_classes"}.
     """
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    # Identical test images (one shared embedding) are scored once, so they get one prediction.
+    test_rows, test_row_of = metrics.distinct_rows(test_x)
     rows = []
     for k in shots:
         if k < 1:
@@ -121,7 +123,7 @@ def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shot
         for seed in range(seeds):
             idx, short = select_shots(train_labels, k, seed, num_classes)
             probe = fit_ridge(train_x[idx], train_labels[idx], num_classes, l2_reg)
-            scores = probe.scores(test_x)
+            scores = probe.scores(test_rows)[test_row_of]
             top1.append(metrics.topk_accuracy(scores, test_labels, ks=(1,))[1])
             recall.append(metrics.mean_per_class_recall(scores, test_labels))
             regs.append(probe.l2_reg)

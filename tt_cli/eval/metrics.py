@@ -7,6 +7,13 @@ greater than *or equal to* the best correct score; a query is a hit at k when
 that rank is below k. The result is independent of the order of candidates, and
 a degenerate model (all scores equal) scores 0, not 1/C.
 
+The rule needs equal things to score *exactly* equal. Embeddings of one caption
+or one image computed twice (another batch position, batch size or CPU) can
+differ in the last bit, which would break their tie arbitrarily. So the eval
+pipeline embeds each distinct caption and image once (`tt_cli.eval.encode`) and
+scores each distinct pair of embeddings once (`distinct_scores`): equal inputs
+then give bit-identical scores on every machine.
+
 Example:
 >>> import numpy as np
 >>> scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.2, 0.6]])
@@ -103,9 +110,44 @@ def recall_at_k(similarity, image_to_caption_pairs, ks=(1, 5, 10)):
     }
 
 
-def softmax(logits, axis=-1):
-    """Numerically stable softmax in float64."""
+def distinct_rows(array):
+    """(the bit-for-bit distinct rows of a 2-D array in first-occurrence order, inverse),
+    with `array == distinct[inverse]` row for row."""
+    array = np.ascontiguousarray(array)
+    index_of, first_rows, inverse = {}, [], np.empty(len(array), dtype=np.int64)
+    for row, values in enumerate(array):
+        key = values.tobytes()
+        if key not in index_of:
+            index_of[key] = len(first_rows)
+            first_rows.append(row)
+        inverse[row] = index_of[key]
+    return array[np.array(first_rows, dtype=np.int64)], inverse
+
+
+def distinct_scores(queries, candidates, score):
+    """`score(queries, candidates)` [Q, K], computed once per distinct query and candidate row.
+
+    A matrix product may give two equal rows results that differ in the last bit
+    (BLAS blocking depends on a row's position); scoring each distinct row once
+    and copying the result makes equal embeddings tie exactly, which the
+    pessimistic tie rule relies on.
+    """
+    query_rows, query_of = distinct_rows(queries)
+    candidate_rows, candidate_of = distinct_rows(candidates)
+    return np.asarray(score(query_rows, candidate_rows))[query_of][:, candidate_of]
+
+
+def softmax(logits, axis=-1, repeats=None):
+    """Numerically stable softmax in float64.
+
+    `repeats` (int, one per entry along `axis`): how many classes each entry stands
+    for, when repeated classes are computed once; each term counts that often in the sum.
+    """
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+    if repeats is None:
+        return e / e.sum(axis=axis, keepdims=True)
+    shape = [1] * z.ndim
+    shape[axis] = -1
+    return e / (e * np.asarray(repeats, np.float64).reshape(shape)).sum(axis=axis, keepdims=True)

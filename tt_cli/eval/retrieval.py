@@ -54,7 +54,11 @@ def subset(similarity, pairs, image_indices):
 
 
 def similarity_matrix(model, tokenizer, images, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True):
-    """(cosine similarities [I, T], pairs) of already-encoded images against all their captions."""
+    """(cosine similarities [I, T], pairs) of already-encoded images against all their captions.
+
+    A caption repeated in the set (by one image or several) is embedded once, and
+    identical images share one embedding (`encode`), so repeats tie exactly.
+    """
     texts, pairs = caption_pairs(images.captions)
     text = encode.encode_texts(model, tokenizer, texts, batch_size, show_progress, "encoding captions")
     return cosine_similarity(images.embeddings, text), pairs
@@ -63,17 +67,20 @@ def similarity_matrix(model, tokenizer, images, batch_size=encode.DEFAULT_BATCH_
 def cosine_similarity(images, texts, block=1024):
     """float32 [I, T] of normalised embeddings, computed in float64 and rounded.
 
-    A float32 BLAS product can give two identical captions scores that differ in
-    the last bit (its summation order depends on the column's position), which
-    would break their exact tie at random; float64 products of float32 inputs
-    are exact and their rounding back to float32 hides the order. Row blocks
-    bound the float64 memory.
+    Each distinct image row is scored once against each distinct text row and the
+    scores are copied to the repeats (`metrics.distinct_scores`): equal embeddings
+    give bit-identical scores whatever their position, so their ties are exact.
+    The product is accumulated in float64 and rounded to float32, so BLAS summation
+    order hardly ever shows in a score; row blocks bound its memory.
     """
-    texts = np.asarray(texts, np.float64).T
-    return np.concatenate([
-        (np.asarray(images[i : i + block], np.float64) @ texts).astype(np.float32)
-        for i in range(0, len(images), block)
-    ])
+    def score(image_rows, text_rows):
+        text_rows = np.asarray(text_rows, np.float64).T
+        return np.concatenate([
+            (np.asarray(image_rows[i : i + block], np.float64) @ text_rows).astype(np.float32)
+            for i in range(0, len(image_rows), block)
+        ])
+
+    return metrics.distinct_scores(images, texts, score)
 
 
 def retrieval_recall(model, tokenizer, dataset_or_files, ks=KS, batch_size=encode.DEFAULT_BATCH_SIZE,

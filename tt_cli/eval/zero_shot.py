@@ -34,16 +34,32 @@ def temperature(model):
 
 def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE,
                      show_progress=True):
-    """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings."""
-    prompts = [fill(t, name) for name in class_names for t in templates]
+    """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings.
+
+    A class name given twice (ImageNet has two "crane"s) gets one embedding, copied,
+    so that its classes tie exactly and count against the model (pessimistic rule).
+    """
+    row_of = {}
+    source = np.array([row_of.setdefault(name, len(row_of)) for name in class_names], dtype=np.int64)
+    names = list(row_of)
+    prompts = [fill(t, name) for name in names for t in templates]
     text = encode.encode_texts(model, tokenizer, prompts, batch_size, show_progress, "encoding prompts")
-    mean = text.reshape(len(class_names), len(templates), -1).mean(axis=1)
-    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    mean = text.reshape(len(names), len(templates), -1).mean(axis=1)
+    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)[source]
 
 
 def class_probabilities(image_embeddings, class_embeddings_, scale):
-    """[N, C] softmax of scale x cosine similarity."""
-    return metrics.softmax(scale * (np.asarray(image_embeddings, np.float64) @ np.asarray(class_embeddings_, np.float64).T))
+    """[N, C] softmax of scale x cosine similarity.
+
+    Computed once per distinct image and distinct class embedding (a repeated
+    class enters each softmax sum as often as it occurs) and then copied, so that
+    identical images get identical probabilities and repeated classes tie exactly.
+    """
+    image_rows, image_of = metrics.distinct_rows(image_embeddings)
+    class_rows, class_of = metrics.distinct_rows(class_embeddings_)
+    logits = scale * (np.asarray(image_rows, np.float64) @ np.asarray(class_rows, np.float64).T)
+    probabilities = metrics.softmax(logits, repeats=np.bincount(class_of, minlength=len(class_rows)))
+    return probabilities[image_of][:, class_of]
 
 
 def classification_metrics(scores, labels):
