@@ -85,8 +85,6 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
         raise UserError("--out must differ from the input shards' folder.")
     if os.path.isfile(os.path.join(out_dir, schema.DATASET_JSON)) and not overwrite:
         raise UserError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1.")
     tower = load_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
     os.makedirs(out_dir, exist_ok=True)

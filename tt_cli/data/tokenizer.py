@@ -28,6 +28,8 @@ from tt_cli.errors import UserError
 PAD_ID = 0
 UNK_ID = 1
 EOS_ID = 2
+# The smallest vocabulary SentencePiece accepts: the three special pieces and one character.
+MIN_VOCAB_SIZE = 4
 
 # SentencePiece reads at most this many captions (a seeded random sample beyond
 # it): the piece inventory settles long before, and training memory stays bounded.
