@@ -272,8 +272,9 @@ def _fit(model, strategy, iterator, steps, callbacks, jit):
     """`model.fit` for one stretch of steps, with tt's distributed step (see step.py).
 
     Returns (the last logs, the error that stopped reading the shards or None). A read
-    error stops training between steps, where the weights are consistent, and the
-    callbacks end as usual (the checkpoint of the last finished step is saved).
+    error ends the loop and the callbacks end as usual; the failed step has advanced the
+    optimizer's step counter but not the weights, so no checkpoint is saved for it
+    (`callbacks.Checkpoints`) and the last one stands.
     """
     import keras
     import tensorflow as tf
