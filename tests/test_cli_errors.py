@@ -150,6 +150,17 @@ def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny
         ["ckpt-2.index", "ckpt-4.index"]
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"), (b"", "not a SentencePiece model"), (b"not a model", "not a SentencePiece model")])
+def test_train_refuses_a_missing_or_unreadable_tokenizer(tiny_shards, tmp_path, content, message):
+    tokenizer = tmp_path / "tok.model"
+    if content is not None:
+        tokenizer.write_bytes(content)
+    result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS,
+                     "--tokenizer", str(tokenizer)])
+    assert_one_clear_line(result, f"--tokenizer {tokenizer}", message)
+
+
 # --- damaged run directories --------------------------------------------------------------------
 
 @pytest.mark.parametrize("damaged, named", [
@@ -185,7 +196,7 @@ def test_resume_with_other_data_tokenizer_or_batch_size_is_refused(tiny_run, tin
         extra = ["--batch-size", "8"]
     elif change == "--tokenizer":
         other = str(tmp_path / "other.model")
-        train_sentencepiece([f"a photo of shape {i}" for i in range(50)], other, 20)
+        train_sentencepiece([f"a photo of shape {i}" for i in range(50)], other, 24)
         extra = ["--tokenizer", other]
     else:
         data = tiny_val_shards

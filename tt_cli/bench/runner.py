@@ -75,6 +75,7 @@ def check_pipeline_inputs(data, tokenizer):
     """Fails with one line, before any model is built, when the shards or the tokenizer
     for timing the input pipeline are missing (the timing runs after the models')."""
     from tt_cli.data import schema
+    from tt_cli.data.tokenizer import check_sentencepiece_file
 
     if data is None:
         if tokenizer is not None:
@@ -83,8 +84,8 @@ def check_pipeline_inputs(data, tokenizer):
     if not os.path.exists(data) and not any(c in data for c in "*?["):
         raise UserError(f"--data {data}: no such file or directory.")
     schema.resolve_shards(data)
-    if tokenizer is not None and not os.path.isfile(tokenizer):
-        raise UserError(f"--tokenizer {tokenizer}: no such file.")
+    if tokenizer is not None:
+        check_sentencepiece_file(tokenizer)
 
 
 def _device_description(strategy):

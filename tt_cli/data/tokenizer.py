@@ -122,6 +122,23 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
     return actual
 
 
+def check_sentencepiece_file(path, flag="--tokenizer"):
+    """Fails with one clear line unless `path` holds a SentencePiece model, before
+    TensorFlow meets the file (where a bad one ends in an internal error)."""
+    import sentencepiece as spm
+
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {path}: no such file.")
+    with open(path, "rb") as f:
+        proto = f.read()
+    try:
+        pieces = spm.SentencePieceProcessor(model_proto=proto).vocab_size()
+    except RuntimeError:  # not a model proto
+        pieces = 0
+    if not pieces:
+        raise UserError(f"{flag} {path}: not a SentencePiece model; make one with `tt data tokenizer`.")
+
+
 def _make_text_tokenizer_class():
     # Built on first use so that importing this module never imports TensorFlow.
     import tensorflow as tf

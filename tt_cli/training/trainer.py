@@ -18,6 +18,7 @@ import shutil
 
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
+from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import UserError
 from tt_cli.training.config import MODEL_KEYS
 
@@ -75,8 +76,7 @@ def _check_resume_matches(config, files, info):
     if trained_on is not None and trained_on != _fingerprint(files, info)["sha256"]:
         _refuse_resume(config, f"trained on other shards than --data {config.data} ({previous.get('data')} then)")
     if config.tokenizer:
-        if not os.path.isfile(config.tokenizer):
-            raise UserError(f"--tokenizer {config.tokenizer}: no such file.")
+        check_sentencepiece_file(config.tokenizer)
         if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
             _refuse_resume(config, f"with another tokenizer than --tokenizer {config.tokenizer} "
                                    "(omit --tokenizer to resume with the run's own)")
@@ -95,8 +95,7 @@ def _setup_tokenizer(config, files, log):
 
     path = os.path.join(config.out, rd.TOKENIZER)
     if config.tokenizer:
-        if not os.path.isfile(config.tokenizer):
-            raise UserError(f"--tokenizer {config.tokenizer}: no such file.")
+        check_sentencepiece_file(config.tokenizer)
         if _same_bytes(config.tokenizer, path):
             return path
         # A run resumes only with its own tokenizer (checked before); here no checkpoint uses the old one.
