@@ -131,6 +131,15 @@ def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_pat
     assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
 
 
+@pytest.mark.parametrize("command", ["eval", "pretrain"])
+def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_path, command):
+    data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "garbage_length")
+    args = (["eval", "retrieval", tiny_run("clip"), "--data", data] if command == "eval" else
+            ["pretrain", "--data", data, "--out", str(tmp_path / "preset"), "--scale", "tiny", "--steps", "2",
+             "--batch-size", "16"])
+    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "tt data inspect --verify")
+
+
 def copy_run(run, directory):
     shutil.copytree(run, directory)
     return str(directory)
