@@ -2,16 +2,17 @@
 
 import click
 
-from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, parse_modes
+from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
+from tt_cli.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
 
 D = BenchSettings()
 
 
 @click.command(context_settings={"show_default": True})
 @click.option("--scale", default=D.scale, help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
-@click.option("--batch-size", type=int, default=D.batch_size, help="Global batch size.")
-@click.option("--steps", type=int, default=D.steps, help="Timed steps per mode (the median is reported).")
-@click.option("--warmup", type=int, default=D.warmup, help="Untimed steps first (tracing, compilation).")
+@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
+@click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
 @click.option("--modes", default=",".join(DEFAULT_MODES),
               help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
@@ -19,11 +20,11 @@ D = BenchSettings()
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--pretrained", default=None,
               help="Third tower preset to load.  [default: a random ViT of the scale's size; timing needs no weights]")
-@click.option("--max-text-len", type=int, default=D.max_text_len)
-@click.option("--vocab-size", type=int, default=D.vocab_size)
+@click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
+@click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
 @click.option("--tokenizer", help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
-@click.option("--pipeline-batches", type=int, default=30, help="Batches timed through the input pipeline.")
+@click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
 @click.option("--json", "json_path", help="Also write the results as JSON to this file.")
 def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
@@ -33,6 +34,7 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     from tt_cli.data.progress import STDERR, progress_bar
 
     settings = BenchSettings(modes=parse_modes(modes), **flags)
+    check_pipeline_inputs(data, tokenizer)
     total = len(settings.modes) * (settings.warmup + settings.steps)
     with progress_bar(total, "benchmarking", unit="steps") as advance:
         result = run_bench(settings, log=STDERR.print, on_step=advance)

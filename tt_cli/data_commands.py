@@ -9,6 +9,7 @@ import os
 import click
 
 from tt_cli.errors import UserError
+from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
 
 
 @click.group()
@@ -25,10 +26,11 @@ def data():
 @click.option("--caption-column", help="CSV/TSV column of captions (default: caption, title, text, ...).")
 @click.option("--key-column", help="CSV/TSV column of row ids (default: the image path; rows of one image merge).")
 @click.option("--label-column", help="CSV/TSV column of class labels (integers or names).")
-@click.option("--num-shards", type=int, help="Number of shards [default: one per 1000 rows].")
-@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
+@click.option("--num-shards", type=COUNT, help="Number of shards [default: one per 1000 rows].")
+@click.option("--workers", type=COUNT, default=os.cpu_count() or 1, show_default=True,
               help="Worker processes (one shard each at a time).")
-@click.option("--max-size", type=int, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
+@click.option("--max-size", type=COUNT,
+              help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
 def convert(src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
@@ -42,10 +44,6 @@ def convert(src, out, fmt, image_column, caption_column, key_column, label_colum
     from tt_cli.data.progress import progress_bar
     from tt_cli.data.summary import print_convert_report, write_json
 
-    if max_size is not None and max_size < 1:
-        raise UserError("--max-size must be a positive number of pixels.")
-    if workers < 1:
-        raise UserError("--workers must be at least 1.")
     report = run_convert(
         src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
         max_size, overwrite, progress=lambda total: progress_bar(total, "converting"),
@@ -57,7 +55,7 @@ def convert(src, out, fmt, image_column, caption_column, key_column, label_colum
 @data.command()
 @click.argument("shards")
 @click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
-@click.option("--samples", type=int, default=3, show_default=True, help="Sample rows to show.")
+@click.option("--samples", type=COUNT_OR_ZERO, default=3, show_default=True, help="Sample rows to show.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
 def inspect(shards, verify, samples, json_path):
     """Summarise SHARDS (a dataset folder or a glob): counts, features, captions, labels."""
@@ -69,16 +67,17 @@ def inspect(shards, verify, samples, json_path):
     write_json(json_path, summary)
     if summary["corrupt"]:
         first = summary["corrupt"][0]
+        advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"
         raise UserError(
             f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
-            f"({first['why']})."
+            f"({first['why']}){advice}."
         )
 
 
 @data.command()
 @click.argument("shards")
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--vocab-size", type=int, default=32_000, show_default=True,
+@click.option("--vocab-size", type=VOCAB_SIZE, default=32_000, show_default=True,
               help="Vocabulary size (capped, with a warning, when the captions cannot fill it).")
 def tokenizer(shards, out, vocab_size):
     """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT.
@@ -108,7 +107,7 @@ def tokenizer(shards, out, vocab_size):
               help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
 @click.option("--scale", default="b16", show_default=True, help="Scale that picks the preset for an alias.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the new shards.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")
 def embed(shards, pretrained, scale, out, batch_size, overwrite):
     """Run the frozen pretrained tower once over SHARDS; write shards with `h_embedding` to OUT."""

@@ -7,8 +7,9 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 import click
 
 from tt_cli.errors import UserError
+from tt_cli.option_types import COUNT
 
-BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
 JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here as JSON.")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
@@ -89,7 +90,7 @@ def _parse_l2(text):
 @click.option("--train-data", required=True, help="Labelled shards to draw the shots from.")
 @click.option("--data", required=True, help="Labelled shards to test the probes on.")
 @click.option("--shots", default="1,5,10,25", show_default=True, help="Images per class, comma-separated.")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--seeds", type=COUNT, default=3, show_default=True,
               help="Random draws of the shots to average over.")
 @click.option("--l2-reg", default="auto", show_default=True,
               help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.")

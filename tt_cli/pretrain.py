@@ -20,6 +20,7 @@ Example:
 {'train_accuracy': 0.93, 'heldout_accuracy': 0.91, 'num_classes': 18, ...}
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -192,6 +193,21 @@ def _steps(config, num_train):
     return max(1, math.ceil(config.epochs * num_train / config.batch_size))
 
 
+@contextlib.contextmanager
+def _read_errors_named(files, data):
+    """Turns a `tf.data` error reading `files` into one line naming the corrupt shard."""
+    import tensorflow as tf
+
+    from tt_cli.data.pipeline import describe_read_error, is_read_error
+
+    try:
+        yield
+    except tf.errors.OpError as e:
+        if not is_read_error(e):
+            raise
+        raise UserError(describe_read_error(e, files, data) + ".") from None
+
+
 def pretrain(config, log=print, show_progress=True):
     """Trains the classifier, saves the preset to `config.out`, returns the summary it wrote."""
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
@@ -252,11 +268,13 @@ def pretrain(config, log=print, show_progress=True):
     callbacks = [TrainProgress(steps, config.batch_size, config.log_every, enabled=show_progress, label="pretrain",
                                unit="images", bar_keys=("loss", "accuracy"), summary_keys=("loss", "accuracy")),
                  ResetMetricsEvery(config.log_every, steps)]
-    history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
-                             shuffle=False)
-    seconds = time.perf_counter() - started
-    train_accuracy = float(history.history["accuracy"][-1])
-    heldout_accuracy, num_heldout = _accuracy(classifier, heldout_ds) if (holdout or config.val_data) else (None, 0)
+    with _read_errors_named(files + (val_files if config.val_data else []), config.data):
+        history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                                 shuffle=False)
+        seconds = time.perf_counter() - started
+        train_accuracy = float(history.history["accuracy"][-1])
+        heldout_accuracy, num_heldout = (_accuracy(classifier, heldout_ds) if (holdout or config.val_data)
+                                         else (None, 0))
 
     # The backbone and its image converter make the preset `--pretrained` reads; the
     # task files beside them keep the whole classifier (`ImageClassifier.from_preset`).

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from tt_cli.pretrain import PretrainConfig
 
 D = PretrainConfig()  # the defaults, shown in --help
@@ -15,16 +16,17 @@ D = PretrainConfig()  # the defaults, shown in --help
 @click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
 @click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
 @click.option("--scale", default=D.scale, help="ViT size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
-@click.option("--steps", type=int, default=None, help="Training steps.  [default: --epochs passes]")
-@click.option("--epochs", type=float, default=D.epochs)
-@click.option("--batch-size", type=int, default=D.batch_size)
-@click.option("--lr", type=float, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
-@click.option("--warmup-steps", type=int, default=None, help="[default: 5% of the steps]")
-@click.option("--weight-decay", type=float, default=D.weight_decay)
-@click.option("--holdout", type=float, default=D.holdout, help="Fraction of --data held out for the accuracy report.")
+@click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
+@click.option("--epochs", type=POSITIVE, default=D.epochs)
+@click.option("--batch-size", type=COUNT, default=D.batch_size)
+@click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
+@click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps]")
+@click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)
+@click.option("--holdout", type=FRACTION, default=D.holdout,
+              help="Fraction of --data held out for the accuracy report.")
 @click.option("--augment/--no-augment", default=D.augment, help="Random horizontal flips.")
-@click.option("--seed", type=int, default=D.seed)
-@click.option("--log-every", type=int, default=D.log_every)
+@click.option("--seed", type=SEED, default=D.seed)
+@click.option("--log-every", type=COUNT, default=D.log_every)
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
 def pretrain(json_path, **flags):

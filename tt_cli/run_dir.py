@@ -37,8 +37,11 @@ def read_run_config(run_dir):
         raise UserError(f"{run_dir}: no such run directory.")
     if not os.path.isfile(path):
         raise UserError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        raise UserError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
 
 
 def save_model_config(run_dir, model):
@@ -73,6 +76,25 @@ def checkpointed_weights(model):
     return list(model.weights)
 
 
+def restore_checkpoint(checkpoint, path, partial=False):
+    """Restores the checkpoint files at `path` into `checkpoint` (a `tf.train.Checkpoint`);
+    one clear line naming them when they are truncated, corrupt or another model's.
+    `partial`: the checkpoint may hold more than `checkpoint` asks for (an optimizer)."""
+    import tensorflow as tf
+
+    try:
+        status = checkpoint.restore(path)
+        return status.expect_partial() if partial else status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: a truncated data file
+        raise UserError(f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
+                        "its files are damaged or belong to another model.") from None
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
 @dataclasses.dataclass
 class Run:
     path: str
@@ -92,8 +114,14 @@ def load_run(run_dir):
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise UserError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
-    model = build_model(run_dir)
-    tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)).restore(checkpoint).expect_partial()
-    tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+    try:
+        model = build_model(run_dir)
+    except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config
+        raise UserError(f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)}).") from None
+    restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
+    try:
+        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+    except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
+        raise UserError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
     # Checkpoints are numbered by their global step (ckpt-<step>).
     return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))

@@ -2,6 +2,7 @@
 
 import click
 
+from tt_cli.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, TEXT_LEN, VOCAB_SIZE
 from tt_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help
@@ -16,26 +17,28 @@ D = TrainConfig()  # the defaults, shown in --help
               help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, kaggle:// or hf:// handle, or a local preset directory.")
 @click.option("--scale", default=D.scale, help="Model size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
 @click.option("--pooling", type=click.Choice(["token", "gap"]), default=D.pooling, help="Image tower pooling.")
-@click.option("--aux-weight", type=float, default=D.aux_weight, help="3T: weight of each auxiliary loss (1 = equal thirds).")
+@click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
+              help="3T: weight of each auxiliary loss (1 = equal thirds).")
 @click.option("--lit-head/--no-lit-head", default=D.lit_head, help="LiT: a linear head on the locked tower.")
-@click.option("--batch-size", type=int, default=D.batch_size, help="Global batch size.")
-@click.option("--steps", type=int, default=None, help="Training steps.  [default: --epochs passes]")
-@click.option("--epochs", type=float, default=D.epochs)
-@click.option("--lr", type=float, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
-@click.option("--warmup-steps", type=int, default=None, help="[default: 5% of the steps, at most 10000]")
-@click.option("--weight-decay", type=float, default=D.weight_decay)
-@click.option("--grad-clip-norm", type=float, default=D.grad_clip_norm)
-@click.option("--max-text-len", type=int, default=D.max_text_len)
-@click.option("--vocab-size", type=int, default=D.vocab_size, help="Tokenizer vocabulary when one is trained.")
+@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
+@click.option("--epochs", type=POSITIVE, default=D.epochs)
+@click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
+@click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps, at most 10000]")
+@click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)
+@click.option("--grad-clip-norm", type=NON_NEGATIVE, default=D.grad_clip_norm,
+              help="Clip the global gradient norm to this; 0 turns clipping off.")
+@click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
+@click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size, help="Tokenizer vocabulary when one is trained.")
 @click.option("--tokenizer", help="A SentencePiece .model to use instead of training one.")
-@click.option("--seed", type=int, default=D.seed)
+@click.option("--seed", type=SEED, default=D.seed)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")
 @click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: on, except with several CPU replicas]")
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (bit-reproducible, slower).")
-@click.option("--log-every", type=int, default=D.log_every)
-@click.option("--checkpoint-every", type=int, default=D.checkpoint_every)
-@click.option("--val-every", type=int, default=D.val_every)
+@click.option("--log-every", type=COUNT, default=D.log_every)
+@click.option("--checkpoint-every", type=COUNT, default=D.checkpoint_every)
+@click.option("--val-every", type=COUNT, default=D.val_every)
 @click.option("--restart", is_flag=True, help="Ignore existing checkpoints in --out and start over.")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""

@@ -24,6 +24,20 @@ def unavailable(note):
     return {"available": False, "note": note}
 
 
+def _time_batches(iterator, warmup, batches):
+    """(seconds for the `warmup` first batches, seconds for the `batches` after them)."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        next(iterator)
+    warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(batches):
+        batch = next(iterator)
+    # Batches arrive fully materialised from tf.data; touching one is enough.
+    int(batch["tokens"].shape[0])
+    return warmup_seconds, time.perf_counter() - start
+
+
 def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokenizer_path=None,
                   batches=30, warmup=3, h_image_size=None, log=lambda message: None):
     """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`."""
@@ -31,6 +45,8 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         from tt_cli.data import pipeline
     except ImportError as e:
         return unavailable(f"the input pipeline (tt_cli.data.pipeline) cannot be imported: {e}")
+    import tensorflow as tf
+
     from tt_cli.data import schema
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
@@ -42,22 +58,17 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
             log(f"training a SentencePiece tokenizer (vocab {vocab_size}) on the shards' captions")
-            vocab_size = train_sentencepiece(pipeline.read_captions(files, limit=200_000), tokenizer_path,
+            vocab_size = train_sentencepiece(pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path,
                                              vocab_size, on_warning=log)
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
         dataset = pipeline.train_dataset(files, batch_size, tuple(image_size), tokenizer,
                                          h_image_size=h_image_size)
-        iterator = iter(dataset)
-        start = time.perf_counter()
-        for _ in range(warmup):
-            next(iterator)
-        warmup_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        for _ in range(batches):
-            batch = next(iterator)
-        # Batches arrive fully materialised from tf.data; touching one is enough.
-        int(batch["tokens"].shape[0])
-        seconds = time.perf_counter() - start
+        try:
+            warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)
+        except tf.errors.OpError as e:
+            if not pipeline.is_read_error(e):
+                raise
+            raise UserError(pipeline.describe_read_error(e, files, data) + ".") from None
     return {
         "available": True,
         "pairs_per_second": batches * batch_size / seconds,

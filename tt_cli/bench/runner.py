@@ -71,6 +71,23 @@ def parse_modes(text):
     return modes
 
 
+def check_pipeline_inputs(data, tokenizer):
+    """Fails with one line, before any model is built, when the shards or the tokenizer
+    for timing the input pipeline are missing (the timing runs after the models')."""
+    from tt_cli.data import schema
+    from tt_cli.data.tokenizer import check_sentencepiece_file
+
+    if data is None:
+        if tokenizer is not None:
+            raise UserError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
+        return
+    if not os.path.exists(data) and not any(c in data for c in "*?["):
+        raise UserError(f"--data {data}: no such file or directory.")
+    schema.resolve_shards(data)
+    if tokenizer is not None:
+        check_sentencepiece_file(tokenizer)
+
+
 def _device_description(strategy):
     import tensorflow as tf
 
@@ -239,11 +256,6 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
 
     if settings.scale not in SCALES:
         raise UserError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
-    for flag in ("batch_size", "steps"):
-        if getattr(settings, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be at least 1.")
-    if settings.warmup < 1:
-        raise UserError("--warmup must be at least 1 (the first step traces and compiles).")
     if settings.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {settings.batch_size} does not split over "
                         f"{strategy.num_replicas_in_sync} replicas.")

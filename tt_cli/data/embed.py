@@ -112,8 +112,6 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     files, info = schema.resolve_shards(shards)
     out_names = _output_names(files) + [schema.DATASET_JSON]
     folder.check_free(out_names, "choose another --out")
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1.")
     tower = load_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
     folder.remove_owned()  # an earlier embed's shards (with --overwrite)

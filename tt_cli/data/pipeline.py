@@ -20,14 +20,47 @@ Example:
 ['image', 'tokens']
 """
 
+import os
+import re
 import sys
 
 import tensorflow as tf
 
 from tt_cli.data import schema
+from tt_cli.data.records import find_corrupt_record
 from tt_cli.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
+# How TensorFlow's record reader reports a bad record: a byte offset, but not the file.
+_BAD_RECORD_AT = re.compile(r"(?:corrupted|truncated) record at (\d+)")
+
+
+def is_read_error(error):
+    """Whether a TensorFlow error came from reading the shards, not from the model:
+    a bad record, or a record the input pipeline could not parse or decode."""
+    return isinstance(error, tf.errors.DataLossError) or (
+        isinstance(error, tf.errors.InvalidArgumentError) and "IteratorGetNext" in error.message)
+
+
+def describe_read_error(error, files, data):
+    """One line for a `tf.data` error while reading `files` (what the user gave as
+    `data`): the corrupt shard and byte offset when TensorFlow's offset leads to one
+    (it names no file), TensorFlow's own words otherwise, and what to run next."""
+    match = _BAD_RECORD_AT.search(error.message)
+    corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
+    what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
+    return f"{what}; run `tt data inspect --verify {data}` to check every shard"
+
+
+def _tf_words(message):
+    """The line of a TensorFlow error message that says what went wrong, without the
+    graph bookkeeping around it ("Graph execution error:", node names, op names)."""
+    for line in message.strip().splitlines():
+        line = re.sub(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]|\[Op:[^\]]*\]", "", line).strip()
+        line = re.sub(r"^.*Iterator::[\w:]+: ", "", line)  # "Error in user-defined function ... Iterator::Root::X: "
+        if line and not line.startswith(("Graph execution error", "Detected at node", "<stack traces")):
+            return line
+    return message.strip()[:200]
 
 
 def resize(images, size):
@@ -193,8 +226,9 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     )
 
 
-def read_captions(files, limit=1_000_000):
-    """Up to `limit` captions of the shards, for training a tokenizer."""
+def read_captions(files, limit=1_000_000, data=None):
+    """Up to `limit` captions of the shards (`data`, as the user named them), for
+    training a tokenizer; one clear line naming the shard when one is corrupt."""
     features = {schema.TEXTS: tf.io.VarLenFeature(tf.string)}
     texts = (
         tf.data.TFRecordDataset(list(files), num_parallel_reads=AUTOTUNE)
@@ -203,6 +237,9 @@ def read_captions(files, limit=1_000_000):
         .take(limit)
         .batch(4096)
     )
-    for batch in texts.as_numpy_iterator():
-        yield from (t.decode("utf-8") for t in batch)
+    try:
+        for batch in texts.as_numpy_iterator():
+            yield from (t.decode("utf-8", "replace") for t in batch)
+    except tf.errors.OpError as e:  # everything in this pipeline reads the shards
+        raise UserError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
 

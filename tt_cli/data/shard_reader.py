@@ -1,51 +1,20 @@
-"""Reads TFRecord shards without TensorFlow, checking CRCs on request.
+"""Reads TFRecord shards and their Examples without TensorFlow.
 
-A TFRecord is: length (uint64), masked CRC32C of the length, the data, masked
-CRC32C of the data. `iter_records(verify=True)` checks both CRCs and raises
-`CorruptRecord` naming the file and the byte offset of the bad record.
+The record framing lives in `records` (shared with the TensorFlow side):
+`iter_records` always checks each length, `iter_records(verify=True)` each data
+CRC too, and a bad record raises `CorruptRecord` naming the file and byte offset.
 
 Example:
 >>> for offset, data in iter_records("shard-00000-of-00001.tfrecord"):   # doctest: +SKIP
 ...     features = parse_example(data)
 """
 
-import struct
-
+from google.protobuf.message import DecodeError
 from tfrecord import example_pb2
-from tfrecord.writer import TFRecordWriter
 
 from tt_cli.data import schema
+from tt_cli.data.records import CorruptRecord, iter_records  # noqa: F401  (the TF-free readers' entry points)
 from tt_cli.errors import UserError
-
-
-class CorruptRecord(Exception):
-    def __init__(self, path, offset, why):
-        super().__init__(f"{path}: corrupt record at byte offset {offset}: {why}")
-        self.path, self.offset, self.why = path, offset, why
-
-
-def iter_records(path, verify=False):
-    """Yields (byte offset, record bytes) for every record of one file."""
-    with open(path, "rb") as f:
-        offset = 0
-        while True:
-            header = f.read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                raise CorruptRecord(path, offset, "file ends inside a record header")
-            length_bytes, length_crc = header[:8], header[8:]
-            if verify and TFRecordWriter.masked_crc(length_bytes) != length_crc:
-                raise CorruptRecord(path, offset, "length CRC mismatch")
-            (length,) = struct.unpack("<Q", length_bytes)
-            data = f.read(length)
-            data_crc = f.read(4)
-            if len(data) != length or len(data_crc) != 4:
-                raise CorruptRecord(path, offset, f"file ends inside a record of {length} bytes")
-            if verify and TFRecordWriter.masked_crc(data) != data_crc:
-                raise CorruptRecord(path, offset, "data CRC mismatch")
-            yield offset, data
-            offset += 16 + length
 
 
 def parse_example(data):
@@ -68,13 +37,18 @@ def feature_kind(data):
 
 
 def read_captions(path):
-    """All captions (str) of the shards at `path`, a dataset folder or a glob."""
+    """All captions (str) of the shards at `path`, a dataset folder or a glob; one clear
+    line naming the file and offset when a record is corrupt."""
     files, _ = schema.resolve_shards(path)
     captions = []
     for file in files:
         try:
-            for _, data in iter_records(file):
-                captions.extend(t.decode("utf-8", "replace") for t in parse_example(data).get(schema.TEXTS, []))
+            for offset, data in iter_records(file):
+                try:
+                    example = parse_example(data)
+                except DecodeError:
+                    raise CorruptRecord(file, offset, "not a tf.train.Example") from None
+                captions.extend(t.decode("utf-8", "replace") for t in example.get(schema.TEXTS, []))
         except CorruptRecord as e:
-            raise UserError(f"{e}; run `tt data inspect --verify`.") from None
+            raise UserError(f"{e}; run `tt data inspect --verify {path}` to check every shard.") from None
     return captions

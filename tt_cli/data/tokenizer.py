@@ -28,6 +28,8 @@ from tt_cli.errors import UserError
 PAD_ID = 0
 UNK_ID = 1
 EOS_ID = 2
+# The smallest vocabulary SentencePiece accepts: the three special pieces and one character.
+MIN_VOCAB_SIZE = 4
 
 # `tokenize` looks at most this many characters per output position: the first
 # `max_len - 1` pieces of any real caption lie within `max_len * 16` characters, and a
@@ -123,6 +125,23 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
         f.write(model)
     os.replace(out_path + ".tmp", out_path)
     return actual
+
+
+def check_sentencepiece_file(path, flag="--tokenizer"):
+    """Fails with one clear line unless `path` holds a SentencePiece model, before
+    TensorFlow meets the file (where a bad one ends in an internal error)."""
+    import sentencepiece as spm
+
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {path}: no such file.")
+    with open(path, "rb") as f:
+        proto = f.read()
+    try:
+        pieces = spm.SentencePieceProcessor(model_proto=proto).vocab_size()
+    except RuntimeError:  # not a model proto
+        pieces = 0
+    if not pieces:
+        raise UserError(f"{flag} {path}: not a SentencePiece model; make one with `tt data tokenizer`.")
 
 
 def _make_text_tokenizer_class():

@@ -154,6 +154,10 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
                 keys += [k.decode("utf-8") for k in batch["key"].numpy()] if "key" in batch else [""] * n
                 advance(n)
     except tf.errors.OpError as e:
+        if isinstance(data, str):  # shards the user named: find the corrupt one
+            from tt_cli.data.pipeline import describe_read_error
+
+            raise UserError(describe_read_error(e, schema.resolve_shards(data)[0], data) + ".") from None
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UserError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
     if not embeddings:

@@ -132,8 +132,6 @@ def retrieval_report(run_dir, data, other_run=None, alpha=None, batch_size=encod
 
 def fewshot_report(run_dir, train_data, data, shots=fewshot.DEFAULT_SHOTS, seeds=fewshot.DEFAULT_SEEDS,
                    l2_reg="auto", batch_size=encode.DEFAULT_BATCH_SIZE):
-    if seeds < 1:
-        raise UserError("--seeds must be at least 1.")
     _check_runs(run_dir)
     schema.resolve_shards(train_data)
     schema.resolve_shards(data)

@@ -119,7 +119,9 @@ class Checkpoints(keras.callbacks.Callback):
     """Saves every N steps, at the end, and when SIGTERM or Ctrl-C asks the run to stop.
 
     A signal only sets a flag: the checkpoint is written between steps, where the
-    weights are consistent, and then training stops.
+    weights are consistent, and then training stops. A step that failed (its input
+    could not be read) has still advanced the optimizer's step counter, so the end of
+    training saves only when the counter is where the last finished step left it.
     """
 
     def __init__(self, manager, every):
@@ -127,6 +129,7 @@ class Checkpoints(keras.callbacks.Callback):
         self.manager, self.every = manager, every
         self.stop_signal = None
         self.nan_step = None
+        self.finished_step = None
 
     def __enter__(self):
         self._previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -144,7 +147,11 @@ class Checkpoints(keras.callbacks.Callback):
         if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
             self.manager.save(checkpoint_number=step)
 
+    def on_train_begin(self, logs=None):
+        self.finished_step = global_step(self.model)
+
     def on_train_batch_end(self, batch, logs=None):
+        self.finished_step = global_step(self.model)
         loss = scalar_logs(logs).get("loss", 0.0)
         if not math.isfinite(loss):
             # Keep the last good checkpoint: stop without saving these weights.
@@ -157,7 +164,7 @@ class Checkpoints(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.nan_step is None:
+        if self.nan_step is None and global_step(self.model) == self.finished_step:
             self.save()
 
 

@@ -21,6 +21,7 @@ import tempfile
 from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
+from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import UserError
 from tt_cli.training.config import MODEL_KEYS
 
@@ -80,14 +81,40 @@ def _prepare_out(config, chief):
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
-def _check_resume_matches(config):
-    previous = rd.read_run_config(config.out)["config"]
+def _refuse_resume(config, what):
+    raise UserError(f"{config.out} holds a run {what}; pass --restart to start over or choose another --out.")
+
+
+def _check_resume_matches(config, files, info):
+    """Refuses to resume a run with settings other than those it was trained with (and
+    that run.json would then wrongly record): the model's, the batch size, the data, the
+    tokenizer. Other settings (--steps, --lr, logging) may change between sessions."""
+    run = rd.read_run_config(config.out)
+    previous = run["config"]
     keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
-    changed = [k for k in keys if previous.get(k) != getattr(config, k)]
-    if changed:
-        k = changed[0]
-        raise UserError(f"{config.out} holds a run with {k}={previous.get(k)!r}, not {getattr(config, k)!r}; "
-                        "pass --restart to start over or choose another --out.")
+    keys.append("batch_size")  # the schedule, the data order and the resume position all depend on it
+    if not config.tokenizer and not previous.get("tokenizer"):
+        keys.append("vocab_size")  # of the tokenizer the run trained itself
+    for k in keys:
+        if previous.get(k) != getattr(config, k):
+            _refuse_resume(config, f"with --{k.replace('_', '-')} {previous.get(k)}, not {getattr(config, k)}")
+    # The data by the fingerprint of its shards' names and sizes rather than by its path:
+    # a dataset moved to another disk still resumes; other shards under the same path do not.
+    trained_on = run.get("dataset", {}).get("sha256")
+    if trained_on is not None and trained_on != _fingerprint(files, info)["sha256"]:
+        _refuse_resume(config, f"trained on other shards than --data {config.data} ({previous.get('data')} then)")
+    if config.tokenizer:
+        check_sentencepiece_file(config.tokenizer)
+        if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
+            _refuse_resume(config, f"with another tokenizer than --tokenizer {config.tokenizer} "
+                                   "(omit --tokenizer to resume with the run's own)")
+
+
+def _same_bytes(path, other):
+    if not os.path.isfile(other):
+        return False
+    with open(path, "rb") as a, open(other, "rb") as b:
+        return a.read() == b.read()
 
 
 def _setup_tokenizer(config, files, log):
@@ -95,16 +122,19 @@ def _setup_tokenizer(config, files, log):
     from tt_cli.data.tokenizer import train_sentencepiece
 
     path = os.path.join(config.out, rd.TOKENIZER)
-    if os.path.isfile(path) and not config.restart:
-        return path
     if config.tokenizer:
-        if not os.path.isfile(config.tokenizer):
-            raise UserError(f"--tokenizer {config.tokenizer}: no such file.")
+        check_sentencepiece_file(config.tokenizer)
+        if _same_bytes(config.tokenizer, path):
+            return path
+        # A run resumes only with its own tokenizer (checked before); here no checkpoint uses the old one.
         shutil.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
+    elif os.path.isfile(path) and not config.restart:
+        return path
     else:
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
         # Every worker trains the same model (deterministic) and renames it into place.
-        train_sentencepiece(read_captions(files), path + f".tmp{os.getpid()}", config.vocab_size, on_warning=log)
+        train_sentencepiece(read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size,
+                            on_warning=log)
     os.replace(path + f".tmp{os.getpid()}", path)
     return path
 
@@ -161,7 +191,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     import tensorflow as tf
 
     from models import MODES, SCALES, ThreeTowers, get_scale
-    from tt_cli.data.pipeline import check_features, train_dataset
+    from tt_cli.data.pipeline import check_features, describe_read_error, train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
@@ -174,7 +204,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     log = log if chief else (lambda *a, **k: None)
     resuming = _prepare_out(config, chief)
     if resuming:
-        _check_resume_matches(config)
+        _check_resume_matches(config, files, info)
     # Seeded before any tokenizer exists: reseeding resets eager state that
     # SentencePiece resources live in. The same seed gives every worker the same weights.
     keras.utils.set_random_seed(config.seed)
@@ -210,7 +240,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints,
                                          step_counter=optimizer.iterations)
     if resuming:
-        checkpoint.restore(rd.latest_checkpoint(config.out)).assert_existing_objects_matched()
+        rd.restore_checkpoint(checkpoint, rd.latest_checkpoint(config.out))
     start = int(optimizer.iterations.numpy())
     if resuming:
         log(f"resuming {config.out} at step {start}/{steps}")
@@ -249,8 +279,13 @@ def train(config, log=print, evaluate=None, show_progress=True):
             callbacks.append(cb.Validation(evaluate, config.val_every, metrics_log))
     callbacks.append(cb.ResetMetricsEvery(config.log_every, steps))
     with saver:
-        logs = _fit(model, strategy, iter(dataset), steps - start, callbacks, jit)
+        logs, read_error = _fit(model, strategy, iter(dataset), steps - start, callbacks, jit)
     step = int(optimizer.iterations.numpy())
+    if read_error is not None:
+        kept = f"the last checkpoint, {manager.latest_checkpoint}, is kept" if manager.latest_checkpoint else \
+            "no checkpoint was saved yet"
+        raise TrainingStopped(f"{describe_read_error(read_error, files, config.data)}; training stopped after step "
+                              f"{saver.finished_step} and {kept}.")
     if saver.nan_step is not None:
         raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good checkpoint "
                               f"({manager.latest_checkpoint or 'none'}). Try a lower --lr or --precision float32.")
@@ -261,9 +296,17 @@ def train(config, log=print, evaluate=None, show_progress=True):
 
 
 def _fit(model, strategy, iterator, steps, callbacks, jit):
-    """`model.fit` for one stretch of steps, with tt's distributed step (see step.py)."""
-    import keras
+    """`model.fit` for one stretch of steps, with tt's distributed step (see step.py).
 
+    Returns (the last logs, the error that stopped reading the shards or None). A read
+    error ends the loop and the callbacks end as usual; the failed step has advanced the
+    optimizer's step counter but not the weights, so no checkpoint is saved for it
+    (`callbacks.Checkpoints`) and the last one stands.
+    """
+    import keras
+    import tensorflow as tf
+
+    from tt_cli.data.pipeline import is_read_error
     from tt_cli.training.step import make_distributed_step
 
     distributed_step = make_distributed_step(model, strategy, jit)
@@ -271,11 +314,17 @@ def _fit(model, strategy, iterator, steps, callbacks, jit):
     model.stop_training = False
     model.reset_metrics()
     callback_list.on_train_begin()
-    logs = {}
+    logs, read_error = {}, None
     for batch in range(steps):
-        logs = {k: float(v) for k, v in distributed_step(iterator).items()}
+        try:
+            logs = {k: float(v) for k, v in distributed_step(iterator).items()}
+        except tf.errors.OpError as e:
+            if not is_read_error(e):
+                raise
+            read_error = e
+            break
         callback_list.on_train_batch_end(batch, logs)
         if model.stop_training:
             break
     callback_list.on_train_end(logs)
-    return logs
+    return logs, read_error
