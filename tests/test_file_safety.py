@@ -334,3 +334,26 @@ def test_pretrain_refuses_others_folders_and_its_data_and_overwrites_its_own(tin
     assert not (out / "old_weights.h5").exists()
     assert json.loads((out / "config.json").read_text())["class_name"] == "ViTBackbone"  # the new preset
     assert "tt_pretrain.json" in json.loads((out / MANIFEST).read_text())["entries"]
+
+
+# ---------------------------------------------------------------- --json FILE (every command)
+
+
+def test_json_result_replaces_only_an_earlier_result(sources, tmp_path):
+    shards = tmp_path / "shards"
+    run_tt_process("data", "convert", sources / "captions.jsonl", shards, "--workers", 1, "--num-shards", 1)
+    project = make_project(tmp_path / "project")
+    before = tree_state(tmp_path)
+    # The dataset's own dataset.json, one of its shards, a user's file: refused before any work.
+    for target in (shards / "dataset.json", shards / "shard-00000-of-00001.tfrecord", f"{project}/notes.txt"):
+        result = run_tt_process("data", "inspect", shards, "--json", target, check=False)
+        assert_refused(result, "--json", "tt did not write it")
+    assert_kept(tmp_path, before)
+    # A new file, then the same file again (tt's own result), then edited by the user: refused.
+    result_path = tmp_path / "results" / "summary.json"
+    run_tt_process("data", "inspect", shards, "--json", result_path)
+    run_tt_process("data", "inspect", shards, "--samples", 1, "--json", result_path)
+    assert len(json.loads(result_path.read_text())["samples"]) == 1
+    result_path.write_text('{"mine": "edited since"}')
+    assert_refused(run_tt_process("data", "inspect", shards, "--json", result_path, check=False), "--json")
+    assert json.loads(result_path.read_text()) == {"mine": "edited since"}

@@ -2,6 +2,8 @@
 
 import click
 
+from tt_cli.json_output import json_option, write_result
+
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
 from tt_cli.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
 
@@ -25,11 +27,10 @@ D = BenchSettings()
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
 @click.option("--tokenizer", help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
 @click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
-@click.option("--json", "json_path", help="Also write the results as JSON to this file.")
+@json_option("Also write the results as JSON to this file.")
 def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
     from tt_cli.bench.report import add_pipeline_ratios, print_results
-    from tt_cli.jsonfile import write_json
     from tt_cli.bench.runner import run_bench
     from tt_cli.data.progress import STDERR, progress_bar
 
@@ -48,5 +49,4 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
                                            batches=pipeline_batches, log=STDERR.print)
     add_pipeline_ratios(result)
     print_results(result)
-    if json_path:
-        write_json(json_path, result)
+    write_result(json_path, result)

@@ -8,6 +8,8 @@ import os
 
 import click
 
+from tt_cli.json_output import json_option, write_result
+
 from tt_cli.errors import UserError
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
 
@@ -32,7 +34,7 @@ def data():
 @click.option("--max-size", type=COUNT,
               help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+@json_option("Also write the summary here as JSON.")
 def convert(src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
             max_size, overwrite, json_path):
     """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
@@ -42,29 +44,29 @@ def convert(src, out, fmt, image_column, caption_column, key_column, label_colum
     """
     from tt_cli.data.convert import convert as run_convert
     from tt_cli.data.progress import progress_bar
-    from tt_cli.data.summary import print_convert_report, write_json
+    from tt_cli.data.summary import print_convert_report
 
     report = run_convert(
         src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
         max_size, overwrite, progress=lambda total: progress_bar(total, "converting"),
     )
     print_convert_report(report)
-    write_json(json_path, report)
+    write_result(json_path, report)
 
 
 @data.command()
 @click.argument("shards")
 @click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
 @click.option("--samples", type=COUNT_OR_ZERO, default=3, show_default=True, help="Sample rows to show.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+@json_option("Also write the summary here as JSON.")
 def inspect(shards, verify, samples, json_path):
     """Summarise SHARDS (a dataset folder or a glob): counts, features, captions, labels."""
     from tt_cli.data.inspect import inspect_shards
-    from tt_cli.data.summary import print_inspect_summary, write_json
+    from tt_cli.data.summary import print_inspect_summary
 
     summary = inspect_shards(shards, verify=verify, samples=samples)
     print_inspect_summary(summary)
-    write_json(json_path, summary)
+    write_result(json_path, summary)
     if summary["corrupt"]:
         first = summary["corrupt"][0]
         advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"

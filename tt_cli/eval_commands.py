@@ -6,12 +6,14 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 
 import click
 
+from tt_cli.json_output import json_option, write_result
+
 from tt_cli.errors import UserError
 from tt_cli.option_types import COUNT
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
-JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here as JSON.")
+JSON = json_option("Also write the results here as JSON.")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
                         help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN.")
 ALPHA = click.option("--alpha", help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
@@ -19,11 +21,10 @@ ALPHA = click.option("--alpha", help="Ensemble weight of RUN in [0, 1], or 'auto
 
 
 def _finish(result, json_path):
-    from tt_cli.data.summary import write_json
     from tt_cli.eval.report import print_result
 
     print_result(result)
-    write_json(json_path, result)
+    write_result(json_path, result)
 
 
 @click.group("eval")

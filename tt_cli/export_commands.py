@@ -10,6 +10,8 @@ import os
 
 import click
 
+from tt_cli.json_output import json_option, write_result
+
 from tt_cli import ownership
 from tt_cli.errors import UserError
 
@@ -47,14 +49,11 @@ def _print_table(title, columns, rows):
 
 
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                           help="Also write what was exported here as JSON.")
+JSON = json_option("Also write what was exported here as JSON.")
 
 
 def _write_json(path, run, out, kind, **fields):
-    from tt_cli.data.summary import write_json
-
-    write_json(path, {"export": kind, "run": run.path, "step": run.step, "mode": run.config.get("mode"),
+    write_result(path, {"export": kind, "run": run.path, "step": run.step, "mode": run.config.get("mode"),
                       "out": out, **fields})
 
 
@@ -62,7 +61,7 @@ def _write_json(path, run, out, kind, **fields):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path())
 @overwrite_option
-@json_option
+@JSON
 def savedmodel(run_dir, out, overwrite, json_path):
     """Write RUN as a TensorFlow SavedModel in OUT: raw images / JPEG-PNG bytes / raw text in,
     L2-normalised embeddings out. Load it after `import tensorflow_text`."""
@@ -85,7 +84,7 @@ def savedmodel(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path(dir_okay=False))
 @overwrite_option
-@json_option
+@JSON
 def keras_file(run_dir, out, overwrite, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     if not out.endswith(".keras"):
@@ -109,7 +108,7 @@ def keras_file(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path(file_okay=False))
 @overwrite_option
-@json_option
+@JSON
 def preset(run_dir, out, overwrite, json_path):
     """Write RUN's image tower as a KerasHub preset directory OUT (text side in OUT/tt/).
 

@@ -262,17 +262,18 @@ def record_all(folder):
     folder.record(folder.existing())
 
 
-def prepare_file(out, command, overwrite, flag="OUT"):
+def prepare_file(out, command, overwrite, flag=None):
     """For a single-file output: refuses to replace a file tt did not write (listed with an
     unchanged size and time in its folder's manifest), or its own without `overwrite`
     (None: replacing tt's own file needs no flag). Returns the folder."""
+    named = f"{flag} {out}" if flag else out
     if os.path.isdir(out):
-        raise UserError(f"{flag} {out} is a folder; give a file path.")
+        raise UserError(f"{named} is a folder; give a file path.")
     folder = OutputFolder(os.path.dirname(os.path.abspath(out)), command)
     name = os.path.basename(out)
     if os.path.lexists(out):
         if folder.foreign([name]):
-            raise UserError(f"{out} exists and tt did not write it; choose another path.")
+            raise UserError(f"{named} exists and tt did not write it; choose another path.")
         if overwrite is False:
-            raise UserError(f"{out} already exists; pass --overwrite to replace it, or choose another path.")
+            raise UserError(f"{named} already exists; pass --overwrite to replace it, or choose another path.")
     return folder

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from tt_cli.json_output import json_option, write_result
+
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from tt_cli.pretrain import PretrainConfig
 
@@ -28,7 +30,7 @@ D = PretrainConfig()  # the defaults, shown in --help
 @click.option("--seed", type=SEED, default=D.seed)
 @click.option("--log-every", type=COUNT, default=D.log_every)
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the summary here as JSON.")
+@json_option("Also write the summary here as JSON.")
 def pretrain(json_path, **flags):
     """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""
     from tt_cli.pretrain import pretrain as run_pretrain
@@ -37,7 +39,4 @@ def pretrain(json_path, **flags):
     command = "tt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else None
     summary = run_pretrain(PretrainConfig(command=command, **flags), log=STDERR.print)
     print_summary(summary, flags["out"])
-    if json_path:
-        from tt_cli.data.summary import write_json
-
-        write_json(json_path, summary)
+    write_result(json_path, summary)

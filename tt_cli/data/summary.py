@@ -6,7 +6,6 @@ Example:
 """
 
 
-from tt_cli.jsonfile import write_json  # noqa: F401  (the --json writer of every command)
 from rich.console import Console
 from rich.table import Table
 
