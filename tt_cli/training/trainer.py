@@ -117,11 +117,16 @@ def _same_bytes(path, other):
         return a.read() == b.read()
 
 
-def _setup_tokenizer(config, files, log):
+def _setup_tokenizer(config, files, log, chief=True):
+    """The run's tokenizer.model: the run's own when resuming, else --tokenizer or one
+    trained on the captions. Only the chief writes into the run directory (which it has
+    checked and claimed); other workers make their identical copy in a private folder."""
     from tt_cli.data.pipeline import read_captions
     from tt_cli.data.tokenizer import train_sentencepiece
 
     path = os.path.join(config.out, rd.TOKENIZER)
+    if not chief and not (os.path.isfile(path) and not config.restart and not config.tokenizer):
+        path = os.path.join(tempfile.mkdtemp(prefix="tt-worker-"), rd.TOKENIZER)
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if _same_bytes(config.tokenizer, path):
@@ -132,7 +137,7 @@ def _setup_tokenizer(config, files, log):
         return path
     else:
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
-        # Every worker trains the same model (deterministic) and renames it into place.
+        # Every worker trains the same model (deterministic).
         train_sentencepiece(read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size,
                             on_warning=log)
     os.replace(path + f".tmp{os.getpid()}", path)
@@ -214,7 +219,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     keras.mixed_precision.set_global_policy(policy)
     jit = resolve_jit(config.jit, strategy)
 
-    tokenizer_path = _setup_tokenizer(config, files, log)
+    tokenizer_path = _setup_tokenizer(config, files, log, chief)
     tokenizer = TextTokenizer(tokenizer_path, config.max_text_len)
     scale = get_scale(config.scale)
     steps = _total_steps(config, files, info)
