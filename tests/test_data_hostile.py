@@ -312,8 +312,8 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     assert sorted(back) == sorted(f"row{i}" for i in range(40))
 
 
-def test_training_and_inspect_skip_images_convert_would_reject(tmp_path):
-    """Shards not made by convert: the pipeline neither decodes a bomb nor dies on a broken image."""
+def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
+    """Shards not made by convert: the pipeline never decodes a bomb, and a broken image is an error, not a skip."""
     import tensorflow as tf
 
     from tt_cli.data import pipeline
@@ -344,9 +344,19 @@ def test_training_and_inspect_skip_images_convert_would_reject(tmp_path):
     assert not bool(pipeline.decode_image(tf.constant(bomb), (8, 8)).numpy().any())  # black, never decoded
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a photo of something"] * 20, model, 17)
-    batches = pipeline.train_dataset([shard], batch_size=4, image_size=(32, 32), tokenizer=TextTokenizer(model, 8))
-    for batch in batches.take(3):  # only the good record is left, repeated: the others are skipped
+    tokenizer = TextTokenizer(model, 8)
+    good_and_bomb = str(tmp_path / "good_and_bomb.tfrecord")
+    with tf.io.TFRecordWriter(good_and_bomb) as writer:
+        for image, key in ((buffer.getvalue(), b"good"), (bomb, b"bomb")):
+            writer.write(example(image, key))
+    batches = pipeline.train_dataset([good_and_bomb], batch_size=4, image_size=(32, 32), tokenizer=tokenizer)
+    for batch in batches.take(3):  # only the good record is left, repeated: the bomb is never decoded
         np.testing.assert_array_equal(batch["image"].numpy(), np.repeat(good[None], 4, axis=0))
+    # An undecodable image is not skipped in silence: the read fails, and training names the data.
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        next(iter(pipeline.train_dataset([shard], batch_size=4, image_size=(32, 32), tokenizer=tokenizer)))
+    assert pipeline.is_read_error(error.value)
+    assert "tt data inspect --verify" in pipeline.describe_read_error(error.value, [shard], shard)
 
     result = run_tt("data", "inspect", shard, "--json", tmp_path / "s.json", "--samples", 4, timeout=HANG)
     summary = json.loads((tmp_path / "s.json").read_text())

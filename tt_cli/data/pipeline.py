@@ -215,9 +215,10 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     options.deterministic = True
     return (
         records.map(parse, num_parallel_calls=AUTOTUNE)
-        # A record whose image cannot be decoded (only in shards not made by convert) is
-        # skipped with a logged warning instead of ending the run; so is one too large to decode.
-        .ignore_errors(log_warning=True)
+        # An image too large to decode is dropped (never decoded). An image that cannot be
+        # decoded, or a corrupt record (only in shards not made by convert), is not skipped:
+        # it ends the run with one line naming the data (`is_read_error`), as `tt data inspect`
+        # calls it unreadable. (`ignore_errors` would also hide corrupt records, silently.)
         .filter(lambda example: example["fits"])
         .batch(per_pipeline_batch, drop_remainder=True)
         .map(tokenize, num_parallel_calls=AUTOTUNE)
