@@ -13,9 +13,8 @@ import struct
 
 import crc32c
 import pytest
-from data_corpus import run_tt as run_tt_process
-
 from conftest import TINY_TRAIN_FLAGS, run_tt
+from data_corpus import run_tt as run_tt_process
 
 CORRUPT_SHARD = "shard-00001-of-00002.tfrecord"  # the second shard of `tiny_shards`
 
@@ -119,7 +118,9 @@ def corrupt_copy(shards, directory, kind):
 @pytest.mark.parametrize("command", ["inspect", "tokenizer"])
 def test_corrupt_shard_is_named_by_tf_free_commands(tiny_shards, tmp_path, command, kind):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), kind)
-    args = ["data", command, data] + ([str(tmp_path / "tok.model"), "--vocab-size", "64"] if command == "tokenizer" else [])
+    args = ["data", command, data]
+    if command == "tokenizer":
+        args += [str(tmp_path / "tok.model"), "--vocab-size", "64"]
     result = run_tt_process(*args, check=False)
     assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
     assert not os.path.exists(tmp_path / "tok.model")
@@ -165,8 +166,8 @@ def test_train_refuses_a_missing_or_unreadable_tokenizer(tiny_shards, tmp_path, 
     tokenizer = tmp_path / "tok.model"
     if content is not None:
         tokenizer.write_bytes(content)
-    result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS,
-                     "--tokenizer", str(tokenizer)])
+    result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), "--mode", "clip",
+                     *TINY_TRAIN_FLAGS, "--tokenizer", str(tokenizer)])
     assert_one_clear_line(result, f"--tokenizer {tokenizer}", message)
 
 

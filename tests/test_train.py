@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import TINY_TRAIN_FLAGS, run_tt
 
 
@@ -20,7 +19,8 @@ def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
     lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
     assert [l["step"] for l in lines] == [2, 4]
     assert all(np.isfinite(l["loss"]) and l["lr"] >= 0 for l in lines)
-    expected_terms = {"loss_image_text"} | ({"loss_image_pretrained", "loss_text_pretrained"} if mode == "3t" else set())
+    aux_terms = {"loss_image_pretrained", "loss_text_pretrained"} if mode == "3t" else set()
+    expected_terms = {"loss_image_text"} | aux_terms
     assert expected_terms <= set(lines[-1])
     assert os.listdir(os.path.join(run, "logs"))  # TensorBoard events
 

@@ -8,9 +8,8 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli.errors import UserError
+from tt_cli.json_output import json_option, write_result
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
 
 

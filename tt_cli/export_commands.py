@@ -10,10 +10,9 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli import ownership
 from tt_cli.errors import UserError
+from tt_cli.json_output import json_option, write_result
 
 
 @click.group()

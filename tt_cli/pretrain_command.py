@@ -6,7 +6,6 @@ import sys
 import click
 
 from tt_cli.json_output import json_option, write_result
-
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from tt_cli.pretrain import PretrainConfig
 

@@ -8,12 +8,15 @@ Endpoints (signatures; every embedding is float32 [batch, d] with unit L2 norm):
 | `encode_image`       | `images`: uint8 [B, H, W, 3], any H and W      | `output_0`: [B, d]           |
 | `encode_image_bytes` | `image_bytes`: string [B], JPEG/PNG/GIF/BMP    | `output_0`: [B, d]           |
 | `encode_text`        | `texts`: string [B], raw UTF-8                 | `output_0`: [B, d]           |
-| `serving_default`    | `image_bytes`: string [N], `texts`: string [M] | `image_embeddings` [N, d], `text_embeddings` [M, d], `similarity` [N, M] (cosine) |
+| `serving_default`    | `image_bytes`: string [N], `texts`: string [M] | `image_embeddings` [N, d],   |
+|                      |                                                | `text_embeddings` [M, d],    |
+|                      |                                                | `similarity` [N, M] (cosine) |
 
 Images are resized to the model's input size inside the graph with `resize_images`
-(as in training: area when shrinking, bilinear when enlarging); the towers then rescale pixels themselves. The SentencePiece
-tokenizer runs inside the graph through tensorflow-text, so loading the SavedModel
-needs `import tensorflow_text` first (it registers the tokenizer's ops).
+(as in training: area when shrinking, bilinear when enlarging); the towers then rescale
+pixels themselves. The SentencePiece tokenizer runs inside the graph through
+tensorflow-text, so loading the SavedModel needs `import tensorflow_text` first (it
+registers the tokenizer's ops).
 
 Example:
 >>> run = load_run("runs/demo")                            # doctest: +SKIP

@@ -182,8 +182,14 @@ def train(config, log=print, evaluate=None, show_progress=True):
         raise UserError(f"--data {config.data}: no such file or directory.")
     files, info = schema.resolve_shards(config.data)
 
-    from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
-                                          worker_id)
+    from tt_cli.training.strategy import (
+        is_chief,
+        make_strategy,
+        resolve_jit,
+        resolve_precision,
+        strategy_name,
+        worker_id,
+    )
 
     strategy = make_strategy(config.strategy)  # before any other TensorFlow op
 
