@@ -1,4 +1,4 @@
-"""`ThreeTowers`: the 3T model and its two baselines, CLIP and LiT (DESIGN.md §1).
+"""`ThreeTowers`: the 3T model and its two baselines, CLIP and LiT.
 
 | mode   | loss                                               | image embedding |
 | ------ | -------------------------------------------------- | --------------- |

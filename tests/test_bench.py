@@ -1,6 +1,6 @@
 """`tt bench`: the CLI at the tiny scale, its JSON, and FLOPs against a hand count.
 
-Speed is measured by `tt bench`, never asserted here (DESIGN.md §5): the CLI test only
+Speed is measured by `tt bench`, never asserted here: the CLI test only
 checks that every mode and field is present and sane.
 """
 

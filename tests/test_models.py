@@ -1,4 +1,4 @@
-"""The towers, heads, loss and ThreeTowers model (DESIGN.md §1), at tiny scale."""
+"""The towers, heads, loss and ThreeTowers model, at tiny scale."""
 
 import time
 
