@@ -33,7 +33,8 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
     from tt_cli.bench.report import add_pipeline_ratios, print_results
     from tt_cli.bench.runner import run_bench
-    from tt_cli.data.progress import STDERR, progress_bar
+    from tt_cli.console import STDERR
+    from tt_cli.data.progress import progress_bar
 
     settings = BenchSettings(modes=parse_modes(modes), **flags)
     check_pipeline_inputs(data, tokenizer)
