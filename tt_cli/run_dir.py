@@ -1,4 +1,4 @@
-"""The run directory: everything needed to resume, evaluate and export.
+"""The run directory (ARCHITECTURE.md, "Data flow"): everything needed to resume, evaluate and export.
 
     RUN/run.json          every resolved setting, versions, dataset fingerprint
     RUN/model.json        the model's Keras config (rebuilds it with no network)
