@@ -1,4 +1,4 @@
-"""The symmetric InfoNCE loss of CLIP over the global batch (DESIGN.md §1).
+"""The symmetric InfoNCE loss of CLIP over the global batch.
 
 `contrastive_loss(a, b, log_t)` takes this replica's L2-normalised rows of `a` and
 `b`. Under `tf.distribute` it gathers every replica's rows (`all_gather` carries

@@ -1,4 +1,4 @@
-"""`ThreeTowers`: the 3T model and its two baselines, CLIP and LiT (DESIGN.md §1).
+"""`ThreeTowers`: the 3T model and its two baselines, CLIP and LiT.
 
 | mode   | loss                                               | image embedding |
 | ------ | -------------------------------------------------- | --------------- |
@@ -161,7 +161,8 @@ class ThreeTowers(keras.Model):
                 self.text_head(text), self.pretrained_text_head(h), t["text_pretrained"]
             )
             w = self.aux_weight
-            total = (losses["loss_image_text"] + w * (losses["loss_image_pretrained"] + losses["loss_text_pretrained"])) / (1 + 2 * w)
+            aux = losses["loss_image_pretrained"] + losses["loss_text_pretrained"]
+            total = (losses["loss_image_text"] + w * aux) / (1 + 2 * w)
         else:
             total = losses["loss_image_text"]
         losses["loss"], losses["accuracy"] = total, accuracy

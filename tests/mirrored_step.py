@@ -39,7 +39,8 @@ def main(preset):
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"),
-        "tokens": np.concatenate([rng.integers(3, 50, (8, 5)), np.full((8, 1), 2), np.zeros((8, 2))], 1).astype("int32"),
+        "tokens": np.concatenate([rng.integers(3, 50, (8, 5)), np.full((8, 1), 2), np.zeros((8, 2))],
+                                 1).astype("int32"),
         "h_image": rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"),
     }
     dataset = tf.data.Dataset.from_tensors(batch)

@@ -1,6 +1,6 @@
 """`tt bench`: the CLI at the tiny scale, its JSON, and FLOPs against a hand count.
 
-Speed is measured by `tt bench`, never asserted here (DESIGN.md §5): the CLI test only
+Speed is measured by `tt bench`, never asserted here: the CLI test only
 checks that every mode and field is present and sane.
 """
 
@@ -50,7 +50,8 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     # The frozen h costs its forward only when it runs online.
     assert modes["3t-precomputed"]["flops_frozen_forward"] == 0 and modes["clip"]["flops_frozen_forward"] == 0
     assert modes["3t"]["flops_frozen_forward"] > 0
-    assert modes["3t"]["flops_per_step"] - modes["3t-precomputed"]["flops_per_step"] == modes["3t"]["flops_frozen_forward"]
+    assert (modes["3t"]["flops_per_step"] - modes["3t-precomputed"]["flops_per_step"]
+            == modes["3t"]["flops_frozen_forward"])
     assert modes["3t"]["flops_trained_forward"] == modes["3t-precomputed"]["flops_trained_forward"]
     pipeline = report["pipeline"]
     assert pipeline["available"] and pipeline["pairs_per_second"] > 0 and pipeline["batches"] == 3

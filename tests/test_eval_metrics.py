@@ -162,7 +162,8 @@ def test_zero_shot_repeated_class_embedding_and_repeated_images_tie_exactly():
     images = classes[[2, 9, 4, 2]] + rng.normal(size=(4, 16)).astype(np.float32) * 0.01
     images[3] = images[0]
     probabilities = zero_shot.class_probabilities(images, classes, scale=50.0)
-    assert np.array_equal(probabilities[:, 2], probabilities[:, 9]) and np.array_equal(probabilities[3], probabilities[0])
+    assert np.array_equal(probabilities[:, 2], probabilities[:, 9])
+    assert np.array_equal(probabilities[3], probabilities[0])
     # The same numbers as the plain softmax over all 10 classes, up to rounding.
     plain = metrics.softmax(50.0 * images.astype(np.float64) @ classes.astype(np.float64).T)
     np.testing.assert_allclose(probabilities, plain, rtol=1e-12, atol=1e-15)

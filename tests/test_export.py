@@ -28,7 +28,8 @@ def cli(args):
 def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
     import tensorflow as tf
 
-    from tt_cli.export.savedmodel import ENDPOINTS, resize_images
+    from tt_cli.data.pipeline import resize
+    from tt_cli.export.savedmodel import ENDPOINTS
     from tt_cli.run_dir import load_run
 
     rng = np.random.default_rng(0)
@@ -46,9 +47,9 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
         assert result.exit_code == 0, (result.output, result.exception)
         assert "encode_image_bytes" in result.output
         size = run.model.image_size
-        decoded = tf.stack([resize_images(tf.io.decode_jpeg(b, channels=3), size) for b in encoded])
+        decoded = tf.stack([resize(tf.io.decode_jpeg(b, channels=3), size) for b in encoded])
         references = {
-            "encode_image": run.model.encode_image(resize_images(pixels, size)).numpy(),
+            "encode_image": run.model.encode_image(resize(pixels, size)).numpy(),
             "encode_image_bytes": run.model.encode_image(decoded).numpy(),
             "encode_text": run.model.encode_text(run.tokenizer.tokenize(tf.constant(TEXTS))).numpy(),
         }

@@ -1,4 +1,4 @@
-"""The towers, heads, loss and ThreeTowers model (DESIGN.md §1), at tiny scale."""
+"""The towers, heads, loss and ThreeTowers model, at tiny scale."""
 
 import time
 
@@ -80,7 +80,8 @@ def test_each_3t_loss_term_matches_numpy(tiny_vit_preset):
     }
     for name, value in expected.items():
         assert losses[name] == pytest.approx(value, abs=1e-5), name
-    total = (expected["loss_image_text"] + 0.5 * (expected["loss_image_pretrained"] + expected["loss_text_pretrained"])) / 2
+    aux = expected["loss_image_pretrained"] + expected["loss_text_pretrained"]
+    total = (expected["loss_image_text"] + 0.5 * aux) / 2
     assert losses["loss"] == pytest.approx(total, abs=1e-5)
 
 

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import run_tt
 
 NUM_CLASSES = 18  # the demo shapes' (colour, shape) classes

@@ -2,10 +2,10 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
-
 from conftest import TINY_TRAIN_FLAGS, run_tt
 
 
@@ -20,7 +20,8 @@ def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
     lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
     assert [l["step"] for l in lines] == [2, 4]
     assert all(np.isfinite(l["loss"]) and l["lr"] >= 0 for l in lines)
-    expected_terms = {"loss_image_text"} | ({"loss_image_pretrained", "loss_text_pretrained"} if mode == "3t" else set())
+    aux_terms = {"loss_image_pretrained", "loss_text_pretrained"} if mode == "3t" else set()
+    expected_terms = {"loss_image_text"} | aux_terms
     assert expected_terms <= set(lines[-1])
     assert os.listdir(os.path.join(run, "logs"))  # TensorBoard events
 
@@ -62,6 +63,24 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
     result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS,
                      "--max-text-len", "20"])
     assert result.exit_code != 0 and "--restart" in result.output
+
+
+def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards, tmp_path):
+    """run.json of earlier versions recorded an `embed_dim` (never applied); such a run
+    still resumes, and trains on from its last checkpoint."""
+    run = str(tmp_path / "run")
+    shutil.copytree(tiny_run("clip"), run)
+    run_json = os.path.join(run, "run.json")
+    recorded = json.load(open(run_json))
+    recorded["config"]["embed_dim"] = None
+    json.dump(recorded, open(run_json, "w"))
+    flags = [*TINY_TRAIN_FLAGS[:TINY_TRAIN_FLAGS.index("--steps")], "--steps", "6",
+             *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--steps") + 2:]]
+    result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *flags])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output
+    assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [2, 4, 6]
+    assert "embed_dim" not in json.load(open(run_json))["config"]
 
 
 @pytest.mark.parametrize("args, message", [

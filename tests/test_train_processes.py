@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-
 from conftest import TINY_TRAIN_FLAGS
 
 TT = shutil.which("tt") or os.path.join(os.path.dirname(sys.executable), "tt")
@@ -47,7 +46,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     process.wait()
     assert not os.path.exists(os.path.join(killed, "checkpoints", f"ckpt-{steps}.index"))
 
-    resumed = subprocess.run(train_args(tiny_shards, killed, steps), env=ENV, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(train_args(tiny_shards, killed, steps), env=ENV, capture_output=True, text=True,
+                             timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr
     a = checkpoint_values(os.path.join(straight, "checkpoints", f"ckpt-{steps}"))
@@ -76,7 +76,8 @@ def test_two_workers_train_together_to_identical_weights(tiny_shards, tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**ENV, "TF_CONFIG": json.dumps(tf_config)}
-        processes.append(subprocess.Popen(train_args(tiny_shards, out, 4), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(subprocess.Popen(train_args(tiny_shards, out, 4), env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=300) for p in processes]
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]

@@ -2,9 +2,8 @@
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
+from tt_cli.json_output import json_option, write_result
 from tt_cli.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
 
 D = BenchSettings()
@@ -17,8 +16,10 @@ D = BenchSettings()
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
 @click.option("--modes", default=",".join(DEFAULT_MODES),
               help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.")
-@click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
-@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]")
+@click.option("--precision", default=D.precision,
+              help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
+@click.option("--jit/--no-jit", default=None,
+              help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]")
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--pretrained", default=None,
               help="Third tower preset to load.  [default: a random ViT of the scale's size; timing needs no weights]")
@@ -32,7 +33,8 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
     from tt_cli.bench.report import add_pipeline_ratios, print_results
     from tt_cli.bench.runner import run_bench
-    from tt_cli.data.progress import STDERR, progress_bar
+    from tt_cli.console import STDERR
+    from tt_cli.data.progress import progress_bar
 
     settings = BenchSettings(modes=parse_modes(modes), **flags)
     check_pipeline_inputs(data, tokenizer)

@@ -8,9 +8,8 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli.errors import UserError
+from tt_cli.json_output import json_option, write_result
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
 
 
@@ -86,10 +85,9 @@ def tokenizer(shards, out, vocab_size):
 
     OUT may replace only a tokenizer this command wrote there earlier, never an input."""
     from tt_cli import ownership
-    from tt_cli.data.progress import STDERR
+    from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.schema import DATASET_JSON, resolve_shards
     from tt_cli.data.shard_reader import read_captions
-    from tt_cli.data.summary import STDOUT
     from tt_cli.data.tokenizer import train_sentencepiece
 
     files, _ = resolve_shards(shards)
@@ -113,9 +111,9 @@ def tokenizer(shards, out, vocab_size):
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")
 def embed(shards, pretrained, scale, out, batch_size, overwrite):
     """Run the frozen pretrained tower once over SHARDS; write shards with `h_embedding` to OUT."""
+    from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.embed import embed_shards
-    from tt_cli.data.progress import STDERR, progress_bar
-    from tt_cli.data.summary import STDOUT
+    from tt_cli.data.progress import progress_bar
 
     result = embed_shards(
         shards, pretrained, out, scale=scale, batch_size=batch_size, overwrite=overwrite,

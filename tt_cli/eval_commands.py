@@ -6,9 +6,8 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli.errors import UserError
+from tt_cli.json_output import json_option, write_result
 from tt_cli.option_types import COUNT
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,

@@ -10,10 +10,9 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-
 from tt_cli import ownership
 from tt_cli.errors import UserError
+from tt_cli.json_output import json_option, write_result
 
 
 @click.group()
@@ -29,7 +28,7 @@ def _prepare_out(run_dir, out, overwrite, kind):
 
 
 def _load(run_dir):
-    from tt_cli.data.progress import STDERR
+    from tt_cli.console import STDERR
     from tt_cli.run_dir import load_run
 
     with STDERR.status(f"loading {run_dir}"):
@@ -37,15 +36,16 @@ def _load(run_dir):
 
 
 def _print_table(title, columns, rows):
-    from rich.console import Console
     from rich.table import Table
+
+    from tt_cli.console import STDOUT
 
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*[str(v) for v in row])
-    Console().print(table)
+    STDOUT.print(table)
 
 
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
@@ -68,7 +68,7 @@ def savedmodel(run_dir, out, overwrite, json_path):
     folder = _prepare_out(run_dir, out, overwrite, "savedmodel")
     run = _load(run_dir)
     ownership.begin_whole_folder(folder)
-    from tt_cli.data.progress import STDERR
+    from tt_cli.console import STDERR
     from tt_cli.export.savedmodel import export_savedmodel
 
     with STDERR.status(f"tracing and writing {out}"):

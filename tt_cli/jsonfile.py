@@ -13,13 +13,13 @@ import os
 from tt_cli.errors import UserError
 
 
-def write_json(path, value, sort_keys=False):
+def write_json(path, value):
     if not path:
         return
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path + ".tmp", "w") as f:
-            json.dump(value, f, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+            json.dump(value, f, indent=2, ensure_ascii=False)
         os.replace(path + ".tmp", path)
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror}).")

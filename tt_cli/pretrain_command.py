@@ -6,7 +6,6 @@ import sys
 import click
 
 from tt_cli.json_output import json_option, write_result
-
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from tt_cli.pretrain import PretrainConfig
 
@@ -33,8 +32,9 @@ D = PretrainConfig()  # the defaults, shown in --help
 @json_option("Also write the summary here as JSON.")
 def pretrain(json_path, **flags):
     """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""
+    from tt_cli.console import STDERR
     from tt_cli.pretrain import pretrain as run_pretrain
-    from tt_cli.pretrain_report import STDERR, print_summary
+    from tt_cli.pretrain_report import print_summary
 
     command = "tt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else None
     summary = run_pretrain(PretrainConfig(command=command, **flags), log=STDERR.print)

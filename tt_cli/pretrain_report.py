@@ -5,11 +5,9 @@ Example:
 ...                "steps": 100, "seconds": 12.0, "output_dim": 64, "image_size": [32, 32]}, "out/")  # doctest: +SKIP
 """
 
-from rich.console import Console
 from rich.table import Table
 
-STDOUT = Console()
-STDERR = Console(stderr=True)
+from tt_cli.console import STDOUT
 
 
 def print_summary(summary, out):

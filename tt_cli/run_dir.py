@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md §4): everything needed to resume, evaluate and export.
+"""The run directory (ARCHITECTURE.md, "Data flow"): everything needed to resume, evaluate and export.
 
     RUN/run.json          every resolved setting, versions, dataset fingerprint
     RUN/model.json        the model's Keras config (rebuilds it with no network)
@@ -16,8 +16,8 @@ import dataclasses
 import json
 import os
 
-from tt_cli import jsonfile
 from tt_cli.errors import UserError
+from tt_cli.jsonfile import write_json
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
@@ -25,10 +25,6 @@ TOKENIZER = "tokenizer.model"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 LOGS = "logs"
-
-
-def write_json(path, value):
-    jsonfile.write_json(path, value, sort_keys=True)
 
 
 def read_run_config(run_dir):

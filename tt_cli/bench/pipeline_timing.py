@@ -20,10 +20,6 @@ import time
 from tt_cli.errors import UserError
 
 
-def unavailable(note):
-    return {"available": False, "note": note}
-
-
 def _time_batches(iterator, warmup, batches):
     """(seconds for the `warmup` first batches, seconds for the `batches` after them)."""
     start = time.perf_counter()
@@ -41,13 +37,9 @@ def _time_batches(iterator, warmup, batches):
 def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokenizer_path=None,
                   batches=30, warmup=3, h_image_size=None, log=lambda message: None):
     """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`."""
-    try:
-        from tt_cli.data import pipeline
-    except ImportError as e:
-        return unavailable(f"the input pipeline (tt_cli.data.pipeline) cannot be imported: {e}")
     import tensorflow as tf
 
-    from tt_cli.data import schema
+    from tt_cli.data import pipeline, schema
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
     if not os.path.exists(data) and not any(c in data for c in "*?["):

@@ -8,8 +8,9 @@ Example:
 """
 
 
-from rich.console import Console
 from rich.table import Table
+
+from tt_cli.console import STDOUT
 
 
 def human_bytes(n):
@@ -37,8 +38,7 @@ def add_pipeline_ratios(result):
     return result
 
 
-def print_header(header, console=None):
-    console = console or _console()
+def print_header(header, console=STDOUT):
     console.print(
         f"[bold]tt bench[/bold]  scale {header['scale']}, batch {header['batch_size']}, "
         f"{header['steps']} timed steps after {header['warmup']} warm-up (median)\n"
@@ -49,14 +49,7 @@ def print_header(header, console=None):
     )
 
 
-def _console():
-    # Piped output (logs, CI) gets a width that fits the table instead of 80 columns.
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
-
-
-def print_results(result, console=None):
-    console = console or _console()
+def print_results(result, console=STDOUT):
     header = result["header"]
     print_header(header, console)
     table = Table(title="training step, per mode (pipe/train: input pipeline rate / training rate)")
@@ -75,11 +68,8 @@ def print_results(result, console=None):
     console.print(table)
     pipeline = result.get("pipeline")
     if pipeline is not None:
-        if pipeline["available"]:
-            console.print(f"input pipeline: {pipeline['pairs_per_second']:,.1f} pairs/s over "
-                          f"{pipeline['batches']} batches of {pipeline['batch_size']} ({pipeline['note']})")
-        else:
-            console.print(f"input pipeline: not measured: {pipeline['note']}")
+        console.print(f"input pipeline: {pipeline['pairs_per_second']:,.1f} pairs/s over "
+                      f"{pipeline['batches']} batches of {pipeline['batch_size']} ({pipeline['note']})")
     console.print(f"peak memory: {result['modes'][0]['peak_memory_source']} "
                   f"(process at start: {human_bytes(header['baseline_memory_bytes'])}); load average "
                   f"{header['load_average_start']:.2f} at start, {header['load_average_end']:.2f} at end "

@@ -8,7 +8,6 @@ Example:
 
 import contextlib
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-STDERR = Console(stderr=True)
+from tt_cli.console import STDERR
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The shard schema (DESIGN.md §3) and `dataset.json`, shared by both sides.
+"""The shard schema and `dataset.json`, shared by both sides (ARCHITECTURE.md).
 
 This module imports neither TensorFlow nor the `tfrecord` package, so the
 TF-free `tt data` commands and the `tf.data` pipeline can both use it.

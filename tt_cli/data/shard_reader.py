@@ -28,14 +28,6 @@ def parse_example(data):
     return features
 
 
-def feature_kind(data):
-    """Returns {feature name: 'bytes' | 'float' | 'int64'} of one serialized Example."""
-    example = example_pb2.Example()
-    example.ParseFromString(data)
-    names = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64", None: "empty"}
-    return {name: names[f.WhichOneof("kind")] for name, f in example.features.feature.items()}
-
-
 def read_captions(path):
     """All captions (str) of the shards at `path`, a dataset folder or a glob; one clear
     line naming the file and offset when a record is corrupt."""

@@ -18,7 +18,7 @@ from tt_cli.data import schema
 
 
 def example_bytes(image, texts, key, label=None, h_embedding=None):
-    """Serializes one example with the schema's feature keys (DESIGN.md §3)."""
+    """Serializes one example with the schema's feature keys."""
     datum = {
         schema.IMAGE: (image, "byte"),
         schema.TEXTS: ([t.encode("utf-8") for t in texts], "byte"),

@@ -1,4 +1,4 @@
-"""Rich tables for the `tt data` commands' results (stdout), and `--json` files.
+"""Rich tables for the `tt data` commands' results (stdout).
 
 Example:
 >>> print_convert_report({"read": 3, "written": 2, "rejected": {"empty_file": 1},
@@ -6,10 +6,9 @@ Example:
 """
 
 
-from rich.console import Console
 from rich.table import Table
 
-STDOUT = Console()
+from tt_cli.console import STDOUT
 
 
 def print_convert_report(report):

@@ -202,9 +202,6 @@ def _make_text_tokenizer_class():
             dense = ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_len])
             return dense[0] if scalar else dense
 
-        def __call__(self, strings):
-            return self.tokenize(strings)
-
     TextTokenizer.__module__ = __name__
     return TextTokenizer
 

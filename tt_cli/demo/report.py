@@ -11,10 +11,9 @@ Example:
 ('zero-shot top-1', 0.8, 0.05555555555555555)
 """
 
-from rich.console import Console
 from rich.table import Table
 
-STDOUT = Console()
+from tt_cli.console import STDOUT
 
 ROWS = (
     ("zero-shot top-1", "top1", lambda c, n: 1 / c),

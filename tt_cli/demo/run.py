@@ -16,11 +16,9 @@ Example:
 import os
 import time
 
-from rich.console import Console
-
+from tt_cli.console import STDERR
 from tt_cli.demo.settings import DEMO, DEMO_TEMPLATES, demo_settings
 
-STDERR = Console(stderr=True)
 RESULTS_JSON = "demo_results.json"
 
 
@@ -43,7 +41,8 @@ def run_demo(config):
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.demo.prepare import demo_split, demo_tower
     from tt_cli.demo.report import print_demo_table
-    from tt_cli.run_dir import TOKENIZER, load_run, write_json
+    from tt_cli.jsonfile import write_json
+    from tt_cli.run_dir import TOKENIZER, load_run
     from tt_cli.training.trainer import train
 
     started = time.perf_counter()

@@ -94,7 +94,8 @@ _ENCODERS = weakref.WeakKeyDictionary()
 
 
 def _encoder(model, kind):
-    """One `tf.function` per model and kind, reused across calls (the trainer evaluates often)."""
+    """One `tf.function` per model and kind, reused across calls (validation during
+    `tt train` encodes with the same model often)."""
     import tensorflow as tf
 
     functions = _ENCODERS.setdefault(model, {})

@@ -59,7 +59,8 @@ def _ensemble(alpha, n, score):
         return alpha, np.arange(n), {"alpha": alpha, "alpha_source": "given"}
     pick, rest = ensemble.heldout_split(n)
     best, scores = ensemble.best_alpha(lambda a: score(a, pick))
-    info = {"alpha": best, "alpha_source": f"picked on a held-out half ({len(pick)} of {n}, seed {ensemble.SPLIT_SEED})",
+    info = {"alpha": best,
+            "alpha_source": f"picked on a held-out half ({len(pick)} of {n}, seed {ensemble.SPLIT_SEED})",
             "alpha_scores": {str(a): s for a, s in scores.items()}}
     return best, rest, info
 

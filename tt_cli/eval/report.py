@@ -11,10 +11,9 @@ Example:
 
 import math
 
-from rich.console import Console
 from rich.table import Table
 
-STDOUT = Console()
+from tt_cli.console import STDOUT
 
 METRICS = {
     "zero-shot": [("top1", "top-1"), ("top5", "top-5"), ("mean_per_class_recall", "mean per-class recall")],

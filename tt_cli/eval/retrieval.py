@@ -85,7 +85,8 @@ def cosine_similarity(images, texts, block=1024):
 
 def retrieval_recall(model, tokenizer, dataset_or_files, ks=KS, batch_size=encode.DEFAULT_BATCH_SIZE,
                      show_progress=False):
-    """Recall@k both ways of an in-memory model (for the trainer).
+    """Recall@k both ways of an in-memory model
+    (the Python API; `tt train` validates with `validation_metrics`).
 
     `dataset_or_files`: a dataset directory or glob, a list of shard files, or a
     batched `tf.data.Dataset` of {"image" at model.image_size, "texts"}.

@@ -96,7 +96,8 @@ def zero_shot_probabilities(model, tokenizer, images, class_names, templates,
 
 def zero_shot_accuracy(model, tokenizer, dataset_or_files, class_names, templates="clip",
                        batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=False):
-    """Zero-shot top-1/top-5/mean per-class recall of an in-memory model (for the trainer).
+    """Zero-shot top-1/top-5/mean per-class recall of an in-memory model
+    (the Python API; `tt train` validates with `validation_metrics`).
 
     `dataset_or_files`: a dataset directory or glob, a list of shard files, or a
     batched `tf.data.Dataset` of {"image" at model.image_size, "label"}.

@@ -8,12 +8,15 @@ Endpoints (signatures; every embedding is float32 [batch, d] with unit L2 norm):
 | `encode_image`       | `images`: uint8 [B, H, W, 3], any H and W      | `output_0`: [B, d]           |
 | `encode_image_bytes` | `image_bytes`: string [B], JPEG/PNG/GIF/BMP    | `output_0`: [B, d]           |
 | `encode_text`        | `texts`: string [B], raw UTF-8                 | `output_0`: [B, d]           |
-| `serving_default`    | `image_bytes`: string [N], `texts`: string [M] | `image_embeddings` [N, d], `text_embeddings` [M, d], `similarity` [N, M] (cosine) |
+| `serving_default`    | `image_bytes`: string [N], `texts`: string [M] | `image_embeddings` [N, d],   |
+|                      |                                                | `text_embeddings` [M, d],    |
+|                      |                                                | `similarity` [N, M] (cosine) |
 
-Images are resized to the model's input size inside the graph with `resize_images`
-(as in training: area when shrinking, bilinear when enlarging); the towers then rescale pixels themselves. The SentencePiece
-tokenizer runs inside the graph through tensorflow-text, so loading the SavedModel
-needs `import tensorflow_text` first (it registers the tokenizer's ops).
+Images are resized to the model's input size inside the graph by the training
+pipeline's own `tt_cli.data.pipeline.resize` (area when shrinking, bilinear when
+enlarging); the towers then rescale pixels themselves. The SentencePiece tokenizer runs inside the graph through
+tensorflow-text, so loading the SavedModel needs `import tensorflow_text` first (it
+registers the tokenizer's ops).
 
 Example:
 >>> run = load_run("runs/demo")                            # doctest: +SKIP
@@ -31,20 +34,13 @@ from tt_cli.data.pipeline import resize
 ENDPOINTS = ("encode_image", "encode_image_bytes", "encode_text", "serving_default")
 
 
-def resize_images(images, size):
-    """Resizes uint8/float pixels [B, h, w, 3] or [h, w, 3] to `size` (H, W) as float32 in
-    [0, 255], as the training pipeline does (`tt_cli.data.pipeline.resize`). The one resize
-    of every image endpoint; use it to reproduce the SavedModel's inputs exactly."""
-    return resize(images, size)
-
-
 def decode_and_resize(image_bytes, size):
     """Decodes a batch of encoded images (JPEG, PNG, GIF's first frame, BMP) to RGB and
     resizes each to `size`: float32 [B, H, W, 3]. Images in a batch may differ in size."""
 
     def one(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return resize_images(image, size)
+        return resize(image, size)
 
     return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
 
@@ -58,7 +54,7 @@ class _Encoders:
         self.size = tuple(int(s) for s in model.image_size)
 
     def encode_image(self, images):
-        return self.model.encode_image(resize_images(images, self.size), training=False)
+        return self.model.encode_image(resize(images, self.size), training=False)
 
     def encode_image_bytes(self, image_bytes):
         return self.model.encode_image(decode_and_resize(image_bytes, self.size), training=False)

@@ -11,10 +11,9 @@ import time
 
 import keras
 import tensorflow as tf
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-STDERR = Console(stderr=True)
+from tt_cli.console import STDERR
 
 
 def global_step(model):

@@ -9,8 +9,9 @@ Example:
 
 import dataclasses
 
-# Settings that define the model: a run cannot resume with different values.
-MODEL_KEYS = ("mode", "scale", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len", "embed_dim")
+# Settings that define the model: a run cannot resume with different values. (Runs of
+# earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
+MODEL_KEYS = ("mode", "scale", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len")
 
 
 @dataclasses.dataclass
@@ -24,7 +25,6 @@ class TrainConfig:
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
     lit_head: bool = False
-    embed_dim: int = None  # default: the scale's width
     batch_size: int = 256  # global, over all replicas and workers
     steps: int = None  # default: `epochs` passes over the training set
     epochs: float = 10.0

@@ -3,11 +3,8 @@ validation numbers during and after training."""
 
 import os
 
-from rich.console import Console
-
+from tt_cli.console import STDERR
 from tt_cli.training.trainer import train
-
-STDERR = Console(stderr=True)
 
 
 def validation_fn(val_data, tokenizer_of):

@@ -23,6 +23,7 @@ from tt_cli import run_dir as rd
 from tt_cli.data import schema
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import UserError
+from tt_cli.jsonfile import write_json
 from tt_cli.training.config import MODEL_KEYS
 
 
@@ -187,8 +188,14 @@ def train(config, log=print, evaluate=None, show_progress=True):
         raise UserError(f"--data {config.data}: no such file or directory.")
     files, info = schema.resolve_shards(config.data)
 
-    from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
-                                          worker_id)
+    from tt_cli.training.strategy import (
+        is_chief,
+        make_strategy,
+        resolve_jit,
+        resolve_precision,
+        strategy_name,
+        worker_id,
+    )
 
     strategy = make_strategy(config.strategy)  # before any other TensorFlow op
 
@@ -251,7 +258,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
         log(f"resuming {config.out} at step {start}/{steps}")
 
     if chief:
-        rd.write_json(os.path.join(config.out, rd.RUN_JSON), {
+        write_json(os.path.join(config.out, rd.RUN_JSON), {
             "config": config.to_json(), "mode": config.mode, "scale": config.scale, "scale_config": scale.to_json(),
             "pretrained": tower.preset if tower else None, "precomputed_h_embedding": bool(precomputed),
             "max_text_len": config.max_text_len, "vocab_size": tokenizer.vocab_size, "batch_size": config.batch_size,
