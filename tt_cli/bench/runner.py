@@ -189,12 +189,7 @@ class _ModeUnderTest:
         # What this mode adds at its peak over what was in use before it was built.
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
-        self.flops = flops_lib.train_step_flops(
-            self.model_mode, scale, settings.batch_size, settings.max_text_len,
-            h_dim=h.output_dim if h is not None else None,
-            h_forward=flops_lib.pretrained_tower_forward_flops(h) if h is not None else None,
-            precomputed=self.precomputed, pooling=settings.pooling, lit_head=settings.lit_head,
-        )
+        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed)
 
     def step(self):
         start = time.perf_counter()
