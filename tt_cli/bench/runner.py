@@ -221,7 +221,7 @@ class _ModeUnderTest:
             "flops_per_step": total,
             "flops_trained_forward": self.flops["trained_forward"],
             "flops_frozen_forward": self.flops["frozen_forward"],
-            "achieved_flops_per_second": None if total is None else total / median,
+            "achieved_flops_per_second": total / median,
             "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_variables)),
             "final_loss": self.loss,
         }
