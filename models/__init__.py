@@ -1,16 +1,22 @@
 """tt's Keras 3 models: scales, the three towers, heads, the contrastive loss and
-the `ThreeTowers` model. Usable from Python without the CLI."""
+the `ThreeTowers` model. Usable from Python without the CLI.
 
-from models.contrastive_loss import contrastive_loss
+Importing the package registers tt's classes with Keras (for `keras.saving.load_model`).
+`models.tokens` imports nothing and can be loaded without Keras (see `tt_cli.data.tokenizer`).
+"""
+
+from models import tokens
+from models.contrastive_loss import contrastive_loss, temperature
 from models.heads import ProjectionHead
-from models.image_tower import ImageTower
-from models.pretrained_presets import PresetUnavailableError, resolve_pretrained
+from models.image_tower import ImageTower, rescale_pixels, vit_backbone, vit_image_converter
+from models.pretrained_presets import resolve_pretrained
 from models.pretrained_tower import PretrainedTower
 from models.scales import SCALES, Scale, get_scale
 from models.text_tower import TextTower
 from models.three_towers import MODES, ThreeTowers
 
 __all__ = [
-    "MODES", "SCALES", "ImageTower", "PresetUnavailableError", "PretrainedTower", "ProjectionHead", "Scale",
-    "TextTower", "ThreeTowers", "contrastive_loss", "get_scale", "resolve_pretrained",
+    "MODES", "SCALES", "ImageTower", "PretrainedTower", "ProjectionHead", "Scale", "TextTower", "ThreeTowers",
+    "contrastive_loss", "get_scale", "rescale_pixels", "resolve_pretrained", "temperature", "tokens",
+    "vit_backbone", "vit_image_converter",
 ]

@@ -19,7 +19,14 @@ import math
 
 import tensorflow as tf
 
+# The learned temperature t = exp(log_t) is clipped at 100 (CLIP), in the loss, in the
+# reported metric and at evaluation alike: `temperature` is the one place that does it.
 MAX_LOG_TEMPERATURE = math.log(100.0)
+
+
+def temperature(log_t):
+    """The logit scale t = exp(min(log_t, log 100)) in float32, as the loss uses it."""
+    return tf.exp(tf.minimum(tf.cast(log_t, tf.float32), MAX_LOG_TEMPERATURE))
 
 
 def _gather(x):
@@ -34,7 +41,7 @@ def _gather(x):
 def contrastive_loss(a, b, log_t):
     """Returns (loss, a->b top-1 accuracy) for L2-normalised local rows `a`, `b`."""
     a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
-    t = tf.exp(tf.minimum(tf.cast(log_t, tf.float32), MAX_LOG_TEMPERATURE))
+    t = temperature(log_t)
     all_a, offset = _gather(a)
     all_b, _ = _gather(b)
     labels = offset + tf.range(tf.shape(a)[0])

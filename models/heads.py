@@ -15,6 +15,19 @@ from models.normalize import l2_normalize
 
 @keras.saving.register_keras_serializable(package="tt")
 class ProjectionHead(keras.layers.Layer):
+    """A linear map to `dim` followed by L2 normalisation (in float32).
+
+    Args:
+      dim: output width.
+      input_dim: input width (the layer is built on creation).
+      **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Example:
+    >>> import numpy as np
+    >>> ProjectionHead(8, input_dim=4)(np.ones((2, 4), "float32")).shape
+    TensorShape([2, 8])
+    """
+
     def __init__(self, dim, input_dim, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.input_dim = dim, input_dim

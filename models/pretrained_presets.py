@@ -1,4 +1,4 @@
-"""Which pretrained model a `--pretrained` name means, and loading it without hanging.
+"""Which pretrained model a name (an alias such as `imagenet21k`) means at a scale.
 
 Aliases name the KerasHub ViT presets by their pre-training data; the scale picks the
 size and patch. A scale without an exact match gets the nearest preset, and the
@@ -10,9 +10,6 @@ Example:
 >>> resolve_pretrained("./my_preset", "b16")
 ('./my_preset', None)
 """
-
-import os
-import socket
 
 ALIASES = {
     "imagenet21k": {
@@ -32,13 +29,6 @@ ALIASES = {
 # Scale name -> (size, patch) in the presets' vocabulary; tiny sizes map to base.
 _SCALE_TO_SIZE = {"ti": "base", "s": "base", "b": "base", "l": "large", "h": "huge"}
 
-REMOTE_HOSTS = {"hf://": "huggingface.co", "kaggle://": "www.kaggle.com"}
-
-
-class PresetUnavailableError(RuntimeError):
-    """A preset that cannot be fetched or read; the message says what to do instead."""
-
-
 def resolve_pretrained(name, scale_name):
     """Returns (preset, note): the preset an alias means at a scale, and a note when
     the choice is not an exact match (None otherwise). Other names pass through."""
@@ -57,38 +47,3 @@ def resolve_pretrained(name, scale_name):
         f"no {name} preset matches scale {scale_name!r}; using {table[choice]}"
     )
 
-
-def _remote_host(preset):
-    for prefix, host in REMOTE_HOSTS.items():
-        if preset.startswith(prefix):
-            return host
-    if os.path.sep in preset or os.path.exists(preset):
-        return None
-    return REMOTE_HOSTS["kaggle://"]  # built-in KerasHub names live on Kaggle
-
-
-def _unavailable(preset, reason):
-    return PresetUnavailableError(
-        f"cannot load pretrained preset {preset!r} ({reason}). Without a network, pass a "
-        "local preset directory instead: --pretrained /path/to/preset (a KerasHub, timm or "
-        "Hugging Face directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)."
-    )
-
-
-def load_preset(loader, preset):
-    """Calls `loader(preset)` (e.g. `Backbone.from_preset`), failing within seconds with
-    `PresetUnavailableError` when a remote preset cannot be reached."""
-    host = _remote_host(preset)
-    if host is None and not os.path.isdir(preset):
-        raise _unavailable(preset, "no such directory")
-    if host is not None and not os.path.isdir(preset):
-        # Hub clients retry unreachable hosts for tens of seconds; probe once instead.
-        try:
-            socket.create_connection((host, 443), timeout=3).close()
-        except OSError as e:
-            raise _unavailable(preset, f"{host} is unreachable: {e.__class__.__name__}")
-    try:
-        return loader(preset)
-    except Exception as e:  # hub, file and format errors all mean the same to a user
-        first_line = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
-        raise _unavailable(preset, first_line[:200])

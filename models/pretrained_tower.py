@@ -23,8 +23,6 @@ import keras
 import keras_hub
 from keras import ops
 
-from models.pretrained_presets import load_preset
-
 DEFAULT_IMAGE_SIZE = 224
 
 
@@ -32,7 +30,26 @@ DEFAULT_IMAGE_SIZE = 224
 class PretrainedTower(keras.layers.Layer):
     """A frozen backbone with its preprocessing and pooling.
 
-    Call it on RGB pixels in [0, 255]; images not at `image_size` are resized.
+    Call it on RGB pixels in [0, 255]; images not at `image_size` are resized. The
+    output is float32 pooled features of width `output_dim`, pooled as `pooling` says:
+    `"token"` (the class token of a ViT-like sequence) or `"gap"` (the mean over all
+    positions of a feature map or a sequence without a class token).
+
+    Args:
+      backbone: any KerasHub `Backbone` taking images; frozen here.
+      image_converter: a KerasHub `ImageConverter`; None scales pixels to [0, 1] at the
+        backbone's input size (224 when it takes any size).
+      preset: the preset name or absolute directory it came from, recorded with
+        embeddings it makes (None for a backbone built in code).
+      **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Example:
+    >>> import keras_hub, numpy as np
+    >>> backbone = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=1,
+    ...     num_heads=2, hidden_dim=16, mlp_dim=32)
+    >>> tower = PretrainedTower(backbone)
+    >>> tower.pooling, tower.output_dim
+    ('token', 16)
     """
 
     def __init__(self, backbone, image_converter=None, preset=None, **kwargs):
@@ -56,14 +73,17 @@ class PretrainedTower(keras.layers.Layer):
         self.output_dim = int(features[-1])
         # ViT-like sequences with a class token pool it; feature maps and token
         # sequences without one are averaged.
-        self._pool_class_token = len(features) == 3 and getattr(backbone, "use_class_token", False)
+        self.pooling = "token" if len(features) == 3 and getattr(backbone, "use_class_token", False) else "gap"
         self.trainable = False
         self.built = True
 
     @classmethod
     def from_preset(cls, preset):
-        """Loads a KerasHub, timm or Hugging Face preset; see `load_preset` for errors."""
-        backbone = load_preset(keras_hub.models.Backbone.from_preset, preset)
+        """Loads a KerasHub, timm or Hugging Face preset (a name, `hf://`, `kaggle://` or a
+        directory). Errors are the hub's and the file readers' own; the CLI's
+        `tt_cli.presets.load_pretrained_tower` turns them into one line and fails fast
+        when a remote host is unreachable."""
+        backbone = keras_hub.models.Backbone.from_preset(preset)
         try:
             converter = keras_hub.layers.ImageConverter.from_preset(preset)
         except Exception:  # a preset without image preprocessing
@@ -90,7 +110,7 @@ class PretrainedTower(keras.layers.Layer):
         del training  # frozen: always inference mode (no dropout, no BatchNorm updates)
         x = self.image_converter(ops.cast(images, "float32"))
         features = self.backbone(ops.cast(x, self.backbone.compute_dtype), training=False)
-        if self._pool_class_token:
+        if self.pooling == "token":
             pooled = features[:, 0]
         else:
             pooled = ops.mean(features, axis=tuple(range(1, len(features.shape) - 1)))

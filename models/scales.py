@@ -13,6 +13,24 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
+    """One model size, shared by the image and text towers.
+
+    Args:
+      name: the `--scale` name (`ti16`, `b16`, `tiny`, ...).
+      image_size: side of the square images the image tower takes.
+      patch_size: side of the square ViT patches.
+      width: hidden size of both towers.
+      depth: transformer layers of both towers.
+      num_heads: attention heads per layer.
+      mlp_dim: hidden size of each layer's MLP.
+      embed_dim: width of the shared image-text embedding space.
+
+    Example:
+    >>> Scale("mine", image_size=64, patch_size=8, width=128, depth=4, num_heads=4, mlp_dim=256,
+    ...       embed_dim=128).to_json()["depth"]
+    4
+    """
+
     name: str
     image_size: int
     patch_size: int

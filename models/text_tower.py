@@ -1,8 +1,8 @@
 """The main text tower g: a pre-norm transformer encoder over SentencePiece ids,
 pooled at the end-of-sequence token and projected.
 
-Token ids follow tt's tokenizer: 0 is padding, and every sequence ends with EOS
-(`tt_cli.data.tokenizer`), so the EOS position is the last non-padding one.
+Token ids follow `models.tokens`: `PAD_ID` (0) is padding, and every sequence ends
+with EOS, so the EOS position is the last non-padding one.
 
 Example:
 >>> import numpy as np
@@ -17,9 +17,34 @@ import keras
 import keras_hub
 from keras import ops
 
+from models.tokens import PAD_ID
+
 
 @keras.saving.register_keras_serializable(package="tt")
 class TextTower(keras.layers.Layer):
+    """Token embedding (with learned positions) -> pre-norm transformer encoder layers ->
+    final layer norm -> the feature at EOS -> linear projection.
+
+    Takes int token ids [batch, max_len] in the `models.tokens` convention; padding is
+    masked out of attention. Returns unnormalised embeddings of width `embed_dim`.
+
+    Args:
+      vocab_size: number of token ids.
+      max_len: sequence length (the position embedding's size).
+      width: hidden size of the encoder.
+      depth: number of encoder layers.
+      num_heads: attention heads per layer.
+      mlp_dim: hidden size of each layer's MLP.
+      embed_dim: width of the output embedding.
+      **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Example:
+    >>> import numpy as np
+    >>> tower = TextTower(vocab_size=100, max_len=4, width=16, depth=1, num_heads=2, mlp_dim=32, embed_dim=8)
+    >>> tower(np.array([[5, 2, 0, 0]], "int32")).shape
+    TensorShape([1, 8])
+    """
+
     def __init__(self, vocab_size, max_len, width, depth, num_heads, mlp_dim, embed_dim, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.max_len = vocab_size, max_len
@@ -52,6 +77,7 @@ class TextTower(keras.layers.Layer):
 
     @classmethod
     def from_scale(cls, scale, vocab_size, max_len, embed_dim=None, dtype=None):
+        """The tower of a `Scale`, its embedding width `embed_dim` or the scale's own."""
         return cls(
             vocab_size,
             max_len,
@@ -66,7 +92,7 @@ class TextTower(keras.layers.Layer):
 
     def call(self, tokens, training=False):
         tokens = ops.cast(tokens, "int32")
-        padding_mask = ops.not_equal(tokens, 0)
+        padding_mask = ops.not_equal(tokens, PAD_ID)
         x = self.embedding(tokens)
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=padding_mask, training=training)

@@ -27,7 +27,7 @@ import math
 import keras
 import tensorflow as tf
 
-from models.contrastive_loss import MAX_LOG_TEMPERATURE, contrastive_loss
+from models.contrastive_loss import contrastive_loss, temperature
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower
 from models.normalize import l2_normalize
@@ -42,6 +42,27 @@ PAIRS = {"clip": ("image_text",), "lit": ("image_text",), "3t": ("image_text", "
 
 @keras.saving.register_keras_serializable(package="tt")
 class ThreeTowers(keras.Model):
+    """The contrastive image-text model of one mode (`clip`, `lit` or `3t`), with its
+    own `train_step` (the global-batch loss of every pair) and learned temperatures.
+
+    Args:
+      text_tower: the `TextTower` g.
+      image_tower: the `ImageTower` f (not used, and may be None, in `lit` mode).
+      pretrained_tower: the frozen `PretrainedTower` h (not used in `clip` mode).
+      mode: one of `MODES`.
+      aux_weight: w, the weight of each of 3T's two pairs with h.
+      lit_head: in `lit` mode, put a trainable linear head on h (else h is used as is,
+        and the text tower must project to h's width).
+      **kwargs: standard `keras.Model` arguments (`name`).
+
+    Example:
+    >>> from models import TextTower, ImageTower, get_scale
+    >>> scale = get_scale("tiny")
+    >>> model = ThreeTowers(TextTower.from_scale(scale, 100, 8), ImageTower.from_scale(scale), mode="clip")
+    >>> model.image_size
+    (32, 32)
+    """
+
     def __init__(
         self,
         text_tower,
@@ -188,7 +209,7 @@ class ThreeTowers(keras.Model):
         for name, value in losses.items():
             self.loss_trackers[name].update_state(value)
         for pair, log_t in self.log_temperatures.items():
-            self.loss_trackers[f"t_{pair}"].update_state(tf.exp(tf.minimum(log_t, MAX_LOG_TEMPERATURE)))
+            self.loss_trackers[f"t_{pair}"].update_state(temperature(log_t))
         return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
 
     @property

@@ -64,7 +64,26 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
 HAND = Scale("hand", image_size=8, patch_size=4, width=8, depth=1, num_heads=2, mlp_dim=16, embed_dim=4)
 
 
+def hand_model(mode, h=None):
+    from models import ThreeTowers
+
+    return ThreeTowers.from_scale(HAND, mode=mode, vocab_size=10, max_len=3, pretrained_tower=h)
+
+
+def hand_h():
+    """A 6-d ViT h: 8x8 images in 4x4 patches + a class token, width 6, one layer, MLP 12."""
+    import keras_hub
+
+    from models import PretrainedTower
+
+    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2,
+                                            hidden_dim=6, mlp_dim=12)
+    return PretrainedTower(backbone)
+
+
 def test_flops_match_a_hand_count():
+    from models import ImageTower, TextTower
+
     # Image tower f, per image:
     patch_embedding = 2 * 4 * (4 * 4 * 3) * 8  # 3072
     image_layer = (2 * 5 * 8 * 24) + (2 * 5 * 5 * 8) + (2 * 5 * 5 * 8) + (2 * 5 * 8 * 8) + (2 * 2 * 5 * 8 * 16)
@@ -74,40 +93,55 @@ def test_flops_match_a_hand_count():
     text_layer = (2 * 3 * 8 * 24) + (2 * 3 * 3 * 8) * 2 + (2 * 3 * 8 * 8) + (2 * 2 * 3 * 8 * 16)
     assert text_layer == 1152 + 288 + 384 + 1536 == 3360
     g = text_layer + 2 * 8 * 4  # 3424
-    assert flops.image_tower_forward_flops(HAND) == f == 9056
-    assert flops.text_tower_forward_flops(HAND, max_len=3) == g == 3424
+    assert flops.layer_forward_flops(ImageTower.from_scale(HAND), (8, 8, 3), "uint8") == f == 9056
+    assert flops.layer_forward_flops(TextTower.from_scale(HAND, 10, max_len=3), (3,), "int32") == g == 3424
 
     # CLIP, batch 2: both logit matrices of the one pair are 2x2 over 4-d embeddings.
-    clip = flops.train_step_flops("clip", HAND, batch_size=2, max_len=3)
+    clip = flops.train_step_flops(hand_model("clip"), batch_size=2)
     assert clip == {"trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4), "frozen_forward": 0,
                     "total": 3 * 25024}
 
-    # 3T with a 6-d h costing 1000 FLOPs per image: four heads, three pairs of logits.
+    # The 6-d h, per image: patch embedding, one layer over 5 tokens (no projection).
+    h_layer = (2 * 5 * 6 * 18) + (2 * 5 * 5 * 6) * 2 + (2 * 5 * 6 * 6) + (2 * 2 * 5 * 6 * 12)
+    h_forward = 2 * 4 * (4 * 4 * 3) * 6 + h_layer
+    assert h_forward == 2304 + 3480 == 5784
+    h = hand_h()
+    assert flops.pretrained_tower_forward_flops(h) == h_forward
+
+    # 3T with the 6-d h: four heads, three pairs of logits.
     heads = 2 * (2 * 4 * 4) + 2 * (2 * 6 * 4)  # f_h, g_h (4->4) and h_f, h_g (6->4) = 160
     trained = 2 * (9056 + 3424 + heads) + 3 * 64
     assert trained == 25472
-    online = flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=1000)
-    assert online == {"trained_forward": 25472, "frozen_forward": 2000, "total": 3 * 25472 + 2000}
-    precomputed = flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=1000, precomputed=True)
+    online = flops.train_step_flops(hand_model("3t", h), 2)
+    assert online == {"trained_forward": 25472, "frozen_forward": 2 * 5784, "total": 3 * 25472 + 2 * 5784}
+    precomputed = flops.train_step_flops(hand_model("3t", h), 2, precomputed=True)
     assert precomputed["total"] == 3 * 25472
-    # An h with no formula (not a ViT) leaves the online total unknown, not guessed.
-    assert flops.train_step_flops("3t", HAND, 2, 3, h_dim=6, h_forward=None)["total"] is None
 
     # LiT without a head: g projects to h's width (6); h runs online.
-    lit = flops.train_step_flops("lit", HAND, 2, 3, h_dim=6, h_forward=1000)
+    lit = flops.train_step_flops(hand_model("lit", h), 2)
     g6 = 3360 + 2 * 8 * 6
-    assert lit["total"] == 3 * (2 * g6 + 2 * 2 * 2 * 2 * 6) + 2000
+    assert lit["total"] == 3 * (2 * g6 + 2 * 2 * 2 * 2 * 6) + 2 * 5784
 
 
-def test_flops_of_a_real_vit_backbone_from_its_config(tiny_resnet_preset):
+def test_flops_of_real_backbones_are_read_from_the_built_model(tiny_resnet_preset):
+    import keras
     import keras_hub
 
     from models import PretrainedTower
 
     backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2,
                                             hidden_dim=8, mlp_dim=16)
-    assert flops.backbone_forward_flops(backbone, (8, 8)) == 3072 + 5920
-    assert flops.pretrained_tower_forward_flops(PretrainedTower.from_preset(tiny_resnet_preset)) is None
+    assert flops.layer_forward_flops(backbone, (8, 8, 3)) == 3072 + 5920
+    # A CNN h needs no formula either: its count is that of its convolutions, each
+    # 2 x (output positions) x (kernel height x width x input channels) x (output channels).
+    resnet = PretrainedTower.from_preset(tiny_resnet_preset)
+    convs = [layer for layer in resnet.backbone._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    expected = 0
+    for conv in convs:
+        kh, kw, cin, cout = conv.kernel.shape
+        out = keras.Model(resnet.backbone.input, conv.output).compute_output_shape((1, 224, 224, 3))
+        expected += 2 * out[1] * out[2] * kh * kw * cin * cout
+    assert len(convs) >= 5 and flops.pretrained_tower_forward_flops(resnet) == expected
 
 
 def test_unknown_mode_is_a_user_error():

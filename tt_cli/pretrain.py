@@ -160,13 +160,12 @@ def build_classifier(scale, num_classes):
     """(ViTImageClassifier with its preprocessor, ViTImageConverter) at a `models.scales` scale."""
     import keras_hub
 
+    from models import vit_backbone, vit_image_converter
+
     size = (scale.image_size, scale.image_size)
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(*size, 3), patch_size=scale.patch_size, num_layers=scale.depth,
-        num_heads=scale.num_heads, hidden_dim=scale.width, mlp_dim=scale.mlp_dim,
-    )
+    backbone = vit_backbone(scale)
     # The same [-1, 1] rescaling tt's own image tower uses; saved with the preset.
-    converter = keras_hub.layers.ViTImageConverter(image_size=size, scale=1 / 127.5, offset=-1.0)
+    converter = vit_image_converter(size)
     preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
     classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=num_classes,
                                                      preprocessor=preprocessor)

@@ -1,126 +1,129 @@
-"""Model FLOPs of a training step, counted from the architecture.
+"""Model FLOPs of a training step, counted from the built model itself.
 
 Convention (the one of Kaplan et al. 2020 and the ViT/CLIP scaling papers): only
 matrix multiplications count, at 2 FLOPs per multiply-accumulate. Layer norms,
 softmax, GELU, biases, embedding lookups and the optimizer update are left out
 (they are a few percent at the scales that matter and depend on the kernels).
 
-Per example, forward pass:
-- ViT (image tower f, and the frozen h when it is a ViT): patch embedding
-  `2·P·(p·p·3)·D` over P patches, then per layer on S tokens (P, plus one class
-  token when used): QKV `2·S·D·3D`, attention scores `2·S·S·D`, weighted sum
-  `2·S·S·D`, output projection `2·S·D·D`, MLP `2·2·S·D·M`; then the projection to
-  the embedding, `2·D·E`, on the pooled token only.
-- Text tower g: the same transformer layers over L = max_len tokens, then `2·D·E`.
-- Heads: `2·in·out` each.
-Per batch of B: each contrastive pair computes both `a·bᵀ` and `b·aᵀ` (the loss
-code does), `2·2·B·B·E`.
+Nothing here knows an architecture. The model's forward pass is traced once into a
+TensorFlow graph (symbolically: nothing runs) and every matrix multiplication in it
+is counted from its operands' static shapes: `MatMul`, `BatchMatMul*` (Dense layers,
+the contrastive logits), `Einsum` (EinsumDense projections and the attention scores
+and weighted sums of multi-head attention), `Conv2D` and depthwise convolutions
+(patch embeddings, CNN backbones). A new tower or backbone is counted as it is built.
+
+For a ViT this gives, per image: patch embedding `2·P·(p·p·3)·D` over P patches, then
+per layer on S tokens: QKV `2·S·D·3D`, attention scores `2·S·S·D`, weighted sum
+`2·S·S·D`, output projection `2·S·D·D`, MLP `2·2·S·D·M`; then the projection of the
+pooled token `2·D·E` (tests/test_bench.py checks these against a hand count).
 
 A training step is 3x the forward FLOPs of the trained parts (forward plus a
 backward that costs twice the forward), plus 1x the forward of the frozen h when
 it runs online, and nothing for h when its embeddings are precomputed.
 
-A frozen h that is not a ViT (ResNet, ...) has no formula here:
-`pretrained_tower_forward_flops` returns None and the step's FLOPs are reported as
-None rather than guessed.
-
 Example:
->>> transformer_layers_flops(seq_len=4, width=8, depth=1, mlp_dim=16)
-4608
->>> vit_forward_flops(image_size=(8, 8), patch_size=(4, 4), width=8, depth=1, mlp_dim=16, class_token=False)
-7680
+>>> import keras
+>>> dense = keras.layers.Dense(16)
+>>> layer_forward_flops(dense, (8,))  # one example: 2 * 8 * 16
+256
 """
 
+import math
 
-def transformer_layers_flops(seq_len, width, depth, mlp_dim):
-    """Forward FLOPs of `depth` pre-norm transformer layers over `seq_len` tokens."""
-    s, d = seq_len, width
-    per_layer = (
-        2 * s * d * 3 * d  # Q, K, V projections
-        + 2 * s * s * d  # attention scores Q·Kᵀ (all heads together: width d)
-        + 2 * s * s * d  # attention-weighted sum of V
-        + 2 * s * d * d  # attention output projection
-        + 2 * 2 * s * d * mlp_dim  # MLP: up and down projections
-    )
-    return depth * per_layer
+# Graph op types that are matrix multiplications, by how their FLOPs are counted.
+_MATMULS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
+_CONVS = ("Conv2D", "DepthwiseConv2dNative")
 
 
-def vit_forward_flops(image_size, patch_size, width, depth, mlp_dim, class_token=True, channels=3):
-    """Forward FLOPs of a ViT encoder (patch embedding + layers) for one image."""
-    (h, w), (ph, pw) = image_size, patch_size
-    patches = (h // ph) * (w // pw)
-    patch_embedding = 2 * patches * (ph * pw * channels) * width
-    return patch_embedding + transformer_layers_flops(patches + int(class_token), width, depth, mlp_dim)
+def _shape(tensor):
+    return [int(d) for d in tensor.shape]
 
 
-def dense_flops(in_dim, out_dim):
-    return 2 * in_dim * out_dim
+def _matmul_flops(op):
+    """2·(output elements)·(contracted size); transposes/adjoints move the contracted axis."""
+    a = _shape(op.inputs[0])
+    if op.type == "MatMul":
+        contracted = a[0] if op.get_attr("transpose_a") else a[1]
+    else:
+        contracted = a[-2] if op.get_attr("adj_x") else a[-1]
+    return 2 * math.prod(_shape(op.outputs[0])) * contracted
 
 
-def image_tower_forward_flops(scale, pooling="token", embed_dim=None):
-    """f at a `Scale`: the ViT plus its projection to the embedding width."""
-    vit = vit_forward_flops(
-        (scale.image_size, scale.image_size), (scale.patch_size, scale.patch_size),
-        scale.width, scale.depth, scale.mlp_dim, class_token=pooling == "token",
-    )
-    return vit + dense_flops(scale.width, embed_dim or scale.embed_dim)
+def _einsum_flops(op):
+    """2·(product of the sizes of every index of the equation), e.g. `abc,cd->abd`: 2·a·b·c·d."""
+    operands = op.get_attr("equation").decode().replace(" ", "").split("->")[0].split(",")
+    sizes = {}
+    for labels, tensor in zip(operands, op.inputs):
+        shape = _shape(tensor)
+        if "..." in labels:  # broadcast axes get labels of their own, by position from the right
+            before, after = labels.split("...")
+            middle = [f"<{i}>" for i in range(len(shape) - len(before) - len(after))]
+            labels = [*before, *middle, *after]
+        for label, size in zip(labels, shape):
+            sizes[label] = max(size, sizes.get(label, 1))
+    return 2 * math.prod(sizes.values())
 
 
-def text_tower_forward_flops(scale, max_len, embed_dim=None):
-    """g at a `Scale` over `max_len` tokens (padding is computed too), plus its projection."""
-    layers = transformer_layers_flops(max_len, scale.width, scale.depth, scale.mlp_dim)
-    return layers + dense_flops(scale.width, embed_dim or scale.embed_dim)
+def _conv_flops(op):
+    """2·(output elements)·(filter height·width)·(input channels per output, 1 if depthwise)."""
+    kh, kw, in_channels, _ = _shape(op.inputs[1])
+    per_output = kh * kw * (in_channels if op.type == "Conv2D" else 1)
+    return 2 * math.prod(_shape(op.outputs[0])) * per_output
 
 
-def logits_flops(batch_size, dim):
-    """Both logit matrices of one contrastive pair over the global batch."""
-    return 2 * 2 * batch_size * batch_size * dim
+def graph_matmul_flops(graph):
+    """FLOPs of the matrix multiplications of a traced TensorFlow graph."""
+    total = 0
+    for op in graph.get_operations():
+        if op.type in _MATMULS:
+            total += _matmul_flops(op)
+        elif op.type == "Einsum":
+            total += _einsum_flops(op)
+        elif op.type in _CONVS:
+            total += _conv_flops(op)
+    return total
 
 
-def backbone_forward_flops(backbone, image_size):
-    """Forward FLOPs of a KerasHub ViT backbone from its config; None for other kinds."""
-    needed = ("patch_size", "num_layers", "hidden_dim", "mlp_dim")
-    if not all(hasattr(backbone, a) for a in needed) or not hasattr(backbone, "use_class_token"):
-        return None
-    patch = backbone.patch_size
-    patch = (patch, patch) if isinstance(patch, int) else tuple(patch)
-    return vit_forward_flops(
-        tuple(image_size), patch, backbone.hidden_dim, backbone.num_layers,
-        backbone.mlp_dim, class_token=backbone.use_class_token,
-    )
+def forward_flops(fn, input_specs):
+    """Matmul FLOPs of `fn(inputs)` for `input_specs` (a `tf.TensorSpec` or a dict of them,
+    with static shapes), traced symbolically: nothing is computed."""
+    import tensorflow as tf
+
+    return graph_matmul_flops(tf.function(fn).get_concrete_function(input_specs).graph)
+
+
+def layer_forward_flops(layer, input_shape, dtype="float32"):
+    """Per-example forward FLOPs of a built Keras layer or model on inputs of
+    `input_shape` (without the batch axis)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, *input_shape), dtype)
+    return forward_flops(lambda x: layer(x, training=False), spec)
 
 
 def pretrained_tower_forward_flops(tower):
-    """Per-example forward FLOPs of a `PretrainedTower` (ViT only, else None)."""
-    return backbone_forward_flops(tower.backbone, tower.image_size)
+    """Per-example forward FLOPs of a `PretrainedTower` (any backbone), on its pixels."""
+    return layer_forward_flops(tower, (*tower.image_size, 3), "uint8")
 
 
-def train_step_flops(mode, scale, batch_size, max_len, h_dim=None, h_forward=None,
-                     precomputed=False, pooling="token", lit_head=False):
-    """FLOPs of one training step, with the parts that make it up.
+def train_step_flops(model, batch_size, precomputed=False):
+    """FLOPs of one training step of a built `ThreeTowers` on a global batch of `batch_size`.
 
-    `h_dim` and `h_forward` (per-example forward FLOPs of h, or None when unknown)
-    are needed for `lit` and `3t`. Returns a dict: `trained_forward`,
-    `frozen_forward`, `total` (= 3·trained_forward + frozen_forward; None when the
-    frozen h runs online and its FLOPs are unknown).
+    The trained parts are counted by tracing `model.compute_losses` on a batch that
+    carries h's embeddings (so h itself is not in that graph): both towers, the heads
+    and every pair's logits over the whole batch. Returns a dict: `trained_forward`,
+    `frozen_forward` (h's forward on the batch when it runs online, else 0) and
+    `total` (= 3·trained_forward + frozen_forward).
     """
-    e = scale.embed_dim
-    if mode == "lit" and not lit_head:
-        e = h_dim  # the text tower projects straight to h's width
-    per_example = text_tower_forward_flops(scale, max_len, e)
-    pairs = 1
-    if mode in ("clip", "3t"):
-        per_example += image_tower_forward_flops(scale, pooling, e)
-    if mode == "lit" and lit_head:
-        per_example += dense_flops(h_dim, e)
-    if mode == "3t":
-        # f_h, g_h on the main towers' embeddings; h_f, h_g on h's features.
-        per_example += 2 * dense_flops(e, e) + 2 * dense_flops(h_dim, e)
-        pairs = 3
-    trained = batch_size * per_example + pairs * logits_flops(batch_size, e)
-    if mode == "clip" or precomputed:
-        frozen = 0
-    else:
-        frozen = None if h_forward is None else batch_size * h_forward
-    total = None if frozen is None else 3 * trained + frozen
-    return {"trained_forward": trained, "frozen_forward": frozen, "total": total}
+    import tensorflow as tf
+
+    tokens = model.text_tower.max_len
+    batch = {"tokens": tf.TensorSpec((batch_size, tokens), tf.int32)}
+    if model.image_tower is not None:
+        batch["image"] = tf.TensorSpec((batch_size, *model.image_tower.image_size, 3), tf.uint8)
+    h = model.pretrained_tower
+    if h is not None:
+        batch["h_embedding"] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
+    trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
+    frozen = 0 if h is None or precomputed else batch_size * pretrained_tower_forward_flops(h)
+    return {"trained_forward": trained, "frozen_forward": frozen, "total": 3 * trained + frozen}

@@ -108,40 +108,30 @@ def _device_description(strategy):
 
 def _random_vit_tower(scale):
     """A frozen third tower with random weights, the scale's size: timing needs no weights."""
-    import keras_hub
+    from models import PretrainedTower, vit_backbone
 
-    from models import PretrainedTower
-
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(scale.image_size, scale.image_size, 3), patch_size=scale.patch_size,
-        num_layers=scale.depth, num_heads=scale.num_heads, hidden_dim=scale.width,
-        mlp_dim=scale.mlp_dim, name="bench_h_backbone",
-    )
-    return PretrainedTower(backbone, name="pretrained_tower")
+    return PretrainedTower(vit_backbone(scale, name="bench_h_backbone"), name="pretrained_tower")
 
 
 def _load_tower(settings, scale):
-    from models import PresetUnavailableError, PretrainedTower, resolve_pretrained
+    from tt_cli.presets import load_pretrained_tower
 
     if settings.pretrained is None:
         return _random_vit_tower(scale), f"random ViT at {scale.name} (no weights needed for timing)"
-    preset, _ = resolve_pretrained(settings.pretrained, settings.scale)
-    try:
-        return PretrainedTower.from_preset(preset), preset
-    except PresetUnavailableError as e:
-        raise UserError(str(e))
+    tower = load_pretrained_tower(settings.pretrained, settings.scale)
+    return tower, tower.preset
 
 
 def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_size=None, h_dim=None):
     """A batch of the shapes training sees: pixels, EOS-terminated token ids, h inputs."""
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import EOS_ID
+    from models.tokens import EOS_ID, PAD_ID
 
     tokens = rng.integers(3, vocab_size, size=(batch_size, max_len)).astype("int32")
     lengths = rng.integers(2, max_len + 1, size=batch_size)
     for row, n in zip(tokens, lengths):
-        row[n - 1], row[n:] = EOS_ID, 0
+        row[n - 1], row[n:] = EOS_ID, PAD_ID
     batch = {
         "image": rng.integers(0, 256, size=(batch_size, image_size, image_size, 3)).astype("uint8"),
         "tokens": tokens,
@@ -199,12 +189,7 @@ class _ModeUnderTest:
         # What this mode adds at its peak over what was in use before it was built.
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
-        self.flops = flops_lib.train_step_flops(
-            self.model_mode, scale, settings.batch_size, settings.max_text_len,
-            h_dim=h.output_dim if h is not None else None,
-            h_forward=flops_lib.pretrained_tower_forward_flops(h) if h is not None else None,
-            precomputed=self.precomputed, pooling=settings.pooling, lit_head=settings.lit_head,
-        )
+        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed)
 
     def step(self):
         start = time.perf_counter()
@@ -236,7 +221,7 @@ class _ModeUnderTest:
             "flops_per_step": total,
             "flops_trained_forward": self.flops["trained_forward"],
             "flops_frozen_forward": self.flops["frozen_forward"],
-            "achieved_flops_per_second": None if total is None else total / median,
+            "achieved_flops_per_second": total / median,
             "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_variables)),
             "final_loss": self.loss,
         }

@@ -21,29 +21,7 @@ import time
 from tt_cli import ownership
 from tt_cli.data import schema
 from tt_cli.errors import UserError
-
-
-def _resolve_preset(name, scale, on_note):
-    try:
-        from models.pretrained_presets import resolve_pretrained
-    except ImportError:  # an older models/ without aliases: names pass straight through
-        return name
-    preset, note = resolve_pretrained(name, scale)
-    if note and on_note:
-        on_note(note)
-    return preset
-
-
-def load_tower(pretrained, scale="b16", on_note=None):
-    """The frozen tower for an alias, preset name or directory; UserError if unavailable."""
-    from models.pretrained_presets import PresetUnavailableError
-    from models.pretrained_tower import PretrainedTower
-
-    preset = _resolve_preset(pretrained, scale, on_note)
-    try:
-        return PretrainedTower.from_preset(preset)
-    except PresetUnavailableError as e:
-        raise UserError(str(e)) from None
+from tt_cli.presets import load_pretrained_tower
 
 
 def image_dataset(path, tower, batch_size):
@@ -112,7 +90,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     files, info = schema.resolve_shards(shards)
     out_names = _output_names(files) + [schema.DATASET_JSON]
     folder.check_free(out_names, "choose another --out")
-    tower = load_tower(pretrained, scale, on_note)
+    tower = load_pretrained_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
     folder.remove_owned()  # an earlier embed's shards (with --overwrite)
     folder.claim(out_names)

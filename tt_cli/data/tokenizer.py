@@ -7,9 +7,9 @@ inside `tf.data` `.map` and is tracked by an exported SavedModel, so the model
 bytes travel with the export. The class is built on first access, so importing
 this module does not import TensorFlow.
 
-Ids: 0 = padding, 1 = unknown, 2 = end of sequence (EOS); there is no BOS.
-Every tokenized caption ends with EOS (the text tower pools there), truncated
-to `max_len - 1` pieces first so that the EOS always fits.
+Ids follow the text tower's convention (`models.tokens`: 0 = padding, 1 = unknown,
+2 = end of sequence (EOS); no BOS). Every tokenized caption ends with EOS (the text
+tower pools there), truncated to `max_len - 1` pieces first so that the EOS always fits.
 
 Example:
 >>> n = train_sentencepiece(["a photo of a cat", "a dog"] * 50, "/tmp/tok.model", 64)
@@ -18,16 +18,33 @@ Example:
 TensorShape([1, 8])
 """
 
+import importlib.util
 import io
 import os
 import re
+import sys
 import warnings
 
 from tt_cli.errors import UserError
 
-PAD_ID = 0
-UNK_ID = 1
-EOS_ID = 2
+
+def _import_keras_free(name):
+    """Imports `name` (a dependency-free submodule of `models`) without running
+    `models/__init__.py`, which imports Keras to register tt's classes. The module is
+    entered in `sys.modules` under its own name, so a later `import models` reuses it."""
+    if name in sys.modules:
+        return sys.modules[name]
+    package, _, module = name.rpartition(".")
+    locations = importlib.util.find_spec(package).submodule_search_locations  # finds, does not run
+    spec = importlib.util.spec_from_file_location(name, os.path.join(locations[0], module + ".py"))
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+_tokens = _import_keras_free("models.tokens")
+PAD_ID, UNK_ID, EOS_ID = _tokens.PAD_ID, _tokens.UNK_ID, _tokens.EOS_ID
 # The smallest vocabulary SentencePiece accepts: the three special pieces and one character.
 MIN_VOCAB_SIZE = 4
 

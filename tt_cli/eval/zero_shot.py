@@ -15,21 +15,17 @@ Example:
 {'top1': 0.62, 'top5': 1.0, 'mean_per_class_recall': 0.61, 'num_examples': 200, ...}
 """
 
-import math
-
 import numpy as np
 
 from tt_cli.errors import UserError
 from tt_cli.eval import encode, metrics
 from tt_cli.eval.templates import fill, load_templates
 
-MAX_TEMPERATURE = 100.0
-
-
 def temperature(model):
     """The run's learned image-text scale t = exp(log_t), clipped at 100 as in training."""
-    log_t = float(model.log_temperatures["image_text"].numpy())
-    return float(min(math.exp(log_t), MAX_TEMPERATURE))
+    from models.contrastive_loss import temperature as clipped_temperature
+
+    return float(clipped_temperature(model.log_temperatures["image_text"]))
 
 
 def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE,

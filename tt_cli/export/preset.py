@@ -23,7 +23,8 @@ import json
 import os
 
 import keras
-import keras_hub
+
+from models import vit_image_converter
 
 TT_DIR = "tt"
 TT_JSON = "tt.json"
@@ -41,14 +42,11 @@ def _image_side(model):
     """(backbone, image converter, pooling, head layer or None) of the downstream image encoder."""
     if model.mode == "lit":
         tower = model.pretrained_tower
-        pooling = "token" if tower._pool_class_token else "gap"
         head = model.lit_image_head.dense if model.lit_head else None
-        return tower.backbone, tower.image_converter, pooling, head, tower.output_dim
+        return tower.backbone, tower.image_converter, tower.pooling, head, tower.output_dim
     tower = model.image_tower
     # ImageTower rescales [0, 255] -> [-1, 1] itself; the converter states that for KerasHub.
-    converter = keras_hub.layers.ViTImageConverter(
-        image_size=tuple(tower.image_size), scale=1 / 127.5, offset=-1.0
-    )
+    converter = vit_image_converter(tower.image_size)
     return tower.backbone, converter, tower.pooling, tower.projection, tower.backbone.hidden_dim
 
 

@@ -24,6 +24,7 @@ from tt_cli.data import schema
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import UserError
 from tt_cli.jsonfile import write_json
+from tt_cli.presets import load_pretrained_tower
 from tt_cli.training.config import MODEL_KEYS
 
 
@@ -145,18 +146,6 @@ def _setup_tokenizer(config, files, log, chief=True):
     return path
 
 
-def _pretrained_tower(config, log):
-    from models import PresetUnavailableError, PretrainedTower, resolve_pretrained
-
-    preset, note = resolve_pretrained(config.pretrained, config.scale)
-    if note:
-        log(note)
-    try:
-        return PretrainedTower.from_preset(preset)
-    except PresetUnavailableError as e:
-        raise UserError(str(e))
-
-
 def _use_precomputed(info, tower):
     """Precomputed h embeddings count only if the same model and preprocessing made them."""
     made = (info.h_embedding or {}) if info else {}
@@ -233,7 +222,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
 
     with strategy.scope():
-        tower = _pretrained_tower(config, log) if config.mode != "clip" else None
+        tower = load_pretrained_tower(config.pretrained, config.scale, log) if config.mode != "clip" else None
         precomputed = tower is not None and _use_precomputed(info, tower)
         check_features(files, need_h_embedding=precomputed)
         model = ThreeTowers.from_scale(

@@ -1,0 +1,70 @@
+"""`--pretrained NAME` -> the frozen third tower h: the one place that loads it.
+
+An alias (`imagenet21k`, ...) is resolved at the run's scale (`models.resolve_pretrained`),
+a remote preset's host is probed first so that an offline machine fails within seconds
+(hub clients retry unreachable hosts for tens of seconds), and every failure -- no such
+directory, no network, a hub, file or format error -- becomes one `UserError` line that
+says what to do instead. `tt train`, `tt data embed` and `tt bench` all call
+`load_pretrained_tower`.
+
+Example:
+>>> load_pretrained_tower("/no/such/preset", "b16")  # doctest: +SKIP
+UserError: cannot load pretrained preset '/no/such/preset' (no such directory). ...
+"""
+
+import os
+import socket
+
+from tt_cli.errors import UserError
+
+# Where `hf://`, `kaggle://` and built-in KerasHub preset names are fetched from.
+REMOTE_HOSTS = {"hf://": "huggingface.co", "kaggle://": "www.kaggle.com"}
+PROBE_TIMEOUT_SECONDS = 3
+
+
+def _remote_host(preset):
+    for prefix, host in REMOTE_HOSTS.items():
+        if preset.startswith(prefix):
+            return host
+    if os.path.sep in preset or os.path.exists(preset):
+        return None
+    return REMOTE_HOSTS["kaggle://"]  # built-in KerasHub names live on Kaggle
+
+
+def _unavailable(preset, reason):
+    return UserError(
+        f"cannot load pretrained preset {preset!r} ({reason}). Without a network, pass a "
+        "local preset directory instead: --pretrained /path/to/preset (a KerasHub, timm or "
+        "Hugging Face directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)."
+    )
+
+
+def check_reachable(preset):
+    """Raises `UserError` within seconds when `preset` is neither a directory nor on a
+    host that answers."""
+    if os.path.isdir(preset):
+        return
+    host = _remote_host(preset)
+    if host is None:
+        raise _unavailable(preset, "no such directory")
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_SECONDS).close()
+    except OSError as e:
+        raise _unavailable(preset, f"{host} is unreachable: {e.__class__.__name__}") from None
+
+
+def load_pretrained_tower(name, scale_name, on_note=None):
+    """The frozen `PretrainedTower` that `name` (alias, preset name, `hf://`/`kaggle://`
+    handle or directory) means at scale `scale_name`. `on_note(text)` hears when an alias
+    has no exact match at the scale. Raises `UserError` (one line) when it cannot load."""
+    from models import PretrainedTower, resolve_pretrained
+
+    preset, note = resolve_pretrained(name, scale_name)
+    if note and on_note:
+        on_note(note)
+    check_reachable(preset)
+    try:
+        return PretrainedTower.from_preset(preset)
+    except Exception as e:  # hub, file and format errors all mean the same to a user
+        first_line = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        raise _unavailable(preset, first_line[:200]) from None
