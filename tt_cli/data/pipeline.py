@@ -25,6 +25,7 @@ import re
 import sys
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from tt_cli.data import schema, tf_schema
 from tt_cli.data.records import find_corrupt_record
@@ -131,7 +132,7 @@ def first_record_features(files):
         raise UserError(f"{files[0]}: the shard is empty.")
     try:
         return tf_schema.feature_names(first.numpy())
-    except Exception:
+    except DecodeError:
         raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
 
 

@@ -2,7 +2,7 @@
 
 This module imports neither TensorFlow nor the `tfrecord` package, so the
 TF-free `tt data` commands and the `tf.data` pipeline can both use it. It owns
-the feature keys and kinds, the one way an Example is built (`build_example`)
+the feature keys, the one way an Example is built (`build_example`)
 and read back as lists (`feature_values`); each side supplies its own protobuf
 classes, because TensorFlow and the `tfrecord` package register the same proto
 names and can never be imported in one process:
