@@ -51,11 +51,10 @@ def labelled_images(files, batch_size):
 
     from tt_cli.data import schema
     from tt_cli.data.pipeline import decode_image
-
-    spec = {schema.IMAGE: tf.io.FixedLenFeature([], tf.string), schema.LABEL: tf.io.FixedLenFeature([], tf.int64)}
+    from tt_cli.data.tf_schema import parse_example
 
     def parse(serialized):
-        example = tf.io.parse_single_example(serialized, spec)
+        example = parse_example(serialized, (schema.IMAGE, schema.LABEL))
         return decode_image(example[schema.IMAGE], (IMAGE_SIZE, IMAGE_SIZE)), example[schema.LABEL]
 
     return tf.data.TFRecordDataset(files).map(parse).shuffle(1000, seed=0).repeat().batch(batch_size)

@@ -93,7 +93,7 @@ def tokenizer(shards, out, vocab_size):
     files, _ = resolve_shards(shards)
     ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
     folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
-    captions = read_captions(shards)
+    captions = list(read_captions(files, limit=None, data=shards))
     size = train_sentencepiece(
         captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}")
     )

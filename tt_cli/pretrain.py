@@ -83,10 +83,11 @@ def _scan_labels(files):
     import numpy as np
     import tensorflow as tf
 
-    spec = {schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    from tt_cli.data.tf_schema import parse_example
+
     labels = (
         tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
-        .map(lambda s: tf.io.parse_single_example(s, spec)[schema.LABEL], num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda s: parse_example(s, (schema.LABEL,))[schema.LABEL], num_parallel_calls=tf.data.AUTOTUNE)
         .batch(65536)
     )
     return np.concatenate([b for b in labels.as_numpy_iterator()] or [np.zeros([0], "int64")])
@@ -94,10 +95,9 @@ def _scan_labels(files):
 
 def class_names_of(files, info, data):
     """Class names from dataset.json, else `class_<i>` for 0..max label; UserError without labels."""
-    from tt_cli.data.pipeline import first_example
+    from tt_cli.data.pipeline import first_record_features
 
-    example = first_example(files)
-    if schema.LABEL not in example.features.feature:
+    if schema.LABEL not in first_record_features(files):
         raise UserError(f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set.")
     if info is not None and info.class_names:
         return list(info.class_names)
@@ -116,10 +116,9 @@ def labelled_dataset(files, image_size, batch_size, training, holdout=0.0, heldo
     """
     import tensorflow as tf
 
-    from tt_cli.data.pipeline import decode_image
+    from tt_cli.data.pipeline import decode_image, positioned_records
+    from tt_cli.data.tf_schema import parse_example
 
-    spec = {schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
-            schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
     cut = int(round(holdout * HOLDOUT_BUCKETS))
 
     def keep(serialized):
@@ -127,25 +126,14 @@ def labelled_dataset(files, image_size, batch_size, training, holdout=0.0, heldo
         return in_holdout if heldout else tf.logical_not(in_holdout)
 
     def parse(position, serialized):
-        example = tf.io.parse_single_example(serialized, spec)
+        example = parse_example(serialized, (schema.IMAGE, schema.LABEL))
         image = decode_image(example[schema.IMAGE], image_size)
         if augment:
             flip = tf.random.stateless_uniform([], seed=[seed, position]) < 0.5
             image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
         return image, example[schema.LABEL]
 
-    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
-    if training:
-        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-    records = files_ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
-        cycle_length=min(len(files), 16), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-    )
-    if cut:
-        records = records.filter(keep)
-    records = records.enumerate()
-    if training:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    records = positioned_records(files, seed, shuffle_buffer, training=training, keep=keep if cut else None)
     options = tf.data.Options()
     options.deterministic = True
     return (

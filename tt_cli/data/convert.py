@@ -34,7 +34,8 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema, sources, validate
-from tt_cli.data.shard_writer import ShardWriter, example_bytes
+from tt_cli.data.example_codec import encode_example
+from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import UserError
 from tt_cli.jsonfile import write_json
 
@@ -78,7 +79,7 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
             if isinstance(checked, validate.Rejection):
                 rejects.append(sources.reject_record(row.position, row.key, row.origin, checked, row.image))
             else:
-                writer.write(example_bytes(checked.data, row.captions, row.key, row.label))
+                writer.write(encode_example(checked.data, row.captions, row.key, row.label))
                 conversions.update(checked.conversions)
                 if row.caption_truncated:
                     conversions[validate.CAPTION_TRUNCATED] += 1

@@ -29,9 +29,10 @@ def image_dataset(path, tower, batch_size):
     import tensorflow as tf
 
     from tt_cli.data.pipeline import decode_image
+    from tt_cli.data.tf_schema import parse_example
 
     def decode(serialized):
-        features = tf.io.parse_single_example(serialized, {schema.IMAGE: tf.io.FixedLenFeature([], tf.string)})
+        features = parse_example(serialized, (schema.IMAGE,))
         # The training pipeline's own decoding, so that a precomputed embedding equals
         # the one h would compute online from the same record.
         return serialized, decode_image(features[schema.IMAGE], tower.image_size)
@@ -42,15 +43,6 @@ def image_dataset(path, tower, batch_size):
         .batch(batch_size)
         .prefetch(2)
     )
-
-
-def _with_embedding(serialized, embedding):
-    import tensorflow as tf
-
-    example = tf.train.Example.FromString(serialized)
-    feature = example.features.feature[schema.H_EMBEDDING]
-    feature.float_list.value[:] = embedding.tolist()
-    return example.SerializeToString()
 
 
 COMMAND = "tt data embed"
@@ -85,6 +77,8 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     """Writes `out_dir` = the shards of `shards` plus `h_embedding`; returns a summary dict."""
     import tensorflow as tf
 
+    from tt_cli.data.tf_schema import with_h_embedding
+
     start = time.time()
     folder = _prepare_out_dir(shards, out_dir, overwrite)
     files, info = schema.resolve_shards(shards)
@@ -107,7 +101,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
                     for serialized, images in image_dataset(file, tower, batch_size):
                         embeddings = run_tower(images).numpy()
                         for raw, embedding in zip(serialized.numpy(), embeddings):
-                            writer.write(_with_embedding(raw, embedding))
+                            writer.write(with_h_embedding(raw, embedding))
                         count += len(embeddings)
                         advance(len(embeddings))
             except tf.errors.OpError as e:

@@ -19,10 +19,10 @@ import collections
 import os
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from tt_cli.data import schema, validate
-from tt_cli.data.shard_reader import CorruptRecord, iter_records, parse_example
+from tt_cli.data.records import CorruptRecord
+from tt_cli.data.shard_reader import iter_examples
 
 _KINDS = {bytes: "bytes", float: "float", int: "int64"}
 
@@ -60,11 +60,7 @@ def inspect_shards(path, verify=False, samples=3):
     for file in files:
         count = 0
         try:
-            for offset, data in iter_records(file, verify=verify):
-                try:
-                    example = parse_example(data)
-                except DecodeError as e:
-                    raise CorruptRecord(file, offset, f"not a tf.train.Example ({e})") from None
+            for example in iter_examples(file, verify=verify):
                 count += 1
                 for name, values in example.items():
                     kind = _KINDS.get(type(values[0]), "empty") if values else "empty"

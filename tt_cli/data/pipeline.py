@@ -25,8 +25,9 @@ import re
 import sys
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
-from tt_cli.data import schema
+from tt_cli.data import schema, tf_schema
 from tt_cli.data.records import find_corrupt_record
 from tt_cli.errors import UserError
 
@@ -121,21 +122,8 @@ def decode_image(encoded, size):
     return tf.cond(fits_pixel_limit(encoded), decode, blank)
 
 
-def _features(h_embedding_dim=None, with_label=False):
-    features = {
-        schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
-        schema.TEXTS: tf.io.VarLenFeature(tf.string),
-        schema.KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    }
-    if with_label:
-        features[schema.LABEL] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
-    if h_embedding_dim:
-        features[schema.H_EMBEDDING] = tf.io.FixedLenFeature([h_embedding_dim], tf.float32)
-    return features
-
-
-def first_example(files):
-    """The first record of the shards as a `tf.train.Example`, or one clear line why not."""
+def first_record_features(files):
+    """The feature names of the shards' first record, or one clear line why there are none."""
     try:
         first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
     except tf.errors.OpError as e:
@@ -143,21 +131,41 @@ def first_example(files):
     if first is None:
         raise UserError(f"{files[0]}: the shard is empty.")
     try:
-        return tf.train.Example.FromString(first.numpy())
-    except Exception:
+        return tf_schema.feature_names(first.numpy())
+    except DecodeError:
         raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
 
 
 def check_features(files, need_h_embedding=False):
     """Fails with one clear line when the first record lacks what training needs."""
-    example = first_example(files)
-    present = set(example.features.feature)
-    needed = {schema.IMAGE, schema.TEXTS} | ({schema.H_EMBEDDING} if need_h_embedding else set())
+    present = first_record_features(files)
+    needed = set(schema.TRAINING_FEATURES) | ({schema.H_EMBEDDING} if need_h_embedding else set())
     missing = sorted(needed - present)
     if missing:
         raise UserError(
             f"{files[0]}: records lack the feature(s) {', '.join(missing)}; make shards with `tt data convert`."
         )
+
+
+def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep=None, files_ds=None):
+    """(stream position, serialized record) pairs of the shard `files`, read as training and
+    `tt pretrain` read them: files interleaved 16 at a time; when `training`, endlessly, with
+    the file order and the records shuffled by `seed`. `keep(serialized)` filters records
+    before they are numbered; `files_ds` is the (sharded) dataset of the files to read."""
+    if files_ds is None:
+        files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    if training:
+        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    records = files_ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True,
+    )
+    if keep is not None:
+        records = records.filter(keep)
+    records = records.enumerate()
+    if training:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return records
 
 
 def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h_embedding_dim=None,
@@ -178,23 +186,15 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
             files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-    records = (
-        files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
-            cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True,
-        )
-        .enumerate()  # the stream position seeds the caption choice
-        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        # Resume: drop what earlier steps consumed before paying for decoding it.
-        .skip(start_step * replicas_per_pipeline * per_pipeline_batch)
-    )
-    features = _features(h_embedding_dim)
+    # The stream position seeds the caption choice. Resume: drop what earlier steps
+    # consumed before paying for decoding it.
+    records = (positioned_records(files, seed, shuffle_buffer, training=True, files_ds=files_ds)
+               .skip(start_step * replicas_per_pipeline * per_pipeline_batch))
+    keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if h_embedding_dim else ())
 
     def parse(position, serialized):
-        example = tf.io.parse_single_example(serialized, features)
-        texts = example[schema.TEXTS].values
+        example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
+        texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick],
                # Too large to decode (black above): dropped by the filter below.
@@ -228,14 +228,17 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
 
 
 def read_captions(files, limit=1_000_000, data=None):
-    """Up to `limit` captions of the shards (`data`, as the user named them), for
-    training a tokenizer; one clear line naming the shard when one is corrupt."""
-    features = {schema.TEXTS: tf.io.VarLenFeature(tf.string)}
+    """Up to `limit` (None: all) captions (str) of the shard `files` (`data`, as the user
+    named them), for training a tokenizer; one clear line naming the shard when one is corrupt.
+
+    `shard_reader.read_captions` is its TF-free twin (same signature, same words) for
+    `tt data tokenizer`: a TensorFlow process cannot import the `tfrecord` package.
+    """
     texts = (
         tf.data.TFRecordDataset(list(files), num_parallel_reads=AUTOTUNE)
-        .map(lambda s: tf.io.parse_single_example(s, features)[schema.TEXTS].values, num_parallel_calls=AUTOTUNE)
+        .map(lambda s: tf_schema.parse_example(s, (schema.TEXTS,))[schema.TEXTS], num_parallel_calls=AUTOTUNE)
         .unbatch()
-        .take(limit)
+        .take(-1 if limit is None else limit)
         .batch(4096)
     )
     try:

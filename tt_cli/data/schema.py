@@ -1,7 +1,16 @@
-"""The shard schema and `dataset.json`, shared by both sides (ARCHITECTURE.md).
+"""The shard schema and `dataset.json`: the one owner of the shard format (ARCHITECTURE.md).
 
 This module imports neither TensorFlow nor the `tfrecord` package, so the
-TF-free `tt data` commands and the `tf.data` pipeline can both use it.
+TF-free `tt data` commands and the `tf.data` pipeline can both use it. It owns
+the feature keys, the one way an Example is built (`build_example`)
+and read back as lists (`feature_values`); each side supplies its own protobuf
+classes, because TensorFlow and the `tfrecord` package register the same proto
+names and can never be imported in one process:
+
+- TensorFlow side: `tf_schema` (feature specs, the one `parse_example` every
+  `tf.data` reader maps over, `example_bytes`, `with_h_embedding`).
+- TF-free side: `example_codec` (`encode_example` / `decode_example` with the
+  `tfrecord` package's protobuf).
 
 Example:
 >>> info = DatasetInfo(num_examples=10, num_shards=2, source="demo")
@@ -27,11 +36,54 @@ LABEL = "label"  # int64, optional
 KEY = "key"  # bytes: the source's own id
 H_EMBEDDING = "h_embedding"  # float list, optional (tt data embed)
 
+NO_LABEL = -1  # what every reader reads as the label of a record without one
+# What training needs in every record (H_EMBEDDING too when training reads precomputed embeddings).
+TRAINING_FEATURES = (IMAGE, TEXTS)
+
 # The largest image (width x height) any part of tt reads: `tt data convert` rejects larger
 # ones as `too_large`, `tt data inspect` reports them, and the tf.data pipelines skip them
 # without decoding. Pillow's own default bomb limit (2**30 / 4 / 3, about 89.5 megapixels);
 # also far below TensorFlow's PNG limit (width x height x 3 must fit an int32).
 MAX_IMAGE_PIXELS = 89_478_485
+
+
+def build_example(protos, image, texts, key, label=None, h_embedding=None):
+    """One serialized `tf.train.Example` of the schema, built with `protos` (the module holding
+    Example, Features, Feature, BytesList, Int64List and FloatList: `tf.train` on the TensorFlow
+    side, `tfrecord.example_pb2` on the TF-free side), so both sides write the same bytes.
+    `key` may be any value; it is stored as its `str`."""
+
+    def feature(kind, values):
+        lists = {"bytes_list": protos.BytesList, "int64_list": protos.Int64List, "float_list": protos.FloatList}
+        return protos.Feature(**{kind: lists[kind](value=values)})
+
+    features = {
+        IMAGE: feature("bytes_list", [image]),
+        TEXTS: feature("bytes_list", [t.encode("utf-8") for t in texts]),
+        KEY: feature("bytes_list", [str(key).encode("utf-8", "surrogateescape")]),
+    }
+    if label is not None:
+        features[LABEL] = feature("int64_list", [int(label)])
+    if h_embedding is not None:
+        features[H_EMBEDDING] = feature("float_list", list(map(float, h_embedding)))
+    return serialize(protos.Example(features=protos.Features(feature=features)))
+
+
+def serialize(example):
+    """The bytes of an Example, its features in name order. Protobuf's default order of map
+    entries varies from process to process; this makes equal Examples equal bytes, whichever
+    side or run wrote them."""
+    return example.SerializeToString(deterministic=True)
+
+
+def feature_values(example):
+    """{feature name: list of values} (bytes, floats or ints; [] for a feature of no kind)
+    of a parsed Example, of either side's protobuf classes."""
+    values = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values[name] = list(getattr(feature, kind).value) if kind else []
+    return values
 
 
 def shard_name(index, num_shards):

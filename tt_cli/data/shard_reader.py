@@ -3,44 +3,51 @@
 The record framing lives in `records` (shared with the TensorFlow side):
 `iter_records` always checks each length, `iter_records(verify=True)` each data
 CRC too, and a bad record raises `CorruptRecord` naming the file and byte offset.
+Examples are decoded by `example_codec`.
 
 Example:
->>> for offset, data in iter_records("shard-00000-of-00001.tfrecord"):   # doctest: +SKIP
-...     features = parse_example(data)
+>>> for example in iter_examples("shard-00000-of-00001.tfrecord"):   # doctest: +SKIP
+...     print(example["texts"])
 """
 
+import os
+
 from google.protobuf.message import DecodeError
-from tfrecord import example_pb2
 
 from tt_cli.data import schema
-from tt_cli.data.records import CorruptRecord, iter_records  # noqa: F401  (the TF-free readers' entry points)
+from tt_cli.data.example_codec import decode_example
+from tt_cli.data.records import CorruptRecord, iter_records
 from tt_cli.errors import UserError
 
 
-def parse_example(data):
-    """Returns {feature name: list of values} (bytes, floats or ints) of one Example."""
-    example = example_pb2.Example()
-    example.ParseFromString(data)
-    features = {}
-    for name, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        features[name] = list(getattr(feature, kind).value) if kind else []
-    return features
+def iter_examples(path, verify=False):
+    """Yields {feature name: list of values} for every record of one shard;
+    raises `CorruptRecord` at a bad record or one that is not an Example."""
+    for offset, data in iter_records(path, verify=verify):
+        try:
+            example = decode_example(data)
+        except DecodeError as e:
+            raise CorruptRecord(path, offset, f"not a tf.train.Example ({e})") from None
+        yield example
 
 
-def read_captions(path):
-    """All captions (str) of the shards at `path`, a dataset folder or a glob; one clear
-    line naming the file and offset when a record is corrupt."""
-    files, _ = schema.resolve_shards(path)
-    captions = []
+def read_captions(files, limit=1_000_000, data=None):
+    """Up to `limit` (None: all) captions (str) of the shard `files` (`data`, as the user
+    named them); one clear line naming the shard and offset when a record is corrupt.
+
+    The TF-free twin of `pipeline.read_captions` (same signature, same words): `tt data
+    tokenizer` must not import TensorFlow, and a TensorFlow process cannot import the
+    `tfrecord` package this one decodes with.
+    """
+    count = 0
     for file in files:
         try:
-            for offset, data in iter_records(file):
-                try:
-                    example = parse_example(data)
-                except DecodeError:
-                    raise CorruptRecord(file, offset, "not a tf.train.Example") from None
-                captions.extend(t.decode("utf-8", "replace") for t in example.get(schema.TEXTS, []))
+            for example in iter_examples(file):
+                for text in example.get(schema.TEXTS, []):
+                    if limit is not None and count >= limit:
+                        return
+                    count += 1
+                    yield text.decode("utf-8", "replace")
         except CorruptRecord as e:
-            raise UserError(f"{e}; run `tt data inspect --verify {path}` to check every shard.") from None
-    return captions
+            data = data or os.path.dirname(files[0])
+            raise UserError(f"{e}; run `tt data inspect --verify {data}` to check every shard.") from None

@@ -3,32 +3,17 @@
 Uses the `tfrecord` package (never import this module next to TensorFlow: the
 two register the same protobuf names). A shard is written under a temporary
 name and renamed when complete, so a shard file that exists is a finished one.
+Records are built by `example_codec.encode_example`.
 
 Example:
 >>> with ShardWriter("/tmp/shard-00000-of-00001.tfrecord") as w:   # doctest: +SKIP
-...     w.write(example_bytes(image=jpeg, texts=["a cat"], key="cat.jpg"))
+...     w.write(encode_example(image=jpeg, texts=["a cat"], key="cat.jpg"))
 """
 
 import os
 import struct
 
 from tfrecord.writer import TFRecordWriter
-
-from tt_cli.data import schema
-
-
-def example_bytes(image, texts, key, label=None, h_embedding=None):
-    """Serializes one example with the schema's feature keys."""
-    datum = {
-        schema.IMAGE: (image, "byte"),
-        schema.TEXTS: ([t.encode("utf-8") for t in texts], "byte"),
-        schema.KEY: (key.encode("utf-8", "surrogateescape"), "byte"),
-    }
-    if label is not None:
-        datum[schema.LABEL] = (int(label), "int")
-    if h_embedding is not None:
-        datum[schema.H_EMBEDDING] = (list(map(float, h_embedding)), "float")
-    return TFRecordWriter.serialize_tf_example(datum)
 
 
 class ShardWriter:

@@ -1,5 +1,5 @@
 """Writes shards of the tt schema from TensorFlow code (the TF-free side uses
-`shard_writer.py`; both produce the same records).
+`shard_writer.py`; both build records with `schema.build_example`, so they are the same).
 
 Example:
 >>> rows = [{"image": png_bytes, "texts": ["a red circle"], "key": "0", "label": 3}]  # doctest: +SKIP
@@ -11,22 +11,7 @@ import os
 import tensorflow as tf
 
 from tt_cli.data import schema
-
-
-def example_bytes(row):
-    def bytes_list(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-
-    feature = {
-        schema.IMAGE: bytes_list([row["image"]]),
-        schema.TEXTS: bytes_list([t.encode("utf-8") for t in row["texts"]]),
-        schema.KEY: bytes_list([str(row["key"]).encode("utf-8")]),
-    }
-    if row.get("label") is not None:
-        feature[schema.LABEL] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row["label"])]))
-    if row.get("h_embedding") is not None:
-        feature[schema.H_EMBEDDING] = tf.train.Feature(float_list=tf.train.FloatList(value=row["h_embedding"]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+from tt_cli.data.tf_schema import example_bytes
 
 
 def write_shards(out_dir, rows, num_shards, source, class_names=None):
@@ -36,7 +21,8 @@ def write_shards(out_dir, rows, num_shards, source, class_names=None):
     writers = [tf.io.TFRecordWriter(os.path.join(out_dir, n)) for n in names]
     count = 0
     for i, row in enumerate(rows):
-        writers[i % num_shards].write(example_bytes(row))
+        record = example_bytes(row["image"], row["texts"], row["key"], row.get("label"), row.get("h_embedding"))
+        writers[i % num_shards].write(record)
         count += 1
     for w in writers:
         w.close()

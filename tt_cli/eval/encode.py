@@ -34,7 +34,7 @@ from tt_cli.data.progress import progress_bar
 from tt_cli.errors import UserError
 
 DEFAULT_BATCH_SIZE = 128
-NO_LABEL = -1
+NO_LABEL = schema.NO_LABEL
 
 
 @dataclasses.dataclass
@@ -50,23 +50,14 @@ class EncodedImages:
 
 def parse_example(serialized, image_size):
     """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}."""
-    import tensorflow as tf
-
     # The training pipeline's own decode + resize, so that evaluation sees what training saw.
     from tt_cli.data.pipeline import decode_image
+    from tt_cli.data.tf_schema import parse_example as parse_features
 
-    features = tf.io.parse_single_example(
-        serialized,
-        {
-            schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
-            schema.TEXTS: tf.io.VarLenFeature(tf.string),
-            schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=NO_LABEL),
-            schema.KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-        },
-    )
+    features = parse_features(serialized, (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY))
     return {
         "image": decode_image(features[schema.IMAGE], image_size),
-        "texts": tf.sparse.to_dense(features[schema.TEXTS], default_value=b""),
+        "texts": features[schema.TEXTS],
         "label": features[schema.LABEL],
         "key": features[schema.KEY],
     }

@@ -21,6 +21,7 @@ from tt_cli.errors import UserError
 from tt_cli.eval import encode, metrics
 from tt_cli.eval.templates import fill, load_templates
 
+
 def temperature(model):
     """The run's learned image-text scale t = exp(log_t), clipped at 100 as in training."""
     from models.contrastive_loss import temperature as clipped_temperature

@@ -1,0 +1,63 @@
+"""The shard schema on the TensorFlow side: feature specs, the one parse function,
+the one Example builder.
+
+Every `tf.data` reader of shards (training, evaluation, `tt pretrain`, `tt data
+embed`, the tokenizer's caption reader) maps `parse_example` over the records,
+asking only for the features it uses, so that a feature it ignores can never
+fail its read. Keys, kinds and defaults come from `schema`; the TF-free side's
+counterpart is `example_codec`. Never import this next to the `tfrecord` package.
+
+Example:
+>>> parsed = parse_example(serialized, (schema.IMAGE, schema.LABEL))   # doctest: +SKIP
+>>> parsed["image"].dtype, parsed["label"].dtype                        # doctest: +SKIP
+(tf.string, tf.int64)
+"""
+
+import tensorflow as tf
+
+from tt_cli.data import schema
+
+
+def feature_spec(keys, h_embedding_dim=None):
+    """The `tf.io.parse_single_example` spec of the features `keys`: texts variable-length,
+    key "" and label `schema.NO_LABEL` when absent, h_embedding `h_embedding_dim` floats."""
+    specs = {
+        schema.IMAGE: tf.io.FixedLenFeature([], tf.string),
+        schema.TEXTS: tf.io.VarLenFeature(tf.string),
+        schema.KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=schema.NO_LABEL),
+    }
+    if schema.H_EMBEDDING in keys:
+        if not h_embedding_dim:
+            raise ValueError("parsing h_embedding needs its dimension")
+        specs[schema.H_EMBEDDING] = tf.io.FixedLenFeature([h_embedding_dim], tf.float32)
+    return {key: specs[key] for key in keys}
+
+
+def parse_example(serialized, keys, h_embedding_dim=None):
+    """One serialized Example -> {key: tensor} for `keys`: "image" the encoded bytes,
+    "texts" a 1-D string tensor of the captions, "key" a string, "label" an int64,
+    "h_embedding" float32 [h_embedding_dim]."""
+    parsed = tf.io.parse_single_example(serialized, feature_spec(keys, h_embedding_dim))
+    if schema.TEXTS in parsed:
+        parsed[schema.TEXTS] = parsed[schema.TEXTS].values
+    return parsed
+
+
+def example_bytes(image, texts, key, label=None, h_embedding=None):
+    """One serialized Example, byte for byte what the TF-free `example_codec.encode_example` writes."""
+    return schema.build_example(tf.train, image, texts, key, label, h_embedding)
+
+
+def with_h_embedding(serialized, embedding):
+    """The serialized Example with `h_embedding` set to `embedding`; every other feature,
+    including ones tt does not know, is kept as it was."""
+    example = tf.train.Example.FromString(serialized)
+    example.features.feature[schema.H_EMBEDDING].float_list.value[:] = list(map(float, embedding))
+    return schema.serialize(example)
+
+
+def feature_names(serialized):
+    """The names of the features of one serialized Example; raises
+    `google.protobuf.message.DecodeError` when it is not one."""
+    return set(tf.train.Example.FromString(serialized).features.feature)
