@@ -32,7 +32,7 @@ import time
 
 from tt_cli.bench import flops as flops_lib
 from tt_cli.bench import memory
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 # Bench mode -> (ThreeTowers mode, h embeddings precomputed?)
 MODES = {
@@ -67,7 +67,7 @@ def parse_modes(text):
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise UserError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}.")
+        raise InvalidValueError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}.")
     return modes
 
 
@@ -79,10 +79,10 @@ def check_pipeline_inputs(data, tokenizer):
 
     if data is None:
         if tokenizer is not None:
-            raise UserError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
+            raise UnreadableDataError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
         return
     if not os.path.exists(data) and not any(c in data for c in "*?["):
-        raise UserError(f"--data {data}: no such file or directory.")
+        raise UnreadableDataError(f"--data {data}: no such file or directory.")
     schema.resolve_shards(data)
     if tokenizer is not None:
         check_sentencepiece_file(tokenizer)
@@ -129,7 +129,7 @@ def _load_tower(settings, scale):
     try:
         return PretrainedTower.from_preset(preset), preset
     except PresetUnavailableError as e:
-        raise UserError(str(e))
+        raise InvalidValueError(str(e))
 
 
 def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_size=None, h_dim=None):
@@ -255,9 +255,9 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     from models import SCALES, get_scale
 
     if settings.scale not in SCALES:
-        raise UserError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
+        raise InvalidValueError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
     if settings.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--batch-size {settings.batch_size} does not split over "
+        raise InvalidValueError(f"--batch-size {settings.batch_size} does not split over "
                         f"{strategy.num_replicas_in_sync} replicas.")
     scale = get_scale(settings.scale)
     policy = resolve_precision(settings.precision, strategy)

@@ -20,7 +20,7 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
-from tt_cli.errors import UserError
+from tt_cli.errors import TtError, InvalidValueError, UnreadableDataError, ConflictError
 
 
 def _resolve_preset(name, scale, on_note):
@@ -35,7 +35,7 @@ def _resolve_preset(name, scale, on_note):
 
 
 def load_tower(pretrained, scale="b16", on_note=None):
-    """The frozen tower for an alias, preset name or directory; UserError if unavailable."""
+    """The frozen tower for an alias, preset name or directory; TtError if unavailable."""
     from models.pretrained_presets import PresetUnavailableError
     from models.pretrained_tower import PretrainedTower
 
@@ -43,7 +43,7 @@ def load_tower(pretrained, scale="b16", on_note=None):
     try:
         return PretrainedTower.from_preset(preset)
     except PresetUnavailableError as e:
-        raise UserError(str(e)) from None
+        raise InvalidValueError(str(e)) from None
 
 
 def image_dataset(path, tower, batch_size):
@@ -86,7 +86,7 @@ def _prepare_out_dir(shards, out_dir, overwrite):
     ownership.refuse_overlap(out_dir, inputs, "--out")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
-        raise UserError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
+        raise ConflictError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
     return folder
 
 
@@ -96,7 +96,7 @@ def _output_names(files):
     for path in files:
         name = os.path.basename(path)
         if name in seen:
-            raise UserError(f"{seen[name]} and {path} have the same file name, which would be one file in --out; "
+            raise InvalidValueError(f"{seen[name]} and {path} have the same file name, which would be one file in --out; "
                             "embed each folder into its own --out.")
         seen[name] = path
     return list(seen)
@@ -136,7 +136,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
                 if os.path.exists(target + ".tmp"):
                     os.remove(target + ".tmp")
                 first = (e.message or str(e)).strip().splitlines()[0]
-                raise UserError(f"{file}: cannot read or decode ({first[:200]}).") from None
+                raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
             os.replace(target + ".tmp", target)
             names.append(name)
 

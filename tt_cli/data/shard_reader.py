@@ -14,7 +14,7 @@ from tfrecord import example_pb2
 
 from tt_cli.data import schema
 from tt_cli.data.records import CorruptRecord, iter_records  # noqa: F401  (the TF-free readers' entry points)
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 
 def parse_example(data):
@@ -50,5 +50,5 @@ def read_captions(path):
                     raise CorruptRecord(file, offset, "not a tf.train.Example") from None
                 captions.extend(t.decode("utf-8", "replace") for t in example.get(schema.TEXTS, []))
         except CorruptRecord as e:
-            raise UserError(f"{e}; run `tt data inspect --verify {path}` to check every shard.") from None
+            raise InvalidValueError(f"{e}; run `tt data inspect --verify {path}` to check every shard.") from None
     return captions

@@ -14,7 +14,7 @@ Example:
 
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 
 def tokenizer_path_for(keras_path):
@@ -25,7 +25,7 @@ def tokenizer_path_for(keras_path):
 def export_keras(run, out):
     """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
     if not out.endswith(".keras"):
-        raise UserError(f"{out}: a Keras model file must end in .keras.")
+        raise InvalidValueError(f"{out}: a Keras model file must end in .keras.")
     directory = os.path.dirname(os.path.abspath(out))
     os.makedirs(directory, exist_ok=True)
     run.model.save(out)

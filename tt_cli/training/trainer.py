@@ -22,11 +22,11 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
 from tt_cli.data.tokenizer import check_sentencepiece_file
-from tt_cli.errors import UserError
+from tt_cli.errors import TtError, InvalidValueError, UnreadableDataError, ConflictError
 from tt_cli.training.config import MODEL_KEYS
 
 
-class TrainingStopped(UserError):
+class TrainingStopped(TtError):
     """The run stopped early (a signal or a NaN loss); its checkpoint is kept."""
 
 
@@ -68,7 +68,7 @@ def _prepare_out(config, chief):
         os.close(handle)
         os.remove(probe)
     except OSError as e:
-        raise UserError(f"{config.out}: cannot write the run directory ({e.strerror}).")
+        raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror}).")
     checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
     if chief:
         if not folder.has_manifest and _is_legacy_run(config.out):
@@ -82,7 +82,7 @@ def _prepare_out(config, chief):
 
 
 def _refuse_resume(config, what):
-    raise UserError(f"{config.out} holds a run {what}; pass --restart to start over or choose another --out.")
+    raise ConflictError(f"{config.out} holds a run {what}; pass --restart to start over or choose another --out.")
 
 
 def _check_resume_matches(config, files, info):
@@ -148,7 +148,7 @@ def _pretrained_tower(config, log):
     try:
         return PretrainedTower.from_preset(preset)
     except PresetUnavailableError as e:
-        raise UserError(str(e))
+        raise InvalidValueError(str(e))
 
 
 def _use_precomputed(info, tower):
@@ -161,7 +161,7 @@ def _total_steps(config, files, info):
     if config.steps:
         return config.steps
     if info is None:
-        raise UserError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
     return max(1, math.ceil(config.epochs * info.num_examples / config.batch_size))
 
 
@@ -179,7 +179,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     every `config.val_every` steps when given."""
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
     if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
-        raise UserError(f"--data {config.data}: no such file or directory.")
+        raise UnreadableDataError(f"--data {config.data}: no such file or directory.")
     files, info = schema.resolve_shards(config.data)
 
     from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
@@ -197,9 +197,9 @@ def train(config, log=print, evaluate=None, show_progress=True):
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
 
     if config.mode not in MODES:
-        raise UserError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
+        raise InvalidValueError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
     if config.scale not in SCALES:
-        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
+        raise InvalidValueError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     chief = is_chief(strategy)
     log = log if chief else (lambda *a, **k: None)
     resuming = _prepare_out(config, chief)

@@ -8,10 +8,10 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
-from tt_cli.errors import UserError
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
+from tt_cli.errors import UnreadableDataError
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
 
 
 @click.group()
@@ -70,7 +70,7 @@ def inspect(shards, verify, samples, json_path):
     if summary["corrupt"]:
         first = summary["corrupt"][0]
         advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"
-        raise UserError(
+        raise UnreadableDataError(
             f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
             f"({first['why']}){advice}."
         )

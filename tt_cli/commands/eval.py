@@ -6,10 +6,10 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 
 import click
 
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
-from tt_cli.errors import UserError
-from tt_cli.option_types import COUNT
+from tt_cli.errors import InvalidValueError
+from tt_cli.commands.option_types import COUNT
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
@@ -68,9 +68,9 @@ def _parse_shots(text):
     try:
         shots = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise UserError(f"--shots {text}: give comma-separated integers, e.g. 1,5,10,25.") from None
+        raise InvalidValueError(f"--shots {text}: give comma-separated integers, e.g. 1,5,10,25.") from None
     if not shots or min(shots) < 1:
-        raise UserError(f"--shots {text}: every number of shots must be at least 1.")
+        raise InvalidValueError(f"--shots {text}: every number of shots must be at least 1.")
     return shots
 
 
@@ -80,9 +80,9 @@ def _parse_l2(text):
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"--l2-reg {text}: give 'auto' or a non-negative number.") from None
+        raise InvalidValueError(f"--l2-reg {text}: give 'auto' or a non-negative number.") from None
     if value < 0:
-        raise UserError(f"--l2-reg {text}: must be non-negative.")
+        raise InvalidValueError(f"--l2-reg {text}: must be non-negative.")
     return value
 
 

@@ -2,10 +2,10 @@
 
 import click
 
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
-from tt_cli.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
 
 D = BenchSettings()
 

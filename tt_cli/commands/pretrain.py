@@ -5,9 +5,9 @@ import sys
 
 import click
 
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
 from tt_cli.pretrain import PretrainConfig
 
 D = PretrainConfig()  # the defaults, shown in --help
@@ -34,7 +34,7 @@ D = PretrainConfig()  # the defaults, shown in --help
 def pretrain(json_path, **flags):
     """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""
     from tt_cli.pretrain import pretrain as run_pretrain
-    from tt_cli.pretrain_report import STDERR, print_summary
+    from tt_cli.commands.pretrain_report import STDERR, print_summary
 
     command = "tt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else None
     summary = run_pretrain(PretrainConfig(command=command, **flags), log=STDERR.print)

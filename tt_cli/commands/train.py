@@ -2,7 +2,7 @@
 
 import click
 
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, TEXT_LEN, VOCAB_SIZE
 from tt_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help

@@ -10,10 +10,10 @@ import os
 
 import click
 
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
 from tt_cli import ownership
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 
 @click.group()
@@ -88,7 +88,7 @@ def savedmodel(run_dir, out, overwrite, json_path):
 def keras_file(run_dir, out, overwrite, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     if not out.endswith(".keras"):
-        raise UserError(f"{out}: a Keras model file must end in .keras.")
+        raise InvalidValueError(f"{out}: a Keras model file must end in .keras.")
     from tt_cli.export.keras_file import export_keras, tokenizer_path_for
 
     command = "tt export keras"
