@@ -51,7 +51,7 @@ def test_vocab_cap_warns_and_fits(tmp_path):
 
 
 def test_too_small_vocab_and_empty_corpus_are_user_errors(tmp_path):
-    with pytest.raises(TtError, match="larger --vocab-size"):
+    with pytest.raises(TtError, match="larger vocabulary size"):
         train_sentencepiece(_captions(), str(tmp_path / "x.model"), 5)
     with pytest.raises(TtError, match="no captions"):
         train_sentencepiece(["", "  "], str(tmp_path / "y.model"), 50)

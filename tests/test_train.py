@@ -66,7 +66,7 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "/no/such/shards"], "no such file"),
-    (["--scale", "huge99"], "unknown --scale"),
+    (["--scale", "huge99"], "Invalid value for '--scale'"),
     (["--mode", "siglip"], "Invalid value for '--mode'"),
     (["--out", "/proc/tt-cannot-write"], "cannot write"),
 ])

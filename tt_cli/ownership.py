@@ -41,8 +41,8 @@ Example:
 >>> _ = open(os.path.join(out, "notes.txt"), "w").write("the user's own")
 >>> try:
 ...     folder.claim(["notes.txt"])
-... except TtError as e:
-...     print(e.message.split("/")[-1])
+... except ConflictError as e:
+...     print(str(e).split("/")[-1])
 result holds notes.txt, which tt did not write; choose another path.
 >>> folder.remove_owned()
 ['numbers.txt']
@@ -54,7 +54,7 @@ import json
 import os
 import shutil
 
-from tt_cli.errors import TtError, InvalidValueError, ConflictError
+from tt_cli.errors import ConflictError, InvalidValueError
 
 MANIFEST = ".tt-manifest.json"
 MANIFEST_VERSION = 1
@@ -89,7 +89,7 @@ def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
             top = os.path.relpath(real_in, real_out).split(os.sep)[0]
             if is_output_name and _is_within(real_in, real_out) and is_output_name(top):
                 raise InvalidValueError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
-                                "choose another output path.")
+                                        "choose another output path.")
             continue
         if _is_within(real_out, real_in):
             raise ConflictError(f"{flag} {out} lies inside the input {path}; choose an output path outside it.")
@@ -245,7 +245,7 @@ def prepare_whole_folder(out, command, overwrite, what):
     foreign = folder.foreign(present)
     if foreign:
         raise ConflictError(f"{out} holds {foreign[0]}, which tt did not write; --overwrite replaces only tt's own "
-                        "earlier output, so choose another path.")
+                            "earlier output, so choose another path.")
     if present and not overwrite:
         raise ConflictError(f"{out} already holds {what}; pass --overwrite to replace it, or choose another path.")
     return folder

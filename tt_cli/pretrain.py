@@ -28,7 +28,7 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
-from tt_cli.errors import TtError, InvalidValueError, UnreadableDataError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 PRETRAIN_JSON = "tt_pretrain.json"
@@ -63,7 +63,7 @@ def _check_out(config):
     """Before anything is read: --out must not be, lie in or hold a --data/--val-data folder,
     and may hold only an earlier `tt pretrain` preset (replaced with --overwrite)."""
     if not config.out:
-        raise InvalidValueError("--out: give a directory for the preset.")
+        raise InvalidValueError("no output directory given for the preset.")
     for data in (config.data, config.val_data):
         inputs = [data] if not data or os.path.exists(data) else ownership.glob_folders(data)
         ownership.refuse_overlap(config.out, inputs, "--out")
@@ -98,7 +98,8 @@ def class_names_of(files, info, data):
 
     example = first_example(files)
     if schema.LABEL not in example.features.feature:
-        raise InvalidValueError(f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set.")
+        raise InvalidValueError(f"{data}: records have no '{schema.LABEL}'; "
+                                "tt pretrain needs a labelled (classification) set.")
     if info is not None and info.class_names:
         return list(info.class_names)
     labels = _scan_labels(files)
@@ -189,7 +190,7 @@ def _steps(config, num_train):
     if config.steps:
         return config.steps
     if num_train is None:
-        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; give the number of steps.")
     return max(1, math.ceil(config.epochs * num_train / config.batch_size))
 
 
@@ -217,15 +218,13 @@ def pretrain(config, log=print, show_progress=True):
 
     import keras
 
-    from models import SCALES, get_scale
+    from models import get_scale
     from tt_cli.training.callbacks import ResetMetricsEvery, TrainProgress
 
-    if config.scale not in SCALES:
-        raise InvalidValueError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     if not 0 <= config.holdout < 1:
-        raise InvalidValueError(f"--holdout {config.holdout}: must be in [0, 1).")
+        raise InvalidValueError(f"holdout {config.holdout}: must be in [0, 1).")
     if config.batch_size < 1:
-        raise InvalidValueError(f"--batch-size {config.batch_size}: must be at least 1.")
+        raise InvalidValueError(f"batch size {config.batch_size}: must be at least 1.")
     out_folder = _check_out(config)
     files, info = _resolve(config.data, "--data")
     class_names = class_names_of(files, info, config.data)

@@ -51,7 +51,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
     if not os.path.exists(data) and not any(c in data for c in "*?["):
-        raise UnreadableDataError(f"--data {data}: no such file or directory.")
+        raise UnreadableDataError(f"{data}: no such file or directory.")
     files, info = schema.resolve_shards(data)
     pipeline.check_features(files)
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,11 +78,9 @@ def check_pipeline_inputs(data, tokenizer):
     from tt_cli.data.tokenizer import check_sentencepiece_file
 
     if data is None:
-        if tokenizer is not None:
-            raise UnreadableDataError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
         return
     if not os.path.exists(data) and not any(c in data for c in "*?["):
-        raise UnreadableDataError(f"--data {data}: no such file or directory.")
+        raise UnreadableDataError(f"{data}: no such file or directory.")
     schema.resolve_shards(data)
     if tokenizer is not None:
         check_sentencepiece_file(tokenizer)
@@ -252,13 +250,11 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     import keras_hub
     import tensorflow as tf
 
-    from models import SCALES, get_scale
+    from models import get_scale
 
-    if settings.scale not in SCALES:
-        raise InvalidValueError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
     if settings.batch_size % strategy.num_replicas_in_sync:
-        raise InvalidValueError(f"--batch-size {settings.batch_size} does not split over "
-                        f"{strategy.num_replicas_in_sync} replicas.")
+        raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
+                                f"{strategy.num_replicas_in_sync} replicas.")
     scale = get_scale(settings.scale)
     policy = resolve_precision(settings.precision, strategy)
     jit = resolve_jit(settings.jit, strategy)

@@ -11,7 +11,7 @@ import click
 from tt_cli.commands.json_output import json_option, write_result
 
 from tt_cli.errors import UnreadableDataError
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
 
 
 @click.group()
@@ -107,7 +107,7 @@ def tokenizer(shards, out, vocab_size):
 @click.argument("shards")
 @click.option("--pretrained", required=True,
               help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
-@click.option("--scale", default="b16", show_default=True, help="Scale that picks the preset for an alias.")
+@click.option("--scale", type=SCALE, default="b16", show_default=True, help="Scale that picks the preset for an alias.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the new shards.")
 @click.option("--batch-size", type=COUNT, default=64, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")

@@ -271,7 +271,7 @@ def convert(
     if num_shards is None:
         num_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
     if num_shards < 1:
-        raise InvalidValueError("--num-shards must be at least 1.")
+        raise InvalidValueError(f"{num_shards} shards: the number of shards must be at least 1.")
     num_shards = max(1, min(num_shards, len(rows)))
     workers = workers or os.cpu_count() or 1
     fingerprint = _fingerprint(listing, num_shards, max_size)
@@ -303,7 +303,7 @@ def convert(
         _remove_partial_files(out_dir, names)
         done = sum(os.path.isfile(os.path.join(out_dir, n)) for n in names)
         raise InvalidValueError(f"interrupted with {done} of {num_shards} shard(s) finished; "
-                        "run the same command again to resume.") from None
+                                "run the same command again to resume.") from None
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:

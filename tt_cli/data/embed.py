@@ -20,7 +20,7 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
-from tt_cli.errors import TtError, InvalidValueError, UnreadableDataError, ConflictError
+from tt_cli.errors import InvalidValueError, UnreadableDataError, ConflictError
 
 
 def _resolve_preset(name, scale, on_note):
@@ -79,8 +79,8 @@ COMMAND = "tt data embed"
 
 
 def _prepare_out_dir(shards, out_dir, overwrite):
-    """Refuses an --out that is, lies in or holds the input shards' folder(s), or that
-    holds an earlier embed without --overwrite (before anything is read)."""
+    """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or that
+    holds an earlier embed unless `overwrite` (before anything is read)."""
     # The folders of the input shards (a single file too: OUT writes its very name).
     inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
     ownership.refuse_overlap(out_dir, inputs, "--out")
@@ -96,8 +96,8 @@ def _output_names(files):
     for path in files:
         name = os.path.basename(path)
         if name in seen:
-            raise InvalidValueError(f"{seen[name]} and {path} have the same file name, which would be one file in --out; "
-                            "embed each folder into its own --out.")
+            raise InvalidValueError(f"{seen[name]} and {path} have the same file name, which would be one file "
+                                    "in the output folder; embed each folder into its own output folder.")
         seen[name] = path
     return list(seen)
 
@@ -111,7 +111,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     folder = _prepare_out_dir(shards, out_dir, overwrite)
     files, info = schema.resolve_shards(shards)
     out_names = _output_names(files) + [schema.DATASET_JSON]
-    folder.check_free(out_names, "choose another --out")
+    folder.check_free(out_names, "choose another output folder")
     tower = load_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
     folder.remove_owned()  # an earlier embed's shards (with --overwrite)

@@ -173,8 +173,8 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
             if len(files) < input_context.num_input_pipelines:
-                raise InvalidValueError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} workers; "
-                                "convert with more shards.")
+                raise InvalidValueError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} "
+                                        "workers; convert with more shards.")
             files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines

@@ -238,8 +238,8 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
         except (csv.Error, _LineTooLong) as e:
             raise InvalidValueError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
         if not header:
-            raise UnreadableDataError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} source needs "
-                            "a header line and one line per row.")
+            raise UnreadableDataError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} "
+                                      "source needs a header line and one line per row.")
         header = [validate.printable(name) for name in header]
         reader.fieldnames = header
         image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)

@@ -115,7 +115,7 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
         elif too_low:
             raise InvalidValueError(
                 f"vocabulary size {vocab_size} is smaller than the {too_low.group(2)} characters "
-                "and special pieces the captions need; pass a larger --vocab-size."
+                "and special pieces the captions need; give a larger vocabulary size."
             ) from None
         else:
             raise

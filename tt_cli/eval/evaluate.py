@@ -45,7 +45,7 @@ def _describe(run):
 def _alpha_for(other_run, alpha):
     if other_run is None:
         if alpha is not None:
-            raise InvalidValueError("--alpha needs --ensemble OTHER_RUN.")
+            raise InvalidValueError(f"alpha {alpha}: an ensemble weight needs a second run (other_run).")
         return None
     return ensemble.parse_alpha(alpha)
 

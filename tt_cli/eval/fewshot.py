@@ -91,6 +91,15 @@ def predict(probe, x):
     return np.argmax(probe.scores(x), axis=1)
 
 
+def check_shots(shots):
+    """`shots` (numbers of images per class) as a tuple; `InvalidValueError` unless each is at least 1."""
+    shots = tuple(shots)
+    if not shots or min(shots) < 1:
+        raise InvalidValueError(f"shots {','.join(map(str, shots)) or '(none)'}: "
+                                "every number of shots must be at least 1.")
+    return shots
+
+
 def select_shots(labels, shots, seed, num_classes):
     """Indices of `shots` random examples of each class (all of a smaller class); and how many were short."""
     rng = np.random.default_rng(seed)
@@ -116,9 +125,7 @@ def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shot
     # Identical test images (one shared embedding) are scored once, so they get one prediction.
     test_rows, test_row_of = metrics.distinct_rows(test_x)
     rows = []
-    for k in shots:
-        if k < 1:
-            raise InvalidValueError(f"--shots {k}: must be at least 1.")
+    for k in check_shots(shots):
         top1, recall, regs, sizes, short = [], [], [], [], 0
         for seed in range(seeds):
             idx, short = select_shots(train_labels, k, seed, num_classes)

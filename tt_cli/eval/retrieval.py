@@ -33,7 +33,7 @@ def check_captions(captions_per_image, data):
     empty = [i for i, c in enumerate(captions_per_image) if not c]
     if empty:
         raise InvalidValueError(f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
-                        "retrieval needs at least one per image.")
+                                "retrieval needs at least one per image.")
 
 
 def retrieval_metrics(similarity, pairs, ks=KS):

@@ -57,7 +57,7 @@ def load_templates(name_or_path):
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
     if not os.path.isfile(name_or_path):
-        raise InvalidValueError(f"--templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
+        raise InvalidValueError(f"templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
     templates = _non_blank_lines(name_or_path)
     if not templates:
         raise InvalidValueError(f"{name_or_path}: no templates in this file.")
@@ -75,7 +75,7 @@ def fill(template, class_name):
 def load_class_names(path):
     """One class name per line, in label order."""
     if not os.path.isfile(path):
-        raise UnreadableDataError(f"--classnames {path}: no such file.")
+        raise UnreadableDataError(f"{path}: no such file (class names).")
     names = _non_blank_lines(path)
     if not names:
         raise InvalidValueError(f"{path}: no class names in this file.")

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from tt_cli.errors import TtError, InvalidValueError
+from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, metrics
 from tt_cli.eval.templates import fill, load_templates
 
@@ -77,14 +77,14 @@ def check_labels(labels, data, num_classes=None):
 
 
 def class_names_for(info, classnames_path, data):
-    """Class names from --classnames FILE, else from the shards' dataset.json."""
+    """Class names from the file `classnames`, else from the shards' dataset.json."""
     from tt_cli.eval.templates import load_class_names
 
     if classnames_path:
         return load_class_names(classnames_path)
     if info is not None and info.class_names:
         return list(info.class_names)
-    raise InvalidValueError(f"{data}: dataset.json has no class_names; pass --classnames FILE (one name per line).")
+    raise InvalidValueError(f"{data}: dataset.json has no class_names; give a file of class names (one name per line).")
 
 
 def zero_shot_probabilities(model, tokenizer, images, class_names, templates,

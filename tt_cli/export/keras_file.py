@@ -22,10 +22,15 @@ def tokenizer_path_for(keras_path):
     return keras_path[: -len(".keras")] + ".tokenizer.model"
 
 
-def export_keras(run, out):
-    """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
+def check_keras_path(out):
+    """`InvalidValueError` unless `out` ends in `.keras` (what `keras.Model.save` needs)."""
     if not out.endswith(".keras"):
         raise InvalidValueError(f"{out}: a Keras model file must end in .keras.")
+
+
+def export_keras(run, out):
+    """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
+    check_keras_path(out)
     directory = os.path.dirname(os.path.abspath(out))
     os.makedirs(directory, exist_ok=True)
     run.model.save(out)

@@ -30,6 +30,15 @@ class TrainingStopped(TtError):
     """The run stopped early (a signal or a NaN loss); its checkpoint is kept."""
 
 
+class ResumeRefused(ConflictError):
+    """`out` holds a run that these settings cannot resume: `setting` (a `TrainConfig` field)
+    was `previous` there and is `given` now. `restart=True` starts the run over."""
+
+    def __init__(self, out, setting, previous, given, note="", advice="restart it or choose another run directory"):
+        self.out, self.setting, self.previous, self.given, self.note = out, setting, previous, given, note
+        super().__init__(f"{out} holds a run trained with {setting} {previous}, not {given}{note}; {advice}.")
+
+
 def _fingerprint(files, info):
     digest = hashlib.sha256()
     for f in files:
@@ -73,7 +82,7 @@ def _prepare_out(config, chief):
     if chief:
         if not folder.has_manifest and _is_legacy_run(config.out):
             folder.adopt(RUN_ENTRIES)
-        hint = "choose another --out (a new folder, or a run directory of tt train)"
+        hint = "choose another run directory (a new folder, or one tt train wrote)"
         folder.check_free(RUN_ENTRIES, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
@@ -81,8 +90,6 @@ def _prepare_out(config, chief):
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
-def _refuse_resume(config, what):
-    raise ConflictError(f"{config.out} holds a run {what}; pass --restart to start over or choose another --out.")
 
 
 def _check_resume_matches(config, files, info):
@@ -97,17 +104,17 @@ def _check_resume_matches(config, files, info):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
     for k in keys:
         if previous.get(k) != getattr(config, k):
-            _refuse_resume(config, f"with --{k.replace('_', '-')} {previous.get(k)}, not {getattr(config, k)}")
+            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
     trained_on = run.get("dataset", {}).get("sha256")
     if trained_on is not None and trained_on != _fingerprint(files, info)["sha256"]:
-        _refuse_resume(config, f"trained on other shards than --data {config.data} ({previous.get('data')} then)")
+        raise ResumeRefused(config.out, "data", previous.get("data"), config.data, " (other shards)")
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
-            _refuse_resume(config, f"with another tokenizer than --tokenizer {config.tokenizer} "
-                                   "(omit --tokenizer to resume with the run's own)")
+            raise ResumeRefused(config.out, "tokenizer", os.path.join(config.out, rd.TOKENIZER), config.tokenizer,
+                                " (another model; given none, the run resumes with its own)")
 
 
 def _same_bytes(path, other):
@@ -161,7 +168,7 @@ def _total_steps(config, files, info):
     if config.steps:
         return config.steps
     if info is None:
-        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; give the number of steps.")
     return max(1, math.ceil(config.epochs * info.num_examples / config.batch_size))
 
 
@@ -179,7 +186,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     every `config.val_every` steps when given."""
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
     if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
-        raise UnreadableDataError(f"--data {config.data}: no such file or directory.")
+        raise UnreadableDataError(f"{config.data}: no such file or directory (the training shards).")
     files, info = schema.resolve_shards(config.data)
 
     from tt_cli.training.strategy import (is_chief, make_strategy, resolve_jit, resolve_precision, strategy_name,
@@ -190,16 +197,12 @@ def train(config, log=print, evaluate=None, show_progress=True):
     import keras
     import tensorflow as tf
 
-    from models import MODES, SCALES, ThreeTowers, get_scale
+    from models import ThreeTowers, get_scale
     from tt_cli.data.pipeline import check_features, describe_read_error, train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
 
-    if config.mode not in MODES:
-        raise InvalidValueError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
-    if config.scale not in SCALES:
-        raise InvalidValueError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     chief = is_chief(strategy)
     log = log if chief else (lambda *a, **k: None)
     resuming = _prepare_out(config, chief)
