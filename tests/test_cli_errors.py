@@ -229,7 +229,7 @@ def test_resume_with_the_same_settings_and_moved_data_continues(tiny_run, tiny_s
 # --- tt bench checks its inputs before building any model --------------------------------------
 
 @pytest.mark.parametrize("args, named", [
-    (["--data", "/no/such/shards"], "--data /no/such/shards"),
+    (["--data", "/no/such/shards"], "/no/such/shards: no such file"),
     (["--tokenizer", "/no/such.model"], "--tokenizer"),
 ])
 def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, named):
