@@ -2,9 +2,8 @@
 
 import click
 
-from tt_cli.commands.json_output import json_option, write_result
-
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
+from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE
 from tt_cli.errors import InvalidValueError
 
@@ -12,7 +11,8 @@ D = BenchSettings()
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--scale", type=SCALE, default=D.scale, help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
+@click.option("--scale", type=SCALE, default=D.scale, 
+              help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")

@@ -9,9 +9,8 @@ import os
 import click
 
 from tt_cli.commands.json_output import json_option, write_result
-
-from tt_cli.errors import UnreadableDataError
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
+from tt_cli.errors import UnreadableDataError
 
 
 @click.group()

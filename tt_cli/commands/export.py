@@ -10,9 +10,8 @@ import os
 
 import click
 
-from tt_cli.commands.json_output import json_option, write_result
-
 from tt_cli import ownership
+from tt_cli.commands.json_output import json_option, write_result
 
 
 @click.group()

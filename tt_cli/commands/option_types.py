@@ -57,8 +57,8 @@ class LibraryChecked(click.ParamType):
 
 
 def _shots(text):
-    from tt_cli.eval.fewshot import check_shots
     from tt_cli.errors import InvalidValueError
+    from tt_cli.eval.fewshot import check_shots
 
     if isinstance(text, tuple):
         return check_shots(text)

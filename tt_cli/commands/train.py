@@ -15,7 +15,7 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
 @click.option("--pretrained", default=D.pretrained,
               help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, kaggle:// or hf:// handle, or a local preset directory.")
-@click.option("--scale", type=SCALE, default=D.scale, help="Model size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
+@click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option("--pooling", type=click.Choice(["token", "gap"]), default=D.pooling, help="Image tower pooling.")
 @click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
               help="3T: weight of each auxiliary loss (1 = equal thirds).")
