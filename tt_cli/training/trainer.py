@@ -291,7 +291,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
                               f"{saver.finished_step} and {kept}.")
     if saver.nan_step is not None:
         raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good checkpoint "
-                              f"({manager.latest_checkpoint or 'none'}). Try a lower --lr or --precision float32.")
+                              f"({manager.latest_checkpoint or 'none'}). Try a lower learning rate or float32 precision.")
     if saver.stop_signal is not None:
         raise TrainingStopped(f"stopped by signal {saver.stop_signal} at step {step}; checkpoint saved. "
                               "Run the same command again to resume.")
