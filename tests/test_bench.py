@@ -11,7 +11,7 @@ import pytest
 
 from models.scales import Scale
 from tt_cli.bench import flops
-from tt_cli.errors import UserError
+from tt_cli.errors import TtError
 
 MODE_FIELDS = {
     "mode", "pairs_per_second", "step_ms", "step_ms_min", "step_ms_max", "step_ms_all", "warmup_seconds",
@@ -148,5 +148,5 @@ def test_unknown_mode_is_a_user_error():
     from tt_cli.bench.runner import parse_modes
 
     assert parse_modes("clip, 3t-precomputed") == ("clip", "3t-precomputed")
-    with pytest.raises(UserError, match="unknown mode"):
+    with pytest.raises(TtError, match="unknown mode"):
         parse_modes("clip,siglip")

@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 
+import click
 import crc32c
 import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
@@ -229,7 +230,7 @@ def test_resume_with_the_same_settings_and_moved_data_continues(tiny_run, tiny_s
 # --- tt bench checks its inputs before building any model --------------------------------------
 
 @pytest.mark.parametrize("args, named", [
-    (["--data", "/no/such/shards"], "--data /no/such/shards"),
+    (["--data", "/no/such/shards"], "/no/such/shards: no such file"),
     (["--tokenizer", "/no/such.model"], "--tokenizer"),
 ])
 def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, named):
@@ -239,3 +240,42 @@ def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, 
     assert_one_clear_line(result, named)
     # The runner logs "<mode>: building and warming up" and a progress bar before any step.
     assert "building" not in result.output and "benchmarking" not in result.output and "pairs/s" not in result.output
+
+
+# --- the library speaks Python, the command layer speaks flags ----------------------------------
+
+def test_the_python_api_raises_plain_exceptions_that_name_values(tmp_path):
+    from tt_cli.errors import InvalidValueError, TtError, UnreadableDataError
+    from tt_cli.eval.fewshot import check_shots
+    from tt_cli.run_dir import read_run_config
+
+    with pytest.raises(InvalidValueError, match="shots 5,0: every number of shots must be at least 1") as bad:
+        check_shots([5, 0])
+    missing = str(tmp_path / "no-run")
+    with pytest.raises(UnreadableDataError, match="no such run directory") as unreadable:
+        read_run_config(missing)
+    for error in (bad.value, unreadable.value):
+        assert isinstance(error, TtError) and not isinstance(error, click.ClickException)
+        assert "--" not in str(error)  # a value, never a flag
+    assert isinstance(bad.value, ValueError)  # what a bad value is to any Python caller
+
+
+def test_a_library_error_reaches_the_user_as_one_error_line_and_exit_2(tmp_path):
+    from tt_cli.errors import UnreadableDataError
+    from tt_cli.run_dir import read_run_config
+
+    missing = str(tmp_path / "no-run")
+    with pytest.raises(UnreadableDataError) as raised:
+        read_run_config(missing)
+    result = run_tt(["eval", "retrieval", missing, "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"Error: {raised.value}"]
+
+
+def test_the_scale_flag_offers_exactly_the_models_scales():
+    from models import SCALES
+    from tt_cli.commands.option_types import SCALE_NAMES
+
+    assert SCALE_NAMES == tuple(SCALES)
+    result = run_tt(["train", "--data", "x", "--scale", "huge99"])
+    assert_one_clear_line(result, "Invalid value for '--scale'", "huge99", "tiny")

@@ -8,7 +8,7 @@ import pytest
 
 from models import PretrainedTower, ThreeTowers, contrastive_loss, get_scale
 from models.pretrained_presets import resolve_pretrained
-from tt_cli.errors import UserError
+from tt_cli.errors import TtError
 from tt_cli.presets import load_pretrained_tower
 
 TINY = get_scale("tiny")
@@ -175,7 +175,7 @@ def test_pretrained_presets_give_pooled_width(tiny_vit_preset, tiny_resnet_prese
                                     "/no/such/preset/dir"])
 def test_unreachable_preset_fails_fast_with_advice(preset):
     start = time.monotonic()
-    with pytest.raises(UserError, match="local preset directory"):
+    with pytest.raises(TtError, match="local preset directory"):
         load_pretrained_tower(preset, "b16")
     assert time.monotonic() - start < 10
 

@@ -102,7 +102,7 @@ def test_unlabelled_shards_are_refused(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "/no/such/shards"], "no such file"),
-    (["--scale", "huge99"], "unknown --scale"),
+    (["--scale", "huge99"], "Invalid value for '--scale'"),
     (["--holdout", "1.5"], "--holdout"),
 ])
 def test_bad_input_gives_one_clear_line(labelled, tmp_path, args, message):

@@ -56,11 +56,11 @@ def test_convert_writes_the_same_bytes_every_run(tmp_path):
 
 def _tf_free_captions(files, limit, data):
     """`shard_reader.read_captions` in a subprocess (the `tfrecord` package cannot load next to TensorFlow)."""
-    script = ("import json, sys\nfrom tt_cli.errors import UserError\n"
+    script = ("import json, sys\nfrom tt_cli.errors import TtError\n"
               "from tt_cli.data.shard_reader import read_captions\n"
               "files, limit, data = json.loads(sys.argv[1])\n"
               "try:\n    print(json.dumps(list(read_captions(files, limit=limit, data=data))))\n"
-              "except UserError as e:\n    print(json.dumps(e.message))\n")
+              "except TtError as e:\n    print(json.dumps(str(e)))\n")
     result = subprocess.run([sys.executable, "-c", script, json.dumps([files, limit, data])], capture_output=True,
                             text=True, env=ENV, check=True)
     assert "tensorflow" not in result.stderr.lower()
@@ -69,12 +69,12 @@ def _tf_free_captions(files, limit, data):
 
 def _tf_captions(files, limit, data):
     from tt_cli.data.pipeline import read_captions
-    from tt_cli.errors import UserError
+    from tt_cli.errors import TtError
 
     try:
         return list(read_captions(files, limit=limit, data=data))
-    except UserError as e:
-        return e.message
+    except TtError as e:
+        return str(e)
 
 
 def test_both_read_captions_return_the_same_captions(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from tt_cli.data.tokenizer import EOS_ID, PAD_ID, VocabSizeCapped, train_sentencepiece
-from tt_cli.errors import UserError
+from tt_cli.errors import TtError
 
 WORDS = "a photo of the cat dog bird sky grass red blue green small big running sitting on in".split()
 
@@ -51,9 +51,9 @@ def test_vocab_cap_warns_and_fits(tmp_path):
 
 
 def test_too_small_vocab_and_empty_corpus_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="larger --vocab-size"):
+    with pytest.raises(TtError, match="larger vocabulary size"):
         train_sentencepiece(_captions(), str(tmp_path / "x.model"), 5)
-    with pytest.raises(UserError, match="no captions"):
+    with pytest.raises(TtError, match="no captions"):
         train_sentencepiece(["", "  "], str(tmp_path / "y.model"), 50)
 
 

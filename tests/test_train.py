@@ -85,7 +85,7 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "/no/such/shards"], "no such file"),
-    (["--scale", "huge99"], "unknown --scale"),
+    (["--scale", "huge99"], "Invalid value for '--scale'"),
     (["--mode", "siglip"], "Invalid value for '--mode'"),
     (["--out", "/proc/tt-cannot-write"], "cannot write"),
 ])

@@ -10,7 +10,7 @@ Example:
 import json
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 
 def write_json(path, value):
@@ -22,4 +22,4 @@ def write_json(path, value):
             json.dump(value, f, indent=2, ensure_ascii=False)
         os.replace(path + ".tmp", path)
     except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror}).")
+        raise InvalidValueError(f"{path}: cannot write ({e.strerror}).")

@@ -41,8 +41,8 @@ Example:
 >>> _ = open(os.path.join(out, "notes.txt"), "w").write("the user's own")
 >>> try:
 ...     folder.claim(["notes.txt"])
-... except UserError as e:
-...     print(e.message.split("/")[-1])
+... except ConflictError as e:
+...     print(str(e).split("/")[-1])
 result holds notes.txt, which tt did not write; choose another path.
 >>> folder.remove_owned()
 ['numbers.txt']
@@ -54,7 +54,7 @@ import json
 import os
 import shutil
 
-from tt_cli.errors import UserError
+from tt_cli.errors import ConflictError, InvalidValueError
 
 MANIFEST = ".tt-manifest.json"
 MANIFEST_VERSION = 1
@@ -84,17 +84,17 @@ def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
             continue
         real_in = _real(path)
         if real_out == real_in:
-            raise UserError(f"{flag} {out} is the input {path}; choose another output path.")
+            raise ConflictError(f"{flag} {out} is the input {path}; choose another output path.")
         if not os.path.isdir(real_in):
             top = os.path.relpath(real_in, real_out).split(os.sep)[0]
             if is_output_name and _is_within(real_in, real_out) and is_output_name(top):
-                raise UserError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
-                                "choose another output path.")
+                raise InvalidValueError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
+                                        "choose another output path.")
             continue
         if _is_within(real_out, real_in):
-            raise UserError(f"{flag} {out} lies inside the input {path}; choose an output path outside it.")
+            raise ConflictError(f"{flag} {out} lies inside the input {path}; choose an output path outside it.")
         if _is_within(real_in, real_out):
-            raise UserError(f"{flag} {out} holds the input {path}; choose an output path that does not contain it.")
+            raise ConflictError(f"{flag} {out} holds the input {path}; choose an output path that does not contain it.")
 
 
 def glob_folders(pattern):
@@ -179,7 +179,7 @@ class OutputFolder:
         """One line naming the first of `names` that exists here and tt did not write."""
         foreign = self.foreign(names)
         if foreign:
-            raise UserError(f"{self.path} holds {foreign[0]}, which tt did not write; {hint}.")
+            raise ConflictError(f"{self.path} holds {foreign[0]}, which tt did not write; {hint}.")
 
     def claim(self, names, hint="choose another path"):
         """Lists `names` as this command's before writing them; refuses if one is someone else's."""
@@ -231,7 +231,7 @@ class OutputFolder:
                 json.dump(self._manifest, f, indent=2, sort_keys=True)
             os.replace(path + ".tmp", path)
         except OSError as e:
-            raise UserError(f"{self.path}: cannot write ({e.strerror}).")
+            raise InvalidValueError(f"{self.path}: cannot write ({e.strerror}).")
 
 
 def prepare_whole_folder(out, command, overwrite, what):
@@ -239,15 +239,15 @@ def prepare_whole_folder(out, command, overwrite, what):
     must be missing, empty, or hold only what `command` wrote there before, which
     --overwrite removes. Checks only; returns the folder for `begin_whole_folder`."""
     if os.path.lexists(out) and not os.path.isdir(out):
-        raise UserError(f"{out} exists and is not a folder; choose another path.")
+        raise InvalidValueError(f"{out} exists and is not a folder; choose another path.")
     folder = OutputFolder(out, command)
     present = folder.existing()
     foreign = folder.foreign(present)
     if foreign:
-        raise UserError(f"{out} holds {foreign[0]}, which tt did not write; --overwrite replaces only tt's own "
-                        "earlier output, so choose another path.")
+        raise ConflictError(f"{out} holds {foreign[0]}, which tt did not write; --overwrite replaces only tt's own "
+                            "earlier output, so choose another path.")
     if present and not overwrite:
-        raise UserError(f"{out} already holds {what}; pass --overwrite to replace it, or choose another path.")
+        raise ConflictError(f"{out} already holds {what}; pass --overwrite to replace it, or choose another path.")
     return folder
 
 
@@ -268,12 +268,12 @@ def prepare_file(out, command, overwrite, flag=None):
     (None: replacing tt's own file needs no flag). Returns the folder."""
     named = f"{flag} {out}" if flag else out
     if os.path.isdir(out):
-        raise UserError(f"{named} is a folder; give a file path.")
+        raise InvalidValueError(f"{named} is a folder; give a file path.")
     folder = OutputFolder(os.path.dirname(os.path.abspath(out)), command)
     name = os.path.basename(out)
     if os.path.lexists(out):
         if folder.foreign([name]):
-            raise UserError(f"{named} exists and tt did not write it; choose another path.")
+            raise ConflictError(f"{named} exists and tt did not write it; choose another path.")
         if overwrite is False:
-            raise UserError(f"{named} already exists; pass --overwrite to replace it, or choose another path.")
+            raise ConflictError(f"{named} already exists; pass --overwrite to replace it, or choose another path.")
     return folder

@@ -3,19 +3,19 @@
 An alias (`imagenet21k`, ...) is resolved at the run's scale (`models.resolve_pretrained`),
 a remote preset's host is probed first so that an offline machine fails within seconds
 (hub clients retry unreachable hosts for tens of seconds), and every failure -- no such
-directory, no network, a hub, file or format error -- becomes one `UserError` line that
+directory, no network, a hub, file or format error -- becomes one `TtError` line that
 says what to do instead. `tt train`, `tt data embed` and `tt bench` all call
 `load_pretrained_tower`.
 
 Example:
 >>> load_pretrained_tower("/no/such/preset", "b16")  # doctest: +SKIP
-UserError: cannot load pretrained preset '/no/such/preset' (no such directory). ...
+TtError: cannot load pretrained preset '/no/such/preset' (no such directory). ...
 """
 
 import os
 import socket
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 # Where `hf://`, `kaggle://` and built-in KerasHub preset names are fetched from.
 REMOTE_HOSTS = {"hf://": "huggingface.co", "kaggle://": "www.kaggle.com"}
@@ -32,7 +32,7 @@ def _remote_host(preset):
 
 
 def _unavailable(preset, reason):
-    return UserError(
+    return InvalidValueError(
         f"cannot load pretrained preset {preset!r} ({reason}). Without a network, pass a "
         "local preset directory instead: --pretrained /path/to/preset (a KerasHub, timm or "
         "Hugging Face directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)."
@@ -40,7 +40,7 @@ def _unavailable(preset, reason):
 
 
 def check_reachable(preset):
-    """Raises `UserError` within seconds when `preset` is neither a directory nor on a
+    """Raises `TtError` within seconds when `preset` is neither a directory nor on a
     host that answers."""
     if os.path.isdir(preset):
         return
@@ -56,7 +56,7 @@ def check_reachable(preset):
 def load_pretrained_tower(name, scale_name, on_note=None):
     """The frozen `PretrainedTower` that `name` (alias, preset name, `hf://`/`kaggle://`
     handle or directory) means at scale `scale_name`. `on_note(text)` hears when an alias
-    has no exact match at the scale. Raises `UserError` (one line) when it cannot load."""
+    has no exact match at the scale. Raises `TtError` (one line) when it cannot load."""
     from models import PretrainedTower, resolve_pretrained
 
     preset, note = resolve_pretrained(name, scale_name)

@@ -28,7 +28,7 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 PRETRAIN_JSON = "tt_pretrain.json"
@@ -63,7 +63,7 @@ def _check_out(config):
     """Before anything is read: --out must not be, lie in or hold a --data/--val-data folder,
     and may hold only an earlier `tt pretrain` preset (replaced with --overwrite)."""
     if not config.out:
-        raise UserError("--out: give a directory for the preset.")
+        raise InvalidValueError("no output directory given for the preset.")
     for data in (config.data, config.val_data):
         inputs = [data] if not data or os.path.exists(data) else ownership.glob_folders(data)
         ownership.refuse_overlap(config.out, inputs, "--out")
@@ -72,9 +72,9 @@ def _check_out(config):
 
 def _resolve(path, flag):
     if not path:
-        raise UserError(f"{flag}: give labelled shards (a `tt data convert` directory or a glob).")
+        raise InvalidValueError(f"{flag}: give labelled shards (a `tt data convert` directory or a glob).")
     if not os.path.exists(path) and not any(c in path for c in "*?["):
-        raise UserError(f"{flag} {path}: no such file or directory.")
+        raise UnreadableDataError(f"{flag} {path}: no such file or directory.")
     return schema.resolve_shards(path)
 
 
@@ -94,16 +94,17 @@ def _scan_labels(files):
 
 
 def class_names_of(files, info, data):
-    """Class names from dataset.json, else `class_<i>` for 0..max label; UserError without labels."""
+    """Class names from dataset.json, else `class_<i>` for 0..max label; TtError without labels."""
     from tt_cli.data.pipeline import first_record_features
 
     if schema.LABEL not in first_record_features(files):
-        raise UserError(f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set.")
+        raise InvalidValueError(f"{data}: records have no '{schema.LABEL}'; "
+                                "tt pretrain needs a labelled (classification) set.")
     if info is not None and info.class_names:
         return list(info.class_names)
     labels = _scan_labels(files)
     if labels.size == 0 or labels.max() < 0:
-        raise UserError(f"{data}: no labelled examples; tt pretrain needs a labelled (classification) set.")
+        raise InvalidValueError(f"{data}: no labelled examples; tt pretrain needs a labelled (classification) set.")
     return [f"class_{i}" for i in range(int(labels.max()) + 1)]
 
 
@@ -176,7 +177,7 @@ def _steps(config, num_train):
     if config.steps:
         return config.steps
     if num_train is None:
-        raise UserError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; give the number of steps.")
     return max(1, math.ceil(config.epochs * num_train / config.batch_size))
 
 
@@ -192,7 +193,7 @@ def _read_errors_named(files, data):
     except tf.errors.OpError as e:
         if not is_read_error(e):
             raise
-        raise UserError(describe_read_error(e, files, data) + ".") from None
+        raise UnreadableDataError(describe_read_error(e, files, data) + ".") from None
 
 
 def pretrain(config, log=print, show_progress=True):
@@ -204,15 +205,13 @@ def pretrain(config, log=print, show_progress=True):
 
     import keras
 
-    from models import SCALES, get_scale
+    from models import get_scale
     from tt_cli.training.callbacks import ResetMetricsEvery, TrainProgress
 
-    if config.scale not in SCALES:
-        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     if not 0 <= config.holdout < 1:
-        raise UserError(f"--holdout {config.holdout}: must be in [0, 1).")
+        raise InvalidValueError(f"holdout {config.holdout}: must be in [0, 1).")
     if config.batch_size < 1:
-        raise UserError(f"--batch-size {config.batch_size}: must be at least 1.")
+        raise InvalidValueError(f"batch size {config.batch_size}: must be at least 1.")
     out_folder = _check_out(config)
     files, info = _resolve(config.data, "--data")
     class_names = class_names_of(files, info, config.data)

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 RUN_JSON = "run.json"
@@ -30,14 +30,14 @@ LOGS = "logs"
 def read_run_config(run_dir):
     path = os.path.join(run_dir, RUN_JSON)
     if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: no such run directory.")
+        raise UnreadableDataError(f"{run_dir}: no such run directory.")
     if not os.path.isfile(path):
-        raise UserError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
+        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
     try:
         with open(path) as f:
             return json.load(f)
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
-        raise UserError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
+        raise UnreadableDataError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
 
 
 def save_model_config(run_dir, model):
@@ -82,8 +82,8 @@ def restore_checkpoint(checkpoint, path, partial=False):
         status = checkpoint.restore(path)
         return status.expect_partial() if partial else status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: a truncated data file
-        raise UserError(f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
-                        "its files are damaged or belong to another model.") from None
+        raise UnreadableDataError(f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
+                                  "its files are damaged or belong to another model.") from None
 
 
 def _first_line(error):
@@ -109,15 +109,16 @@ def load_run(run_dir):
     config = read_run_config(run_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
-        raise UserError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
+        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
     try:
         model = build_model(run_dir)
     except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config
-        raise UserError(f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)}).") from None
+        raise UnreadableDataError(
+            f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)}).") from None
     restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
     try:
         tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
     except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
-        raise UserError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
+        raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
     # Checkpoints are numbered by their global step (ckpt-<step>).
     return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))

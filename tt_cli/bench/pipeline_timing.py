@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 
-from tt_cli.errors import UserError
+from tt_cli.errors import UnreadableDataError
 
 
 def _time_batches(iterator, warmup, batches):
@@ -43,7 +43,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
     if not os.path.exists(data) and not any(c in data for c in "*?["):
-        raise UserError(f"--data {data}: no such file or directory.")
+        raise UnreadableDataError(f"{data}: no such file or directory.")
     files, info = schema.resolve_shards(data)
     pipeline.check_features(files)
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +60,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         except tf.errors.OpError as e:
             if not pipeline.is_read_error(e):
                 raise
-            raise UserError(pipeline.describe_read_error(e, files, data) + ".") from None
+            raise UnreadableDataError(pipeline.describe_read_error(e, files, data) + ".") from None
     return {
         "available": True,
         "pairs_per_second": batches * batch_size / seconds,

@@ -32,7 +32,7 @@ import time
 
 from tt_cli.bench import flops as flops_lib
 from tt_cli.bench import memory
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 # Bench mode -> (ThreeTowers mode, h embeddings precomputed?)
 MODES = {
@@ -67,7 +67,7 @@ def parse_modes(text):
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise UserError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}.")
+        raise InvalidValueError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}.")
     return modes
 
 
@@ -78,11 +78,9 @@ def check_pipeline_inputs(data, tokenizer):
     from tt_cli.data.tokenizer import check_sentencepiece_file
 
     if data is None:
-        if tokenizer is not None:
-            raise UserError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
         return
     if not os.path.exists(data) and not any(c in data for c in "*?["):
-        raise UserError(f"--data {data}: no such file or directory.")
+        raise UnreadableDataError(f"{data}: no such file or directory.")
     schema.resolve_shards(data)
     if tokenizer is not None:
         check_sentencepiece_file(tokenizer)
@@ -237,13 +235,11 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     import keras_hub
     import tensorflow as tf
 
-    from models import SCALES, get_scale
+    from models import get_scale
 
-    if settings.scale not in SCALES:
-        raise UserError(f"unknown --scale {settings.scale!r}; choose one of {', '.join(SCALES)}.")
     if settings.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--batch-size {settings.batch_size} does not split over "
-                        f"{strategy.num_replicas_in_sync} replicas.")
+        raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
+                                f"{strategy.num_replicas_in_sync} replicas.")
     scale = get_scale(settings.scale)
     policy = resolve_precision(settings.precision, strategy)
     jit = resolve_jit(settings.jit, strategy)

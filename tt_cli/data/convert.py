@@ -36,7 +36,7 @@ from tt_cli import ownership
 from tt_cli.data import schema, sources, validate
 from tt_cli.data.example_codec import encode_example
 from tt_cli.data.shard_writer import ShardWriter
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 from tt_cli.jsonfile import write_json
 
 ROWS_PER_SHARD = 1000  # ~100 MB of typical web images per shard
@@ -175,7 +175,7 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
             return "resume"
     folder.check_free(planned, hint)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
-        raise UserError(
+        raise InvalidValueError(
             f"{out_dir} holds shards of a different source or settings; "
             "pass --overwrite to replace them, or choose another output folder."
         )
@@ -242,7 +242,7 @@ def _remove_partial_files(out_dir, names):
 
 
 def _nothing_converted(out_dir):
-    return UserError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
+    return InvalidValueError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
 
 def convert(
@@ -272,7 +272,7 @@ def convert(
     if num_shards is None:
         num_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
     if num_shards < 1:
-        raise UserError("--num-shards must be at least 1.")
+        raise InvalidValueError(f"{num_shards} shards: the number of shards must be at least 1.")
     num_shards = max(1, min(num_shards, len(rows)))
     workers = workers or os.cpu_count() or 1
     fingerprint = _fingerprint(listing, num_shards, max_size)
@@ -303,8 +303,8 @@ def convert(
         _terminate_workers()
         _remove_partial_files(out_dir, names)
         done = sum(os.path.isfile(os.path.join(out_dir, n)) for n in names)
-        raise UserError(f"interrupted with {done} of {num_shards} shard(s) finished; "
-                        "run the same command again to resume.") from None
+        raise InvalidValueError(f"interrupted with {done} of {num_shards} shard(s) finished; "
+                                "run the same command again to resume.") from None
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:

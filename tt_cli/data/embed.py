@@ -20,7 +20,7 @@ import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
-from tt_cli.errors import UserError
+from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.presets import load_pretrained_tower
 
 
@@ -49,14 +49,14 @@ COMMAND = "tt data embed"
 
 
 def _prepare_out_dir(shards, out_dir, overwrite):
-    """Refuses an --out that is, lies in or holds the input shards' folder(s), or that
-    holds an earlier embed without --overwrite (before anything is read)."""
+    """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or that
+    holds an earlier embed unless `overwrite` (before anything is read)."""
     # The folders of the input shards (a single file too: OUT writes its very name).
     inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
     ownership.refuse_overlap(out_dir, inputs, "--out")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
-        raise UserError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
+        raise ConflictError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
     return folder
 
 
@@ -66,8 +66,8 @@ def _output_names(files):
     for path in files:
         name = os.path.basename(path)
         if name in seen:
-            raise UserError(f"{seen[name]} and {path} have the same file name, which would be one file in --out; "
-                            "embed each folder into its own --out.")
+            raise InvalidValueError(f"{seen[name]} and {path} have the same file name, which would be one file "
+                                    "in the output folder; embed each folder into its own output folder.")
         seen[name] = path
     return list(seen)
 
@@ -83,7 +83,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     folder = _prepare_out_dir(shards, out_dir, overwrite)
     files, info = schema.resolve_shards(shards)
     out_names = _output_names(files) + [schema.DATASET_JSON]
-    folder.check_free(out_names, "choose another --out")
+    folder.check_free(out_names, "choose another output folder")
     tower = load_pretrained_tower(pretrained, scale, on_note)
     run_tower = tf.function(lambda images: tower(images, training=False))
     folder.remove_owned()  # an earlier embed's shards (with --overwrite)
@@ -108,7 +108,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
                 if os.path.exists(target + ".tmp"):
                     os.remove(target + ".tmp")
                 first = (e.message or str(e)).strip().splitlines()[0]
-                raise UserError(f"{file}: cannot read or decode ({first[:200]}).") from None
+                raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
             os.replace(target + ".tmp", target)
             names.append(name)
 

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from tt_cli.data import schema, tf_schema
 from tt_cli.data.records import find_corrupt_record
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 # How TensorFlow's record reader reports a bad record: a byte offset, but not the file.
@@ -127,13 +127,13 @@ def first_record_features(files):
     try:
         first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
     except tf.errors.OpError as e:
-        raise UserError(f"{files[0]}: not a readable TFRecord file ({e.message.splitlines()[0]}).")
+        raise UnreadableDataError(f"{files[0]}: not a readable TFRecord file ({e.message.splitlines()[0]}).")
     if first is None:
-        raise UserError(f"{files[0]}: the shard is empty.")
+        raise UnreadableDataError(f"{files[0]}: the shard is empty.")
     try:
         return tf_schema.feature_names(first.numpy())
     except DecodeError:
-        raise UserError(f"{files[0]}: records are not tf.train.Example protos.")
+        raise InvalidValueError(f"{files[0]}: records are not tf.train.Example protos.")
 
 
 def check_features(files, need_h_embedding=False):
@@ -142,7 +142,7 @@ def check_features(files, need_h_embedding=False):
     needed = set(schema.TRAINING_FEATURES) | ({schema.H_EMBEDDING} if need_h_embedding else set())
     missing = sorted(needed - present)
     if missing:
-        raise UserError(
+        raise UnreadableDataError(
             f"{files[0]}: records lack the feature(s) {', '.join(missing)}; make shards with `tt data convert`."
         )
 
@@ -181,8 +181,8 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
             if len(files) < input_context.num_input_pipelines:
-                raise UserError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} workers; "
-                                "convert with more shards.")
+                raise InvalidValueError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} "
+                                        "workers; convert with more shards.")
             files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
@@ -245,5 +245,5 @@ def read_captions(files, limit=1_000_000, data=None):
         for batch in texts.as_numpy_iterator():
             yield from (t.decode("utf-8", "replace") for t in batch)
     except tf.errors.OpError as e:  # everything in this pipeline reads the shards
-        raise UserError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
+        raise UnreadableDataError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
 

@@ -23,7 +23,7 @@ import glob
 import json
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 SCHEMA_VERSION = 1
@@ -115,14 +115,14 @@ def read_info(directory):
     """Reads `dataset.json` from a dataset directory, or fails with one clear line."""
     path = os.path.join(directory, DATASET_JSON)
     if not os.path.isfile(path):
-        raise UserError(f"{directory}: no {DATASET_JSON} here; make shards with `tt data convert`.")
+        raise InvalidValueError(f"{directory}: no {DATASET_JSON} here; make shards with `tt data convert`.")
     try:
         with open(path) as f:
             raw = json.load(f)
         fields = {f.name for f in dataclasses.fields(DatasetInfo)}
         return DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
     except (ValueError, TypeError) as e:
-        raise UserError(f"{path}: not a valid {DATASET_JSON} ({e}).")
+        raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} ({e}).")
 
 
 def resolve_shards(path):
@@ -138,9 +138,9 @@ def resolve_shards(path):
         files = [os.path.join(path, n) for n in names]
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
-            raise UserError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
+            raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
         files, info = sorted(glob.glob(path)), None
     if not files:
-        raise UserError(f"{path}: no TFRecord shards found.")
+        raise UnreadableDataError(f"{path}: no TFRecord shards found.")
     return files, info

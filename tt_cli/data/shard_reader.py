@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from tt_cli.data import schema
 from tt_cli.data.example_codec import decode_example
 from tt_cli.data.records import CorruptRecord, iter_records
-from tt_cli.errors import UserError
+from tt_cli.errors import UnreadableDataError
 
 
 def iter_examples(path, verify=False):
@@ -50,4 +50,4 @@ def read_captions(files, limit=1_000_000, data=None):
                     yield text.decode("utf-8", "replace")
         except CorruptRecord as e:
             data = data or os.path.dirname(files[0])
-            raise UserError(f"{e}; run `tt data inspect --verify {data}` to check every shard.") from None
+            raise UnreadableDataError(f"{e}; run `tt data inspect --verify {data}` to check every shard.") from None

@@ -38,7 +38,7 @@ import os
 import tarfile
 
 from tt_cli.data import validate
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -193,7 +193,7 @@ def _label_map(raw_labels):
         names = sorted(set(present))
         index = {n: i for i, n in enumerate(names)}
         return [None if v is None else index[v] for v in raw_labels], names
-    raise UserError("labels mix integers and strings; use one kind for every row.")
+    raise InvalidValueError("labels mix integers and strings; use one kind for every row.")
 
 
 def _parse_label(value):
@@ -236,10 +236,10 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
         try:
             header = reader.fieldnames
         except (csv.Error, _LineTooLong) as e:
-            raise UserError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
+            raise InvalidValueError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
         if not header:
-            raise UserError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} source needs "
-                            "a header line and one line per row.")
+            raise UnreadableDataError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} "
+                                      "source needs a header line and one line per row.")
         header = [validate.printable(name) for name in header]
         reader.fieldnames = header
         image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)
@@ -276,7 +276,7 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
                 by_image[key] = row
                 raw_labels.append(label)
     if not collector.rows and not collector.rejects:
-        raise UserError(f"{path}: a header line but no rows.")
+        raise UnreadableDataError(f"{path}: a header line but no rows.")
     listing = Listing("csv" if delimiter == "," else "tsv", os.path.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
@@ -304,18 +304,18 @@ def _csv_columns(path, header, image_column, caption_column, key_column, label_c
     def pick(name, candidates, what, flag):
         if name:
             if name not in header:
-                raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+                raise InvalidValueError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
             return name
         for candidate in candidates:
             if candidate in header:
                 return candidate
-        raise UserError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
+        raise InvalidValueError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
 
     image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "--image-column")
     caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "--caption-column")
     for name in (key_column, label_column):
         if name and name not in header:
-            raise UserError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
+            raise InvalidValueError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
     return image_col, caption_col
 
 
@@ -372,7 +372,7 @@ def list_folder(root):
     # (path_not_utf8), one by one, and the other classes keep their indices dense.
     classes = [d for d in folders if validate.check_key(d) is None]
     if not folders:
-        raise UserError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
+        raise InvalidValueError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
     collector, ignored = _Collector(), 0
     ignored += sum(1 for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
     label_of = {name: i for i, name in enumerate(classes)}
@@ -407,10 +407,10 @@ def _tar_paths(source):
     else:
         paths = [source]
     if not paths:
-        raise UserError(f"{source}: no .tar shards found.")
+        raise InvalidValueError(f"{source}: no .tar shards found.")
     for path in paths:
         if not os.path.isfile(path):  # a FIFO or device would block or never end
-            raise UserError(f"{validate.printable(path)}: not a regular file.")
+            raise InvalidValueError(f"{validate.printable(path)}: not a regular file.")
     return paths
 
 
@@ -488,7 +488,7 @@ def list_wds(source):
                     if collector.add(key, origin, image, captions, label) is not None:
                         raw_labels.append(label)
         except tarfile.ReadError as e:
-            raise UserError(f"{tar_path}: not an uncompressed tar file ({e}).")
+            raise InvalidValueError(f"{tar_path}: not an uncompressed tar file ({e}).")
     listing = Listing("wds", os.path.abspath(source), [], [], ignored_files=ignored)
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
@@ -509,29 +509,29 @@ def detect_format(source):
         return "csv"
     if lower.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
-    raise UserError(f"{source}: cannot tell its format from the name; pass --format ({'|'.join(FORMATS[1:])}).")
+    raise InvalidValueError(f"{source}: cannot tell its format from the name; pass --format ({'|'.join(FORMATS[1:])}).")
 
 
 def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):
     """Lists a source's rows; see the module docstring for the formats."""
     if not os.path.exists(source) and not _is_glob(source):
-        raise UserError(f"{validate.printable(source)}: no such file or folder.")
+        raise UnreadableDataError(f"{validate.printable(source)}: no such file or folder.")
     fmt = detect_format(source) if fmt == "auto" else fmt
     if fmt in ("csv", "tsv"):
         if not os.path.isfile(source):
-            raise UserError(f"{source}: a {fmt.upper()} source must be a file.")
+            raise InvalidValueError(f"{source}: a {fmt.upper()} source must be a file.")
         listing = list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column,
                            label_column)
     elif fmt == "jsonl":
         if not os.path.isfile(source):
-            raise UserError(f"{source}: a JSON Lines source must be a file.")
+            raise InvalidValueError(f"{source}: a JSON Lines source must be a file.")
         listing = list_jsonl(source)
     elif fmt == "folder":
         if not os.path.isdir(source):
-            raise UserError(f"{source}: an image folder source must be a folder.")
+            raise InvalidValueError(f"{source}: an image folder source must be a folder.")
         listing = list_folder(source)
     else:
         listing = list_wds(source)
     if not listing.rows and not listing.rejects:
-        raise UserError(f"{validate.printable(source)}: holds no rows to convert.")
+        raise UnreadableDataError(f"{validate.printable(source)}: holds no rows to convert.")
     return listing

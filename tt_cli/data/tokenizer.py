@@ -25,7 +25,7 @@ import re
 import sys
 import warnings
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 
 def _import_keras_free(name):
@@ -111,7 +111,7 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
         if text:
             sentences.append(text)
     if not sentences:
-        raise UserError("no captions to train the tokenizer on.")
+        raise UnreadableDataError("no captions to train the tokenizer on.")
     try:
         model = _train_bytes(sentences, vocab_size)
         actual = vocab_size
@@ -130,9 +130,9 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
                 on_warning(message)
             model = _train_bytes(sentences, actual)
         elif too_low:
-            raise UserError(
+            raise InvalidValueError(
                 f"vocabulary size {vocab_size} is smaller than the {too_low.group(2)} characters "
-                "and special pieces the captions need; pass a larger --vocab-size."
+                "and special pieces the captions need; give a larger vocabulary size."
             ) from None
         else:
             raise
@@ -150,7 +150,7 @@ def check_sentencepiece_file(path, flag="--tokenizer"):
     import sentencepiece as spm
 
     if not os.path.isfile(path):
-        raise UserError(f"{flag} {path}: no such file.")
+        raise UnreadableDataError(f"{flag} {path}: no such file.")
     with open(path, "rb") as f:
         proto = f.read()
     try:
@@ -158,7 +158,7 @@ def check_sentencepiece_file(path, flag="--tokenizer"):
     except RuntimeError:  # not a model proto
         pieces = 0
     if not pieces:
-        raise UserError(f"{flag} {path}: not a SentencePiece model; make one with `tt data tokenizer`.")
+        raise UnreadableDataError(f"{flag} {path}: not a SentencePiece model; make one with `tt data tokenizer`.")
 
 
 def _make_text_tokenizer_class():
@@ -184,11 +184,11 @@ def _make_text_tokenizer_class():
             else:
                 path = os.fspath(model_path_or_bytes)
                 if not os.path.isfile(path):
-                    raise UserError(f"{path}: no tokenizer model here.")
+                    raise InvalidValueError(f"{path}: no tokenizer model here.")
                 with open(path, "rb") as f:
                     model = f.read()
             if max_len < 2:
-                raise UserError(f"max_len must be at least 2 (one piece and EOS), got {max_len}.")
+                raise InvalidValueError(f"max_len must be at least 2 (one piece and EOS), got {max_len}.")
             self._model_bytes = model
             self.max_len = int(max_len)
             self.sentencepiece = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)

@@ -18,7 +18,7 @@ import shutil
 
 from tt_cli.data import schema
 from tt_cli.demo.settings import DEMO
-from tt_cli.errors import UserError
+from tt_cli.errors import ConflictError
 
 CACHE_VERSION = 1  # bump when the demo data or pretraining recipe changes
 
@@ -50,7 +50,8 @@ def demo_split(data_dir, name, count, seed, image_size):
         _publish(tmp, path)
         if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
             # Splits appear only whole (renamed into place): this folder is not one of tt's.
-            raise UserError(f"{path} exists and is not a demo split tt wrote; move it away or choose another --out.")
+            raise ConflictError(f"{path} exists and is not a demo split tt wrote; "
+                                "move it away or choose another run directory.")
     return path
 
 

@@ -19,7 +19,6 @@ Example:
 
 import dataclasses
 
-from tt_cli.errors import UserError
 from tt_cli.training.config import TrainConfig
 
 
@@ -83,8 +82,6 @@ def demo_settings(config):
 
     from models.scales import SCALES
 
-    if config.scale not in SCALES:
-        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     return DemoSettings(
         config=config,
         num_train=shrink(DEMO.num_train, 256),

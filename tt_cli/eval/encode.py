@@ -31,7 +31,7 @@ import numpy as np
 
 from tt_cli.data import schema
 from tt_cli.data.progress import progress_bar
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 DEFAULT_BATCH_SIZE = 128
 NO_LABEL = schema.NO_LABEL
@@ -149,11 +149,11 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
         if isinstance(data, str):  # shards the user named: find the corrupt one
             from tt_cli.data.pipeline import describe_read_error
 
-            raise UserError(describe_read_error(e, schema.resolve_shards(data)[0], data) + ".") from None
+            raise UnreadableDataError(describe_read_error(e, schema.resolve_shards(data)[0], data) + ".") from None
         first = (e.message or str(e)).strip().splitlines()[0]
-        raise UserError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
+        raise UnreadableDataError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
     if not embeddings:
-        raise UserError(f"{data}: no examples to evaluate.")
+        raise UnreadableDataError(f"{data}: no examples to evaluate.")
     return EncodedImages(
         share_duplicates(np.concatenate(embeddings).astype(np.float32), fingerprints),
         np.concatenate(labels).astype(np.int64), captions, keys, info,
@@ -182,7 +182,7 @@ def encode_texts(model, tokenizer, texts, batch_size=DEFAULT_BATCH_SIZE, show_pr
 
     texts = list(texts)
     if not texts:
-        raise UserError("no texts to encode.")
+        raise InvalidValueError("no texts to encode.")
     row_of = {}
     source = np.array([row_of.setdefault(t, len(row_of)) for t in texts], dtype=np.int64)
     distinct = list(row_of)  # first-occurrence order

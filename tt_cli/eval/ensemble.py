@@ -21,22 +21,22 @@ array([0.3, 0.7])
 
 import numpy as np
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 ALPHA_GRID = tuple(round(i / 10, 1) for i in range(11))
 SPLIT_SEED = 0
 
 
 def parse_alpha(text):
-    """'auto' or a number in [0, 1]."""
+    """'auto' or a number in [0, 1] (the weight of the first run); `InvalidValueError` otherwise."""
     if text is None or str(text).strip().lower() == "auto":
         return "auto"
     try:
         alpha = float(text)
     except ValueError:
-        raise UserError(f"--alpha {text}: give a number in [0, 1] or 'auto'.") from None
+        raise InvalidValueError(f"alpha {text}: give a number in [0, 1] or 'auto'.") from None
     if not 0.0 <= alpha <= 1.0:
-        raise UserError(f"--alpha {text}: must be between 0 and 1.")
+        raise InvalidValueError(f"alpha {text}: must be between 0 and 1.")
     return alpha
 
 
@@ -47,7 +47,7 @@ def combine(a, b, alpha):
 def heldout_split(n, seed=SPLIT_SEED):
     """(indices to pick alpha on, indices to evaluate on): a seeded shuffle cut in half."""
     if n < 2:
-        raise UserError("--alpha auto needs at least 2 examples (half picks alpha, half evaluates).")
+        raise InvalidValueError("alpha 'auto' needs at least 2 examples (half picks alpha, half evaluates).")
     order = np.random.default_rng(seed).permutation(n)
     half = n // 2
     return np.sort(order[:half]), np.sort(order[half:])

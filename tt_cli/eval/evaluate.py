@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from tt_cli.data import schema
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
 from tt_cli.eval.templates import load_templates
 
@@ -45,7 +45,7 @@ def _describe(run):
 def _alpha_for(other_run, alpha):
     if other_run is None:
         if alpha is not None:
-            raise UserError("--alpha needs --ensemble OTHER_RUN.")
+            raise InvalidValueError(f"alpha {alpha}: an ensemble weight needs a second run (other_run).")
         return None
     return ensemble.parse_alpha(alpha)
 

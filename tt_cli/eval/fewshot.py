@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 from tt_cli.eval import metrics
 
 L2_GRID = tuple(2.0**i for i in range(-10, 11))
@@ -76,7 +76,7 @@ def fit_ridge(x, labels, num_classes, l2_reg="auto"):
     """Fits a `Probe` on features [N, D] and integer labels [N]."""
     x = np.asarray(x, np.float64)
     if len(x) < 2:
-        raise UserError("a few-shot probe needs at least 2 training images.")
+        raise InvalidValueError("a few-shot probe needs at least 2 training images.")
     if l2_reg == "auto":
         errors = loo_errors(x, labels, num_classes)
         l2_reg = min(errors, key=errors.get)
@@ -89,6 +89,15 @@ def fit_ridge(x, labels, num_classes, l2_reg="auto"):
 
 def predict(probe, x):
     return np.argmax(probe.scores(x), axis=1)
+
+
+def check_shots(shots):
+    """`shots` (numbers of images per class) as a tuple; `InvalidValueError` unless each is at least 1."""
+    shots = tuple(shots)
+    if not shots or min(shots) < 1:
+        raise InvalidValueError(f"shots {','.join(map(str, shots)) or '(none)'}: "
+                                "every number of shots must be at least 1.")
+    return shots
 
 
 def select_shots(labels, shots, seed, num_classes):
@@ -116,9 +125,7 @@ def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shot
     # Identical test images (one shared embedding) are scored once, so they get one prediction.
     test_rows, test_row_of = metrics.distinct_rows(test_x)
     rows = []
-    for k in shots:
-        if k < 1:
-            raise UserError(f"--shots {k}: must be at least 1.")
+    for k in check_shots(shots):
         top1, recall, regs, sizes, short = [], [], [], [], 0
         for seed in range(seeds):
             idx, short = select_shots(train_labels, k, seed, num_classes)

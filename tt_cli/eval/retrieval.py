@@ -13,7 +13,7 @@ Example:
 
 import numpy as np
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, metrics
 
 KS = (1, 5, 10)
@@ -32,8 +32,8 @@ def caption_pairs(captions_per_image):
 def check_captions(captions_per_image, data):
     empty = [i for i, c in enumerate(captions_per_image) if not c]
     if empty:
-        raise UserError(f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
-                        "retrieval needs at least one per image.")
+        raise InvalidValueError(f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
+                                "retrieval needs at least one per image.")
 
 
 def retrieval_metrics(similarity, pairs, ks=KS):

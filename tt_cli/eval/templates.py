@@ -14,7 +14,7 @@ Example:
 
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 SIMPLE_TEMPLATES = ["a photo of a {}."]
 
@@ -57,13 +57,13 @@ def load_templates(name_or_path):
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
     if not os.path.isfile(name_or_path):
-        raise UserError(f"--templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
+        raise InvalidValueError(f"templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
     templates = _non_blank_lines(name_or_path)
     if not templates:
-        raise UserError(f"{name_or_path}: no templates in this file.")
+        raise InvalidValueError(f"{name_or_path}: no templates in this file.")
     bad = [t for t in templates if "{}" not in t]
     if bad:
-        raise UserError(f"{name_or_path}: template {bad[0]!r} has no '{{}}' for the class name.")
+        raise InvalidValueError(f"{name_or_path}: template {bad[0]!r} has no '{{}}' for the class name.")
     return templates
 
 
@@ -75,8 +75,8 @@ def fill(template, class_name):
 def load_class_names(path):
     """One class name per line, in label order."""
     if not os.path.isfile(path):
-        raise UserError(f"--classnames {path}: no such file.")
+        raise UnreadableDataError(f"{path}: no such file (class names).")
     names = _non_blank_lines(path)
     if not names:
-        raise UserError(f"{path}: no class names in this file.")
+        raise InvalidValueError(f"{path}: no class names in this file.")
     return names

@@ -17,7 +17,7 @@ Example:
 
 import numpy as np
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, metrics
 from tt_cli.eval.templates import fill, load_templates
 
@@ -66,22 +66,22 @@ def classification_metrics(scores, labels):
 
 
 def check_labels(labels, data, num_classes=None):
-    """UserError unless every example has a label in [0, num_classes)."""
+    """TtError unless every example has a label in [0, num_classes)."""
     if labels.size == 0 or (labels == encode.NO_LABEL).any():
-        raise UserError(f"{data}: examples without a label; zero-shot and few-shot need labelled shards.")
+        raise InvalidValueError(f"{data}: examples without a label; zero-shot and few-shot need labelled shards.")
     if num_classes is not None and labels.max() >= num_classes:
-        raise UserError(f"{data}: label {labels.max()} but only {num_classes} class names.")
+        raise InvalidValueError(f"{data}: label {labels.max()} but only {num_classes} class names.")
 
 
 def class_names_for(info, classnames_path, data):
-    """Class names from --classnames FILE, else from the shards' dataset.json."""
+    """Class names from the file `classnames`, else from the shards' dataset.json."""
     from tt_cli.eval.templates import load_class_names
 
     if classnames_path:
         return load_class_names(classnames_path)
     if info is not None and info.class_names:
         return list(info.class_names)
-    raise UserError(f"{data}: dataset.json has no class_names; pass --classnames FILE (one name per line).")
+    raise InvalidValueError(f"{data}: dataset.json has no class_names; give a file of class names (one name per line).")
 
 
 def zero_shot_probabilities(model, tokenizer, images, class_names, templates,

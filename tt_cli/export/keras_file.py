@@ -14,7 +14,7 @@ Example:
 
 import os
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 
 def tokenizer_path_for(keras_path):
@@ -22,10 +22,15 @@ def tokenizer_path_for(keras_path):
     return keras_path[: -len(".keras")] + ".tokenizer.model"
 
 
+def check_keras_path(out):
+    """`InvalidValueError` unless `out` ends in `.keras` (what `keras.Model.save` needs)."""
+    if not out.endswith(".keras"):
+        raise InvalidValueError(f"{out}: a Keras model file must end in .keras.")
+
+
 def export_keras(run, out):
     """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
-    if not out.endswith(".keras"):
-        raise UserError(f"{out}: a Keras model file must end in .keras.")
+    check_keras_path(out)
     directory = os.path.dirname(os.path.abspath(out))
     os.makedirs(directory, exist_ok=True)
     run.model.save(out)

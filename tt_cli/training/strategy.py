@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from tt_cli.errors import UserError
+from tt_cli.errors import InvalidValueError
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -28,12 +28,12 @@ def _tpu_resolver():
 
 def make_strategy(name="auto"):
     if name not in STRATEGIES:
-        raise UserError(f"unknown --strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+        raise InvalidValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
     if name == "multiworker" or (name == "auto" and "TF_CONFIG" in os.environ):
         try:
             json.loads(os.environ.get("TF_CONFIG", "{}"))
         except ValueError:
-            raise UserError("TF_CONFIG is not valid JSON.")
+            raise InvalidValueError("TF_CONFIG is not valid JSON.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name in ("tpu", "auto"):
         resolver = _tpu_resolver()
@@ -42,7 +42,7 @@ def make_strategy(name="auto"):
             tf.tpu.experimental.initialize_tpu_system(resolver)
             return tf.distribute.TPUStrategy(resolver)
         if name == "tpu":
-            raise UserError("--strategy tpu: no TPU found (set TPU_NAME).")
+            raise InvalidValueError("strategy 'tpu': no TPU found (set TPU_NAME).")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and gpus):
         return tf.distribute.MirroredStrategy()
@@ -54,9 +54,9 @@ def on_accelerator(strategy):
 
 
 def resolve_precision(precision, strategy):
-    """Returns the Keras dtype policy name for a `--precision` value."""
+    """Returns the Keras dtype policy name for a precision name (`PRECISIONS`)."""
     if precision not in PRECISIONS:
-        raise UserError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        raise InvalidValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if precision == "auto":
         return "mixed_bfloat16" if on_accelerator(strategy) else "float32"
     return PRECISIONS[precision]
@@ -67,7 +67,7 @@ def resolve_jit(jit, strategy):
     scale: 45 ms a step instead of 109). It fails under multi-replica strategies on CPU."""
     cpu_replicas = not on_accelerator(strategy) and strategy.num_replicas_in_sync > 1
     if jit and cpu_replicas:
-        raise UserError("--jit does not work with several CPU replicas; use --no-jit.")
+        raise InvalidValueError("jit (XLA compilation) does not work with several CPU replicas; turn jit off.")
     return not cpu_replicas if jit is None else bool(jit)
 
 

@@ -22,14 +22,23 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
 from tt_cli.data.tokenizer import check_sentencepiece_file
-from tt_cli.errors import UserError
+from tt_cli.errors import ConflictError, InvalidValueError, TtError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.presets import load_pretrained_tower
 from tt_cli.training.config import MODEL_KEYS
 
 
-class TrainingStopped(UserError):
+class TrainingStopped(TtError):
     """The run stopped early (a signal or a NaN loss); its checkpoint is kept."""
+
+
+class ResumeRefused(ConflictError):
+    """`out` holds a run that these settings cannot resume: `setting` (a `TrainConfig` field)
+    was `previous` there and is `given` now. `restart=True` starts the run over."""
+
+    def __init__(self, out, setting, previous, given, note="", advice="restart it or choose another run directory"):
+        self.out, self.setting, self.previous, self.given, self.note = out, setting, previous, given, note
+        super().__init__(f"{out} holds a run trained with {setting} {previous}, not {given}{note}; {advice}.")
 
 
 def _fingerprint(files, info):
@@ -70,12 +79,12 @@ def _prepare_out(config, chief):
         os.close(handle)
         os.remove(probe)
     except OSError as e:
-        raise UserError(f"{config.out}: cannot write the run directory ({e.strerror}).")
+        raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror}).")
     checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
     if chief:
         if not folder.has_manifest and _is_legacy_run(config.out):
             folder.adopt(RUN_ENTRIES)
-        hint = "choose another --out (a new folder, or a run directory of tt train)"
+        hint = "choose another run directory (a new folder, or one tt train wrote)"
         folder.check_free(RUN_ENTRIES, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
@@ -83,8 +92,6 @@ def _prepare_out(config, chief):
     return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
-def _refuse_resume(config, what):
-    raise UserError(f"{config.out} holds a run {what}; pass --restart to start over or choose another --out.")
 
 
 def _check_resume_matches(config, files, info):
@@ -99,17 +106,17 @@ def _check_resume_matches(config, files, info):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
     for k in keys:
         if previous.get(k) != getattr(config, k):
-            _refuse_resume(config, f"with --{k.replace('_', '-')} {previous.get(k)}, not {getattr(config, k)}")
+            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
     trained_on = run.get("dataset", {}).get("sha256")
     if trained_on is not None and trained_on != _fingerprint(files, info)["sha256"]:
-        _refuse_resume(config, f"trained on other shards than --data {config.data} ({previous.get('data')} then)")
+        raise ResumeRefused(config.out, "data", previous.get("data"), config.data, " (other shards)")
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
-            _refuse_resume(config, f"with another tokenizer than --tokenizer {config.tokenizer} "
-                                   "(omit --tokenizer to resume with the run's own)")
+            raise ResumeRefused(config.out, "tokenizer", os.path.join(config.out, rd.TOKENIZER), config.tokenizer,
+                                " (another model; given none, the run resumes with its own)")
 
 
 def _same_bytes(path, other):
@@ -156,7 +163,7 @@ def _total_steps(config, files, info):
     if config.steps:
         return config.steps
     if info is None:
-        raise UserError(f"{config.data}: no {schema.DATASET_JSON} to count examples; pass --steps.")
+        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; give the number of steps.")
     return max(1, math.ceil(config.epochs * info.num_examples / config.batch_size))
 
 
@@ -174,7 +181,7 @@ def train(config, log=print, evaluate=None, show_progress=True):
     every `config.val_every` steps when given."""
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
     if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
-        raise UserError(f"--data {config.data}: no such file or directory.")
+        raise UnreadableDataError(f"{config.data}: no such file or directory (the training shards).")
     files, info = schema.resolve_shards(config.data)
 
     from tt_cli.training.strategy import (
@@ -191,16 +198,12 @@ def train(config, log=print, evaluate=None, show_progress=True):
     import keras
     import tensorflow as tf
 
-    from models import MODES, SCALES, ThreeTowers, get_scale
+    from models import ThreeTowers, get_scale
     from tt_cli.data.pipeline import check_features, describe_read_error, train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
 
-    if config.mode not in MODES:
-        raise UserError(f"unknown --mode {config.mode!r}; choose one of {', '.join(MODES)}.")
-    if config.scale not in SCALES:
-        raise UserError(f"unknown --scale {config.scale!r}; choose one of {', '.join(SCALES)}.")
     chief = is_chief(strategy)
     log = log if chief else (lambda *a, **k: None)
     resuming = _prepare_out(config, chief)
@@ -288,8 +291,9 @@ def train(config, log=print, evaluate=None, show_progress=True):
         raise TrainingStopped(f"{describe_read_error(read_error, files, config.data)}; training stopped after step "
                               f"{saver.finished_step} and {kept}.")
     if saver.nan_step is not None:
-        raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good checkpoint "
-                              f"({manager.latest_checkpoint or 'none'}). Try a lower --lr or --precision float32.")
+        raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good "
+                              f"checkpoint ({manager.latest_checkpoint or 'none'}). Try a lower learning rate or "
+                              "float32 precision.")
     if saver.stop_signal is not None:
         raise TrainingStopped(f"stopped by signal {saver.stop_signal} at step {step}; checkpoint saved. "
                               "Run the same command again to resume.")

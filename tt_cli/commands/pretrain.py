@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from tt_cli.json_output import json_option, write_result
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SEED
+from tt_cli.commands.json_output import json_option, write_result
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SCALE, SEED
 from tt_cli.pretrain import PretrainConfig
 
 D = PretrainConfig()  # the defaults, shown in --help
@@ -16,7 +16,7 @@ D = PretrainConfig()  # the defaults, shown in --help
 @click.option("--data", required=True, help="Labelled shards: a `tt data convert` directory or a glob.")
 @click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
 @click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
-@click.option("--scale", default=D.scale, help="ViT size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
+@click.option("--scale", type=SCALE, default=D.scale, help="ViT size; tiny/small for CPU.")
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--batch-size", type=COUNT, default=D.batch_size)
@@ -32,9 +32,9 @@ D = PretrainConfig()  # the defaults, shown in --help
 @json_option("Also write the summary here as JSON.")
 def pretrain(json_path, **flags):
     """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""
+    from tt_cli.commands.pretrain_report import print_summary
     from tt_cli.console import STDERR
     from tt_cli.pretrain import pretrain as run_pretrain
-    from tt_cli.pretrain_report import print_summary
 
     command = "tt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else None
     summary = run_pretrain(PretrainConfig(command=command, **flags), log=STDERR.print)

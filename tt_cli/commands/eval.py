@@ -6,17 +6,24 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 
 import click
 
-from tt_cli.errors import UserError
-from tt_cli.json_output import json_option, write_result
-from tt_cli.option_types import COUNT
+from tt_cli.commands import option_types
+from tt_cli.commands.json_output import json_option, write_result
+from tt_cli.commands.option_types import COUNT
+from tt_cli.errors import InvalidValueError
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
 JSON = json_option("Also write the results here as JSON.")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
                         help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN.")
-ALPHA = click.option("--alpha", help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
-                                     "[default with --ensemble: auto].")
+ALPHA = click.option("--alpha", type=option_types.ALPHA,
+                     help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
+                          "[default with --ensemble: auto].")
+
+
+def _check_alpha_has_ensemble(other_run, alpha):
+    if alpha is not None and other_run is None:
+        raise InvalidValueError("--alpha needs --ensemble OTHER_RUN.")
 
 
 def _finish(result, json_path):
@@ -46,6 +53,8 @@ def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, js
     """Zero-shot classification of RUN on --data: top-1, top-5, mean per-class recall."""
     from tt_cli.eval.evaluate import zero_shot_report
 
+    _check_alpha_has_ensemble(other_run, alpha)
+
     _finish(zero_shot_report(run, data, classnames, templates, other_run, alpha, batch_size), json_path)
 
 
@@ -60,39 +69,20 @@ def retrieval(run, data, other_run, alpha, batch_size, json_path):
     """Image<->text retrieval of RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
     from tt_cli.eval.evaluate import retrieval_report
 
+    _check_alpha_has_ensemble(other_run, alpha)
+
     _finish(retrieval_report(run, data, other_run, alpha, batch_size), json_path)
-
-
-def _parse_shots(text):
-    try:
-        shots = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise UserError(f"--shots {text}: give comma-separated integers, e.g. 1,5,10,25.") from None
-    if not shots or min(shots) < 1:
-        raise UserError(f"--shots {text}: every number of shots must be at least 1.")
-    return shots
-
-
-def _parse_l2(text):
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"--l2-reg {text}: give 'auto' or a non-negative number.") from None
-    if value < 0:
-        raise UserError(f"--l2-reg {text}: must be non-negative.")
-    return value
 
 
 @eval_group.command()
 @click.argument("run", type=click.Path())
 @click.option("--train-data", required=True, help="Labelled shards to draw the shots from.")
 @click.option("--data", required=True, help="Labelled shards to test the probes on.")
-@click.option("--shots", default="1,5,10,25", show_default=True, help="Images per class, comma-separated.")
+@click.option("--shots", type=option_types.SHOTS, default="1,5,10,25", show_default=True,
+              help="Images per class, comma-separated.")
 @click.option("--seeds", type=COUNT, default=3, show_default=True,
               help="Random draws of the shots to average over.")
-@click.option("--l2-reg", default="auto", show_default=True,
+@click.option("--l2-reg", type=option_types.L2_REG, default="auto", show_default=True,
               help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.")
 @BATCH_SIZE
 @JSON
@@ -100,5 +90,5 @@ def fewshot(run, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
     """Few-shot linear probes (closed-form ridge) on RUN's frozen image embeddings."""
     from tt_cli.eval.evaluate import fewshot_report
 
-    _finish(fewshot_report(run, train_data, data, _parse_shots(shots), seeds, _parse_l2(l2_reg), batch_size),
+    _finish(fewshot_report(run, train_data, data, shots, seeds, l2_reg, batch_size),
             json_path)

@@ -2,7 +2,7 @@
 
 import click
 
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SCALE, SEED, TEXT_LEN, VOCAB_SIZE
 from tt_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help
@@ -16,7 +16,7 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--pretrained", default=D.pretrained,
               help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
                    "kaggle:// or hf:// handle, or a local preset directory.")
-@click.option("--scale", default=D.scale, help="Model size: ti16 s16 s32 b16 b32 l16 l32 h14, or tiny/small for CPU.")
+@click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option("--pooling", type=click.Choice(["token", "gap"]), default=D.pooling, help="Image tower pooling.")
 @click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
               help="3T: weight of each auxiliary loss (1 = equal thirds).")
@@ -44,5 +44,11 @@ D = TrainConfig()  # the defaults, shown in --help
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
     from tt_cli.training.run import run_training
+    from tt_cli.training.trainer import ResumeRefused
 
-    run_training(TrainConfig(data=data, out=out, **flags))
+    try:
+        run_training(TrainConfig(data=data, out=out, **flags))
+    except ResumeRefused as e:
+        flag = "--" + e.setting.replace("_", "-")  # TrainConfig's fields are the flags' names
+        raise ResumeRefused(e.out, flag, e.previous, e.given, e.note,
+                            advice="pass --restart to start over or choose another --out") from None

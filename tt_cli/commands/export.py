@@ -11,8 +11,7 @@ import os
 import click
 
 from tt_cli import ownership
-from tt_cli.errors import UserError
-from tt_cli.json_output import json_option, write_result
+from tt_cli.commands.json_output import json_option, write_result
 
 
 @click.group()
@@ -87,10 +86,9 @@ def savedmodel(run_dir, out, overwrite, json_path):
 @JSON
 def keras_file(run_dir, out, overwrite, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
-    if not out.endswith(".keras"):
-        raise UserError(f"{out}: a Keras model file must end in .keras.")
-    from tt_cli.export.keras_file import export_keras, tokenizer_path_for
+    from tt_cli.export.keras_file import check_keras_path, export_keras, tokenizer_path_for
 
+    check_keras_path(out)  # before the run is read
     command = "tt export keras"
     ownership.refuse_overlap(out, [run_dir])
     ownership.refuse_overlap(tokenizer_path_for(out), [run_dir])

@@ -8,9 +8,9 @@ import os
 
 import click
 
-from tt_cli.errors import UserError
-from tt_cli.json_output import json_option, write_result
-from tt_cli.option_types import COUNT, COUNT_OR_ZERO, VOCAB_SIZE
+from tt_cli.commands.json_output import json_option, write_result
+from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
+from tt_cli.errors import UnreadableDataError
 
 
 @click.group()
@@ -69,7 +69,7 @@ def inspect(shards, verify, samples, json_path):
     if summary["corrupt"]:
         first = summary["corrupt"][0]
         advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"
-        raise UserError(
+        raise UnreadableDataError(
             f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
             f"({first['why']}){advice}."
         )
@@ -105,7 +105,7 @@ def tokenizer(shards, out, vocab_size):
 @click.argument("shards")
 @click.option("--pretrained", required=True,
               help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
-@click.option("--scale", default="b16", show_default=True, help="Scale that picks the preset for an alias.")
+@click.option("--scale", type=SCALE, default="b16", show_default=True, help="Scale that picks the preset for an alias.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the new shards.")
 @click.option("--batch-size", type=COUNT, default=64, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")

@@ -3,14 +3,16 @@
 import click
 
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
-from tt_cli.json_output import json_option, write_result
-from tt_cli.option_types import COUNT, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.json_output import json_option, write_result
+from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE
+from tt_cli.errors import InvalidValueError
 
 D = BenchSettings()
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--scale", default=D.scale, help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
+@click.option("--scale", type=SCALE, default=D.scale,
+              help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
@@ -36,6 +38,8 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
     from tt_cli.console import STDERR
     from tt_cli.data.progress import progress_bar
 
+    if tokenizer is not None and data is None:
+        raise InvalidValueError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
     settings = BenchSettings(modes=parse_modes(modes), **flags)
     check_pipeline_inputs(data, tokenizer)
     total = len(settings.modes) * (settings.warmup + settings.steps)

@@ -1,0 +1,29 @@
+"""The root Click group of `tt`: where a library error becomes what the user sees.
+
+The library raises `tt_cli.errors.TtError` (plain Python exceptions naming values); this group
+is the one place that turns them into Click's `Error: ...` line on stderr and exit code 2, for
+every command and subcommand below it, including errors raised while their flags are parsed
+(option callbacks run inside `invoke`).
+"""
+
+import click
+
+from tt_cli.errors import TtError
+
+USER_ERROR_EXIT = 2  # Click's own exit code for a bad flag; tt's user errors share it
+
+
+class ReportedError(click.ClickException):
+    """A `TtError` on its way to the user: Click prints it as one `Error:` line."""
+
+    exit_code = USER_ERROR_EXIT
+
+
+class TtGroup(click.Group):
+    """A `click.Group` that reports a `TtError` from any command below it as one line, exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TtError as e:
+            raise ReportedError(str(e)) from None
