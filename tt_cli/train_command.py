@@ -1,6 +1,7 @@
 """`tt train`: flags in, `TrainConfig` out, `train()` called. No ML logic here."""
 
 import click
+from click.core import ParameterSource
 
 from tt_cli.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, TEXT_LEN, VOCAB_SIZE
 from tt_cli.training.config import TrainConfig
@@ -42,6 +43,15 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--restart", is_flag=True, help="Ignore existing checkpoints in --out and start over.")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
-    from tt_cli.training.run import run_training
+    config = TrainConfig(data=data, out=out, **flags)
+    if data is None:
+        from tt_cli.demo.run import run_demo
 
-    run_training(TrainConfig(data=data, out=out, **flags))
+        # The demo replaces defaults with its own, never a flag the user gave (even at its default).
+        context = click.get_current_context()
+        run_demo(config, explicit={name for name in context.params
+                                   if context.get_parameter_source(name) is not ParameterSource.DEFAULT})
+    else:
+        from tt_cli.training.run import run_training
+
+        run_training(config)
