@@ -17,12 +17,12 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import keras
-import numpy as np
+import keras  # noqa: E402  (after the devices are configured)
+import numpy as np  # noqa: E402
 
-from models import PretrainedTower, ThreeTowers, get_scale
-from tt_cli.training.step import make_distributed_step
-from tt_cli.training.strategy import resolve_jit
+from models import PretrainedTower, ThreeTowers, get_scale  # noqa: E402
+from tt_cli.training.step import make_distributed_step  # noqa: E402
+from tt_cli.training.strategy import resolve_jit  # noqa: E402
 
 GLOBAL_BATCH = 8
 

@@ -2,10 +2,11 @@
 
 The demo's own values replace the `TrainConfig` defaults; any flag the user gave wins,
 even one given at its `tt train` default (e.g. `--steps`, `--mode`, `--scale`,
-`--batch-size 256`, `--lr`): the command layer says which flags were given. A smaller `--steps` shrinks the whole demo in proportion:
-the synthetic splits and the pretraining of the third tower scale with
-`steps / DEMO.steps` (down to small floors), so `tt train --steps 6 --scale tiny`
-runs the entire demo path in seconds (this is what the tests do).
+`--batch-size 256`, `--lr`): the command layer says which flags were given. A
+smaller `--steps` shrinks the whole demo in proportion: the synthetic splits and the
+pretraining of the third tower scale with `steps / DEMO.steps` (down to small
+floors), so `tt train --steps 6 --scale tiny` runs the entire demo path in seconds
+(this is what the tests do).
 
 Example:
 >>> from tt_cli.training.config import TrainConfig
