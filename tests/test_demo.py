@@ -22,9 +22,10 @@ def test_demo_values_fill_defaults_and_user_flags_win():
     assert (config.vocab_size, config.max_text_len, config.lr) == (DEMO.vocab_size, DEMO.max_text_len, DEMO.lr)
     assert (settings.num_train, settings.num_val, settings.pretrain_steps) == (DEMO.num_train, DEMO.num_val,
                                                                                 DEMO.pretrain_steps)
-    mine = demo_settings(TrainConfig(out="x", scale="small", batch_size=32, mode="lit", lr=3e-4)).config
+    mine = demo_settings(TrainConfig(out="x", scale="small", batch_size=32, mode="lit", lr=3e-4),
+                         explicit={"out", "scale", "batch_size", "mode", "lr"}).config
     assert (mine.out, mine.scale, mine.batch_size, mine.mode, mine.lr) == ("x", "small", 32, "lit", 3e-4)
-    assert demo_settings(TrainConfig(out="x", scale="small")).image_size == 64
+    assert demo_settings(TrainConfig(out="x", scale="small"), explicit={"out", "scale"}).image_size == 64
 
 
 def test_a_smaller_steps_shrinks_the_whole_demo():
@@ -64,6 +65,20 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     results = json.load(open(os.path.join(out, "demo_results.json")))
     assert results["num_images"] == 64 and results["num_classes"] == 18
     assert all(0 <= results["results"][k] <= 1 for k in ("top1", "image_to_text_R@1", "text_to_image_R@5"))
+
+
+def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, monkeypatch):
+    """`--batch-size 256` is also `tt train`'s default; given, it still wins over the demo's 64."""
+    out, cache, _ = demo
+    assert json.load(open(os.path.join(out, "run.json")))["batch_size"] == DEMO.batch_size  # the plain demo
+    assert TrainConfig().batch_size == 256 != DEMO.batch_size
+    mine = str(tmp_path / "run")
+    monkeypatch.setenv("TT_CACHE_DIR", cache)  # the fixture's third tower: no pretraining here
+    result = run_tt(["train", "--steps", "2", "--batch-size", "256", "--no-jit", "--out", mine])
+    assert result.exit_code == 0, result.output
+    config = json.load(open(os.path.join(mine, "run.json")))
+    assert config["batch_size"] == config["config"]["batch_size"] == 256
+    assert config["scale"] == DEMO.scale  # flags not given still take the demo's values
 
 
 def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):

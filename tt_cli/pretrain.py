@@ -22,7 +22,6 @@ Example:
 
 import contextlib
 import dataclasses
-import math
 import os
 import time
 
@@ -173,14 +172,6 @@ def _accuracy(classifier, dataset):
     return (correct / total if total else None), total
 
 
-def _steps(config, num_train):
-    if config.steps:
-        return config.steps
-    if num_train is None:
-        raise InvalidValueError(f"{config.data}: no {schema.DATASET_JSON} to count examples; give the number of steps.")
-    return max(1, math.ceil(config.epochs * num_train / config.batch_size))
-
-
 @contextlib.contextmanager
 def _read_errors_named(files, data):
     """Turns a `tf.data` error reading `files` into one line naming the corrupt shard."""
@@ -199,9 +190,10 @@ def _read_errors_named(files, data):
 def pretrain(config, log=print, show_progress=True):
     """Trains the classifier, saves the preset to `config.out`, returns the summary it wrote."""
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
-    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
+    from tt_cli.training.runtime import start_runtime, total_steps
 
-    strategy = make_strategy("auto")  # before any other TensorFlow op
+    runtime = start_runtime("auto", seed=config.seed)  # before any other TensorFlow op
+    strategy = runtime.strategy
 
     import keras
 
@@ -225,22 +217,19 @@ def pretrain(config, log=print, show_progress=True):
     scale = get_scale(config.scale)
     size = (scale.image_size, scale.image_size)
     num_train = round(info.num_examples * (1 - holdout)) if info is not None else None
-    steps = _steps(config, num_train)
+    steps = total_steps(config.steps, config.epochs, num_train, config.batch_size, config.data)
     warmup = config.warmup_steps if config.warmup_steps is not None else steps // 20
 
-    keras.utils.set_random_seed(config.seed)
-    policy = resolve_precision("auto", strategy)
-    keras.mixed_precision.set_global_policy(policy)
     with strategy.scope():
         classifier, _ = build_classifier(scale, len(class_names))
         # Keras' AdamW defaults (β₂ 0.999, ε 1e-7) suit a classifier; the schedule is tt train's.
         optimizer = make_optimizer(warmup_cosine(config.lr, steps, warmup), config.weight_decay, beta2=0.999,
-                                   policy=policy, epsilon=1e-7)
+                                   policy=runtime.policy, epsilon=1e-7)
         classifier.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=resolve_jit(None, strategy),
+            jit_compile=runtime.jit,
         )
     train_ds = labelled_dataset(files, size, config.batch_size, training=True, holdout=holdout,
                                 augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer)

@@ -227,13 +227,11 @@ class _ModeUnderTest:
 
 def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
-    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision, strategy_name
+    from tt_cli.training.runtime import start_runtime, versions
 
-    strategy = make_strategy(settings.strategy)  # before any other TensorFlow op
-
-    import keras
-    import keras_hub
-    import tensorflow as tf
+    runtime = start_runtime(settings.strategy, seed=settings.seed, precision=settings.precision,
+                            jit=settings.jit)  # before any other TensorFlow op
+    strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale
 
@@ -241,17 +239,14 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
                                 f"{strategy.num_replicas_in_sync} replicas.")
     scale = get_scale(settings.scale)
-    policy = resolve_precision(settings.precision, strategy)
-    jit = resolve_jit(settings.jit, strategy)
     device, device_kind = _device_description(strategy)
-    keras.mixed_precision.set_global_policy(policy)
     tower, tower_name = (None, None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
         tower, tower_name = _load_tower(settings, scale)
     header = {
         "device": device,
         "device_kind": device_kind,
-        "strategy": strategy_name(strategy),
+        "strategy": runtime.strategy_name,
         "replicas": strategy.num_replicas_in_sync,
         "precision": policy,
         "jit": jit,
@@ -263,10 +258,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         "max_text_len": settings.max_text_len,
         "vocab_size": settings.vocab_size,
         "pretrained": tower_name,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_hub": keras_hub.__version__,
-        "python": platform.python_version(),
+        **versions(),
         # Other processes on the machine slow every number down: the load says how busy it was.
         "load_average_start": os.getloadavg()[0],
     }

@@ -1,6 +1,7 @@
 """`tt train`: flags in, `TrainConfig` out, `train()` called. No ML logic here."""
 
 import click
+from click.core import ParameterSource
 
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SCALE, SEED, TEXT_LEN, VOCAB_SIZE
 from tt_cli.training.config import TrainConfig
@@ -43,11 +44,20 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--restart", is_flag=True, help="Ignore existing checkpoints in --out and start over.")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
+    config = TrainConfig(data=data, out=out, **flags)
+    if data is None:
+        from tt_cli.demo.run import run_demo
+
+        # The demo replaces defaults with its own, never a flag the user gave (even at its default).
+        context = click.get_current_context()
+        run_demo(config, explicit={name for name in context.params
+                                   if context.get_parameter_source(name) is not ParameterSource.DEFAULT})
+        return
+    from tt_cli.training.prepare import ResumeRefused
     from tt_cli.training.run import run_training
-    from tt_cli.training.trainer import ResumeRefused
 
     try:
-        run_training(TrainConfig(data=data, out=out, **flags))
+        run_training(config)
     except ResumeRefused as e:
         flag = "--" + e.setting.replace("_", "-")  # TrainConfig's fields are the flags' names
         raise ResumeRefused(e.out, flag, e.previous, e.given, e.note,

@@ -4,20 +4,22 @@
    colour, shape, size and position) under `OUT/demo_data/`.
 2. Makes a small pretrained third tower with `tt pretrain` on a labelled split of
    its own (first use only; cached, see `prepare.py`).
-3. Trains 3T at the `tiny` scale (settings in `settings.py`; the user's flags win).
+3. Trains 3T at the `tiny` scale (settings in `settings.py`; the flags the user gave win).
 4. Prints zero-shot accuracy and retrieval recall on the held-out split beside
    chance, and writes them to `OUT/demo_results.json`.
 
 Example:
 >>> from tt_cli.training.config import TrainConfig
->>> run_demo(TrainConfig(out=None, scale="b16"))   # doctest: +SKIP
+>>> run_demo(TrainConfig(out=None, scale="b16"), explicit={"scale"})   # doctest: +SKIP
 """
 
+import dataclasses
 import os
 import time
 
 from tt_cli.console import STDERR
 from tt_cli.demo.settings import DEMO, DEMO_TEMPLATES, demo_settings
+from tt_cli.training.trainer import train
 
 RESULTS_JSON = "demo_results.json"
 
@@ -29,45 +31,39 @@ def _quiet_tensorflow():
     tf.get_logger().setLevel("ERROR")
 
 
-def evaluate_model(model, tokenizer, val_data, class_names):
-    """The held-out numbers, with prompts in the captions' own wording."""
-    from tt_cli.eval.validation import validation_metrics
-
-    return validation_metrics(model, tokenizer, val_data, class_names, templates=DEMO_TEMPLATES)
-
-
-def run_demo(config):
+def run_demo(config, explicit=frozenset()):
+    """Runs the demo for `config` (a `TrainConfig` without data); `explicit` names the
+    fields the user set, which keep their values (see `settings.py`)."""
     from tt_cli.data import schema
-    from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.demo.prepare import demo_split, demo_tower
     from tt_cli.demo.report import print_demo_table
+    from tt_cli.eval.validation import ValidationEvaluator
     from tt_cli.jsonfile import write_json
-    from tt_cli.run_dir import TOKENIZER, load_run
-    from tt_cli.training.trainer import train
 
     started = time.perf_counter()
-    settings = demo_settings(config)
+    settings = demo_settings(config, explicit)
+    config = settings.config
     log = STDERR.print
     log(f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
         f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}")
     _quiet_tensorflow()
     data_dir = os.path.join(config.out, "demo_data")
-    config.data = demo_split(data_dir, "train", settings.num_train, DEMO.train_seed, settings.image_size)
-    config.val_data = demo_split(data_dir, "val", settings.num_val, DEMO.val_seed, settings.image_size)
-    if config.mode != "clip" and config.pretrained == type(config)().pretrained:
-        config.pretrained = demo_tower(settings, data_dir, log)
-    _, info = schema.resolve_shards(config.val_data)
+    train_data = demo_split(data_dir, "train", settings.num_train, DEMO.train_seed, settings.image_size)
+    val_data = demo_split(data_dir, "val", settings.num_val, DEMO.val_seed, settings.image_size)
+    pretrained = config.pretrained
+    if config.mode != "clip" and "pretrained" not in explicit:
+        pretrained = demo_tower(settings, data_dir, log)
+    config = dataclasses.replace(config, data=train_data, val_data=val_data, pretrained=pretrained)
+    _, info = schema.resolve_shards(val_data)
+    # The held-out numbers, with prompts in the captions' own wording; mid-run, three of them.
+    final = ValidationEvaluator(val_data, info.class_names, templates=DEMO_TEMPLATES)
+    mid_run = ValidationEvaluator(val_data, info.class_names, templates=DEMO_TEMPLATES,
+                                  keys=("top1", "image_to_text_R@1", "text_to_image_R@1"))
 
-    def evaluate(model):  # mid-run validation
-        tokenizer = TextTokenizer(os.path.join(config.out, TOKENIZER), config.max_text_len)
-        results = evaluate_model(model, tokenizer, config.val_data, info.class_names)
-        return {k: results[k] for k in ("top1", "image_to_text_R@1", "text_to_image_R@1")}
-
-    logs = train(config, log=log, evaluate=evaluate)
-    if logs:
-        log("done: " + " ".join(f"{k} {v:.4g}" for k, v in logs.items()))
-    run = load_run(config.out)
-    results = evaluate_model(run.model, run.tokenizer, config.val_data, info.class_names)
+    result = train(config, log=log, evaluator=mid_run)
+    if result.logs:
+        log("done: " + " ".join(f"{k} {v:.4g}" for k, v in result.logs.items()))
+    results = final.evaluate(result.model, result.tokenizer)
     seconds = time.perf_counter() - started
     print_demo_table(results, len(info.class_names), info.num_examples,
                      title=f"tt demo: {config.mode} after {config.steps} steps, held-out split "
@@ -77,4 +73,4 @@ def run_demo(config):
         "seconds": seconds, "mode": config.mode, "scale": config.scale, "steps": config.steps,
         "pretrained": config.pretrained if config.mode != "clip" else None, "templates": DEMO_TEMPLATES,
     })
-    return logs
+    return result.logs

@@ -1,17 +1,20 @@
 """What the built-in demo (`tt train` without `--data`) trains, and how flags change it.
 
-The demo's own values replace the `TrainConfig` defaults; any flag the user set to
-something other than its default wins (e.g. `--steps`, `--mode`, `--scale`,
-`--batch-size`, `--lr`). A smaller `--steps` shrinks the whole demo in proportion:
-the synthetic splits and the pretraining of the third tower scale with
-`steps / DEMO.steps` (down to small floors), so `tt train --steps 6 --scale tiny`
-runs the entire demo path in seconds (this is what the tests do).
+The demo's own values replace the `TrainConfig` defaults; any flag the user gave wins,
+even one given at its `tt train` default (e.g. `--steps`, `--mode`, `--scale`,
+`--batch-size 256`, `--lr`): the command layer says which flags were given. A
+smaller `--steps` shrinks the whole demo in proportion: the synthetic splits and the
+pretraining of the third tower scale with `steps / DEMO.steps` (down to small
+floors), so `tt train --steps 6 --scale tiny` runs the entire demo path in seconds
+(this is what the tests do).
 
 Example:
 >>> from tt_cli.training.config import TrainConfig
 >>> s = demo_settings(TrainConfig(out=None))
 >>> s.config.scale, s.config.steps == DEMO.steps, s.num_val
 ('tiny', True, 200)
+>>> demo_settings(TrainConfig(out=None, batch_size=256), explicit={"batch_size"}).config.batch_size
+256
 >>> small = demo_settings(TrainConfig(out=None, steps=6))
 >>> small.pretrain_steps, small.num_train
 (4, 256)
@@ -50,7 +53,7 @@ DEMO = DemoDefaults()
 DEMO_TEMPLATES = ["a {}", "{}", "a picture of a {}"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DemoSettings:
     config: TrainConfig  # the training run, with the demo's values filled in
     num_train: int
@@ -60,21 +63,21 @@ class DemoSettings:
     image_size: int  # the synthetic images' size (the scale's, at most 64)
 
 
-def demo_settings(config):
-    """Fills the demo's values into `config` (in place) where the user kept the defaults."""
-    defaults = TrainConfig()
-    if config.out is None:
-        config.out = "runs/demo"
-    for key in ("scale", "batch_size", "lr", "vocab_size", "max_text_len", "log_every"):
-        if getattr(config, key) == getattr(defaults, key):
-            setattr(config, key, getattr(DEMO, key))
-    if config.steps is None:
-        config.steps = DEMO.steps
-    if config.val_every == defaults.val_every:
+# TrainConfig fields whose demo value replaces the default unless the user gave the flag.
+DEMO_KEYS = ("scale", "batch_size", "lr", "vocab_size", "max_text_len", "log_every")
+
+
+def demo_settings(config, explicit=frozenset()):
+    """The demo's settings: `config` (a `TrainConfig`, not changed) with the demo's values
+    for every field not named in `explicit` (the fields the user set)."""
+    demo = {key: getattr(DEMO, key) for key in DEMO_KEYS if key not in explicit}
+    steps = config.steps if config.steps is not None else DEMO.steps
+    if "val_every" not in explicit:
         # One look half-way through a full-size demo; the final numbers come after training.
-        config.val_every = config.steps // 2 if config.steps >= 100 else config.steps + 1
-    if config.checkpoint_every == defaults.checkpoint_every:
-        config.checkpoint_every = max(1, config.steps // 2)
+        demo["val_every"] = steps // 2 if steps >= 100 else steps + 1
+    if "checkpoint_every" not in explicit:
+        demo["checkpoint_every"] = max(1, steps // 2)
+    config = dataclasses.replace(config, out=config.out or "runs/demo", steps=steps, **demo)
     fraction = min(1.0, config.steps / DEMO.steps)
 
     def shrink(full, floor):

@@ -168,15 +168,38 @@ class Checkpoints(keras.callbacks.Callback):
 
 
 class Validation(keras.callbacks.Callback):
-    """Runs `evaluate(model) -> dict` every N steps and logs the numbers."""
+    """Runs `evaluator.evaluate(model, tokenizer) -> dict` every N steps and logs the numbers."""
 
-    def __init__(self, evaluate, every, metrics_log, enabled=True):
+    def __init__(self, evaluator, tokenizer, every, metrics_log, enabled=True):
         super().__init__()
-        self.evaluate, self.every, self.metrics_log, self.enabled = evaluate, every, metrics_log, enabled
+        self.evaluator, self.tokenizer, self.every = evaluator, tokenizer, every
+        self.metrics_log, self.enabled = metrics_log, enabled
 
     def on_train_batch_end(self, batch, logs=None):
         step = global_step(self.model)
         if self.enabled and step % self.every == 0:
-            results = self.evaluate(self.model)
+            results = self.evaluator.evaluate(self.model, self.tokenizer)
             self.metrics_log.write(step, {f"val/{k}": v for k, v in results.items()})
             STDERR.print(f"step {step} validation " + " ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
+
+def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, tokenizer=None, show_progress=True):
+    """(the callbacks of `tt train` in the order they must run, the checkpoint saver).
+
+    Only the chief writes metrics and validates; every worker checkpoints. Metrics are
+    reset last, after every callback that reads them.
+    """
+    import os
+
+    from tt_cli import run_dir as rd
+
+    metrics_log = MetricsLog(os.path.join(config.out, rd.METRICS), os.path.join(config.out, rd.LOGS),
+                             config.log_every, schedule, config.batch_size)
+    saver = Checkpoints(manager, config.checkpoint_every)
+    callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
+    if chief:
+        callbacks.insert(1, metrics_log)
+        if evaluator is not None:
+            callbacks.append(Validation(evaluator, tokenizer, config.val_every, metrics_log))
+    callbacks.append(ResetMetricsEvery(config.log_every, steps))
+    return callbacks, saver

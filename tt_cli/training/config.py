@@ -1,5 +1,6 @@
 """Every setting of a training run, with the defaults a user of OpenCLIP or big_vision
-would expect. What was resolved is written to `run.json`.
+would expect. What was resolved is written to `run.json`. A config is resolved once
+and never changed: a caller that fills in values makes a new one (`dataclasses.replace`).
 
 Example:
 >>> config = TrainConfig(data="shards/", out="runs/b16")
@@ -14,7 +15,7 @@ import dataclasses
 MODEL_KEYS = ("mode", "scale", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     data: str = None
     out: str = "runs/tt"

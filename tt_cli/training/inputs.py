@@ -1,0 +1,25 @@
+"""The input of `tt train`: the training shards as endless per-replica batches, resumed
+at the step the run restarts from.
+
+Example:
+>>> dataset = training_input(config, runtime, files, tokenizer, built, start_step=0)   # doctest: +SKIP
+"""
+
+
+def training_input(config, runtime, files, tokenizer, built, start_step):
+    """A distributed dataset: each input pipeline (worker) reads its own shards. The frozen
+    tower's images are decoded at its own size unless the shards hold its embeddings."""
+    from tt_cli.data.pipeline import train_dataset
+    from tt_cli.data.tokenizer import TextTokenizer
+
+    model, tower, precomputed = built.model, built.tower, built.precomputed
+    image_size = model.image_tower.image_size if model.image_tower is not None else (built.scale.image_size,) * 2
+    h_size = tower.image_size if tower is not None and not precomputed else None
+    # Each input pipeline makes its own tokenizer: the SentencePiece resource must
+    # live where the dataset is built.
+    return runtime.strategy.distribute_datasets_from_function(lambda ctx: train_dataset(
+        files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
+        h_image_size=h_size,
+        h_embedding_dim=tower.output_dim if precomputed else None, seed=config.seed, start_step=start_step,
+        shuffle_buffer=config.shuffle_buffer, input_context=ctx,
+    ))

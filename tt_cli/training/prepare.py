@@ -1,0 +1,143 @@
+"""Run-directory preparation for `tt train`: makes --out a run directory of tt's (or
+refuses it), checks that a resumed run keeps the settings it was trained with, and puts
+the run's tokenizer in place.
+
+Only the chief claims and cleans the folder (`tt_cli.ownership`); every worker resumes
+from the same checkpoints and trains the same tokenizer.
+
+Example:
+>>> resuming = prepare_out(config, chief=True)               # doctest: +SKIP
+>>> tokenizer_path = setup_tokenizer(config, files, print)    # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+from tt_cli import ownership
+from tt_cli import run_dir as rd
+from tt_cli.data.tokenizer import check_sentencepiece_file
+from tt_cli.errors import ConflictError, InvalidValueError
+from tt_cli.training.config import MODEL_KEYS
+
+
+def fingerprint(files, info):
+    """The shards' identity by their names and sizes (not their path), recorded in run.json."""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{os.path.basename(f)}:{os.path.getsize(f)}".encode())
+    return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
+
+
+# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer.
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
+RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON)
+# Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
+# run directory written before tt kept a manifest.
+LEGACY_RUN_KEYS = ("config", "mode", "scale", "steps", "dataset", "versions")
+
+
+def _is_legacy_run(out):
+    try:
+        with open(os.path.join(out, rd.RUN_JSON)) as f:
+            run_json = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(run_json, dict) and all(k in run_json for k in LEGACY_RUN_KEYS)
+            and os.path.isfile(os.path.join(out, rd.MODEL_JSON)) and os.path.isdir(os.path.join(out, rd.CHECKPOINTS)))
+
+
+def prepare_out(config, chief):
+    """Makes --out a run directory of tt's; returns True if it holds a checkpoint to resume.
+
+    The chief refuses a folder whose run-directory names (run.json, logs/, ...) tt did
+    not write, and records them as tt's (`tt_cli.ownership`); --restart removes only those.
+    """
+    folder = ownership.OutputFolder(config.out, "tt train")
+    try:
+        os.makedirs(config.out, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=config.out)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as e:
+        raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror}).")
+    checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
+    if chief:
+        if not folder.has_manifest and _is_legacy_run(config.out):
+            folder.adopt(RUN_ENTRIES)
+        hint = "choose another run directory (a new folder, or one tt train wrote)"
+        folder.check_free(RUN_ENTRIES, hint)
+        if config.restart:
+            folder.remove_owned(RESTART_REMOVES)
+        folder.claim(RUN_ENTRIES, hint)
+    return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
+
+
+class ResumeRefused(ConflictError):
+    """`out` holds a run that these settings cannot resume: `setting` (a `TrainConfig` field)
+    was `previous` there and is `given` now. `restart=True` starts the run over."""
+
+    def __init__(self, out, setting, previous, given, note="", advice="restart it or choose another run directory"):
+        self.out, self.setting, self.previous, self.given, self.note = out, setting, previous, given, note
+        super().__init__(f"{out} holds a run trained with {setting} {previous}, not {given}{note}; {advice}.")
+
+
+def check_resume_matches(config, files, info):
+    """Refuses to resume a run with settings other than those it was trained with (and
+    that run.json would then wrongly record): the model's, the batch size, the data, the
+    tokenizer. Other settings (--steps, --lr, logging) may change between sessions."""
+    run = rd.read_run_config(config.out)
+    previous = run["config"]
+    keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
+    keys.append("batch_size")  # the schedule, the data order and the resume position all depend on it
+    if not config.tokenizer and not previous.get("tokenizer"):
+        keys.append("vocab_size")  # of the tokenizer the run trained itself
+    for k in keys:
+        if previous.get(k) != getattr(config, k):
+            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
+    # The data by the fingerprint of its shards' names and sizes rather than by its path:
+    # a dataset moved to another disk still resumes; other shards under the same path do not.
+    trained_on = run.get("dataset", {}).get("sha256")
+    if trained_on is not None and trained_on != fingerprint(files, info)["sha256"]:
+        raise ResumeRefused(config.out, "data", previous.get("data"), config.data, " (other shards)")
+    if config.tokenizer:
+        check_sentencepiece_file(config.tokenizer)
+        if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
+            raise ResumeRefused(config.out, "tokenizer", os.path.join(config.out, rd.TOKENIZER), config.tokenizer,
+                                " (another model; given none, the run resumes with its own)")
+
+
+def _same_bytes(path, other):
+    if not os.path.isfile(other):
+        return False
+    with open(path, "rb") as a, open(other, "rb") as b:
+        return a.read() == b.read()
+
+
+def setup_tokenizer(config, files, log, chief=True):
+    """The run's tokenizer.model: the run's own when resuming, else --tokenizer or one
+    trained on the captions. Only the chief writes into the run directory (which it has
+    checked and claimed); other workers make their identical copy in a private folder."""
+    from tt_cli.data.pipeline import read_captions
+    from tt_cli.data.tokenizer import train_sentencepiece
+
+    path = os.path.join(config.out, rd.TOKENIZER)
+    if not chief and not (os.path.isfile(path) and not config.restart and not config.tokenizer):
+        path = os.path.join(tempfile.mkdtemp(prefix="tt-worker-"), rd.TOKENIZER)
+    if config.tokenizer:
+        check_sentencepiece_file(config.tokenizer)
+        if _same_bytes(config.tokenizer, path):
+            return path
+        # A run resumes only with its own tokenizer (checked before); here no checkpoint uses the old one.
+        shutil.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
+    elif os.path.isfile(path) and not config.restart:
+        return path
+    else:
+        log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
+        # Every worker trains the same model (deterministic).
+        train_sentencepiece(read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size,
+                            on_warning=log)
+    os.replace(path + f".tmp{os.getpid()}", path)
+    return path
