@@ -30,6 +30,7 @@ def build(strategy, preset, initial_weights=None):
         # Plain SGD: unlike Adam, its update is proportional to the gradient, so a
         # wrongly scaled or local-only gradient shows up in the weights.
         model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model.optimizer.build(model.trainable_variables)  # as the trainer does
         if initial_weights is not None:
             model.set_weights(initial_weights)
     return model

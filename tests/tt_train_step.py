@@ -8,37 +8,19 @@ process.
 """
 
 import json
-import os
 import sys
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import numpy as np
 import tensorflow as tf
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+# Importing it configures two logical CPUs (before any TensorFlow op runs); `build` makes
+# the same model and SGD optimizer as the `model.fit` script.
+from mirrored_step import build
 
-import keras  # noqa: E402  (after the devices are configured)
-import numpy as np  # noqa: E402
-
-from models import PretrainedTower, ThreeTowers, get_scale  # noqa: E402
-from tt_cli.training.step import make_distributed_step  # noqa: E402
-from tt_cli.training.strategy import resolve_jit  # noqa: E402
+from tt_cli.training.step import make_distributed_step
+from tt_cli.training.strategy import resolve_jit
 
 GLOBAL_BATCH = 8
-
-
-def build(strategy, preset, initial_weights=None):
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        model = ThreeTowers.from_scale(get_scale("tiny"), mode="3t", vocab_size=50, max_len=8,
-                                       pretrained_tower=PretrainedTower.from_preset(preset))
-        # Plain SGD: unlike Adam, its update is proportional to the gradient, so a
-        # wrongly scaled or local-only gradient shows up in the weights.
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
-        model.optimizer.build(model.trainable_variables)  # as the trainer does
-        if initial_weights is not None:
-            model.set_weights(initial_weights)
-    return model
 
 
 def one_step(strategy, model, batch):
