@@ -260,6 +260,25 @@ def test_the_python_api_raises_plain_exceptions_that_name_values(tmp_path):
     assert isinstance(bad.value, ValueError)  # what a bad value is to any Python caller
 
 
+def test_a_remedy_is_an_argument_to_python_and_a_flag_on_the_command_line(tiny_run, tmp_path):
+    """The same refusal, said to a Python caller (the argument) and to a user (the flag)."""
+    from tt_cli import ownership
+    from tt_cli.errors import ConflictError
+
+    out = tmp_path / "export"
+    out.mkdir()
+    folder = ownership.prepare_whole_folder(str(out), "tt export savedmodel", overwrite=False, what="an export")
+    ownership.begin_whole_folder(folder)
+    (out / "saved_model.pb").write_bytes(b"tt's own")
+    ownership.record_all(folder)
+    with pytest.raises(ConflictError) as raised:
+        ownership.prepare_whole_folder(str(out), "tt export savedmodel", overwrite=False, what="an export")
+    assert "call again with overwrite=True to replace it" in str(raised.value) and "--" not in str(raised.value)
+    result = run_tt(["export", "savedmodel", tiny_run("clip"), str(out)])
+    assert result.exit_code == 2 and "pass --overwrite to replace it" in result.output
+    assert "overwrite=True" not in result.output
+
+
 def test_a_library_error_reaches_the_user_as_one_error_line_and_exit_2(tmp_path):
     from tt_cli.errors import UnreadableDataError
     from tt_cli.run_dir import read_run_config

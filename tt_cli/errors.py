@@ -18,7 +18,22 @@ shots 0: every number of shots must be at least 1.
 
 class TtError(Exception):
     """Base of every error tt reports to a user as one line (no traceback): catch this one
-    to handle them all."""
+    to handle them all.
+
+    Args:
+      reason: what went wrong, naming values.
+      remedy: optional `(argument, value, words)`: calling again with `argument=value` fixes
+        it, e.g. `("overwrite", True, "to replace it")`. The message says it in Python
+        terms; the command layer says it as the flag (`--overwrite`) instead.
+    """
+
+    def __init__(self, reason, remedy=None):
+        self.reason, self.remedy = reason, remedy
+        if remedy is None:
+            super().__init__(reason)
+        else:
+            argument, value, words = remedy
+            super().__init__(f"{reason}; call again with {argument}={value!r} {words}.")
 
 
 class InvalidValueError(TtError, ValueError):

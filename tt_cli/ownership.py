@@ -244,10 +244,10 @@ def prepare_whole_folder(out, command, overwrite, what):
     present = folder.existing()
     foreign = folder.foreign(present)
     if foreign:
-        raise ConflictError(f"{out} holds {foreign[0]}, which tt did not write; --overwrite replaces only tt's own "
-                            "earlier output, so choose another path.")
+        raise ConflictError(f"{out} holds {foreign[0]}, which tt did not write; overwriting replaces only tt's "
+                            "own earlier output, so choose another path.")
     if present and not overwrite:
-        raise ConflictError(f"{out} already holds {what}; pass --overwrite to replace it, or choose another path.")
+        raise ConflictError(f"{out} already holds {what}", ("overwrite", True, "to replace it, or choose another path"))
     return folder
 
 
@@ -275,5 +275,5 @@ def prepare_file(out, command, overwrite, flag=None):
         if folder.foreign([name]):
             raise ConflictError(f"{named} exists and tt did not write it; choose another path.")
         if overwrite is False:
-            raise ConflictError(f"{named} already exists; pass --overwrite to replace it, or choose another path.")
+            raise ConflictError(f"{named} already exists", ("overwrite", True, "to replace it, or choose another path"))
     return folder

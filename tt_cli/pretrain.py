@@ -65,15 +65,15 @@ def _check_out(config):
         raise InvalidValueError("no output directory given for the preset.")
     for data in (config.data, config.val_data):
         inputs = [data] if not data or os.path.exists(data) else ownership.glob_folders(data)
-        ownership.refuse_overlap(config.out, inputs, "--out")
+        ownership.refuse_overlap(config.out, inputs, "output folder")
     return ownership.prepare_whole_folder(config.out, "tt pretrain", config.overwrite, "a tt pretrain preset")
 
 
-def _resolve(path, flag):
+def _resolve(path, what):
     if not path:
-        raise InvalidValueError(f"{flag}: give labelled shards (a `tt data convert` directory or a glob).")
+        raise InvalidValueError(f"no {what}: give labelled shards (a `tt data convert` directory or a glob).")
     if not os.path.exists(path) and not any(c in path for c in "*?["):
-        raise UnreadableDataError(f"{flag} {path}: no such file or directory.")
+        raise UnreadableDataError(f"{path}: no such file or directory (the {what}).")
     return schema.resolve_shards(path)
 
 
@@ -205,10 +205,10 @@ def pretrain(config, log=print, show_progress=True):
     if config.batch_size < 1:
         raise InvalidValueError(f"batch size {config.batch_size}: must be at least 1.")
     out_folder = _check_out(config)
-    files, info = _resolve(config.data, "--data")
+    files, info = _resolve(config.data, "training shards")
     class_names = class_names_of(files, info, config.data)
     if config.val_data:
-        val_files, _ = _resolve(config.val_data, "--val-data")
+        val_files, _ = _resolve(config.val_data, "validation shards")
         class_names_of(val_files, None, config.val_data)  # labelled too
         holdout = 0.0
     else:

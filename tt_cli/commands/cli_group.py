@@ -11,6 +11,8 @@ import click
 from tt_cli.errors import TtError
 
 USER_ERROR_EXIT = 2  # Click's own exit code for a bad flag; tt's user errors share it
+# Library arguments whose flag is not `--` + the argument's name with dashes.
+FLAG_OF_ARGUMENT = {"fmt": "--format"}
 
 
 class ReportedError(click.ClickException):
@@ -26,4 +28,14 @@ class TtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TtError as e:
-            raise ReportedError(str(e)) from None
+            raise ReportedError(message_for_command_line(e)) from None
+
+
+def message_for_command_line(error):
+    """The error's line, with a remedy said as the flag that gives it."""
+    if error.remedy is None:
+        return str(error)
+    argument, value, words = error.remedy
+    flag = FLAG_OF_ARGUMENT.get(argument, "--" + argument.replace("_", "-"))
+    given = flag if value is True else f"{flag} {value}"
+    return f"{error.reason}; pass {given} {words}."

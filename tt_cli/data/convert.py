@@ -36,7 +36,7 @@ from tt_cli import ownership
 from tt_cli.data import schema, sources, validate
 from tt_cli.data.example_codec import encode_example
 from tt_cli.data.shard_writer import ShardWriter
-from tt_cli.errors import InvalidValueError
+from tt_cli.errors import ConflictError, InvalidValueError
 from tt_cli.jsonfile import write_json
 
 ROWS_PER_SHARD = 1000  # ~100 MB of typical web images per shard
@@ -175,10 +175,8 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
             return "resume"
     folder.check_free(planned, hint)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
-        raise InvalidValueError(
-            f"{out_dir} holds shards of a different source or settings; "
-            "pass --overwrite to replace them, or choose another output folder."
-        )
+        raise ConflictError(f"{out_dir} holds shards of a different source or settings",
+                            ("overwrite", True, "to replace them, or choose another output folder"))
     folder.remove_owned()
     folder.claim(planned, hint)
     os.makedirs(os.path.dirname(plan_path))

@@ -53,10 +53,10 @@ def _prepare_out_dir(shards, out_dir, overwrite):
     holds an earlier embed unless `overwrite` (before anything is read)."""
     # The folders of the input shards (a single file too: OUT writes its very name).
     inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
-    ownership.refuse_overlap(out_dir, inputs, "--out")
+    ownership.refuse_overlap(out_dir, inputs, "output folder")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
-        raise ConflictError(f"{out_dir} already holds a dataset; pass --overwrite to replace it.")
+        raise ConflictError(f"{out_dir} already holds a dataset", ("overwrite", True, "to replace it"))
     return folder
 
 

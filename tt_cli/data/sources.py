@@ -301,7 +301,7 @@ def _next_csv_record(reader, lines):
 def _csv_columns(path, header, image_column, caption_column, key_column, label_column):
     """(image column, caption column), named or found among the common names."""
 
-    def pick(name, candidates, what, flag):
+    def pick(name, candidates, what, argument):
         if name:
             if name not in header:
                 raise InvalidValueError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
@@ -309,10 +309,11 @@ def _csv_columns(path, header, image_column, caption_column, key_column, label_c
         for candidate in candidates:
             if candidate in header:
                 return candidate
-        raise InvalidValueError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}; pass {flag}.")
+        raise InvalidValueError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}",
+                                (argument, "NAME", "to name it"))
 
-    image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "--image-column")
-    caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "--caption-column")
+    image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "image_column")
+    caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "caption_column")
     for name in (key_column, label_column):
         if name and name not in header:
             raise InvalidValueError(f"{path}: no column {name!r} (columns: {', '.join(header)}).")
@@ -509,7 +510,8 @@ def detect_format(source):
         return "csv"
     if lower.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
-    raise InvalidValueError(f"{source}: cannot tell its format from the name; pass --format ({'|'.join(FORMATS[1:])}).")
+    raise InvalidValueError(f"{source}: cannot tell its format from the name",
+                            ("fmt", "FORMAT", f"(one of {', '.join(FORMATS[1:])})"))
 
 
 def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):

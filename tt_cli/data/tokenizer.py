@@ -144,13 +144,13 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
     return actual
 
 
-def check_sentencepiece_file(path, flag="--tokenizer"):
+def check_sentencepiece_file(path):
     """Fails with one clear line unless `path` holds a SentencePiece model, before
     TensorFlow meets the file (where a bad one ends in an internal error)."""
     import sentencepiece as spm
 
     if not os.path.isfile(path):
-        raise UnreadableDataError(f"{flag} {path}: no such file.")
+        raise UnreadableDataError(f"{path}: no such file (a tokenizer model was expected).")
     with open(path, "rb") as f:
         proto = f.read()
     try:
@@ -158,7 +158,7 @@ def check_sentencepiece_file(path, flag="--tokenizer"):
     except RuntimeError:  # not a model proto
         pieces = 0
     if not pieces:
-        raise UnreadableDataError(f"{flag} {path}: not a SentencePiece model; make one with `tt data tokenizer`.")
+        raise UnreadableDataError(f"{path}: not a SentencePiece model; make one with `tt data tokenizer`.")
 
 
 def _make_text_tokenizer_class():
