@@ -4,7 +4,7 @@ import click
 
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE, tokenizer_file
 from tt_cli.errors import InvalidValueError
 
 D = BenchSettings()
@@ -28,7 +28,8 @@ D = BenchSettings()
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
-@click.option("--tokenizer", help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
+@click.option("--tokenizer", callback=tokenizer_file,
+              help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
 @click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
 @json_option("Also write the results as JSON to this file.")
 def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):

@@ -92,3 +92,16 @@ class AutoOr(click.ParamType):
 SHOTS = LibraryChecked("shots", _shots)  # images per class, comma-separated: 1,5,10,25
 ALPHA = LibraryChecked("auto|alpha", _alpha)  # an ensemble weight in [0, 1], or 'auto'
 L2_REG = AutoOr(NON_NEGATIVE)  # a ridge strength, or 'auto' (leave-one-out)
+
+
+def tokenizer_file(ctx, param, path):
+    """Callback of `--tokenizer`: a SentencePiece model, checked while flags are parsed."""
+    from tt_cli.data.tokenizer import check_sentencepiece_file
+    from tt_cli.errors import TtError
+
+    if path is not None:
+        try:
+            check_sentencepiece_file(path)
+        except TtError as e:
+            raise type(e)(f"{param.opts[0]} {e}") from None
+    return path

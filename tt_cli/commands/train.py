@@ -3,7 +3,17 @@
 import click
 from click.core import ParameterSource
 
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SCALE, SEED, TEXT_LEN, VOCAB_SIZE
+from tt_cli.commands.option_types import (
+    COUNT,
+    COUNT_OR_ZERO,
+    NON_NEGATIVE,
+    POSITIVE,
+    SCALE,
+    SEED,
+    TEXT_LEN,
+    VOCAB_SIZE,
+    tokenizer_file,
+)
 from tt_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help
@@ -32,7 +42,7 @@ D = TrainConfig()  # the defaults, shown in --help
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size, help="Tokenizer vocabulary when one is trained.")
-@click.option("--tokenizer", help="A SentencePiece .model to use instead of training one.")
+@click.option("--tokenizer", callback=tokenizer_file, help="A SentencePiece .model to use instead of training one.")
 @click.option("--seed", type=SEED, default=D.seed)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")
