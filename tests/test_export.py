@@ -187,7 +187,7 @@ def test_export_errors_are_one_clear_line(tiny_run, tmp_path):
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "x").write_text("keep me")
-    cases.append((["export", "savedmodel", tiny_run("3t"), str(existing)], "--overwrite"))
+    cases.append((["export", "savedmodel", tiny_run("3t"), str(existing)], "which tt did not write"))
     for args, message in cases:
         result = cli(args)
         assert result.exit_code == 2, (args, result.output)
