@@ -102,11 +102,13 @@ def fits_pixel_limit(encoded):
     return image_pixels(encoded) <= schema.MAX_IMAGE_PIXELS
 
 
-def decode_image(encoded, size):
+def decode_image(encoded, size, fits=None):
     """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
 
     An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
     it comes out black, with a warning on stderr, so evaluation keeps its row order.
+    `fits`: `fits_pixel_limit(encoded)` when the caller has it already (its header is
+    then read once per record).
     """
 
     def decode():
@@ -119,7 +121,7 @@ def decode_image(encoded, size):
                  "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
         return tf.zeros([size[0], size[1], 3], tf.uint8)
 
-    return tf.cond(fits_pixel_limit(encoded), decode, blank)
+    return tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank)
 
 
 def first_record_features(files):
@@ -196,14 +198,14 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
         texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
-        out = {"image": decode_image(example[schema.IMAGE], image_size), "caption": texts[pick],
-               # Too large to decode (black above): dropped by the filter below.
-               "fits": fits_pixel_limit(example[schema.IMAGE])}
+        # Too large to decode (black below): dropped by the filter further down.
+        fits = fits_pixel_limit(example[schema.IMAGE])
+        out = {"image": decode_image(example[schema.IMAGE], image_size, fits), "caption": texts[pick], "fits": fits}
         if h_embedding_dim:
             out["h_embedding"] = example[schema.H_EMBEDDING]
         elif h_image_size is not None:
             out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size)
-                              else decode_image(example[schema.IMAGE], h_image_size))
+                              else decode_image(example[schema.IMAGE], h_image_size, fits))
         return out
 
     def tokenize(batch):
