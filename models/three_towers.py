@@ -162,19 +162,35 @@ class ThreeTowers(keras.Model):
             return tf.cast(batch["h_embedding"], tf.float32)
         return self.pretrained_tower(batch["h_image"])
 
-    def compute_losses(self, batch, training=False):
-        """Per-pair losses, the weighted total and the image->text accuracy."""
+    def compute_embeddings(self, batch, training=False):
+        """The towers' outputs that the losses consume, before heads and normalisation:
+        `text` (g), `image` (f; not in `lit`) and `pretrained` (h's features; not in `clip`).
+
+        Only `text` and `image` carry gradients (h is frozen); everything after them,
+        the heads, temperatures and losses, is `losses_from_embeddings`. The split is what
+        lets a step compute the loss of a batch larger than fits through the towers at once.
+        """
+        embeddings = {"text": self.text_tower(batch["tokens"], training=training)}
+        if self.mode != "lit":
+            embeddings["image"] = self.image_tower(batch["image"], training=training)
+        if self.mode != "clip":
+            embeddings["pretrained"] = self._pretrained_features(batch)
+        return embeddings
+
+    def losses_from_embeddings(self, embeddings):
+        """Per-pair losses, the weighted total and the image->text accuracy of a batch's
+        `compute_embeddings` (this replica's rows; the losses gather every replica's)."""
         t = self.log_temperatures
-        text = self.text_tower(batch["tokens"], training=training)
+        text = embeddings["text"]
         if self.mode == "lit":
-            image_embedding = self._lit_image_embedding(self._pretrained_features(batch))
+            image_embedding = self._lit_image_embedding(embeddings["pretrained"])
         else:
-            image = self.image_tower(batch["image"], training=training)
+            image = embeddings["image"]
             image_embedding = l2_normalize(image)
         losses = {}
         losses["loss_image_text"], accuracy = contrastive_loss(image_embedding, l2_normalize(text), t["image_text"])
         if self.mode == "3t":
-            h = self._pretrained_features(batch)
+            h = embeddings["pretrained"]
             losses["loss_image_pretrained"], _ = contrastive_loss(
                 self.image_head(image), self.pretrained_image_head(h), t["image_pretrained"]
             )
@@ -188,6 +204,10 @@ class ThreeTowers(keras.Model):
             total = losses["loss_image_text"]
         losses["loss"], losses["accuracy"] = total, accuracy
         return losses
+
+    def compute_losses(self, batch, training=False):
+        """Per-pair losses, the weighted total and the image->text accuracy of a batch."""
+        return self.losses_from_embeddings(self.compute_embeddings(batch, training=training))
 
     def train_step(self, data):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
