@@ -6,8 +6,8 @@ they compress like photographs, Pillow quality 90) with a `captions.jsonl`, then
 worker count and prints, per count, rows/s from the command's own report (listing,
 decoding and checking every image, writing the shards), the wall time of the whole
 process, and rows per CPU-second (user + system time of tt and its worker processes,
-start-up included), which other work on the machine changes far less. The load average before and after is printed too: other work on the machine
-slows every number.
+start-up included), which other work on the machine changes far less. The load average
+before and after is printed too: other work on the machine slows every wall-clock number.
 
 Usage:
     python benchmarks/convert_throughput.py --rows 2000 --workers 1 2 --work /tmp/convert_speed
