@@ -104,8 +104,25 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     rewrite_reordered(str(reordered / "shard-00001-of-00002.tfrecord"))
     keys = read_records(str(h / "shard-00001-of-00002.tfrecord"), 16)[0]
     line = assert_one_error(train(tiny_shards, tmp_path / "run_bad", tiny_vit_preset, "--embeddings", str(reordered)),
-                            "shard-00001-of-00002.tfrecord record 0 has key", keys[0].decode(), keys[1].decode())
+                            "shard-00001-of-00002.tfrecord record 0 has the key", keys[0].decode(),
+                            keys[1].decode())
     assert "made for other or reordered data" in line
+
+    # An embedding shard that ends early is named with the record that has no partner.
+    import tensorflow as tf
+
+    from tt_cli.data.lockstep import mismatch_message, read_aligned
+
+    first, short = os.path.join(tiny_shards, "shard-00000-of-00002.tfrecord"), str(tmp_path / "short.tfrecord")
+    with tf.io.TFRecordWriter(short) as writer:
+        for record in list(tf.data.TFRecordDataset(str(h / "shard-00000-of-00002.tfrecord")))[:47]:
+            writer.write(record.numpy())
+    try:
+        list(read_aligned(tf.constant([first, short]), 1))
+        raise AssertionError("a short embedding shard was read")
+    except tf.errors.InvalidArgumentError as e:
+        said = mismatch_message(e)
+    assert said.startswith(f"{first} record 47 has the key ") and f"{short} has no record (the shard ends)" in said
 
     # Another dataset (one of the two shards), another tower, two folders for one tower, old
     # combined shards given as embeddings: each one line, before anything is trained.

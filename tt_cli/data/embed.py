@@ -121,7 +121,11 @@ def _barrier(strategy, workers):
     if workers > 1:
         import tensorflow as tf
 
-        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+        @tf.function  # collectives run eagerly are slow, and TensorFlow warns about it
+        def meet():
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+        meet()
 
 
 def _local_replicas(strategy):

@@ -23,7 +23,9 @@ from tt_cli.data import schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 
 _MISMATCH = "tt: embeddings out of step: "
-_MISMATCH_LINE = re.compile(re.escape(_MISMATCH) + r"(.*?)(?:\]|\n|$)")
+_ADVICE = "the embeddings were made for other or reordered data: embed these shards with `tt data embed`"
+# TensorFlow prints the message inside its own error text: from the marker to the advice.
+_MISMATCH_LINE = re.compile(re.escape(_MISMATCH) + "(.*?" + re.escape(_ADVICE) + ")", re.DOTALL)
 
 
 def read_folder_info(folder):
@@ -101,11 +103,10 @@ def read_aligned(paths, count):
         for i in range(1, count + 1):
             same = tf.logical_and(tf.equal(ends[0], ends[i]), tf.equal(keys[0], keys[i]))
             said = lambda end, key: tf.where(end, tf.constant("no record (the shard ends)"),
-                                             tf.strings.join(["key '", key, "'"]))
+                                             tf.strings.join(["the key ", key]))
             message = tf.strings.join([
                 _MISMATCH, paths[0], " record ", tf.strings.as_string(position), " has ", said(ends[0], keys[0]),
-                ", but ", paths[i], " has ", said(ends[i], keys[i]),
-                "; the embeddings were made for other or reordered data: embed these shards with `tt data embed`",
+                ", but ", paths[i], " has ", said(ends[i], keys[i]), "; ", _ADVICE,
             ])
             with tf.control_dependencies([tf.debugging.Assert(same, [message])]):
                 ends[0] = tf.identity(ends[0])
