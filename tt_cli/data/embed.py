@@ -84,10 +84,12 @@ def _output_names(files):
 
 
 def _read_plan(out_dir):
+    import tensorflow as tf
+
     try:
-        with open(os.path.join(out_dir, PLAN)) as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, PLAN)) as f:
             return json.load(f)
-    except (OSError, ValueError):
+    except (tf.errors.OpError, OSError, ValueError):
         return None
 
 

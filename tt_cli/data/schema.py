@@ -8,7 +8,8 @@ classes, because TensorFlow and the `tfrecord` package register the same proto
 names and can never be imported in one process:
 
 - TensorFlow side: `tf_schema` (feature specs, the one `parse_example` every
-  `tf.data` reader maps over, `example_bytes`, `with_h_embedding`).
+  `tf.data` reader maps over, `example_bytes`, `embedding_example_bytes` for the
+  `(key, h_embedding)` records of an embedding folder, `with_h_embedding`).
 - TF-free side: `example_codec` (`encode_example` / `decode_example` with the
   `tfrecord` package's protobuf).
 
