@@ -7,8 +7,8 @@ own domain (its Places365 experiment) works too. This example
   2. `tt pretrain`s a ViT classifier on it and saves its backbone as a KerasHub preset;
   3. converts a captioned dataset (images + captions.jsonl) for contrastive training;
   4. `tt data embed`s it with that preset: h's embeddings are computed once and stored
-     in the shards, so training skips h's forward pass (tt train notices by itself);
-  5. `tt train --pretrained PRESET` a 3T model on the embedded shards, and evaluates it.
+     beside the shards (keys and embeddings only, no copy of the images);
+  5. `tt train --pretrained PRESET --embeddings FOLDER` a 3T model that never runs h, and evaluates it.
 
 Run it:
     python examples/bring_your_own_classifier.py --size smallest
@@ -59,15 +59,15 @@ def main():
     # 3. Captioned image-text data for the contrastive training.
     train, val = convert_shapes_splits(data, size["num_train"], size["num_val"], size["image_size"], dry)
 
-    # 4. Precompute h once. The shards' dataset.json records the preset and its preprocessing;
-    #    tt train uses the stored embeddings only when they match its --pretrained.
+    # 4. Precompute h once, beside the shards. The folder's dataset.json records the preset and
+    #    its preprocessing; tt train refuses embeddings that do not match its --pretrained.
     embedded = os.path.join(data, "train_shards_h")
     tt(["data", "embed", train, "--pretrained", preset, "--out", embedded, "--overwrite",
         "--batch-size", size["batch_size"]], dry)
 
     # 5. 3T with your classifier as the third tower.
     run = os.path.join(work, "run_3t")
-    tt(["train", "--data", embedded, "--out", run, "--mode", "3t", "--pretrained", preset,
+    tt(["train", "--data", train, "--embeddings", embedded, "--out", run, "--mode", "3t", "--pretrained", preset,
         "--steps", size["steps"], "--vocab-size", 40, "--max-text-len", 16, "--lr", 1e-3,
         "--log-every", max(1, size["steps"] // 4), "--restart", *common], dry)
     templates = os.path.join(data, "templates.txt")

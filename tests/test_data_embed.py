@@ -1,4 +1,4 @@
-"""`tt data embed`: precomputed third-tower embeddings equal running the tower directly.
+"""`tt data embed`: precomputed third-tower embeddings, beside the data, equal running the tower directly.
 
 Conversion and inspection run in `tt` subprocesses (TF-free side); `embed`
 runs in this process through Click's runner (it is TF side).
@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-from data_corpus import decode_pil, good_rows, read_back, run_tt, write_jsonl
+from data_corpus import decode_pil, good_rows, run_tt, write_jsonl
 
 from tt_cli.main import cli
 
@@ -32,22 +32,21 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
     tower = PretrainedTower.from_preset(tiny_vit_preset)
     info = json.loads((out / "dataset.json").read_text())
     assert info["h_embedding"] == {"pretrained": tiny_vit_preset, "preprocessing": tower.preprocessing, "dim": 16}
-    assert info["num_examples"] == 5 and info["class_names"] == ["cat", "dog"]
+    assert info["embeddings_of"] == {"dataset": str(shards), "num_examples": 5, "num_shards": 2}
+    source = json.loads((shards / "dataset.json").read_text())
+    assert info["num_examples"] == 5 and info["shards"] == source["shards"]
 
-    # Everything else is carried over unchanged.
-    _, before = read_back(shards)
-    _, after = read_back(out)
-    assert sorted(before) == sorted(after)
-    for key in before:
-        assert after[key]["image"] == before[key]["image"]
-        assert after[key]["texts"] == before[key]["texts"] and after[key]["label"] == before[key]["label"]
-
+    # Only what is new: per source shard, the keys in its record order and their embeddings.
     spec = {"key": tf.io.FixedLenFeature([], tf.string), "h_embedding": tf.io.FixedLenFeature([16], tf.float32)}
-    files = [str(out / n) for n in info["shards"]]
-    stored = {
-        ex["key"].numpy().decode(): ex["h_embedding"].numpy()
-        for ex in tf.data.TFRecordDataset(files).map(lambda s: tf.io.parse_single_example(s, spec))
-    }
+    stored = {}
+    for name in info["shards"]:
+        records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(out / name))]
+        assert all(sorted(r.features.feature) == ["h_embedding", "key"] for r in records)
+        source_keys = [tf.train.Example.FromString(r.numpy()).features.feature["key"].bytes_list.value[0]
+                       for r in tf.data.TFRecordDataset(str(shards / name))]
+        assert [r.features.feature["key"].bytes_list.value[0] for r in records] == source_keys
+        stored.update({ex["key"].numpy().decode(): ex["h_embedding"].numpy() for ex in
+                       tf.data.TFRecordDataset(str(out / name)).map(lambda s: tf.io.parse_single_example(s, spec))})
     for row in rows:
         # Directly: the source file decoded by Pillow, resized to the tower's input as
         # training feeds h online (antialiased bilinear, rounded to uint8), one at a time.
@@ -62,8 +61,12 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
     assert summary["features"]["h_embedding"] == {"type": "float", "examples": 5}
     assert summary["h_embedding_dims"] == {"16": 5}
 
+    # The same command again has nothing left to do; embeddings of other shards need --overwrite.
     again = CliRunner().invoke(cli, ["data", "embed", str(shards), "--pretrained", tiny_vit_preset, "--out", str(out)])
-    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert again.exit_code == 0 and "(2 already finished)" in again.output, again.output
+    other = CliRunner().invoke(cli, ["data", "embed", str(shards / "shard-00000-of-00002.tfrecord"), "--pretrained",
+                                     tiny_vit_preset, "--out", str(out)])
+    assert other.exit_code == 2 and "--overwrite" in other.output, other.output
 
 
 def test_embed_unavailable_preset_is_a_user_error(tmp_path):

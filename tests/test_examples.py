@@ -116,7 +116,8 @@ def test_bring_your_own_classifier_dry_run(tmp_path):
     assert folder_convert[2].endswith("labelled_images") and flag(pretrain, "--data") == folder_convert[3]
     preset = flag(pretrain, "--out")
     assert flag(embed, "--pretrained") == preset == flag(train, "--pretrained")
-    assert flag(train, "--data") == flag(embed, "--out") and flag(train, "--mode") == "3t"
+    assert flag(train, "--embeddings") == flag(embed, "--out") and flag(train, "--mode") == "3t"
+    assert flag(train, "--data") == embed[2]  # the shards the embeddings were made for
 
 
 def test_multiworker_dry_run_starts_two_workers(tmp_path):

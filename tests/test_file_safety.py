@@ -299,7 +299,8 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
     assert run_tt(["data", "embed", tiny_shards, "--pretrained", tiny_vit_preset, "--out", str(out)]).exit_code == 0
     (out / "notes.txt").write_text("mine")
     first = os.stat(out / "shard-00000-of-00002.tfrecord").st_mtime_ns
-    assert_refused(run_tt(["data", "embed", tiny_shards, "--pretrained", tiny_vit_preset, "--out", str(out)]),
+    one_shard = os.path.join(tiny_shards, "shard-00000-of-00002.tfrecord")  # other data than OUT's embeddings
+    assert_refused(run_tt(["data", "embed", one_shard, "--pretrained", tiny_vit_preset, "--out", str(out)]),
                    "--overwrite")
     assert run_tt(base + [tiny_shards, "--out", str(out)]).exit_code == 0
     assert os.stat(out / "shard-00000-of-00002.tfrecord").st_mtime_ns != first

@@ -150,14 +150,3 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path
     for name, _ in tf.train.list_variables(latest):
         if name.startswith(("model/", "optimizer/_trainable")):
             assert np.all(np.isfinite(reader.get_tensor(name))), name
-
-
-def test_precomputed_embeddings_from_the_same_tower_replace_running_it(tiny_shards, tiny_vit_preset, tmp_path):
-    embedded = str(tmp_path / "embedded")
-    result = run_tt(["data", "embed", tiny_shards, "--pretrained", tiny_vit_preset, "--out", embedded])
-    assert result.exit_code == 0, result.output
-    out = str(tmp_path / "run")
-    result = run_tt(["train", "--data", embedded, "--out", out, "--mode", "3t", "--pretrained",
-                     os.path.relpath(tiny_vit_preset), *TINY_TRAIN_FLAGS])  # the same tower, named differently
-    assert result.exit_code == 0, result.output
-    assert json.load(open(os.path.join(out, "run.json")))["precomputed_h_embedding"] is True

@@ -35,17 +35,19 @@ def _time_batches(iterator, warmup, batches):
 
 
 def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokenizer_path=None,
-                  batches=30, warmup=3, h_image_size=None, log=lambda message: None):
-    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`."""
+                  batches=30, warmup=3, h_image_size=None, log=lambda message: None, embeddings=()):
+    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`;
+    `embeddings`: embedding folders of `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
 
-    from tt_cli.data import pipeline, schema
+    from tt_cli.data import lockstep, pipeline, schema
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
     if not os.path.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
     files, info = schema.resolve_shards(data)
     pipeline.check_features(files)
+    paired = tuple(lockstep.embedding_files(folder, files, info) for folder in embeddings)
     with tempfile.TemporaryDirectory() as tmp:
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
@@ -54,7 +56,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
                                              vocab_size, on_warning=log)
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
         dataset = pipeline.train_dataset(files, batch_size, tuple(image_size), tokenizer,
-                                         h_image_size=h_image_size)
+                                         h_image_size=h_image_size, embeddings=paired)
         try:
             warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)
         except tf.errors.OpError as e:
@@ -71,6 +73,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         "files": len(files),
         "examples": info.num_examples if info else None,
         "image_size": list(image_size),
+        "embeddings": list(embeddings),
         "note": "decode + resize + caption sampling + SentencePiece tokenization + batching; "
                 "no model consuming it, measured after the training steps",
     }

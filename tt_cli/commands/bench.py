@@ -28,11 +28,13 @@ D = BenchSettings()
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
+@click.option("--embeddings", multiple=True,
+              help="Embedding folder(s) of `tt data embed` for --data, read beside the shards as `tt train` does.")
 @click.option("--tokenizer", callback=tokenizer_file,
               help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
 @click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
 @json_option("Also write the results as JSON to this file.")
-def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
+def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
     from tt_cli.bench.report import add_pipeline_ratios, print_results
     from tt_cli.bench.runner import run_bench
@@ -41,6 +43,8 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
 
     if tokenizer is not None and data is None:
         raise InvalidValueError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
+    if embeddings and data is None:
+        raise InvalidValueError("--embeddings are read beside --data; give the shards with --data too.")
     settings = BenchSettings(modes=parse_modes(modes), **flags)
     check_pipeline_inputs(data, tokenizer)
     total = len(settings.modes) * (settings.warmup + settings.steps)
@@ -53,7 +57,7 @@ def bench(modes, data, tokenizer, pipeline_batches, json_path, **flags):
         size = result["header"]["image_size"]
         result["pipeline"] = time_pipeline(data, settings.batch_size, (size, size), settings.max_text_len,
                                            settings.vocab_size, tokenizer_path=tokenizer,
-                                           batches=pipeline_batches, log=STDERR.print)
+                                           batches=pipeline_batches, log=STDERR.print, embeddings=embeddings)
     add_pipeline_ratios(result)
     print_results(result)
     write_result(json_path, result)

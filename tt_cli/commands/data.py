@@ -106,21 +106,30 @@ def tokenizer(shards, out, vocab_size):
 @click.option("--pretrained", required=True,
               help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
 @click.option("--scale", type=SCALE, default="b16", show_default=True, help="Scale that picks the preset for an alias.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the new shards.")
-@click.option("--batch-size", type=COUNT, default=64, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace an existing dataset in OUT.")
-def embed(shards, pretrained, scale, out, batch_size, overwrite):
-    """Run the frozen pretrained tower once over SHARDS; write shards with `h_embedding` to OUT."""
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the embedding shards (one per shard of SHARDS, same names).")
+@click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Global batch (split over replicas).")
+@click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
+@click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
+@json_option("Also write the summary here as JSON.")
+def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path):
+    """Run the frozen pretrained tower once over SHARDS; write only (key, h_embedding) shards to OUT.
+
+    Train with `tt train --data SHARDS --embeddings OUT`. Run it again after an
+    interruption to embed only the unfinished shards."""
     from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.embed import embed_shards
     from tt_cli.data.progress import progress_bar
 
     result = embed_shards(
-        shards, pretrained, out, scale=scale, batch_size=batch_size, overwrite=overwrite,
+        shards, pretrained, out, scale=scale, batch_size=batch_size, overwrite=overwrite, strategy=strategy,
         progress=lambda total: progress_bar(total, "embedding", unit="images"),
         on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
     )
+    rate = f", {result['images_per_second']:,.0f} images/s" if result["images_per_second"] else ""
     STDOUT.print(
-        f"embedded {result['num_examples']:,} images with {result['pretrained']} "
-        f"(dim {result['dim']}) -> {out} in {result['seconds']:.1f} s"
+        f"embedded {result['embedded_now']:,} images in {result['shards_embedded_now']} shard(s) "
+        f"({result['shards_already_finished']} already finished) with {result['pretrained']} "
+        f"(dim {result['dim']}, {result['replicas']} replica(s)) -> {out} in {result['seconds']:.1f} s{rate}"
     )
+    write_result(json_path, result)

@@ -14,6 +14,7 @@ from tt_cli.commands.option_types import (
     VOCAB_SIZE,
     tokenizer_file,
 )
+from tt_cli.errors import InvalidValueError
 from tt_cli.training.config import TrainConfig
 
 D = TrainConfig()  # the defaults, shown in --help
@@ -21,6 +22,9 @@ D = TrainConfig()  # the defaults, shown in --help
 
 @click.command(context_settings={"show_default": True})
 @click.option("--data", help="Training shards: a `tt data convert` directory or a glob. Omit for the built-in demo.")
+@click.option("--embeddings", multiple=True,
+              help="An embedding folder of `tt data embed` for --data (its third tower's embeddings, read beside "
+                   "the shards: h never runs).")
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
 @click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
@@ -55,6 +59,8 @@ D = TrainConfig()  # the defaults, shown in --help
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
     config = TrainConfig(data=data, out=out, **flags)
+    if data is None and config.embeddings:
+        raise InvalidValueError("--embeddings are read beside --data; the demo makes its own data.")
     if data is None:
         from tt_cli.demo.run import run_demo
 

@@ -1,12 +1,22 @@
-"""`tt data embed`: precompute the frozen third tower's embeddings into the shards.
+"""`tt data embed`: the frozen third tower's embeddings, written beside the data.
 
-Reads each shard with `tf.data`, decodes and resizes every image to the tower's
-input size exactly as the training pipeline does for h online
-(`pipeline.decode_image`), runs `PretrainedTower` in batches and
-writes a copy of the shard whose examples also carry `h_embedding`.
-`dataset.json` records which preset and preprocessing produced them, so
-training on these shards can skip h's forward pass. TensorFlow side only:
-never import this module next to the `tfrecord` package.
+For each source shard the output folder gets a shard of the same file name holding,
+in the same record order, only what is new: one `(key, h_embedding)` record per
+source record. Its `dataset.json` names the source dataset (`embeddings_of`), the
+tower and its preprocessing (`h_embedding`). `tt train --data SHARDS --embeddings
+OUT` reads the two in lockstep (`tt_cli.data.lockstep`), so images are never
+decoded at h's resolution and never copied. Several folders for one dataset (one per
+tower) are normal.
+
+Images are decoded and resized to the tower's input exactly as the training pipeline
+does for h online (`pipeline.decode_image`). The tower runs under the run's
+distribution strategy (`training.strategy.make_strategy`): each batch is split over
+the local replicas (all GPUs, TPU cores); with `TF_CONFIG` workers, worker i of n
+takes the shards j with j % n == i. Each shard is written as `NAME.tmp` and renamed
+into place when complete, so a rerun of the same command after an interruption skips
+the shards that are finished (in place and listed in tt's manifest) and writes the
+same files an uninterrupted run would. `dataset.json` is written last. TensorFlow
+side only: never import this module next to the `tfrecord` package.
 
 Example:
 >>> embed_shards("shards/", "imagenet21k", "shards_h/", scale="b16")   # doctest: +SKIP
@@ -14,28 +24,33 @@ Example:
 """
 
 import contextlib
-import dataclasses
+import json
 import os
 import time
 
 from tt_cli import ownership
 from tt_cli.data import schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
+from tt_cli.jsonfile import write_json
 from tt_cli.presets import load_pretrained_tower
+
+COMMAND = "tt data embed"
+# What is being made (source shards, tower, preprocessing): a rerun with the same plan resumes.
+PLAN = ".embed-plan.json"
 
 
 def image_dataset(path, tower, batch_size):
-    """(serialized example, image resized to the tower's size) batches of one shard file."""
+    """(keys, images resized to the tower's size) batches of one shard file, in record order."""
     import tensorflow as tf
 
     from tt_cli.data.pipeline import decode_image
     from tt_cli.data.tf_schema import parse_example
 
     def decode(serialized):
-        features = parse_example(serialized, (schema.IMAGE,))
+        features = parse_example(serialized, (schema.IMAGE, schema.KEY))
         # The training pipeline's own decoding, so that a precomputed embedding equals
         # the one h would compute online from the same record.
-        return serialized, decode_image(features[schema.IMAGE], tower.image_size)
+        return features[schema.KEY], decode_image(features[schema.IMAGE], tower.image_size)
 
     return (
         tf.data.TFRecordDataset(path)
@@ -45,18 +60,14 @@ def image_dataset(path, tower, batch_size):
     )
 
 
-COMMAND = "tt data embed"
-
-
-def _prepare_out_dir(shards, out_dir, overwrite):
-    """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or that
-    holds an earlier embed unless `overwrite` (before anything is read)."""
+def _check_out_dir(shards, out_dir, names):
+    """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or whose
+    names (shards, dataset.json, the plan) hold files tt did not write (before anything is read)."""
     # The folders of the input shards (a single file too: OUT writes its very name).
     inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
     ownership.refuse_overlap(out_dir, inputs, "output folder")
     folder = ownership.OutputFolder(out_dir, COMMAND)
-    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in folder.owned()):
-        raise ConflictError(f"{out_dir} already holds a dataset", ("overwrite", True, "to replace it"))
+    folder.check_free(names + [schema.DATASET_JSON, PLAN], "choose another output folder")
     return folder
 
 
@@ -72,57 +83,168 @@ def _output_names(files):
     return list(seen)
 
 
-def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwrite=False,
-                 progress=None, on_note=None):
-    """Writes `out_dir` = the shards of `shards` plus `h_embedding`; returns a summary dict."""
+def _read_plan(out_dir):
     import tensorflow as tf
 
-    from tt_cli.data.tf_schema import with_h_embedding
+    try:
+        with tf.io.gfile.GFile(os.path.join(out_dir, PLAN)) as f:
+            return json.load(f)
+    except (tf.errors.OpError, OSError, ValueError):
+        return None
+
+
+def _prepare(folder, plan, names, overwrite):
+    """The chief's decision before any shard is written: resume an unfinished (or finished)
+    embed of the same plan, start fresh, or refuse another plan's output without `overwrite`."""
+    out_dir = folder.path
+    owned = folder.owned()
+    entries = names + [schema.DATASET_JSON, PLAN]
+    if PLAN in owned and _read_plan(out_dir) == plan and not overwrite:
+        folder.claim(entries, "choose another output folder")
+        return
+    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
+        raise ConflictError(f"{out_dir} already holds embeddings of another dataset or tower",
+                            ("overwrite", True, "to replace them"))
+    folder.remove_owned()  # an earlier embed's output (with --overwrite)
+    folder.claim(entries, "choose another output folder")
+    write_json(os.path.join(out_dir, PLAN), plan)
+
+
+def _finished(out_dir, names):
+    """The shards renamed into place by tt data embed (in place and listed in its manifest)."""
+    import tensorflow as tf
+
+    owned = ownership.OutputFolder(out_dir, COMMAND).owned()
+    return {n for n in names if n in owned and tf.io.gfile.exists(os.path.join(out_dir, n))}
+
+
+def _barrier(strategy, workers):
+    """Waits for every worker of a multi-worker cluster (a cross-worker sum); nothing on one machine."""
+    if workers > 1:
+        import tensorflow as tf
+
+        @tf.function  # collectives run eagerly are slow, and TensorFlow warns about it
+        def meet():
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+        meet()
+
+
+def _local_replicas(strategy):
+    try:
+        return len(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy: one device
+        return 1
+
+
+def make_embedder(strategy, tower):
+    """`embed(images) -> embeddings` (float32 [B, dim], in image order) running `tower` on
+    every local replica of `strategy`, each on its own contiguous slice of the batch."""
+    import tensorflow as tf
+
+    local = _local_replicas(strategy)
+
+    @tf.function(reduce_retracing=True)
+    def run(values):
+        return strategy.run(lambda images: tower(images, training=False), args=(values,))
+
+    def embed(images):
+        def slice_for(context):
+            # Global replica ids number each worker's replicas consecutively.
+            i, size = context.replica_id_in_sync_group % local, tf.shape(images)[0]
+            return images[i * size // local:(i + 1) * size // local]
+
+        out = run(strategy.experimental_distribute_values_from_function(slice_for))
+        return tf.concat(strategy.experimental_local_results(out), axis=0)
+
+    return embed
+
+
+def _embed_file(file, target, tower, embed, batch_size, advance):
+    """Writes the (key, embedding) records of `file` to `target` (via `target.tmp`); returns their count."""
+    import tensorflow as tf
+
+    from tt_cli.data.tf_schema import embedding_example_bytes
+
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(target + ".tmp") as writer:
+            for keys, images in image_dataset(file, tower, batch_size):
+                embeddings = embed(images).numpy()
+                for key, embedding in zip(keys.numpy(), embeddings):
+                    writer.write(embedding_example_bytes(key, embedding))
+                count += len(embeddings)
+                advance(len(embeddings))
+    except tf.errors.OpError as e:
+        if tf.io.gfile.exists(target + ".tmp"):
+            tf.io.gfile.remove(target + ".tmp")
+        first = (e.message or str(e)).strip().splitlines()[0]
+        raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
+    tf.io.gfile.rename(target + ".tmp", target, overwrite=True)
+    return count
+
+
+def _count_records(files):
+    import tensorflow as tf
+
+    return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
+
+
+def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwrite=False, strategy="auto",
+                 progress=None, on_note=None):
+    """Writes the embedding folder `out_dir` for the dataset `shards`; returns a summary dict.
+
+    `strategy`: a name for `training.strategy.make_strategy` (made before any other
+    TensorFlow op) or a `tf.distribute.Strategy`. `progress(total)` is a context manager
+    yielding `advance(n)` (e.g. `progress.progress_bar`).
+    """
+    from tt_cli.training.strategy import make_strategy, worker_position
 
     start = time.time()
-    folder = _prepare_out_dir(shards, out_dir, overwrite)
+    made = make_strategy(strategy) if isinstance(strategy, str) else strategy  # before any other TF op
     files, info = schema.resolve_shards(shards)
-    out_names = _output_names(files) + [schema.DATASET_JSON]
-    folder.check_free(out_names, "choose another output folder")
-    tower = load_pretrained_tower(pretrained, scale, on_note)
-    run_tower = tf.function(lambda images: tower(images, training=False))
-    folder.remove_owned()  # an earlier embed's shards (with --overwrite)
-    folder.claim(out_names)
-
-    total = info.num_examples if info else None
-    bar = progress(total) if progress else contextlib.nullcontext(lambda n: None)
-    names, count = [], 0
-    with bar as advance:
-        for file in files:
-            name = os.path.basename(file)
-            target = os.path.join(out_dir, name)
-            try:
-                with tf.io.TFRecordWriter(target + ".tmp") as writer:
-                    for serialized, images in image_dataset(file, tower, batch_size):
-                        embeddings = run_tower(images).numpy()
-                        for raw, embedding in zip(serialized.numpy(), embeddings):
-                            writer.write(with_h_embedding(raw, embedding))
-                        count += len(embeddings)
-                        advance(len(embeddings))
-            except tf.errors.OpError as e:
-                if os.path.exists(target + ".tmp"):
-                    os.remove(target + ".tmp")
-                first = (e.message or str(e)).strip().splitlines()[0]
-                raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
-            os.replace(target + ".tmp", target)
-            names.append(name)
-
+    names = _output_names(files)
+    folder = _check_out_dir(shards, out_dir, names)
+    worker, workers = worker_position(made)
+    with made.scope():
+        tower = load_pretrained_tower(pretrained, scale, on_note)
     h_info = {"pretrained": tower.preset, "preprocessing": tower.preprocessing, "dim": tower.output_dim}
-    base = info if info else schema.DatasetInfo(num_examples=count, num_shards=len(names), source=shards)
-    new_info = dataclasses.replace(
-        base, num_examples=count, num_shards=len(names), shards=names, h_embedding=h_info,
-    )
-    schema.write_info(out_dir, new_info)
+    source = os.path.abspath(shards) if os.path.exists(shards) else shards
+    plan = {"source": source, "shards": names, **h_info}
+    if worker == 0:
+        _prepare(folder, plan, names, overwrite)
+    _barrier(made, workers)  # the others start once the chief has claimed the folder
+
+    finished = _finished(out_dir, names)
+    mine = [(f, n) for i, (f, n) in enumerate(zip(files, names)) if i % workers == worker and n not in finished]
+    per_shard = info.num_examples / len(files) if info else None
+    total = round(per_shard * len(mine)) if per_shard is not None else None
+    bar = progress(total) if progress and mine else contextlib.nullcontext(lambda n: None)
+    embed = make_embedder(made, tower)
+    count, embed_start = 0, time.time()
+    with bar as advance:
+        for file, name in mine:
+            count += _embed_file(file, os.path.join(out_dir, name), tower, embed, batch_size, advance)
+    seconds = time.time() - embed_start
+    _barrier(made, workers)  # every shard is in place
+
+    if worker == 0:
+        num_examples = info.num_examples if info else _count_records([os.path.join(out_dir, n) for n in names])
+        schema.write_info(out_dir, schema.DatasetInfo(
+            num_examples=num_examples, num_shards=len(names), source=source, shards=names, h_embedding=h_info,
+            embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
+        ))
     return {
-        "num_examples": count,
+        "embedded_now": count,
         "num_shards": len(names),
+        "shards_embedded_now": len(mine),
+        "shards_already_finished": len(finished),
+        "worker": worker,
+        "workers": workers,
+        "replicas": made.num_replicas_in_sync,
         "pretrained": tower.preset,
         "dim": tower.output_dim,
         "out": os.path.abspath(out_dir),
+        "images_per_second": round(count / seconds, 1) if count and seconds > 0 else None,
         "seconds": round(time.time() - start, 2),
     }

@@ -47,6 +47,10 @@ def describe_read_error(error, files, data):
     """One line for a `tf.data` error while reading `files` (what the user gave as
     `data`): the corrupt shard and byte offset when TensorFlow's offset leads to one
     (it names no file), TensorFlow's own words otherwise, and what to run next."""
+    from tt_cli.data.lockstep import mismatch_message
+
+    if mismatch_message(error):  # the data and an embedding folder disagree: not a corrupt shard
+        return mismatch_message(error)
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
@@ -149,17 +153,22 @@ def check_features(files, need_h_embedding=False):
         )
 
 
-def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep=None, files_ds=None):
+def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep=None, files_ds=None,
+                       read_file=None):
     """(stream position, serialized record) pairs of the shard `files`, read as training and
     `tt pretrain` read them: files interleaved 16 at a time; when `training`, endlessly, with
     the file order and the records shuffled by `seed`. `keep(serialized)` filters records
-    before they are numbered; `files_ds` is the (sharded) dataset of the files to read."""
+    before they are numbered; `files_ds` is the (sharded) dataset of the files to read;
+    `read_file(element of files_ds)` reads one (default: its TFRecords), e.g. a data shard
+    with its embedding shards in lockstep (`lockstep.read_aligned`): whole pairs are shuffled."""
     if files_ds is None:
         files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    if read_file is None:
+        read_file = lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20)  # noqa: E731
     if training:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
     records = files_ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        read_file,
         cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True,
     )
     if keep is not None:
@@ -171,14 +180,21 @@ def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep
 
 
 def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h_embedding_dim=None,
-                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None):
-    """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"]} for training.
+                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None, embeddings=()):
+    """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
-    per-replica batches.
+    per-replica batches. `h_embedding_dim`: the shards hold `h_embedding` themselves.
+    `embeddings`: (embedding shard of each of `files`, width) per embedding folder
+    (`lockstep.embedding_files`), read in lockstep with the shards; folder i gives the
+    batch key `schema.embedding_key(i)` (`h_embedding`, `h_embedding_1`, ...).
     """
-    files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+    from tt_cli.data import lockstep
+
+    paired = [list(files)] + [list(paths) for paths, _ in embeddings]
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
+    read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
     per_pipeline_batch, replicas_per_pipeline = batch_size, 1
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
@@ -190,20 +206,24 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
     # The stream position seeds the caption choice. Resume: drop what earlier steps
     # consumed before paying for decoding it.
-    records = (positioned_records(files, seed, shuffle_buffer, training=True, files_ds=files_ds)
+    records = (positioned_records(files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file)
                .skip(start_step * replicas_per_pipeline * per_pipeline_batch))
     keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if h_embedding_dim else ())
 
-    def parse(position, serialized):
+    def parse(position, record):
+        serialized, embedded = record if embeddings else (record, ())
         example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
         texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
         out = {"image": decode_image(example[schema.IMAGE], image_size, fits), "caption": texts[pick], "fits": fits}
+        for i, (embedding_record, (_, dim)) in enumerate(zip(embedded, embeddings)):
+            parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), dim)
+            out[schema.embedding_key(i)] = parsed[schema.H_EMBEDDING]
         if h_embedding_dim:
             out["h_embedding"] = example[schema.H_EMBEDDING]
-        elif h_image_size is not None:
+        elif h_image_size is not None and not embeddings:
             out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size)
                               else decode_image(example[schema.IMAGE], h_image_size, fits))
         return out

@@ -8,7 +8,8 @@ classes, because TensorFlow and the `tfrecord` package register the same proto
 names and can never be imported in one process:
 
 - TensorFlow side: `tf_schema` (feature specs, the one `parse_example` every
-  `tf.data` reader maps over, `example_bytes`, `with_h_embedding`).
+  `tf.data` reader maps over, `example_bytes`, `embedding_example_bytes` for the
+  `(key, h_embedding)` records of an embedding folder, `with_h_embedding`).
 - TF-free side: `example_codec` (`encode_example` / `decode_example` with the
   `tfrecord` package's protobuf).
 
@@ -69,6 +70,22 @@ def build_example(protos, image, texts, key, label=None, h_embedding=None):
     return serialize(protos.Example(features=protos.Features(feature=features)))
 
 
+def build_embedding_example(protos, key, embedding):
+    """One serialized record of an embedding folder (`tt data embed`): the source record's
+    `key` (bytes, as stored there) and its `h_embedding`, built with `protos` as above."""
+    features = {
+        KEY: protos.Feature(bytes_list=protos.BytesList(value=[key])),
+        H_EMBEDDING: protos.Feature(float_list=protos.FloatList(value=list(map(float, embedding)))),
+    }
+    return serialize(protos.Example(features=protos.Features(feature=features)))
+
+
+def embedding_key(index):
+    """The batch key of the `index`-th embedding folder (pretrained tower) of a run:
+    `h_embedding`, then `h_embedding_1`, `h_embedding_2`, ..."""
+    return H_EMBEDDING if index == 0 else f"{H_EMBEDDING}_{index}"
+
+
 def serialize(example):
     """The bytes of an Example, its features in name order. Protobuf's default order of map
     entries varies from process to process; this makes equal Examples equal bytes, whichever
@@ -102,6 +119,10 @@ class DatasetInfo:
     # Set by `tt data embed`: {"pretrained": ..., "preprocessing": {...}, "dim": ...}
     h_embedding: dict = None
     shards: list = None  # file names, relative to the dataset directory
+    # Set on an embedding folder of `tt data embed` (shards of (key, h_embedding) beside a
+    # dataset, one per source shard, same names, same record order): the source dataset,
+    # {"dataset": absolute path or glob, "num_examples": ..., "shards": [names]}.
+    embeddings_of: dict = None
 
     def to_json(self):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

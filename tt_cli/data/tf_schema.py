@@ -57,6 +57,11 @@ def with_h_embedding(serialized, embedding):
     return schema.serialize(example)
 
 
+def embedding_example_bytes(key, embedding):
+    """One record of an embedding folder: the source record's `key` (bytes) and `embedding`."""
+    return schema.build_embedding_example(tf.train, key, embedding)
+
+
 def feature_names(serialized):
     """The names of the features of one serialized Example; raises
     `google.protobuf.message.DecodeError` when it is not one."""

@@ -28,12 +28,32 @@ class Built:
     tower: object
     precomputed: bool
     scale: object  # models.scales.Scale
+    # (embedding shard of each training shard, width) per `--embeddings` folder, read in lockstep
+    embeddings: tuple = ()
 
 
 def _use_precomputed(info, tower):
     """Precomputed h embeddings count only if the same model and preprocessing made them."""
     made = (info.h_embedding or {}) if info else {}
     return bool(made) and made.get("pretrained") == tower.preset and made.get("preprocessing") == tower.preprocessing
+
+
+def embedding_folders(folders, towers, files, info):
+    """(embedding shards, width) of each embedding folder, after checking it against the
+    training shards and its tower (folder i belongs to tower i); one line when it does not fit."""
+    from tt_cli.data.lockstep import check_tower, embedding_files
+    from tt_cli.errors import InvalidValueError
+
+    if folders and not towers:
+        raise InvalidValueError("embeddings are the third tower's; a CLIP run has none (train 3t or lit).")
+    if len(folders) > len(towers):
+        raise InvalidValueError(f"{len(folders)} embedding folders for {len(towers)} pretrained tower(s): "
+                                "give one embedding folder per tower.")
+    paired = []
+    for folder, tower in zip(folders, towers):
+        check_tower(folder, tower)
+        paired.append(embedding_files(folder, files, info))
+    return tuple(paired)
 
 
 def build_training(config, runtime, tokenizer, info, files, steps, log):
@@ -51,8 +71,10 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
     with runtime.strategy.scope():
         tower = load_pretrained_tower(config.pretrained, config.scale, log) if config.mode != "clip" else None
-        precomputed = tower is not None and _use_precomputed(info, tower)
-        check_features(files, need_h_embedding=precomputed)
+        embeddings = embedding_folders(config.embeddings, [tower] if tower is not None else [], files, info)
+        # Embeddings beside the data, else embeddings inside the shards (an earlier `tt data embed`).
+        precomputed = tower is not None and (bool(embeddings) or _use_precomputed(info, tower))
+        check_features(files, need_h_embedding=precomputed and not embeddings)
         model = ThreeTowers.from_scale(
             scale, mode=config.mode, vocab_size=tokenizer.vocab_size, max_len=config.max_text_len,
             pretrained_tower=tower, pooling=config.pooling, aux_weight=config.aux_weight,
@@ -69,4 +91,4 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints,
                                          step_counter=optimizer.iterations)
     return Built(model=model, optimizer=optimizer, schedule=schedule, warmup=warmup, checkpoint=checkpoint,
-                 manager=manager, tower=tower, precomputed=precomputed, scale=scale)
+                 manager=manager, tower=tower, precomputed=precomputed, scale=scale, embeddings=embeddings)

@@ -18,6 +18,8 @@ MODEL_KEYS = ("mode", "scale", "pretrained", "pooling", "aux_weight", "lit_head"
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     data: str = None
+    # Embedding folders of `tt data embed` for `data`, read beside it: one per pretrained tower.
+    embeddings: tuple = ()
     out: str = "runs/tt"
     val_data: str = None
     mode: str = "3t"

@@ -8,7 +8,8 @@ Example:
 
 def training_input(config, runtime, files, tokenizer, built, start_step):
     """A distributed dataset: each input pipeline (worker) reads its own shards. The frozen
-    tower's images are decoded at its own size unless the shards hold its embeddings."""
+    tower's images are decoded at its own size unless the shards, or embedding folders
+    beside them, hold its embeddings."""
     from tt_cli.data.pipeline import train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
 
@@ -20,6 +21,6 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
     return runtime.strategy.distribute_datasets_from_function(lambda ctx: train_dataset(
         files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
         h_image_size=h_size,
-        h_embedding_dim=tower.output_dim if precomputed else None, seed=config.seed, start_step=start_step,
-        shuffle_buffer=config.shuffle_buffer, input_context=ctx,
+        h_embedding_dim=tower.output_dim if precomputed and not built.embeddings else None, seed=config.seed,
+        start_step=start_step, shuffle_buffer=config.shuffle_buffer, input_context=ctx, embeddings=built.embeddings,
     ))

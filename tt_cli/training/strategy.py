@@ -85,6 +85,18 @@ def worker_id(strategy):
     return 0 if resolver is None or resolver.task_id is None else int(resolver.task_id)
 
 
+def worker_position(strategy):
+    """(this worker's index, the number of workers) of a multi-worker cluster, the chief
+    first; (0, 1) on one machine. For work split by worker (each takes every n-th shard)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if chiefs + workers <= 1:
+        return 0, 1
+    index = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+    return index, chiefs + workers
+
+
 def strategy_name(strategy):
     """The public name of a strategy (TF's multi-worker class is called CollectiveAllReduceStrategy)."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
