@@ -40,7 +40,7 @@ from tt_cli.errors import InvalidValueError, UnreadableDataError
 DEFAULT_BATCH_SIZE = 128
 NO_LABEL = schema.NO_LABEL
 THUMBNAIL_SIZE = 96
-THUMBNAIL_QUALITY = 80
+THUMBNAIL_QUALITY = 90
 
 
 @dataclasses.dataclass
@@ -84,7 +84,8 @@ def thumbnail_jpeg(image, image_size):
     if scale < 1.0:
         size = tuple(max(1, round(s * scale)) for s in image_size)
         image = tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
-    return tf.io.encode_jpeg(image, quality=THUMBNAIL_QUALITY)
+    # Full-resolution colour: small thumbnails lose too much of it to chroma subsampling.
+    return tf.io.encode_jpeg(image, quality=THUMBNAIL_QUALITY, chroma_downsampling=False)
 
 
 def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False):
