@@ -223,3 +223,55 @@ def test_run_report_sections_galleries_and_confusion_match_numpy(report, truth, 
     # The whole page stays small: 36 thumbnails of ~1 kB and five curves.
     assert os.path.getsize(out) < 1_000_000
 
+
+
+def confusion_counts(tree):
+    return [int(td.attrs["data-count"]) for td in tree.section("zero-shot").find("td", "cm")]
+
+
+def test_eval_reports_put_runs_side_by_side_and_own_their_file(tmp_path, report, tiny_run, tiny_val_shards):
+    out, run_page, _ = report
+    first, second = tiny_run("3t"), tiny_run("clip")
+    page = tmp_path / "retrieval.html"
+    result = run_tt(["eval", "retrieval", first, "--data", tiny_val_shards, "--ensemble", second, "--alpha", "0.5",
+                     "--report", str(page), "--samples", "4"])
+    assert result.exit_code == 0, result.output
+    tree = Tree(page.read_text(encoding="utf-8"))
+    assert [s.attrs["id"] for s in tree.root.find("section")] == ["image-to-text", "text-to-image"]
+    names = [os.path.basename(first), os.path.basename(second)]
+    for section_id, thumbnails in (("image-to-text", 4), ("text-to-image", 4 * 5 * 2)):
+        gallery = tree.section(section_id)
+        assert [th.text for th in gallery.find("th")][1:] == names
+        assert len(gallery.find("img")) == thumbnails
+        assert all(len(row.find("td")) >= 3 for row in gallery.find("tr", "query"))
+    assert len(tree.section("image-to-text").find("li", "hit") + tree.section("image-to-text").find("li", "miss")) \
+        == 4 * 5 * 2
+
+    # Zero-shot with the run report's prompts: the same matrix from the evaluation's own probabilities.
+    templates = os.path.join(os.path.dirname(out), "templates.txt")
+    zero_shot_page = tmp_path / "zero_shot.html"
+    result = run_tt(["eval", "zero-shot", first, "--data", tiny_val_shards, "--templates", templates,
+                     "--report", str(zero_shot_page)])
+    assert result.exit_code == 0, result.output
+    tree = Tree(zero_shot_page.read_text(encoding="utf-8"))
+    assert [s.attrs["id"] for s in tree.root.find("section")] == ["zero-shot"]
+    assert confusion_counts(tree) == confusion_counts(run_page)
+
+    # The file is tt's: a report replaces its own page, never an input or a file of the user's.
+    again = run_tt(["report", first, "--out", out])
+    assert again.exit_code == 0, again.output
+    assert [s.attrs["id"] for s in Tree(open(out, encoding="utf-8").read()).root.find("section")] == [
+        "settings", "curves"]
+    mine = tmp_path / "notes.html"
+    mine.write_text("the user's own")
+    for args, words in ((["report", first, "--out", str(mine)], "tt did not write it"),
+                        (["report", first, "--out", os.path.join(first, "run.json")], "is the input"),
+                        (["report", first, "--data", tiny_val_shards, "--out",
+                          os.path.join(tiny_val_shards, "page.html")], "lies inside the input"),
+                        (["eval", "zero-shot", first, "--data", tiny_val_shards, "--report",
+                          os.path.join(tiny_val_shards, "dataset.json")], "lies inside the input"),
+                        (["report", str(tmp_path)], "not a run directory")):
+        refused = run_tt(args)
+        assert refused.exit_code == 2 and words in refused.output and "Traceback" not in refused.output, args
+        assert len(refused.output.strip().splitlines()) == 1
+    assert mine.read_text() == "the user's own"
