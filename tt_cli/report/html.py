@@ -22,7 +22,7 @@ table { border-collapse: collapse; } td, th { padding: 3px 8px; vertical-align: 
 .settings { columns: 3 280px; column-gap: 24px; font-size: 0.85em; }
 .settings div { break-inside: avoid; border-bottom: 1px solid #eee; padding: 1px 0; overflow-wrap: anywhere; }
 .settings .name { color: #555; display: inline-block; min-width: 11em; }
-.curves { display: flex; flex-wrap: wrap; gap: 6px; } .curves img { width: 400px; }
+.curves { display: flex; flex-wrap: wrap; gap: 6px; } .curves img { width: 370px; }
 .gallery > tbody > tr { border-top: 1px solid #ddd; }
 .gallery img { width: 96px; height: 96px; image-rendering: pixelated; object-fit: contain; background: #eee; }
 .gallery ol { margin: 0; padding-left: 1.6em; }
