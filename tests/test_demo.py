@@ -65,6 +65,14 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     results = json.load(open(os.path.join(out, "demo_results.json")))
     assert results["num_images"] == 64 and results["num_classes"] == 18
     assert all(0 <= results["results"][k] <= 1 for k in ("top1", "image_to_text_R@1", "text_to_image_R@5"))
+    # The run's report, written at the end, and where it is said.
+    report = os.path.join(out, "report.html")
+    assert f"report: {report}" in " ".join(output.split())
+    page = open(report, encoding="utf-8").read()
+    for section in ("settings", "curves", "image-to-text", "text-to-image", "zero-shot"):
+        assert f'<section id="{section}">' in page
+    manifest = json.load(open(os.path.join(out, ".tt-manifest.json")))
+    assert manifest["entries"]["report.html"]["command"] == "tt report"
 
 
 def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, monkeypatch):

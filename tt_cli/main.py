@@ -31,3 +31,4 @@ from tt_cli.commands.eval import eval_group; cli.add_command(eval_group)  # noqa
 from tt_cli.commands.bench import bench; cli.add_command(bench)  # noqa: E402
 from tt_cli.commands.export import export; cli.add_command(export)  # noqa: E402
 from tt_cli.commands.pretrain import pretrain; cli.add_command(pretrain)  # noqa: E402
+from tt_cli.commands.report import report; cli.add_command(report)  # noqa: E402

@@ -9,6 +9,7 @@ import click
 from tt_cli.commands import option_types
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT
+from tt_cli.commands.report import SAMPLE_SEED, SAMPLES
 from tt_cli.errors import InvalidValueError
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
@@ -20,17 +21,38 @@ ALPHA = click.option("--alpha", type=option_types.ALPHA,
                      help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
                           "[default with --ensemble: auto].")
 
+REPORT = click.option("--report", "report_path", type=click.Path(dir_okay=False),
+                      help="Also write an HTML page of this evaluation (see `tt report`).")
+
 
 def _check_alpha_has_ensemble(other_run, alpha):
     if alpha is not None and other_run is None:
         raise InvalidValueError("--alpha needs --ensemble OTHER_RUN.")
 
 
-def _finish(result, json_path):
+def _report_folder(report_path, runs, data, *files):
+    """Checks `--report FILE` before any work (None without one); `_finish` writes it."""
+    if not report_path:
+        return None
+    from tt_cli.report import build
+
+    return build.prepare_report_path(report_path, build.report_inputs(runs, data, files), "--report")
+
+
+def _finish(result, json_path, report=None, samples=None, seed=None):
+    """Prints the result, writes --json, and --report from `report` = (path, folder, [(run name, evaluation)])."""
     from tt_cli.eval.report import print_result
 
     print_result(result)
     write_result(json_path, result)
+    if report and report[0]:
+        from tt_cli.console import STDOUT
+        from tt_cli.report.build import DEFAULT_SAMPLES, DEFAULT_SEED, eval_report
+
+        path, folder, evaluations = report
+        written = eval_report(path, result, evaluations, samples or DEFAULT_SAMPLES,
+                              DEFAULT_SEED if seed is None else seed, folder)
+        STDOUT.print(f"report: {written['path']} ({written['bytes'] / 1e3:,.0f} kB)")
 
 
 @click.group("eval")
@@ -49,13 +71,16 @@ def eval_group():
 @ALPHA
 @BATCH_SIZE
 @JSON
-def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, json_path):
+@REPORT
+def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path):
     """Zero-shot classification of RUN on --data: top-1, top-5, mean per-class recall."""
     from tt_cli.eval.evaluate import zero_shot_report
 
     _check_alpha_has_ensemble(other_run, alpha)
-
-    _finish(zero_shot_report(run, data, classnames, templates, other_run, alpha, batch_size), json_path)
+    folder = _report_folder(report_path, [run, other_run], data, classnames)
+    collected = [] if report_path else None
+    result = zero_shot_report(run, data, classnames, templates, other_run, alpha, batch_size, collect=collected)
+    _finish(result, json_path, (report_path, folder, collected))
 
 
 @eval_group.command()
@@ -65,13 +90,18 @@ def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, js
 @ALPHA
 @BATCH_SIZE
 @JSON
-def retrieval(run, data, other_run, alpha, batch_size, json_path):
+@REPORT
+@SAMPLES
+@SAMPLE_SEED
+def retrieval(run, data, other_run, alpha, batch_size, json_path, report_path, samples, seed):
     """Image<->text retrieval of RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
     from tt_cli.eval.evaluate import retrieval_report
 
     _check_alpha_has_ensemble(other_run, alpha)
-
-    _finish(retrieval_report(run, data, other_run, alpha, batch_size), json_path)
+    folder = _report_folder(report_path, [run, other_run], data)
+    collected = [] if report_path else None
+    result = retrieval_report(run, data, other_run, alpha, batch_size, collect=collected)
+    _finish(result, json_path, (report_path, folder, collected), samples, seed)
 
 
 @eval_group.command()

@@ -7,6 +7,8 @@
 3. Trains 3T at the `tiny` scale (settings in `settings.py`; the flags the user gave win).
 4. Prints zero-shot accuracy and retrieval recall on the held-out split beside
    chance, and writes them to `OUT/demo_results.json`.
+5. Writes the run's HTML report (`tt report`: settings, curves, galleries and the
+   zero-shot confusion on the held-out split) to `OUT/report.html` and says where.
 
 Example:
 >>> from tt_cli.training.config import TrainConfig
@@ -47,6 +49,7 @@ def run_demo(config, explicit=frozenset()):
     log(f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
         f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}")
     _quiet_tensorflow()
+    _check_report_path(config.out)
     data_dir = os.path.join(config.out, "demo_data")
     train_data = demo_split(data_dir, "train", settings.num_train, DEMO.train_seed, settings.image_size)
     val_data = demo_split(data_dir, "val", settings.num_val, DEMO.val_seed, settings.image_size)
@@ -73,4 +76,24 @@ def run_demo(config, explicit=frozenset()):
         "seconds": seconds, "mode": config.mode, "scale": config.scale, "steps": config.steps,
         "pretrained": config.pretrained if config.mode != "clip" else None, "templates": DEMO_TEMPLATES,
     })
+    _write_report(config, result, val_data, log)
     return result.logs
+
+
+def _check_report_path(out):
+    """Before training: OUT/report.html must be free or an earlier report of tt's."""
+    from tt_cli.report.build import default_path, prepare_report_path
+
+    prepare_report_path(default_path(out), [])
+
+
+def _write_report(config, result, val_data, log):
+    """The run's report on the held-out split, from the model in memory."""
+    from tt_cli.report.build import default_path, run_report
+    from tt_cli.run_dir import Run, latest_checkpoint, read_run_config
+
+    step = int(latest_checkpoint(config.out).rsplit("-", 1)[1])  # checkpoints are numbered by step
+    run = Run(config.out, read_run_config(config.out), result.model, result.tokenizer, step)
+    written = run_report(config.out, val_data, default_path(config.out), templates=DEMO_TEMPLATES, run=run)
+    log(f"[bold]report[/]: {written['path']} ({written['bytes'] / 1e3:,.0f} kB; settings, training curves, "
+        "retrieval galleries and zero-shot confusion on the held-out split): open it in a browser")

@@ -7,6 +7,10 @@ Batches run through a `tf.function` of `model.encode_image`; captions are
 tokenized with the run's tokenizer and embedded with `model.encode_text`. Both
 show a rich progress bar on stderr.
 
+With `thumbnails=True` the same `tf.data` map also JPEG-encodes each image as the
+model saw it, shrunk to at most `THUMBNAIL_SIZE` pixels (`tt report`'s galleries):
+no image is decoded twice. They cost about 1-3 KB of memory per image.
+
 Equal inputs get one embedding: each distinct caption string is embedded once,
 and an image whose pixels (as the model sees them, after decoding and resizing)
 equal an earlier one's gets that image's embedding. A second forward pass of the
@@ -35,6 +39,8 @@ from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 DEFAULT_BATCH_SIZE = 128
 NO_LABEL = schema.NO_LABEL
+THUMBNAIL_SIZE = 96
+THUMBNAIL_QUALITY = 90
 
 
 @dataclasses.dataclass
@@ -46,32 +52,52 @@ class EncodedImages:
     captions: list  # N lists of caption strings
     keys: list  # N source ids
     info: object = None  # schema.DatasetInfo, when the shards came from a dataset directory
+    thumbnails: list = None  # N JPEG byte strings, when asked for
 
 
-def parse_example(serialized, image_size):
-    """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}."""
+def parse_example(serialized, image_size, thumbnails=False):
+    """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}
+    (and "thumbnail", JPEG bytes of that image, with `thumbnails`)."""
     # The training pipeline's own decode + resize, so that evaluation sees what training saw.
     from tt_cli.data.pipeline import decode_image
     from tt_cli.data.tf_schema import parse_example as parse_features
 
     features = parse_features(serialized, (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY))
-    return {
+    example = {
         "image": decode_image(features[schema.IMAGE], image_size),
         "texts": features[schema.TEXTS],
         "label": features[schema.LABEL],
         "key": features[schema.KEY],
     }
+    if thumbnails:
+        example["thumbnail"] = thumbnail_jpeg(example["image"], image_size)
+    return example
 
 
-def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE):
+def thumbnail_jpeg(image, image_size):
+    """JPEG bytes of a decoded uint8 image, shrunk (never enlarged) to fit THUMBNAIL_SIZE."""
+    import tensorflow as tf
+
+    from tt_cli.data.pipeline import resize
+
+    scale = min(1.0, THUMBNAIL_SIZE / max(image_size))
+    if scale < 1.0:
+        size = tuple(max(1, round(s * scale)) for s in image_size)
+        image = tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
+    # Full-resolution colour: small thumbnails lose too much of it to chroma subsampling.
+    return tf.io.encode_jpeg(image, quality=THUMBNAIL_QUALITY, chroma_downsampling=False)
+
+
+def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False):
     """Batches of {"image": uint8 [B, H, W, 3], "texts": string [B, n] padded
-    with b"", "label": int64 [B], "key": string [B]}, in file order, prefetched."""
+    with b"", "label": int64 [B], "key": string [B]} (and "thumbnail": string [B]
+    with `thumbnails`), in file order, prefetched."""
     import tensorflow as tf
 
     size = tuple(int(s) for s in image_size)
 
     def parse(serialized):
-        return parse_example(serialized, size)
+        return parse_example(serialized, size, thumbnails)
 
     return (
         tf.data.TFRecordDataset(list(files))
@@ -103,7 +129,7 @@ def _bar(total, description, show_progress):
     return progress_bar(total, description, unit="images" if "image" in description else "texts")
 
 
-def _resolve(data, image_size, batch_size):
+def _resolve(data, image_size, batch_size, thumbnails=False):
     """(tf.data.Dataset, DatasetInfo or None, total or None) for a path, a file list or a dataset."""
     import tensorflow as tf
 
@@ -114,11 +140,11 @@ def _resolve(data, image_size, batch_size):
     else:
         files, info = schema.resolve_shards(str(data))
     total = info.num_examples if info else None
-    return eval_dataset(files, image_size, batch_size), info, total
+    return eval_dataset(files, image_size, batch_size, thumbnails), info, total
 
 
 def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
-                  description="encoding images"):
+                  description="encoding images", thumbnails=False):
     """Embeds every image of `data` with `model.encode_image`.
 
     Args:
@@ -126,12 +152,14 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
       data: a dataset directory or shard glob, a list of shard files, or a
         `tf.data.Dataset` of batches shaped like `eval_dataset`'s (at least "image").
       batch_size: images per forward pass (ignored for a ready dataset).
+      thumbnails: also keep a small JPEG of each image (`EncodedImages.thumbnails`);
+        a ready dataset must then carry "thumbnail".
     """
     import tensorflow as tf
 
-    dataset, info, total = _resolve(data, model.image_size, batch_size)
+    dataset, info, total = _resolve(data, model.image_size, batch_size, thumbnails)
     encode = _encoder(model, "image")
-    embeddings, labels, captions, keys, fingerprints = [], [], [], [], []
+    embeddings, labels, captions, keys, fingerprints, jpegs = [], [], [], [], [], []
     try:
         with _bar(total, description, show_progress) as advance:
             for batch in dataset:
@@ -144,6 +172,8 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
                 else:
                     captions += [[] for _ in range(n)]
                 keys += [k.decode("utf-8") for k in batch["key"].numpy()] if "key" in batch else [""] * n
+                if thumbnails:
+                    jpegs += list(batch["thumbnail"].numpy())
                 advance(n)
     except tf.errors.OpError as e:
         if isinstance(data, str):  # shards the user named: find the corrupt one
@@ -156,7 +186,7 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
         raise UnreadableDataError(f"{data}: no examples to evaluate.")
     return EncodedImages(
         share_duplicates(np.concatenate(embeddings).astype(np.float32), fingerprints),
-        np.concatenate(labels).astype(np.int64), captions, keys, info,
+        np.concatenate(labels).astype(np.int64), captions, keys, info, jpegs if thumbnails else None,
     )
 
 

@@ -3,7 +3,8 @@
 The Click commands call these and print the result; they read only run
 directories (`load_run`) and shards made by `tt data convert`. Every result is
 JSON-able: {"task", "data", "evaluated_on", "models": [one dict per run], and
-"ensemble" when a second run was given}.
+"ensemble" when a second run was given}. With `collect` (a list) zero-shot and
+retrieval also append each run's scores and thumbnails for `--report`.
 
 Example:
 >>> result = zero_shot_report("runs/3t", "shards/val", templates="simple",
@@ -65,8 +66,16 @@ def _ensemble(alpha, n, score):
     return best, rest, info
 
 
+def _collect(collect, run, images, **scores):
+    """With `collect` (a list), adds (run name, `tt_cli.report.evaluation.RunEvaluation`) for `--report`."""
+    if collect is not None:
+        from tt_cli.report.evaluation import from_encoded
+
+        collect.append((_describe(run)["name"], from_encoded(_describe(run)["name"], images, **scores)))
+
+
 def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run=None, alpha=None,
-                     batch_size=encode.DEFAULT_BATCH_SIZE):
+                     batch_size=encode.DEFAULT_BATCH_SIZE, collect=None):
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dir, other_run)
     _, info = schema.resolve_shards(data)
@@ -75,11 +84,13 @@ def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run
     runs = _load_runs(run_dir, other_run)
     probs, labels, models = [], None, []
     for run in runs:
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})")
+        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})",
+                                      thumbnails=collect is not None)
         zero_shot.check_labels(images.labels, data, len(class_names))
         labels = images.labels
         probs.append(zero_shot.zero_shot_probabilities(run.model, run.tokenizer, images, class_names,
                                                        template_list, batch_size))
+        _collect(collect, run, images, probabilities=probs[-1], class_names=class_names)
         models.append(dict(_describe(run), temperature=zero_shot.temperature(run.model)))
     n = len(labels)
     result = {"task": "zero-shot", "data": data, "num_classes": len(class_names),
@@ -99,16 +110,18 @@ def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run
 
 
 def retrieval_report(run_dir, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE,
-                     ks=retrieval.KS):
+                     ks=retrieval.KS, collect=None):
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dir, other_run)
     schema.resolve_shards(data)
     runs = _load_runs(run_dir, other_run)
     similarities, pairs, models = [], None, []
     for run in runs:
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})")
+        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})",
+                                      thumbnails=collect is not None)
         retrieval.check_captions(images.captions, data)
         similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
+        _collect(collect, run, images, similarity=similarity)
         similarities.append(similarity)
         models.append(_describe(run))
     n = similarities[0].shape[0]
