@@ -21,5 +21,5 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
         files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
         h_image_size=h_size,
         h_embedding_dim=tower.output_dim if precomputed else None, seed=config.seed, start_step=start_step,
-        shuffle_buffer=config.shuffle_buffer, input_context=ctx,
+        shuffle_buffer=config.shuffle_buffer, input_context=ctx, augment=config.augment,
     ))
