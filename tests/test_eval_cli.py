@@ -310,7 +310,8 @@ def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval
     assert all(name in output for name in names), output
     # One table, a column per run: each row holds every run's number.
     row = next(line for line in output.splitlines() if "text→image R@10" in line)
-    assert [cell.strip() for cell in row.split("│")[2:-1]] == [f"{100 * m['text_to_image_R@10']:.2f}" for m in together["models"]], row
+    cells = [cell.strip() for cell in row.split("│")[2:-1]]
+    assert cells == [f"{100 * m['text_to_image_R@10']:.2f}" for m in together["models"]], row
     for run_dir, model in zip((clip, three_towers), together["models"]):
         (alone,) = run_json(tmp_path, "retrieval", run_dir, "--data", eval_shards)[0]["models"]
         assert {k: v for k, v in model.items() if "_R@" in k} == {k: v for k, v in alone.items() if "_R@" in k}

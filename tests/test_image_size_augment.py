@@ -135,4 +135,5 @@ def test_augment_is_off_by_default_and_a_resume_keeps_it_and_the_image_size(tiny
 def test_image_settings_a_run_cannot_use_are_one_line(tiny_shards, tmp_path, args, words):
     result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), *args, *TINY_TRAIN_FLAGS])
     assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output
-    assert result.output.startswith("Error:") and result.output.count("Error:") == 1 and not os.path.exists(tmp_path / "run" / "checkpoints")
+    assert result.output.startswith("Error:") and result.output.count("Error:") == 1
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
