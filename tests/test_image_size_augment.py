@@ -69,7 +69,7 @@ def batches(files, tokenizer, count, **kwargs):
     return [{k: v.numpy() for k, v in batch.items()} for batch in dataset.take(count)]
 
 
-def test_augmented_stream_resumes_exactly_and_crops_only_the_main_towers_input(pipeline_inputs):
+def test_streams_resume_exactly_with_and_without_augment_and_crops_touch_only_the_main_tower(pipeline_inputs):
     files, tokenizer = pipeline_inputs
     augmented = batches(files, tokenizer, 5, augment=True)
     resumed = batches(files, tokenizer, 3, augment=True, start_step=2)
@@ -78,6 +78,9 @@ def test_augmented_stream_resumes_exactly_and_crops_only_the_main_towers_input(p
             np.testing.assert_array_equal(straight[key], again[key], err_msg=key)
 
     plain = batches(files, tokenizer, 5)
+    for straight, again in zip(plain[2:], batches(files, tokenizer, 3, start_step=2)):
+        for key in ("image", "h_image", "tokens"):
+            np.testing.assert_array_equal(straight[key], again[key], err_msg=key)
     for crops, whole in zip(augmented, plain):
         # Same records, same captions: augmentation changes the main tower's pixels only.
         np.testing.assert_array_equal(crops["tokens"], whole["tokens"])

@@ -42,7 +42,7 @@ class TrainConfig:
     tokenizer: str = None  # a SentencePiece model; trained on the captions when not given
     seed: int = 0
     shuffle_buffer: int = 10_000
-    augment: bool = False  # random resized crops of the main image tower's input (`pipeline.random_resized_crop`)
+    augment: bool = False  # random resized crops of the main image tower's input (`pipeline.random_crop`)
     strategy: str = "auto"
     precision: str = "auto"
     jit: bool = None  # None: on where it works (accelerators), off on CPU
