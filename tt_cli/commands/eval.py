@@ -15,7 +15,7 @@ from tt_cli.errors import InvalidValueError
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
 JSON = json_option("Also write the results here as JSON.")
-RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path())
+RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(), metavar="RUN...")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
                         help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN "
                              "(with one RUN only).")
