@@ -317,13 +317,16 @@ def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval
         assert {k: v for k, v in model.items() if "_R@" in k} == {k: v for k, v in alone.items() if "_R@" in k}
     assert together["num_images"] == 24
 
-    # One run twice: two columns of equal numbers, told apart by name.
-    twice, _ = run_json(tmp_path, "zero-shot", clip, clip, "--data", eval_shards, "--templates", "simple")
-    first, second = twice["models"]
-    assert second["name"] == first["name"] + " (2)"
-    assert all(first[k] == second[k] for k in ("top1", "top5", "mean_per_class_recall"))
     with_ensemble = invoke("retrieval", clip, three_towers, "--data", eval_shards, "--ensemble", clip)
     assert with_ensemble.exit_code == 2 and "--ensemble combines one RUN" in with_ensemble.output
+
+
+def test_columns_are_named_by_run_folder_and_told_apart():
+    from tt_cli.eval.evaluate import column_names
+
+    assert column_names(["runs/clip", "runs/3t"]) == ["clip", "3t"]
+    # Two runs of one name: as much of their paths as differs; one run given twice: numbered.
+    assert column_names(["a/run", "b/run", "a/run/"]) == ["a/run", "b/run", "a/run (2)"]
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, tiny_run, eval_shards):
