@@ -43,6 +43,25 @@ class Scale:
     def to_json(self):
         return dataclasses.asdict(self)
 
+    def at_image_size(self, image_size):
+        """This scale with its image tower at `image_size` x `image_size` (None: its own).
+
+        Only the number of patches changes: the patch size stays the scale's and the
+        position embeddings follow the patch grid. `ValueError` unless `image_size` is a
+        multiple of the patch size (a ViT cuts the image into whole patches).
+
+        Example:
+        >>> get_scale("tiny").at_image_size(48).image_size
+        48
+        """
+        if image_size is None or image_size == self.image_size:
+            return self
+        if image_size < self.patch_size or image_size % self.patch_size:
+            below = max(image_size // self.patch_size, 1) * self.patch_size
+            raise ValueError(f"image size {image_size}: must be a multiple of the {self.name} scale's patch size "
+                             f"{self.patch_size} (e.g. {below} or {below + self.patch_size})")
+        return dataclasses.replace(self, image_size=image_size)
+
 
 def _vit(name, patch, width, depth, heads, mlp):
     return Scale(name, 224, patch, width, depth, heads, mlp, embed_dim=width)

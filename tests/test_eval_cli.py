@@ -301,6 +301,34 @@ def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_pat
     assert auto["num_examples"] == 12 and "picked on a held-out half" in " ".join(output.split())
 
 
+def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval_shards):
+    clip, three_towers = tiny_run("clip"), tiny_run("3t")
+    together, output = run_json(tmp_path, "retrieval", clip, three_towers, "--data", eval_shards)
+    assert [m["run"] for m in together["models"]] == [clip, three_towers]
+    names = [m["name"] for m in together["models"]]
+    assert names == [os.path.basename(clip), os.path.basename(three_towers)]
+    assert all(name in output for name in names), output
+    # One table, a column per run: each row holds every run's number.
+    row = next(line for line in output.splitlines() if "text→image R@10" in line)
+    cells = [cell.strip() for cell in row.split("│")[2:-1]]
+    assert cells == [f"{100 * m['text_to_image_R@10']:.2f}" for m in together["models"]], row
+    for run_dir, model in zip((clip, three_towers), together["models"]):
+        (alone,) = run_json(tmp_path, "retrieval", run_dir, "--data", eval_shards)[0]["models"]
+        assert {k: v for k, v in model.items() if "_R@" in k} == {k: v for k, v in alone.items() if "_R@" in k}
+    assert together["num_images"] == 24
+
+    with_ensemble = invoke("retrieval", clip, three_towers, "--data", eval_shards, "--ensemble", clip)
+    assert with_ensemble.exit_code == 2 and "--ensemble combines one RUN" in with_ensemble.output
+
+
+def test_columns_are_named_by_run_folder_and_told_apart():
+    from tt_cli.eval.evaluate import column_names
+
+    assert column_names(["runs/clip", "runs/3t"]) == ["clip", "3t"]
+    # Two runs of one name: as much of their paths as differs; one run given twice: numbered.
+    assert column_names(["a/run", "b/run", "a/run/"]) == ["a/run", "b/run", "a/run (2)"]
+
+
 def test_bad_inputs_fail_with_one_line(tmp_path, tiny_run, eval_shards):
     missing = invoke("zero-shot", tmp_path / "nope", "--data", eval_shards)
     assert missing.exit_code == 2 and "no such run directory" in missing.output

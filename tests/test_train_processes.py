@@ -16,10 +16,10 @@ TT = shutil.which("tt") or os.path.join(os.path.dirname(sys.executable), "tt")
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
 
 
-def train_args(shards, out, steps, mode="clip"):
+def train_args(shards, out, steps, mode="clip", *extra):
     flags = list(TINY_TRAIN_FLAGS)
     flags[flags.index("--steps") + 1] = str(steps)
-    return [TT, "train", "--data", shards, "--out", out, "--mode", mode, "--deterministic", *flags]
+    return [TT, "train", "--data", shards, "--out", out, "--mode", mode, "--deterministic", *flags, *extra]
 
 
 def checkpoint_values(path):
@@ -32,11 +32,14 @@ def checkpoint_values(path):
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
+    """With --augment, whose random crops are part of what a resume must reproduce (the
+    un-augmented stream resumes as exactly: tests/test_image_size_augment.py)."""
     steps = 8
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    subprocess.run(train_args(tiny_shards, straight, steps), env=ENV, check=True, capture_output=True, timeout=300)
+    subprocess.run(train_args(tiny_shards, straight, steps, "clip", "--augment"), env=ENV, check=True,
+                   capture_output=True, timeout=300)
 
-    process = subprocess.Popen(train_args(tiny_shards, killed, steps), env=ENV,
+    process = subprocess.Popen(train_args(tiny_shards, killed, steps, "clip", "--augment"), env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-4.index")):
@@ -46,8 +49,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     process.wait()
     assert not os.path.exists(os.path.join(killed, "checkpoints", f"ckpt-{steps}.index"))
 
-    resumed = subprocess.run(train_args(tiny_shards, killed, steps), env=ENV, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(train_args(tiny_shards, killed, steps, "clip", "--augment"), env=ENV,
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr
     a = checkpoint_values(os.path.join(straight, "checkpoints", f"ckpt-{steps}"))

@@ -40,6 +40,7 @@ class PretrainConfig:
     out: str = None
     val_data: str = None  # default: hold out `holdout` of `data`
     scale: str = "b16"
+    image_size: int = None  # default: the scale's
     steps: int = None  # default: `epochs` passes over the training examples
     epochs: float = 10.0
     batch_size: int = 128
@@ -197,13 +198,15 @@ def pretrain(config, log=print, show_progress=True):
 
     import keras
 
-    from models import get_scale
     from tt_cli.training.callbacks import ResetMetricsEvery, TrainProgress
+    from tt_cli.training.config import model_scale
 
     if not 0 <= config.holdout < 1:
         raise InvalidValueError(f"holdout {config.holdout}: must be in [0, 1).")
     if config.batch_size < 1:
         raise InvalidValueError(f"batch size {config.batch_size}: must be at least 1.")
+    scale = model_scale(config.scale, config.image_size)
+    size = (scale.image_size, scale.image_size)
     out_folder = _check_out(config)
     files, info = _resolve(config.data, "training shards")
     class_names = class_names_of(files, info, config.data)
@@ -214,8 +217,6 @@ def pretrain(config, log=print, show_progress=True):
     else:
         val_files, holdout = files, config.holdout
 
-    scale = get_scale(config.scale)
-    size = (scale.image_size, scale.image_size)
     num_train = round(info.num_examples * (1 - holdout)) if info is not None else None
     steps = total_steps(config.steps, config.epochs, num_train, config.batch_size, config.data)
     warmup = config.warmup_steps if config.warmup_steps is not None else steps // 20

@@ -48,6 +48,7 @@ DEFAULT_MODES = ("clip", "lit", "3t", "3t-precomputed")
 @dataclasses.dataclass
 class BenchSettings:
     scale: str = "b16"
+    image_size: int = None  # the trained image tower's side; None: the scale's
     batch_size: int = 256
     steps: int = 20
     warmup: int = 3
@@ -234,15 +235,16 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale
+    from tt_cli.training.config import model_scale
 
     if settings.batch_size % strategy.num_replicas_in_sync:
         raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
                                 f"{strategy.num_replicas_in_sync} replicas.")
-    scale = get_scale(settings.scale)
+    scale = model_scale(settings.scale, settings.image_size)  # the trained image tower's
     device, device_kind = _device_description(strategy)
     tower, tower_name = (None, None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
-        tower, tower_name = _load_tower(settings, scale)
+        tower, tower_name = _load_tower(settings, get_scale(settings.scale))  # h at its own size
     header = {
         "device": device,
         "device_kind": device_kind,

@@ -13,6 +13,9 @@ D = BenchSettings()
 @click.command(context_settings={"show_default": True})
 @click.option("--scale", type=SCALE, default=D.scale,
               help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
+@click.option("--image-size", type=COUNT, default=None,
+              help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  "
+                   "[default: the scale's]")
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")

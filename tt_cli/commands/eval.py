@@ -1,4 +1,5 @@
-"""`tt eval`: zero-shot classification, retrieval and few-shot probes of a run.
+"""`tt eval`: zero-shot classification, retrieval and few-shot probes of one run, or of
+several side by side (`tt eval retrieval RUN1 RUN2 ... --data D`: one table, a column per run).
 
 Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 `--json`. TensorFlow is imported inside the commands only.
@@ -14,9 +15,11 @@ from tt_cli.errors import InvalidValueError
 
 BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
                           help="Images or texts per forward pass.")
+RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(), metavar="RUN...")
 JSON = json_option("Also write the results here as JSON.")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
-                        help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN.")
+                        help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN "
+                             "(with one RUN only).")
 ALPHA = click.option("--alpha", type=option_types.ALPHA,
                      help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
                           "[default with --ensemble: auto].")
@@ -25,9 +28,12 @@ REPORT = click.option("--report", "report_path", type=click.Path(dir_okay=False)
                       help="Also write an HTML page of this evaluation (see `tt report`).")
 
 
-def _check_alpha_has_ensemble(other_run, alpha):
+def _check_alpha_has_ensemble(runs, other_run, alpha):
     if alpha is not None and other_run is None:
         raise InvalidValueError("--alpha needs --ensemble OTHER_RUN.")
+    if other_run is not None and len(runs) != 1:
+        raise InvalidValueError(f"--ensemble combines one RUN with {other_run}, but {len(runs)} runs were given; "
+                                "drop --ensemble to evaluate them side by side.")
 
 
 def _report_folder(report_path, runs, data, *files):
@@ -57,11 +63,11 @@ def _finish(result, json_path, report=None, samples=None, seed=None):
 
 @click.group("eval")
 def eval_group():
-    """Evaluate a run: zero-shot, retrieval, fewshot."""
+    """Evaluate runs: zero-shot, retrieval, fewshot (several runs: side by side)."""
 
 
 @eval_group.command("zero-shot")
-@click.argument("run", type=click.Path())
+@RUNS
 @click.option("--data", required=True, help="Labelled shards (a `tt data convert` folder or a glob).")
 @click.option("--classnames", type=click.Path(dir_okay=False),
               help="One class name per line [default: class_names of the shards' dataset.json].")
@@ -72,19 +78,19 @@ def eval_group():
 @BATCH_SIZE
 @JSON
 @REPORT
-def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path):
-    """Zero-shot classification of RUN on --data: top-1, top-5, mean per-class recall."""
+def zero_shot(runs, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path):
+    """Zero-shot classification of each RUN on --data: top-1, top-5, mean per-class recall."""
     from tt_cli.eval.evaluate import zero_shot_report
 
-    _check_alpha_has_ensemble(other_run, alpha)
-    folder = _report_folder(report_path, [run, other_run], data, classnames)
+    _check_alpha_has_ensemble(runs, other_run, alpha)
+    folder = _report_folder(report_path, [*runs, other_run], data, classnames)
     collected = [] if report_path else None
-    result = zero_shot_report(run, data, classnames, templates, other_run, alpha, batch_size, collect=collected)
+    result = zero_shot_report(runs, data, classnames, templates, other_run, alpha, batch_size, collect=collected)
     _finish(result, json_path, (report_path, folder, collected))
 
 
 @eval_group.command()
-@click.argument("run", type=click.Path())
+@RUNS
 @click.option("--data", required=True, help="Captioned shards (a `tt data convert` folder or a glob).")
 @ENSEMBLE
 @ALPHA
@@ -93,19 +99,19 @@ def zero_shot(run, data, classnames, templates, other_run, alpha, batch_size, js
 @REPORT
 @SAMPLES
 @SAMPLE_SEED
-def retrieval(run, data, other_run, alpha, batch_size, json_path, report_path, samples, seed):
-    """Image<->text retrieval of RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
+def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, samples, seed):
+    """Image<->text retrieval of each RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
     from tt_cli.eval.evaluate import retrieval_report
 
-    _check_alpha_has_ensemble(other_run, alpha)
-    folder = _report_folder(report_path, [run, other_run], data)
+    _check_alpha_has_ensemble(runs, other_run, alpha)
+    folder = _report_folder(report_path, [*runs, other_run], data)
     collected = [] if report_path else None
-    result = retrieval_report(run, data, other_run, alpha, batch_size, collect=collected)
+    result = retrieval_report(runs, data, other_run, alpha, batch_size, collect=collected)
     _finish(result, json_path, (report_path, folder, collected), samples, seed)
 
 
 @eval_group.command()
-@click.argument("run", type=click.Path())
+@RUNS
 @click.option("--train-data", required=True, help="Labelled shards to draw the shots from.")
 @click.option("--data", required=True, help="Labelled shards to test the probes on.")
 @click.option("--shots", type=option_types.SHOTS, default="1,5,10,25", show_default=True,
@@ -116,9 +122,9 @@ def retrieval(run, data, other_run, alpha, batch_size, json_path, report_path, s
               help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.")
 @BATCH_SIZE
 @JSON
-def fewshot(run, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
-    """Few-shot linear probes (closed-form ridge) on RUN's frozen image embeddings."""
+def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
+    """Few-shot linear probes (closed-form ridge) on each RUN's frozen image embeddings."""
     from tt_cli.eval.evaluate import fewshot_report
 
-    _finish(fewshot_report(run, train_data, data, shots, seeds, l2_reg, batch_size),
+    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size),
             json_path)

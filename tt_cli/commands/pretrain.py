@@ -17,6 +17,9 @@ D = PretrainConfig()  # the defaults, shown in --help
 @click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
 @click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
 @click.option("--scale", type=SCALE, default=D.scale, help="ViT size; tiny/small for CPU.")
+@click.option("--image-size", type=COUNT, default=None,
+              help="Train the ViT at NxN, a multiple of the scale's patch size; the preset keeps it.  "
+                   "[default: the scale's]")
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--batch-size", type=COUNT, default=D.batch_size)

@@ -32,6 +32,9 @@ D = TrainConfig()  # the defaults, shown in --help
               help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
                    "kaggle:// or hf:// handle, or a local preset directory.")
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
+@click.option("--image-size", type=COUNT, default=None,
+              help="Train the image tower at NxN, a multiple of the scale's patch size (not with --mode lit).  "
+                   "[default: the scale's, e.g. 224; tiny: 32]")
 @click.option("--pooling", type=click.Choice(["token", "gap"]), default=D.pooling, help="Image tower pooling.")
 @click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
               help="3T: weight of each auxiliary loss (1 = equal thirds).")
@@ -47,6 +50,9 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size, help="Tokenizer vocabulary when one is trained.")
 @click.option("--tokenizer", callback=tokenizer_file, help="A SentencePiece .model to use instead of training one.")
+@click.option("--augment", is_flag=True,
+              help="Random resized crops of the image tower's input (OpenCLIP's: 90-100% of the area, aspect 3:4-4:3); "
+                   "for small data that overfits. Not with --mode lit.")
 @click.option("--seed", type=SEED, default=D.seed)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")

@@ -3,7 +3,8 @@
 Training: shard files shuffled and interleaved in parallel, records shuffled, one
 caption sampled per image, images decoded and resized in parallel (also at the
 pretrained tower's resolution when h runs online), batched, tokenized by
-SentencePiece inside the pipeline, prefetched. Everything random is a function of
+SentencePiece inside the pipeline, prefetched; with `augment`, the main image tower's
+images are random resized crops (`random_crop`). Everything random is a function of
 the seed and the record's position in the stream, so a run that resumes at step s
 skips exactly the records the first s steps consumed (skipped before decoding,
 which is what costs) and sees the same batches an uninterrupted run would.
@@ -106,18 +107,49 @@ def fits_pixel_limit(encoded):
     return image_pixels(encoded) <= schema.MAX_IMAGE_PIXELS
 
 
-def decode_image(encoded, size, fits=None):
+# `--augment`: OpenCLIP's training crop (open_clip `image_transform(is_train=True)`: a
+# torchvision `RandomResizedCrop` with `AugmentationCfg.scale` (0.9, 1.0) and torchvision's
+# default aspect ratios (3/4, 4/3), width / height), drawn in up to 10 attempts as torchvision
+# does. The crop is then resized by `resize` like every other image of tt (OpenCLIP: bicubic).
+CROP_AREA = (0.9, 1.0)  # fraction of the image's area the crop keeps
+CROP_ASPECT = (3 / 4, 4 / 3)
+CROP_ATTEMPTS = 10  # then the whole image (torchvision: a centre crop at the nearest allowed aspect)
+_CROP_STREAM = 1  # folded into (seed, position): crops independent of the caption choice
+
+
+def random_crop(image, seed, position):
+    """The random crop of a random resized crop (`CROP_AREA`, `CROP_ASPECT`) of a decoded
+    image [H, W, 3], drawn from (`seed`, `position`) alone: the same record at the same
+    stream position gets the same crop, whatever the parallelism, and after a resume.
+
+    Example:
+    >>> random_crop(tf.zeros([100, 100, 3], tf.uint8), seed=0, position=tf.constant(7, tf.int64)).shape[-1]
+    3
+    """
+    key = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)]), _CROP_STREAM)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=key, min_object_covered=0.0,
+        aspect_ratio_range=CROP_ASPECT, area_range=CROP_AREA, max_attempts=CROP_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True)
+    return tf.slice(image, begin, size)
+
+
+def decode_image(encoded, size, fits=None, crop=None):
     """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
 
     An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
     it comes out black, with a warning on stderr, so evaluation keeps its row order.
     `fits`: `fits_pixel_limit(encoded)` when the caller has it already (its header is
-    then read once per record).
+    then read once per record). `crop(image)`: applied to the decoded image at its full
+    resolution, before the resize (`random_crop` for augmentation).
     """
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
+        if crop is not None:
+            image = crop(image)
         return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
 
     def blank():
@@ -180,7 +212,7 @@ def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep
 
 
 def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h_embedding_dim=None,
-                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None, embeddings=()):
+                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None, embeddings=(), augment=False):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
@@ -189,6 +221,8 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     `embeddings`: (embedding shard of each of `files`, width) per embedding folder
     (`lockstep.embedding_files`), read in lockstep with the shards; folder i gives the
     batch key `schema.embedding_key(i)` (`h_embedding`, `h_embedding_1`, ...).
+    `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
+    tower's input, stays the whole image.
     """
     from tt_cli.data import lockstep
 
@@ -217,14 +251,16 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
-        out = {"image": decode_image(example[schema.IMAGE], image_size, fits), "caption": texts[pick], "fits": fits}
+        crop = (lambda image: random_crop(image, seed, position)) if augment else None
+        out = {"image": decode_image(example[schema.IMAGE], image_size, fits, crop), "caption": texts[pick],
+               "fits": fits}
         for i, (embedding_record, (_, dim)) in enumerate(zip(embedded, embeddings)):
             parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), dim)
             out[schema.embedding_key(i)] = parsed[schema.H_EMBEDDING]
         if h_embedding_dim:
             out["h_embedding"] = example[schema.H_EMBEDDING]
         elif h_image_size is not None and not embeddings:
-            out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size)
+            out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size) and not augment
                               else decode_image(example[schema.IMAGE], h_image_size, fits))
         return out
 

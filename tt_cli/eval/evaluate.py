@@ -1,16 +1,21 @@
 """What each `tt eval` command does, from run directories and shards to a result dict.
 
 The Click commands call these and print the result; they read only run
-directories (`load_run`) and shards made by `tt data convert`. Every result is
-JSON-able: {"task", "data", "evaluated_on", "models": [one dict per run], and
-"ensemble" when a second run was given}. With `collect` (a list) zero-shot and
-retrieval also append each run's scores and thumbnails for `--report`.
+directories (`load_run`) and shards made by `tt data convert`. Each evaluates one
+run or several side by side on the same data (each run with its own tokenizer and
+image size). Every result is JSON-able: {"task", "data", "evaluated_on", "models":
+[one dict per run, in the order given, each with its column "name"], and "ensemble"
+when a second run was given}. With `collect` (a list) zero-shot and retrieval also
+append each run's scores and thumbnails for `--report`.
 
 Example:
->>> result = zero_shot_report("runs/3t", "shards/val", templates="simple",
+>>> result = zero_shot_report(["runs/3t"], "shards/val", templates="simple",
 ...                           other_run="runs/lit", alpha="auto")   # doctest: +SKIP
 >>> result["ensemble"]["alpha"], result["ensemble"]["top1"]          # doctest: +SKIP
 (0.6, 0.71)
+>>> side_by_side = retrieval_report(["runs/clip", "runs/lit", "runs/3t"], "shards/val")   # doctest: +SKIP
+>>> [m["name"] for m in side_by_side["models"]]                                          # doctest: +SKIP
+['clip', 'lit', '3t']
 """
 
 import os
@@ -23,24 +28,68 @@ from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
 from tt_cli.eval.templates import load_templates
 
 
-def _check_runs(*run_dirs):
-    """Fails fast, before TensorFlow loads, when a run directory is not one."""
+def _run_list(run_dirs):
+    """The runs to evaluate, side by side: a list of run directories (one path is one run)."""
+    runs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    if not runs:
+        raise InvalidValueError("no run directory given: name at least one run to evaluate.")
+    return runs
+
+
+def _check_runs(run_dirs, other_run=None):
+    """Fails fast, before TensorFlow loads, when a run directory is not one, or when an
+    ensemble (`other_run`) is asked of other than one run."""
     from tt_cli.run_dir import read_run_config
 
-    for run_dir in run_dirs:
+    if other_run is not None and len(run_dirs) != 1:
+        raise InvalidValueError(f"an ensemble combines one run with other_run {other_run}, but {len(run_dirs)} runs "
+                                "were given; evaluate them side by side without an ensemble.")
+    for run_dir in [*run_dirs, other_run]:
         if run_dir is not None:
             read_run_config(run_dir)
 
 
-def _load_runs(run_dir, other_run):
+def _load_runs(run_dirs, other_run=None):
+    """The loaded runs, one at a time (a run's model is freed before the next is loaded)."""
     from tt_cli.run_dir import load_run
 
-    return [load_run(run_dir)] + ([load_run(other_run)] if other_run else [])
+    for run_dir in [*run_dirs, *([other_run] if other_run else [])]:
+        yield load_run(run_dir)
 
 
-def _describe(run):
-    return {"name": os.path.basename(os.path.normpath(run.path)), "run": run.path,
-            "mode": run.config.get("mode"), "step": run.step}
+def column_names(paths):
+    """A distinct column name per run: its folder's name, with as much of its path as tells
+    it from another run of the same name (`a/run`, `b/run`), numbered if given twice.
+
+    Example:
+    >>> column_names(["runs/3t", "runs/lit", "old/3t", "runs/3t"])
+    ['runs/3t', 'lit', 'old/3t', 'runs/3t (2)']
+    """
+    parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
+    names = []
+    for own in parts:
+        depth = 1
+        while depth < len(own) and any(p[-depth:] == own[-depth:] and p != own for p in parts):
+            depth += 1
+        names.append("/".join(own[-depth:]))
+    seen = {}
+    for i, name in enumerate(names):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            names[i] = f"{name} ({seen[name]})"
+    return names
+
+
+def _describe(run, name):
+    return {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
+
+
+def _collect(collect, name, images, **scores):
+    """With `collect` (a list), adds (run name, `tt_cli.report.evaluation.RunEvaluation`) for `--report`."""
+    if collect is not None:
+        from tt_cli.report.evaluation import from_encoded
+
+        collect.append((name, from_encoded(name, images, **scores)))
 
 
 def _alpha_for(other_run, alpha):
@@ -66,32 +115,27 @@ def _ensemble(alpha, n, score):
     return best, rest, info
 
 
-def _collect(collect, run, images, **scores):
-    """With `collect` (a list), adds (run name, `tt_cli.report.evaluation.RunEvaluation`) for `--report`."""
-    if collect is not None:
-        from tt_cli.report.evaluation import from_encoded
-
-        collect.append((_describe(run)["name"], from_encoded(_describe(run)["name"], images, **scores)))
-
-
-def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run=None, alpha=None,
+def zero_shot_report(run_dirs, data, classnames=None, templates="clip", other_run=None, alpha=None,
                      batch_size=encode.DEFAULT_BATCH_SIZE, collect=None):
+    """Zero-shot classification of each run of `run_dirs` (a list; a path is one run) on
+    `data`, and with `other_run` their ensemble (one run only); see the module's docstring."""
+    run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
-    _check_runs(run_dir, other_run)
+    _check_runs(run_dirs, other_run)
     _, info = schema.resolve_shards(data)
     template_list = load_templates(templates)
     class_names = zero_shot.class_names_for(info, classnames, data)
-    runs = _load_runs(run_dir, other_run)
+    names = column_names([*run_dirs, *([other_run] if other_run else [])])
     probs, labels, models = [], None, []
-    for run in runs:
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})",
+    for run, name in zip(_load_runs(run_dirs, other_run), names):
+        images = encode.encode_images(run.model, data, batch_size, description=f"images ({name})",
                                       thumbnails=collect is not None)
         zero_shot.check_labels(images.labels, data, len(class_names))
         labels = images.labels
         probs.append(zero_shot.zero_shot_probabilities(run.model, run.tokenizer, images, class_names,
                                                        template_list, batch_size))
-        _collect(collect, run, images, probabilities=probs[-1], class_names=class_names)
-        models.append(dict(_describe(run), temperature=zero_shot.temperature(run.model)))
+        _collect(collect, name, images, probabilities=probs[-1], class_names=class_names)
+        models.append(dict(_describe(run, name), temperature=zero_shot.temperature(run.model)))
     n = len(labels)
     result = {"task": "zero-shot", "data": data, "num_classes": len(class_names),
               "templates": templates if templates in ("clip", "simple") else os.path.abspath(templates),
@@ -109,62 +153,73 @@ def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run
     return result
 
 
-def retrieval_report(run_dir, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE,
+def retrieval_report(run_dirs, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE,
                      ks=retrieval.KS, collect=None):
+    """Image-text retrieval of each run of `run_dirs` (a list; a path is one run) on `data`,
+    and with `other_run` their ensemble (one run only). Without an ensemble each run's
+    similarity matrix is scored and dropped before the next run is encoded."""
+    run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
-    _check_runs(run_dir, other_run)
+    _check_runs(run_dirs, other_run)
     schema.resolve_shards(data)
-    runs = _load_runs(run_dir, other_run)
-    similarities, pairs, models = [], None, []
-    for run in runs:
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({_describe(run)['name']})",
-                                      thumbnails=collect is not None)
-        retrieval.check_captions(images.captions, data)
-        similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
-        _collect(collect, run, images, similarity=similarity)
-        similarities.append(similarity)
-        models.append(_describe(run))
-    n = similarities[0].shape[0]
-    result = {"task": "retrieval", "data": data}
-    indices = np.arange(n)
+    names = column_names([*run_dirs, *([other_run] if other_run else [])])
+    similarities, pairs, models, n = [], None, [], None
 
     def scores_on(similarity, idx):
         return retrieval.retrieval_metrics(*retrieval.subset(similarity, pairs, idx), ks)
 
+    for run, name in zip(_load_runs(run_dirs, other_run), names):
+        images = encode.encode_images(run.model, data, batch_size, description=f"images ({name})",
+                                      thumbnails=collect is not None)
+        retrieval.check_captions(images.captions, data)
+        similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
+        n = similarity.shape[0]
+        _collect(collect, name, images, similarity=similarity)
+        models.append(_describe(run, name))
+        if alpha is None:
+            models[-1].update(scores_on(similarity, np.arange(n)))
+        else:
+            similarities.append(similarity)
+    result = {"task": "retrieval", "data": data}
+    indices = np.arange(n)
     if alpha is not None:
         # Held-out criterion: the mean of all Recall@k both ways (rsum / 2·len(ks)).
         mean_recall = lambda a, idx: np.mean(list(scores_on(ensemble.combine(*similarities, a), idx).values()))
         alpha, indices, result["ensemble"] = _ensemble(alpha, n, mean_recall)
         result["ensemble"].update(scores_on(ensemble.combine(*similarities, alpha), indices))
-    for model, similarity in zip(models, similarities):
-        model.update(scores_on(similarity, indices))
-    _, sub_pairs = retrieval.subset(similarities[0], pairs, indices)
-    result.update(models=models, num_images=int(len(indices)), num_captions=int(len(sub_pairs)),
+        for model, similarity in zip(models, similarities):
+            model.update(scores_on(similarity, indices))
+    num_captions = int(np.isin(pairs[:, 0], indices).sum())  # the captions of the images evaluated on
+    result.update(models=models, num_images=int(len(indices)), num_captions=num_captions,
                   evaluated_on=_evaluated_on(len(indices), n, "images"))
     return result
 
 
-def fewshot_report(run_dir, train_data, data, shots=fewshot.DEFAULT_SHOTS, seeds=fewshot.DEFAULT_SEEDS,
+def fewshot_report(run_dirs, train_data, data, shots=fewshot.DEFAULT_SHOTS, seeds=fewshot.DEFAULT_SEEDS,
                    l2_reg="auto", batch_size=encode.DEFAULT_BATCH_SIZE):
-    _check_runs(run_dir)
+    """Few-shot linear probes on each run of `run_dirs` (a list; a path is one run): the
+    same shots (by seed) for every run, so that their numbers compare."""
+    run_dirs = _run_list(run_dirs)
+    _check_runs(run_dirs)
     schema.resolve_shards(train_data)
     schema.resolve_shards(data)
-    (run,) = _load_runs(run_dir, None)
-    name = _describe(run)["name"]
-    train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})")
-    test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})")
-    zero_shot.check_labels(train.labels, train_data)
-    zero_shot.check_labels(test.labels, data)
-    # Class count: dataset.json's class names when known, else the largest label seen.
-    names = [i.class_names for i in (train.info, test.info) if i is not None and i.class_names]
-    num_classes = len(names[0]) if names else int(max(train.labels.max(), test.labels.max())) + 1
-    zero_shot.check_labels(train.labels, train_data, num_classes)
-    zero_shot.check_labels(test.labels, data, num_classes)
-    rows = fewshot.fewshot_scores(train.embeddings, train.labels, test.embeddings, test.labels, num_classes,
-                                  shots, seeds, l2_reg)
+    models = []
+    for run, name in zip(_load_runs(run_dirs), column_names(run_dirs)):
+        train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})")
+        test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})")
+        zero_shot.check_labels(train.labels, train_data)
+        zero_shot.check_labels(test.labels, data)
+        # Class count: dataset.json's class names when known, else the largest label seen.
+        names = [i.class_names for i in (train.info, test.info) if i is not None and i.class_names]
+        num_classes = len(names[0]) if names else int(max(train.labels.max(), test.labels.max())) + 1
+        zero_shot.check_labels(train.labels, train_data, num_classes)
+        zero_shot.check_labels(test.labels, data, num_classes)
+        rows = fewshot.fewshot_scores(train.embeddings, train.labels, test.embeddings, test.labels, num_classes,
+                                      shots, seeds, l2_reg)
+        models.append(dict(_describe(run, name), shots=rows))
     return {"task": "fewshot", "data": data, "train_data": train_data, "num_classes": num_classes,
             "num_train": len(train.labels), "num_examples": len(test.labels),
-            "l2_reg": l2_reg, "models": [dict(_describe(run), shots=rows)],
+            "l2_reg": l2_reg, "models": models,
             "evaluated_on": _evaluated_on(len(test.labels), len(test.labels))}
 
 

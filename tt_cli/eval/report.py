@@ -1,7 +1,7 @@
 """Rich tables of `tt eval` results (stdout; progress stays on stderr).
 
-Metrics are rows, models are columns, so a run, a second run and their
-ensemble read side by side. Values print as percentages.
+Metrics are rows, models are columns, so several runs (`tt eval retrieval RUN1 RUN2 ...`),
+or a run, a second run and their ensemble, read side by side. Values print as percentages.
 
 Example:
 >>> print_result({"task": "zero-shot", "data": "val", "evaluated_on": "all 8 examples",
@@ -60,6 +60,8 @@ def print_result(result):
 
 
 def _print_fewshot(result):
+    if len(result["models"]) > 1:
+        return _print_fewshot_side_by_side(result)
     (model,) = result["models"]
     STDOUT.print(f"[bold]tt eval fewshot[/] {model['name']} ({model['mode']} · step {model['step']}): "
                  f"train {result['train_data']} ({result['num_train']}), test {result['data']} "
@@ -80,3 +82,27 @@ def _print_fewshot(result):
                  f"{' (leave-one-out on the shots)' if result['l2_reg'] == 'auto' else ''}[/]")
     for note in notes:
         STDOUT.print(f"[yellow]{note}[/]")
+
+
+def _print_fewshot_side_by_side(result):
+    """Several runs: a row per shots and metric, a column per run (mean ± std over seeds)."""
+    models = result["models"]
+    STDOUT.print(f"[bold]tt eval fewshot[/] train {result['train_data']} ({result['num_train']}), test "
+                 f"{result['data']} ({result['num_examples']}), {result['num_classes']} classes")
+    table = Table(show_header=True)
+    table.add_column("shots, metric (%)")
+    for model in models:
+        table.add_column(_header(model), justify="right")
+    for i, row in enumerate(models[0]["shots"]):
+        table.add_row(f"{row['shots']}-shot top-1",
+                      *[f"{_percent(m['shots'][i]['top1'])} ± {_percent(m['shots'][i]['top1_std'])}" for m in models])
+        table.add_row(f"{row['shots']}-shot mean per-class recall",
+                      *[_percent(m["shots"][i]["mean_per_class_recall"]) for m in models])
+    STDOUT.print(table)
+    seeds = models[0]["shots"][0]["seeds"] if models[0]["shots"] else 0
+    STDOUT.print(f"[dim]mean ± std over {seeds} seeds of shot selection, the same shots for every run; "
+                 f"λ {result['l2_reg']}[/]")
+    for row in models[0]["shots"]:
+        if row["short_classes"]:
+            STDOUT.print(f"[yellow]{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all "
+                         "they have[/]")

@@ -12,6 +12,7 @@ import os
 
 from tt_cli import run_dir as rd
 from tt_cli.presets import load_pretrained_tower
+from tt_cli.training.config import model_scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +63,12 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     checkpoints aside, under `checkpoints/.worker-<id>`."""
     import tensorflow as tf
 
-    from models import ThreeTowers, get_scale
+    from models import ThreeTowers
     from tt_cli.data.pipeline import check_features
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
     from tt_cli.training.strategy import worker_id
 
-    scale = get_scale(config.scale)
+    scale = model_scale(config.scale, config.image_size)  # the main image tower at --image-size
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
     with runtime.strategy.scope():
         tower = load_pretrained_tower(config.pretrained, config.scale, log) if config.mode != "clip" else None

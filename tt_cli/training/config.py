@@ -10,9 +10,11 @@ Example:
 
 import dataclasses
 
+from tt_cli.errors import InvalidValueError
+
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
-MODEL_KEYS = ("mode", "scale", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len")
+MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,7 @@ class TrainConfig:
     mode: str = "3t"
     pretrained: str = "imagenet21k"
     scale: str = "b16"
+    image_size: int = None  # side of the main image tower's input; None: the scale's own
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
     lit_head: bool = False
@@ -41,6 +44,7 @@ class TrainConfig:
     tokenizer: str = None  # a SentencePiece model; trained on the captions when not given
     seed: int = 0
     shuffle_buffer: int = 10_000
+    augment: bool = False  # random resized crops of the main image tower's input (`pipeline.random_crop`)
     strategy: str = "auto"
     precision: str = "auto"
     jit: bool = None  # None: on where it works (accelerators), off on CPU
@@ -53,3 +57,20 @@ class TrainConfig:
 
     def to_json(self):
         return dataclasses.asdict(self)
+
+
+def model_scale(scale, image_size=None):
+    """The `models.scales.Scale` called `scale`, its image tower at `image_size` when given;
+    `InvalidValueError` when `image_size` is not a multiple of its patch size. `tt train`,
+    `tt bench` and `tt pretrain` build their trained ViT from it.
+
+    Example:
+    >>> model_scale("tiny", 48).image_size     # doctest: +SKIP
+    48
+    """
+    from models.scales import get_scale
+
+    try:
+        return get_scale(scale).at_image_size(image_size)
+    except ValueError as e:
+        raise InvalidValueError(f"{e}.") from None

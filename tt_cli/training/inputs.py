@@ -23,4 +23,5 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
         h_image_size=h_size,
         h_embedding_dim=tower.output_dim if precomputed and not built.embeddings else None, seed=config.seed,
         start_step=start_step, shuffle_buffer=config.shuffle_buffer, input_context=ctx, embeddings=built.embeddings,
+        augment=config.augment,
     ))

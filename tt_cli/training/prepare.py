@@ -20,7 +20,7 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
-from tt_cli.training.config import MODEL_KEYS
+from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale
 
 
 def fingerprint(files, info):
@@ -92,11 +92,12 @@ def check_resume_matches(config, files, info):
     previous = run["config"]
     keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
     keys.append("batch_size")  # the schedule, the data order and the resume position all depend on it
+    keys.append("augment")  # the images the steps to come see
     if not config.tokenizer and not previous.get("tokenizer"):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
     for k in keys:
-        if previous.get(k) != getattr(config, k):
-            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
+        if _setting(previous, k) != _setting(config.to_json(), k):
+            raise ResumeRefused(config.out, k, _setting(previous, k), _setting(config.to_json(), k))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
     trained_on = run.get("dataset", {}).get("sha256")
@@ -107,6 +108,15 @@ def check_resume_matches(config, files, info):
         if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
             raise ResumeRefused(config.out, "tokenizer", os.path.join(config.out, rd.TOKENIZER), config.tokenizer,
                                 " (another model; given none, the run resumes with its own)")
+
+
+def _setting(settings, key):
+    """`key` of a run's settings as trained: a setting run.json lacks did not exist yet when
+    it was written (its default then), and no image size means the scale's own."""
+    value = settings.get(key, getattr(TrainConfig, key))
+    if key == "image_size" and value is None:
+        value = model_scale(settings["scale"]).image_size
+    return value
 
 
 def _same_bytes(path, other):

@@ -18,7 +18,7 @@ import os
 
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
-from tt_cli.errors import UnreadableDataError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.training import prepare
 
@@ -38,6 +38,19 @@ def _check_data_exists(config):
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
     if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
         raise UnreadableDataError(f"{config.data}: no such file or directory (the training shards).")
+
+
+def _check_image_settings(config):
+    """The image size and augmentation are the main image tower's, which LiT does not have
+    (its image side is the locked pretrained tower, at the size it was trained at)."""
+    if config.mode != "lit":
+        return
+    if config.image_size is not None:
+        raise InvalidValueError(f"image size {config.image_size}: LiT trains no image tower of its own (the locked "
+                                "tower takes the size it was trained at); give it for 3T or CLIP only.")
+    if config.augment:
+        raise InvalidValueError("augment: LiT trains no image tower of its own, so there is nothing to augment; "
+                                "augment 3T or CLIP only.")
 
 
 def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
@@ -61,12 +74,16 @@ def train(config, log=print, evaluator=None, show_progress=True):
     (e.g. `tt_cli.eval.validation.ValidationEvaluator`) runs every `config.val_every` steps
     when given. A run that stops early raises `loop.TrainingStopped`."""
     _check_data_exists(config)
+    _check_image_settings(config)
     files, info = schema.resolve_shards(config.data)
 
     from tt_cli.training.runtime import start_runtime, total_steps
 
     runtime = start_runtime(config.strategy, config.seed, config.precision, config.jit,
                             config.deterministic)  # before any other TensorFlow op
+    from tt_cli.training.config import model_scale
+
+    model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
 
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
