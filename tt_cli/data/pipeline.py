@@ -110,18 +110,24 @@ def decode_image(encoded, size, fits=None):
     `fits`: `fits_pixel_limit(encoded)` when the caller has it already (its header is
     then read once per record).
     """
+    return decode_image_sizes(encoded, [size], fits)[0]
+
+
+def decode_image_sizes(encoded, sizes, fits=None):
+    """`decode_image` at each of `sizes` (a list), decoding the image once: the image
+    tower and every third tower that runs online each take it at their own size."""
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
-        return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
+        return tuple(tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8) for size in sizes)
 
     def blank():
         tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
                  "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
-        return tf.zeros([size[0], size[1], 3], tf.uint8)
+        return tuple(tf.zeros([size[0], size[1], 3], tf.uint8) for size in sizes)
 
-    return tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank)
+    return list(tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank))
 
 
 def first_record_features(files):
@@ -174,10 +180,23 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
                   seed=0, start_step=0, shuffle_buffer=10_000, input_context=None):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"]} for training.
 
+    Third towers: `h_image_size` (pixels decoded at that size) or `h_embedding_dim` (the
+    shards' precomputed `h_embedding`, of that width); either may be a list with one
+    entry per tower (None where the other applies): tower k >= 1's input is then
+    `h_image_{k}` (`models.three_towers.tower_input_key`). Only the first tower's
+    embeddings are in the shards.
+
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
     per-replica batches.
     """
+    from models.three_towers import tower_input_key
+
+    towers = _tower_inputs(h_image_size, h_embedding_dim)
+    h_embedding_dim = towers[0][1] if towers else None
+    if any(dim for _, dim in towers[1:]):
+        raise InvalidValueError("the shards hold the first third tower's embeddings only; "
+                                "the others run online (give their image size).")
     files_ds = tf.data.Dataset.from_tensor_slices(list(files))
     per_pipeline_batch, replicas_per_pipeline = batch_size, 1
     if input_context is not None:
@@ -200,12 +219,15 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
-        out = {"image": decode_image(example[schema.IMAGE], image_size, fits), "caption": texts[pick], "fits": fits}
-        if h_embedding_dim:
-            out["h_embedding"] = example[schema.H_EMBEDDING]
-        elif h_image_size is not None:
-            out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size)
-                              else decode_image(example[schema.IMAGE], h_image_size, fits))
+        # Decoded once, resized for the image tower and each online third tower.
+        sizes = list(dict.fromkeys([tuple(image_size)] + [tuple(size) for size, dim in towers if not dim and size]))
+        pixels = dict(zip(sizes, decode_image_sizes(example[schema.IMAGE], sizes, fits)))
+        out = {"image": pixels[tuple(image_size)], "caption": texts[pick], "fits": fits}
+        for k, (size, dim) in enumerate(towers):
+            if dim:
+                out[tower_input_key("h_embedding", k)] = example[schema.H_EMBEDDING]
+            elif size is not None:
+                out[tower_input_key("h_image", k)] = pixels[tuple(size)]
         return out
 
     def tokenize(batch):
@@ -227,6 +249,21 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         .prefetch(AUTOTUNE)
         .with_options(options)
     )
+
+
+def _tower_inputs(h_image_size, h_embedding_dim):
+    """[(image size or None, embedding width or None)] per third tower, from one value
+    (the first tower's) or a list of them per tower.
+
+    >>> _tower_inputs((224, 224), None), _tower_inputs([None, (32, 32)], [16, None])
+    ([((224, 224), None)], [(None, 16), ((32, 32), None)])
+    """
+    sizes = h_image_size if isinstance(h_image_size, list) else [h_image_size]
+    dims = h_embedding_dim if isinstance(h_embedding_dim, list) else [h_embedding_dim]
+    count = max(len(sizes), len(dims))
+    sizes, dims = sizes + [None] * (count - len(sizes)), dims + [None] * (count - len(dims))
+    towers = list(zip(sizes, dims))
+    return towers if any(size is not None or dim for size, dim in towers) else []
 
 
 def read_captions(files, limit=1_000_000, data=None):

@@ -5,10 +5,14 @@ and never changed: a caller that fills in values makes a new one (`dataclasses.r
 Example:
 >>> config = TrainConfig(data="shards/", out="runs/b16")
 >>> config.mode, config.scale, config.pretrained
-('3t', 'b16', 'imagenet21k')
+('3t', 'b16', ('imagenet21k',))
+>>> TrainConfig(pretrained="/presets/a").pretrained   # one name is a tuple of one
+('/presets/a',)
 """
 
 import dataclasses
+
+from tt_cli.errors import InvalidValueError
 
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
@@ -21,7 +25,7 @@ class TrainConfig:
     out: str = "runs/tt"
     val_data: str = None
     mode: str = "3t"
-    pretrained: str = "imagenet21k"
+    pretrained: tuple = ("imagenet21k",)  # the third towers, in order (3T learns from each)
     scale: str = "b16"
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
@@ -49,5 +53,24 @@ class TrainConfig:
     keep_checkpoints: int = 3
     restart: bool = False
 
+    def __post_init__(self):
+        object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))
+        if self.mode == "lit" and len(self.pretrained) > 1:
+            raise InvalidValueError(
+                f"LiT locks one pretrained tower, not {len(self.pretrained)}",
+                remedy=("pretrained", self.pretrained[0], "alone (3T learns from several)"))
+
     def to_json(self):
         return dataclasses.asdict(self)
+
+
+def pretrained_names(value):
+    """`pretrained` as a tuple of names: run.json of runs before several third towers
+    holds one string, later ones a list.
+
+    >>> pretrained_names("imagenet21k"), pretrained_names(["a", "b"])
+    (('imagenet21k',), ('a', 'b'))
+    """
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)

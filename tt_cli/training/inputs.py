@@ -7,19 +7,20 @@ Example:
 
 
 def training_input(config, runtime, files, tokenizer, built, start_step):
-    """A distributed dataset: each input pipeline (worker) reads its own shards. The frozen
-    tower's images are decoded at its own size unless the shards hold its embeddings."""
+    """A distributed dataset: each input pipeline (worker) reads its own shards. Each frozen
+    tower's images are decoded at its own size unless its embeddings are precomputed."""
     from tt_cli.data.pipeline import train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
 
-    model, tower, precomputed = built.model, built.tower, built.precomputed
+    model, towers, precomputed = built.model, built.towers, built.precomputed
     image_size = model.image_tower.image_size if model.image_tower is not None else (built.scale.image_size,) * 2
-    h_size = tower.image_size if tower is not None and not precomputed else None
+    # Per tower, in order: the size its images are decoded at, or its embeddings' width.
+    h_sizes = [None if pre else tower.image_size for tower, pre in zip(towers, precomputed)]
+    h_dims = [tower.output_dim if pre else None for tower, pre in zip(towers, precomputed)]
     # Each input pipeline makes its own tokenizer: the SentencePiece resource must
     # live where the dataset is built.
     return runtime.strategy.distribute_datasets_from_function(lambda ctx: train_dataset(
         files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
-        h_image_size=h_size,
-        h_embedding_dim=tower.output_dim if precomputed else None, seed=config.seed, start_step=start_step,
+        h_image_size=h_sizes, h_embedding_dim=h_dims, seed=config.seed, start_step=start_step,
         shuffle_buffer=config.shuffle_buffer, input_context=ctx,
     ))

@@ -20,7 +20,7 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
-from tt_cli.training.config import MODEL_KEYS
+from tt_cli.training.config import MODEL_KEYS, pretrained_names
 
 
 def fingerprint(files, info):
@@ -94,9 +94,12 @@ def check_resume_matches(config, files, info):
     keys.append("batch_size")  # the schedule, the data order and the resume position all depend on it
     if not config.tokenizer and not previous.get("tokenizer"):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
+    # Runs before several third towers recorded `pretrained` as one name.
+    normalise = {"pretrained": lambda v: " ".join(pretrained_names(v))}
     for k in keys:
-        if previous.get(k) != getattr(config, k):
-            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
+        same = normalise.get(k, lambda v: v)
+        if same(previous.get(k)) != same(getattr(config, k)):
+            raise ResumeRefused(config.out, k, same(previous.get(k)), same(getattr(config, k)))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
     trained_on = run.get("dataset", {}).get("sha256")
