@@ -6,10 +6,16 @@
 | `lit`  | L(h, g); h locked                                  | h               |
 | `3t`   | (L(f, g) + w L(f_h, h_f) + w L(g_h, h_g)) / (1+2w) | f               |
 
+3T may learn from K third towers h_1..h_K at once: each has its own two pairs of
+heads and temperatures, and the objective generalises the equal weighting,
+`(L(f, g) + w Σ_k [L(f_hk, hk_f) + L(g_hk, hk_g)]) / (1 + 2wK)`. With one tower it is
+the paper's 3T, operation for operation. LiT locks one tower only.
+
 Batches are dicts: `image` (pixels in [0, 255] at the image tower's size), `tokens`
 (int32, 0 = padding, EOS-terminated), and for `lit`/`3t` either `h_image` (pixels at
 the pretrained tower's size) or `h_embedding` (precomputed pooled features of h; when
-present, h is not run).
+present, h is not run). Tower k >= 1 reads `h_image_{k}` / `h_embedding_{k}`
+(`tower_input_key`).
 
 Example:
 >>> import numpy as np
@@ -36,8 +42,39 @@ from models.text_tower import TextTower
 MODES = ("clip", "lit", "3t")
 INITIAL_LOG_TEMPERATURE = math.log(10.0)
 
-# The contrastive pairs each mode trains, by the name of their loss/temperature.
+# The contrastive pairs each mode trains, by the name of their loss/temperature (3T with
+# one third tower; tower k >= 1 adds `tower_pairs(k)`).
 PAIRS = {"clip": ("image_text",), "lit": ("image_text",), "3t": ("image_text", "image_pretrained", "text_pretrained")}
+
+
+def _numbered(name, k):
+    """Tower 0 keeps the single-tower name (old runs' weights and metrics); tower k >= 1 adds `_k`."""
+    return name if k == 0 else f"{name}_{k}"
+
+
+def tower_pairs(k):
+    """The two pairs of third tower k, by loss/temperature name.
+
+    >>> tower_pairs(0), tower_pairs(1)
+    (('image_pretrained', 'text_pretrained'), ('image_pretrained_1', 'text_pretrained_1'))
+    """
+    return _numbered("image_pretrained", k), _numbered("text_pretrained", k)
+
+
+def tower_input_key(key, k):
+    """The batch key of third tower k's input `key` (`h_image` or `h_embedding`).
+
+    >>> tower_input_key("h_image", 0), tower_input_key("h_embedding", 2)
+    ('h_image', 'h_embedding_2')
+    """
+    return _numbered(key, k)
+
+
+def _as_towers(pretrained_tower):
+    """One tower, a list of towers or None -> a list."""
+    if pretrained_tower is None:
+        return []
+    return list(pretrained_tower) if isinstance(pretrained_tower, (list, tuple)) else [pretrained_tower]
 
 
 @keras.saving.register_keras_serializable(package="tt")
@@ -48,9 +85,10 @@ class ThreeTowers(keras.Model):
     Args:
       text_tower: the `TextTower` g.
       image_tower: the `ImageTower` f (not used, and may be None, in `lit` mode).
-      pretrained_tower: the frozen `PretrainedTower` h (not used in `clip` mode).
+      pretrained_tower: the frozen `PretrainedTower` h (not used in `clip` mode), or in
+        `3t` mode a list of K of them, each teaching through its own heads.
       mode: one of `MODES`.
-      aux_weight: w, the weight of each of 3T's two pairs with h.
+      aux_weight: w, the weight of each of 3T's two pairs with each h.
       lit_head: in `lit` mode, put a trainable linear head on h (else h is used as is,
         and the text tower must project to h's width).
       **kwargs: standard `keras.Model` arguments (`name`).
@@ -78,25 +116,29 @@ class ThreeTowers(keras.Model):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode != "lit" and image_tower is None:
             raise ValueError(f"mode {mode!r} needs an image tower")
-        if mode != "clip" and pretrained_tower is None:
+        towers = _as_towers(pretrained_tower) if mode != "clip" else []
+        if mode != "clip" and not towers:
             raise ValueError(f"mode {mode!r} needs a pretrained tower")
+        if mode == "lit" and len(towers) > 1:
+            raise ValueError(f"LiT locks one pretrained tower, not {len(towers)}")
         self.mode, self.aux_weight, self.lit_head = mode, float(aux_weight), bool(lit_head)
         self.text_tower = text_tower
         self.image_tower = image_tower if mode != "lit" else None
-        self.pretrained_tower = pretrained_tower if mode != "clip" else None
+        self.pretrained_tower = towers[0] if towers else None
+        for k, tower in enumerate(towers[1:], start=1):  # attribute names are checkpoint paths
+            setattr(self, _numbered("pretrained_tower", k), tower)
+        self.num_pretrained_towers = len(towers)
         embed_dim = text_tower.embed_dim
         if mode == "lit":
-            h_dim = pretrained_tower.output_dim
+            h_dim = self.pretrained_tower.output_dim
             if not lit_head and embed_dim != h_dim:
                 raise ValueError(f"LiT without a head needs the text tower to project to h's width {h_dim}")
             # The locked image side: h, optionally followed by one trainable linear head.
             self.lit_image_head = ProjectionHead(embed_dim, h_dim, name="lit_image_head") if lit_head else None
         if mode == "3t":
-            h_dim = pretrained_tower.output_dim
-            self.image_head = ProjectionHead(embed_dim, image_tower.embed_dim, name="f_h")
-            self.pretrained_image_head = ProjectionHead(embed_dim, h_dim, name="h_f")
-            self.text_head = ProjectionHead(embed_dim, embed_dim, name="g_h")
-            self.pretrained_text_head = ProjectionHead(embed_dim, h_dim, name="h_g")
+            for k, tower in enumerate(towers):
+                self._add_tower_heads(k, tower.output_dim, image_tower.embed_dim, embed_dim)
+        pairs = PAIRS[mode] + tuple(p for k in range(1, len(towers)) for p in tower_pairs(k))
         self.log_temperatures = {
             pair: self.add_weight(
                 shape=(),
@@ -104,24 +146,48 @@ class ThreeTowers(keras.Model):
                 dtype="float32",
                 name=f"log_t_{pair}",
             )
-            for pair in PAIRS[mode]
+            for pair in pairs
         }
         self.loss_trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ["loss", "accuracy"]
-            + [f"loss_{p}" for p in PAIRS[mode]]
-            + [f"t_{p}" for p in PAIRS[mode]]
+            + [f"loss_{p}" for p in pairs]
+            + [f"t_{p}" for p in pairs]
         }
         self.built = True
+
+    def _add_tower_heads(self, k, h_dim, image_dim, embed_dim):
+        """Tower k's heads f_hk, hk_f (image pair) and g_hk, hk_g (text pair); tower 0's
+        keep the single-tower names (`f_h`, ...), so that old checkpoints load."""
+        suffix = "" if k == 0 else str(k)
+        heads = {
+            "image_head": ProjectionHead(embed_dim, image_dim, name=f"f_h{suffix}"),
+            "pretrained_image_head": ProjectionHead(embed_dim, h_dim, name=f"h{suffix}_f"),
+            "text_head": ProjectionHead(embed_dim, embed_dim, name=f"g_h{suffix}"),
+            "pretrained_text_head": ProjectionHead(embed_dim, h_dim, name=f"h{suffix}_g"),
+        }
+        for attribute, head in heads.items():
+            setattr(self, _numbered(attribute, k), head)
+
+    @property
+    def pretrained_towers(self):
+        """The K frozen third towers (one in `lit`, none in `clip`), in `--pretrained` order."""
+        return [getattr(self, _numbered("pretrained_tower", k)) for k in range(self.num_pretrained_towers)]
+
+    def tower_heads(self, k):
+        """(f_hk, hk_f, g_hk, hk_g): third tower k's heads in 3T."""
+        names = ("image_head", "pretrained_image_head", "text_head", "pretrained_text_head")
+        return tuple(getattr(self, _numbered(name, k)) for name in names)
 
     @classmethod
     def from_scale(cls, scale, mode="3t", vocab_size=32000, max_len=16, pretrained_tower=None,
                    pooling="token", aux_weight=1.0, lit_head=False, dtype=None):
-        """Builds the towers from a `Scale`. In `lit` mode without a head the text tower
-        projects to h's width so that it can be compared with h directly."""
+        """Builds the towers from a `Scale` (`pretrained_tower`: one tower or a list). In
+        `lit` mode without a head the text tower projects to h's width so that it can be
+        compared with h directly."""
         embed_dim = scale.embed_dim
-        if mode == "lit" and not lit_head:
-            embed_dim = pretrained_tower.output_dim
+        if mode == "lit" and not lit_head and _as_towers(pretrained_tower):
+            embed_dim = _as_towers(pretrained_tower)[0].output_dim
         image_tower = None if mode == "lit" else ImageTower.from_scale(scale, pooling, dtype=dtype)
         text_tower = TextTower.from_scale(scale, vocab_size, max_len, embed_dim=embed_dim, dtype=dtype)
         return cls(text_tower, image_tower, pretrained_tower, mode=mode, aux_weight=aux_weight,
@@ -157,14 +223,17 @@ class ThreeTowers(keras.Model):
 
     # -- The objective ----------------------------------------------------------
 
-    def _pretrained_features(self, batch):
-        if "h_embedding" in batch:
-            return tf.cast(batch["h_embedding"], tf.float32)
-        return self.pretrained_tower(batch["h_image"])
+    def _pretrained_features(self, batch, k=0):
+        """Third tower k's features: its precomputed embeddings when the batch has them."""
+        embedding = tower_input_key("h_embedding", k)
+        if embedding in batch:
+            return tf.cast(batch[embedding], tf.float32)
+        return self.pretrained_towers[k](batch[tower_input_key("h_image", k)])
 
     def compute_embeddings(self, batch, training=False):
         """The towers' outputs that the losses consume, before heads and normalisation:
-        `text` (g), `image` (f; not in `lit`) and `pretrained` (h's features; not in `clip`).
+        `text` (g), `image` (f; not in `lit`) and `pretrained` (the list of each h's
+        features, in tower order; not in `clip`).
 
         Only `text` and `image` carry gradients (h is frozen); everything after them,
         the heads, temperatures and losses, is `losses_from_embeddings`. The split is what
@@ -174,36 +243,42 @@ class ThreeTowers(keras.Model):
         if self.mode != "lit":
             embeddings["image"] = self.image_tower(batch["image"], training=training)
         if self.mode != "clip":
-            embeddings["pretrained"] = self._pretrained_features(batch)
+            embeddings["pretrained"] = [self._pretrained_features(batch, k)
+                                        for k in range(self.num_pretrained_towers)]
         return embeddings
 
     def losses_from_embeddings(self, embeddings):
         """Per-pair losses, the weighted total and the image->text accuracy of a batch's
         `compute_embeddings` (this replica's rows; the losses gather every replica's)."""
-        t = self.log_temperatures
         text = embeddings["text"]
         if self.mode == "lit":
-            image_embedding = self._lit_image_embedding(embeddings["pretrained"])
+            image_embedding = self._lit_image_embedding(embeddings["pretrained"][0])
         else:
             image = embeddings["image"]
             image_embedding = l2_normalize(image)
         losses = {}
-        losses["loss_image_text"], accuracy = contrastive_loss(image_embedding, l2_normalize(text), t["image_text"])
+        losses["loss_image_text"], accuracy = self._pair_loss("image_text", image_embedding, l2_normalize(text))
         if self.mode == "3t":
-            h = embeddings["pretrained"]
-            losses["loss_image_pretrained"], _ = contrastive_loss(
-                self.image_head(image), self.pretrained_image_head(h), t["image_pretrained"]
-            )
-            losses["loss_text_pretrained"], _ = contrastive_loss(
-                self.text_head(text), self.pretrained_text_head(h), t["text_pretrained"]
-            )
+            aux = None
+            for k, h in enumerate(embeddings["pretrained"]):
+                image_head, pretrained_image_head, text_head, pretrained_text_head = self.tower_heads(k)
+                image_pair, text_pair = tower_pairs(k)
+                losses[f"loss_{image_pair}"], _ = self._pair_loss(
+                    image_pair, image_head(image), pretrained_image_head(h))
+                losses[f"loss_{text_pair}"], _ = self._pair_loss(text_pair, text_head(text), pretrained_text_head(h))
+                tower_terms = losses[f"loss_{image_pair}"] + losses[f"loss_{text_pair}"]
+                aux = tower_terms if aux is None else aux + tower_terms
+            # With one tower: (L(f,g) + w (L_ih + L_th)) / (1 + 2w), the same float ops as 3T.
             w = self.aux_weight
-            aux = losses["loss_image_pretrained"] + losses["loss_text_pretrained"]
-            total = (losses["loss_image_text"] + w * aux) / (1 + 2 * w)
+            total = (losses["loss_image_text"] + w * aux) / (1 + 2 * w * self.num_pretrained_towers)
         else:
             total = losses["loss_image_text"]
         losses["loss"], losses["accuracy"] = total, accuracy
         return losses
+
+    def _pair_loss(self, pair, a, b):
+        """(loss, a->b accuracy) of one contrastive pair at its own temperature."""
+        return contrastive_loss(a, b, self.log_temperatures[pair])
 
     def compute_losses(self, batch, training=False):
         """Per-pair losses, the weighted total and the image->text accuracy of a batch."""
@@ -242,7 +317,9 @@ class ThreeTowers(keras.Model):
         config.update(
             text_tower=serialize(self.text_tower),
             image_tower=serialize(self.image_tower) if self.image_tower is not None else None,
-            pretrained_tower=serialize(self.pretrained_tower) if self.pretrained_tower is not None else None,
+            # One tower as runs before several towers wrote it; K > 1 as a list.
+            pretrained_tower=(serialize(self.pretrained_tower) if self.num_pretrained_towers == 1
+                              else [serialize(t) for t in self.pretrained_towers] or None),
             mode=self.mode,
             aux_weight=self.aux_weight,
             lit_head=self.lit_head,
@@ -251,7 +328,12 @@ class ThreeTowers(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        for key in ("text_tower", "image_tower", "pretrained_tower"):
+        for key in ("text_tower", "image_tower"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
+        towers = config.get("pretrained_tower")
+        if towers is not None:
+            deserialize = keras.saving.deserialize_keras_object
+            config["pretrained_tower"] = ([deserialize(t) for t in towers] if isinstance(towers, list)
+                                          else deserialize(towers))
         return cls(**config)

@@ -14,13 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def make_tiny_vit_preset(directory, image_size=32):
+def make_tiny_vit_preset(directory, image_size=32, hidden_dim=16):
     """A tiny ViT with its own image converter: a stand-in for a real ViT preset."""
     import keras_hub
 
     backbone = keras_hub.models.ViTBackbone(
         image_shape=(image_size, image_size, 3), patch_size=8, num_layers=1,
-        num_heads=2, hidden_dim=16, mlp_dim=32,
+        num_heads=2, hidden_dim=hidden_dim, mlp_dim=32,
     )
     backbone.save_to_preset(directory)
     keras_hub.layers.ViTImageConverter(
@@ -45,6 +45,12 @@ def make_tiny_resnet_preset(directory):
 @pytest.fixture(scope="session")
 def tiny_vit_preset(tmp_path_factory):
     return make_tiny_vit_preset(tmp_path_factory.mktemp("tiny_vit_preset"))
+
+
+@pytest.fixture(scope="session")
+def second_tiny_vit_preset(tmp_path_factory):
+    """Another third tower: wider features, larger images (3T with two teachers)."""
+    return make_tiny_vit_preset(tmp_path_factory.mktemp("second_tiny_vit_preset"), image_size=48, hidden_dim=24)
 
 
 @pytest.fixture(scope="session")

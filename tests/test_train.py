@@ -14,7 +14,8 @@ def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
     run = tiny_run(mode)
     config = json.load(open(os.path.join(run, "run.json")))
     assert config["mode"] == mode and config["scale"] == "tiny" and config["steps"] == 4
-    assert config["pretrained"] == (None if mode == "clip" else config["config"]["pretrained"])
+    assert config["pretrained_towers"] == ([] if mode == "clip" else config["config"]["pretrained"])
+    assert config["pretrained"] == (None if mode == "clip" else config["config"]["pretrained"][0])
     assert os.path.getsize(os.path.join(run, "tokenizer.model")) > 0
     assert os.path.exists(os.path.join(run, "checkpoints", "ckpt-4.index"))
     lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]

@@ -112,7 +112,7 @@ def train_step_flops(model, batch_size, precomputed=False):
     The trained parts are counted by tracing `model.compute_losses` on a batch that
     carries h's embeddings (so h itself is not in that graph): both towers, the heads
     and every pair's logits over the whole batch. Returns a dict: `trained_forward`,
-    `frozen_forward` (h's forward on the batch when it runs online, else 0) and
+    `frozen_forward` (every third tower's forward on the batch when they run online, else 0) and
     `total` (= 3·trained_forward + frozen_forward).
     """
     import tensorflow as tf
@@ -121,9 +121,11 @@ def train_step_flops(model, batch_size, precomputed=False):
     batch = {"tokens": tf.TensorSpec((batch_size, tokens), tf.int32)}
     if model.image_tower is not None:
         batch["image"] = tf.TensorSpec((batch_size, *model.image_tower.image_size, 3), tf.uint8)
-    h = model.pretrained_tower
-    if h is not None:
-        batch["h_embedding"] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
+    from models.three_towers import tower_input_key
+
+    towers = model.pretrained_towers
+    for k, h in enumerate(towers):
+        batch[tower_input_key("h_embedding", k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
     trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
-    frozen = 0 if h is None or precomputed else batch_size * pretrained_tower_forward_flops(h)
+    frozen = 0 if precomputed else batch_size * sum(pretrained_tower_forward_flops(h) for h in towers)
     return {"trained_forward": trained, "frozen_forward": frozen, "total": 3 * trained + frozen}

@@ -12,9 +12,10 @@ during its build and warm-up above what was in use before it was built (earlier
 modes' models included in that baseline).
 
 The third tower for `lit`/`3t` is, by default, a randomly initialised ViT of the
-scale's own size (no weights are needed to measure time); `pretrained` names a preset
-to load instead. `3t-precomputed` feeds `h_embedding` instead of `h_image`, as training
-on shards made by `tt data embed` does.
+scale's own size (no weights are needed to measure time); `pretrained` names presets
+to load instead: several make 3T learn from each (LiT locks one, so its modes are then
+left out). `3t-precomputed` feeds `h_embedding` (and `h_embedding_{k}` for tower k)
+instead of `h_image`, as training on shards made by `tt data embed` does.
 
 Example:
 >>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
@@ -52,16 +53,27 @@ class BenchSettings:
     batch_size: int = 256
     steps: int = 20
     warmup: int = 3
-    modes: tuple = DEFAULT_MODES
+    modes: tuple = None  # None: DEFAULT_MODES (without LiT's when there are several towers)
     precision: str = "auto"
     jit: bool = None  # None: as `tt train` resolves it
     strategy: str = "auto"
-    pretrained: str = None  # None: a random ViT of the scale's size
+    pretrained: tuple = ()  # preset names, one per third tower; none: a random ViT of the scale's size
     max_text_len: int = 32
     vocab_size: int = 32000
     pooling: str = "token"
     lit_head: bool = False
     seed: int = 0
+
+    def __post_init__(self):
+        self.pretrained = (self.pretrained,) if isinstance(self.pretrained, str) else tuple(self.pretrained or ())
+        several = len(self.pretrained) > 1
+        if self.modes is None:
+            self.modes = tuple(m for m in DEFAULT_MODES if not (several and MODES[m][0] == "lit"))
+        lit = [m for m in self.modes if MODES[m][0] == "lit"]
+        if several and lit:
+            others = ",".join(m for m in self.modes if m not in lit) or "3t"
+            raise InvalidValueError(f"LiT locks one pretrained tower, not {len(self.pretrained)} (modes "
+                                    f"{', '.join(lit)})", remedy=("modes", others, "to time the others"))
 
 
 def parse_modes(text):
@@ -112,19 +124,22 @@ def _random_vit_tower(scale):
     return PretrainedTower(vit_backbone(scale, name="bench_h_backbone"), name="pretrained_tower")
 
 
-def _load_tower(settings, scale):
+def _load_towers(settings, scale):
+    """(the third towers, what they are in words)."""
     from tt_cli.presets import load_pretrained_tower
 
-    if settings.pretrained is None:
-        return _random_vit_tower(scale), f"random ViT at {scale.name} (no weights needed for timing)"
-    tower = load_pretrained_tower(settings.pretrained, settings.scale)
-    return tower, tower.preset
+    if not settings.pretrained:
+        return [_random_vit_tower(scale)], f"random ViT at {scale.name} (no weights needed for timing)"
+    towers = [load_pretrained_tower(name, settings.scale) for name in settings.pretrained]
+    return towers, " + ".join(tower.preset for tower in towers)
 
 
 def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_size=None, h_dim=None):
-    """A batch of the shapes training sees: pixels, EOS-terminated token ids, h inputs."""
+    """A batch of the shapes training sees: pixels, EOS-terminated token ids, h inputs.
+    `h_image_size`/`h_dim` may be lists, one entry per third tower."""
     import tensorflow as tf
 
+    from models.three_towers import tower_input_key
     from models.tokens import EOS_ID, PAD_ID
 
     tokens = rng.integers(3, vocab_size, size=(batch_size, max_len)).astype("int32")
@@ -135,17 +150,18 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
         "image": rng.integers(0, 256, size=(batch_size, image_size, image_size, 3)).astype("uint8"),
         "tokens": tokens,
     }
-    if h_image_size is not None:
-        batch["h_image"] = rng.integers(0, 256, size=(batch_size, *h_image_size, 3)).astype("uint8")
-    if h_dim is not None:
-        batch["h_embedding"] = rng.standard_normal((batch_size, h_dim)).astype("float32")
+    as_list = lambda value: value if isinstance(value, list) else ([] if value is None else [value])
+    for k, size in enumerate(as_list(h_image_size)):
+        batch[tower_input_key("h_image", k)] = rng.integers(0, 256, size=(batch_size, *size, 3)).astype("uint8")
+    for k, dim in enumerate(as_list(h_dim)):
+        batch[tower_input_key("h_embedding", k)] = rng.standard_normal((batch_size, dim)).astype("float32")
     return {k: tf.constant(v) for k, v in batch.items()}
 
 
 class _ModeUnderTest:
     """One mode's model, compiled, warmed up and ready to time a step."""
 
-    def __init__(self, name, settings, scale, strategy, policy, jit, tower, on_step):
+    def __init__(self, name, settings, scale, strategy, policy, jit, towers, on_step):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -160,12 +176,12 @@ class _ModeUnderTest:
         keras.mixed_precision.set_global_policy(policy)
         memory_before = memory.current_bytes()
         memory.reset_peak()
-        h = tower if self.model_mode != "clip" else None
+        h = towers if self.model_mode != "clip" else []
         with strategy.scope():
             keras.utils.set_random_seed(settings.seed)
             self.model = ThreeTowers.from_scale(
                 scale, mode=self.model_mode, vocab_size=settings.vocab_size, max_len=settings.max_text_len,
-                pretrained_tower=h, pooling=settings.pooling, lit_head=settings.lit_head,
+                pretrained_tower=h or None, pooling=settings.pooling, lit_head=settings.lit_head,
             )
             # tt train's optimizer, at a constant learning rate (a schedule costs nothing).
             self.model.compile(optimizer=make_optimizer(5e-4, policy=policy))
@@ -174,8 +190,8 @@ class _ModeUnderTest:
         rng = np.random.default_rng(settings.seed)
         batch = synthetic_batch(
             rng, settings.batch_size, scale.image_size, settings.max_text_len, settings.vocab_size,
-            h_image_size=h.image_size if h is not None and not self.precomputed else None,
-            h_dim=h.output_dim if h is not None and self.precomputed else None,
+            h_image_size=[tower.image_size for tower in h] if not self.precomputed else None,
+            h_dim=[tower.output_dim for tower in h] if self.precomputed else None,
         )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
         self.iterator = iter(strategy.experimental_distribute_dataset(dataset))
@@ -242,9 +258,9 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
                                 f"{strategy.num_replicas_in_sync} replicas.")
     scale = model_scale(settings.scale, settings.image_size)  # the trained image tower's
     device, device_kind = _device_description(strategy)
-    tower, tower_name = (None, None)
+    towers, tower_name = ([], None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
-        tower, tower_name = _load_tower(settings, get_scale(settings.scale))  # h at its own size
+        towers, tower_name = _load_towers(settings, get_scale(settings.scale))  # h at its own size
     header = {
         "device": device,
         "device_kind": device_kind,
@@ -260,6 +276,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         "max_text_len": settings.max_text_len,
         "vocab_size": settings.vocab_size,
         "pretrained": tower_name,
+        "pretrained_towers": len(towers),
         **versions(),
         # Other processes on the machine slow every number down: the load says how busy it was.
         "load_average_start": os.getloadavg()[0],
@@ -268,7 +285,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     modes = []
     for name in settings.modes:
         log(f"{name}: building and warming up ({settings.warmup} steps)")
-        modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, tower, on_step))
+        modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, towers, on_step))
     log(f"timing {settings.steps} steps per mode, the modes taking turns")
     for _ in range(settings.steps):
         for mode in modes:

@@ -19,15 +19,17 @@ D = BenchSettings()
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
-@click.option("--modes", default=",".join(DEFAULT_MODES),
-              help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.")
+@click.option("--modes", default=None,
+              help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.  "
+                   f"[default: {','.join(DEFAULT_MODES)}; without lit for several --pretrained]")
 @click.option("--precision", default=D.precision,
               help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
 @click.option("--jit/--no-jit", default=None,
               help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]")
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
-@click.option("--pretrained", default=None,
-              help="Third tower preset to load.  [default: a random ViT of the scale's size; timing needs no weights]")
+@click.option("--pretrained", multiple=True,
+              help="Third tower preset to load; repeat it for several (3T learns from each).  "
+                   "[default: a random ViT of the scale's size; timing needs no weights]")
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
@@ -48,7 +50,7 @@ def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **fla
         raise InvalidValueError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
     if embeddings and data is None:
         raise InvalidValueError("--embeddings are read beside --data; give the shards with --data too.")
-    settings = BenchSettings(modes=parse_modes(modes), **flags)
+    settings = BenchSettings(modes=parse_modes(modes) if modes is not None else None, **flags)
     check_pipeline_inputs(data, tokenizer)
     total = len(settings.modes) * (settings.warmup + settings.steps)
     with progress_bar(total, "benchmarking", unit="steps") as advance:

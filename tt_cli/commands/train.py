@@ -28,9 +28,10 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
 @click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
-@click.option("--pretrained", default=D.pretrained,
+@click.option("--pretrained", multiple=True, default=D.pretrained,
               help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
-                   "kaggle:// or hf:// handle, or a local preset directory.")
+                   "kaggle:// or hf:// handle, or a local preset directory. Repeat it for "
+                   "several third towers (3T only).")
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option("--image-size", type=COUNT, default=None,
               help="Train the image tower at NxN, a multiple of the scale's patch size (not with --mode lit).  "

@@ -144,20 +144,27 @@ def decode_image(encoded, size, fits=None, crop=None):
     then read once per record). `crop(image)`: applied to the decoded image at its full
     resolution, before the resize (`random_crop` for augmentation).
     """
+    return decode_image_sizes(encoded, [size], fits, crop)[0]
+
+
+def decode_image_sizes(encoded, sizes, fits=None, crop=None):
+    """`decode_image` at each of `sizes` (a list), decoding the image once: the image
+    tower and every third tower that runs online each take it at their own size.
+    `crop` applies to the first size's image only (the main tower's, with `--augment`)."""
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
-        if crop is not None:
-            image = crop(image)
-        return tf.cast(tf.clip_by_value(tf.round(resize(image, size)), 0, 255), tf.uint8)
+        sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
+        return tuple(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8)
+                     for source, size in zip(sources, sizes))
 
     def blank():
         tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
                  "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
-        return tf.zeros([size[0], size[1], 3], tf.uint8)
+        return tuple(tf.zeros([size[0], size[1], 3], tf.uint8) for size in sizes)
 
-    return tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank)
+    return list(tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank))
 
 
 def first_record_features(files):
@@ -215,17 +222,28 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
                   seed=0, start_step=0, shuffle_buffer=10_000, input_context=None, embeddings=(), augment=False):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
+    Third towers: `h_image_size` (pixels decoded at that size) or `h_embedding_dim` (the
+    shards' own precomputed `h_embedding`, of that width; the first tower's only); either
+    may be a list with one entry per tower (None where the tower's input comes otherwise):
+    tower k >= 1's input is `h_image_{k}` (`models.three_towers.tower_input_key`).
+    `embeddings`: (embedding shard of each of `files`, width) per embedding folder
+    (`lockstep.embedding_files`), read in lockstep with the shards; folder i is tower i's
+    input `h_embedding` / `h_embedding_{i}` (`schema.embedding_key`).
+
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
-    per-replica batches. `h_embedding_dim`: the shards hold `h_embedding` themselves.
-    `embeddings`: (embedding shard of each of `files`, width) per embedding folder
-    (`lockstep.embedding_files`), read in lockstep with the shards; folder i gives the
-    batch key `schema.embedding_key(i)` (`h_embedding`, `h_embedding_1`, ...).
+    per-replica batches.
     `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
     tower's input, stays the whole image.
     """
+    from models.three_towers import tower_input_key
     from tt_cli.data import lockstep
 
+    towers = _tower_inputs(h_image_size, h_embedding_dim)
+    h_embedding_dim = towers[0][1] if towers else None
+    if any(dim for _, dim in towers[1:]):
+        raise InvalidValueError("the shards hold the first third tower's embeddings only; the others run online "
+                                "or read theirs from an embeddings folder.")
     paired = [list(files)] + [list(paths) for paths, _ in embeddings]
     files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
     read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
@@ -251,17 +269,23 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
+        # Decoded once, resized for the image tower (cropped first with `augment`) and each
+        # online third tower, which always sees the whole image.
+        main = tuple(image_size)
+        h_sizes = list(dict.fromkeys(tuple(size) for size, dim in towers if size is not None and not dim))
+        others = [size for size in h_sizes if augment or size != main]
         crop = (lambda image: random_crop(image, seed, position)) if augment else None
-        out = {"image": decode_image(example[schema.IMAGE], image_size, fits, crop), "caption": texts[pick],
-               "fits": fits}
+        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop)
+        pixels = dict(zip(others, images[1:])) if augment else dict(zip([main] + others, images))
+        out = {"image": images[0], "caption": texts[pick], "fits": fits}
+        for k, (size, dim) in enumerate(towers):
+            if dim:
+                out[tower_input_key("h_embedding", k)] = example[schema.H_EMBEDDING]
+            elif size is not None:
+                out[tower_input_key("h_image", k)] = pixels[tuple(size)]
         for i, (embedding_record, (_, dim)) in enumerate(zip(embedded, embeddings)):
             parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), dim)
             out[schema.embedding_key(i)] = parsed[schema.H_EMBEDDING]
-        if h_embedding_dim:
-            out["h_embedding"] = example[schema.H_EMBEDDING]
-        elif h_image_size is not None and not embeddings:
-            out["h_image"] = (out["image"] if tuple(h_image_size) == tuple(image_size) and not augment
-                              else decode_image(example[schema.IMAGE], h_image_size, fits))
         return out
 
     def tokenize(batch):
@@ -283,6 +307,21 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
         .prefetch(AUTOTUNE)
         .with_options(options)
     )
+
+
+def _tower_inputs(h_image_size, h_embedding_dim):
+    """[(image size or None, embedding width or None)] per third tower, from one value
+    (the first tower's) or a list of them per tower.
+
+    >>> _tower_inputs((224, 224), None), _tower_inputs([None, (32, 32)], [16, None])
+    ([((224, 224), None)], [(None, 16), ((32, 32), None)])
+    """
+    sizes = h_image_size if isinstance(h_image_size, list) else [h_image_size]
+    dims = h_embedding_dim if isinstance(h_embedding_dim, list) else [h_embedding_dim]
+    count = max(len(sizes), len(dims))
+    sizes, dims = sizes + [None] * (count - len(sizes)), dims + [None] * (count - len(dims))
+    towers = list(zip(sizes, dims))
+    return towers if any(size is not None or dim for size, dim in towers) else []
 
 
 def read_captions(files, limit=1_000_000, data=None):

@@ -82,6 +82,7 @@ def export_preset(run, out):
         "source_run": os.path.abspath(run.path),
         "image_tower": "pretrained (locked) tower h" if model.mode == "lit" else "main image tower f",
         "pretrained": run.config.get("pretrained"),
+        "pretrained_towers": run.config.get("pretrained_towers"),  # 3T's teachers; none is exported
         "image_size": [int(s) for s in model.image_size],
         "pooling": pooling,
         "pooled_dim": int(pooled_dim),

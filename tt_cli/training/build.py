@@ -17,8 +17,9 @@ from tt_cli.training.config import model_scale
 
 @dataclasses.dataclass(frozen=True)
 class Built:
-    """The trainable state of a run; `tower` is None in CLIP mode, `precomputed` says
-    whether the shards' h embeddings replace running the tower."""
+    """The trainable state of a run; `towers` are the frozen third towers in `--pretrained`
+    order (none in CLIP mode), `precomputed` says for each whether precomputed embeddings
+    replace running it."""
 
     model: object  # models.ThreeTowers, compiled
     optimizer: object
@@ -26,11 +27,16 @@ class Built:
     warmup: int
     checkpoint: object  # tf.train.Checkpoint of model, optimizer and every weight
     manager: object  # tf.train.CheckpointManager numbering checkpoints by the optimizer's step
-    tower: object
-    precomputed: bool
+    towers: tuple
+    precomputed: tuple  # of bool, one per tower
     scale: object  # models.scales.Scale
     # (embedding shard of each training shard, width) per `--embeddings` folder, read in lockstep
     embeddings: tuple = ()
+
+    @property
+    def tower(self):
+        """The first (in LiT the only) third tower; None in CLIP mode."""
+        return self.towers[0] if self.towers else None
 
 
 def _use_precomputed(info, tower):
@@ -71,14 +77,17 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     scale = model_scale(config.scale, config.image_size)  # the main image tower at --image-size
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
     with runtime.strategy.scope():
-        tower = load_pretrained_tower(config.pretrained, config.scale, log) if config.mode != "clip" else None
-        embeddings = embedding_folders(config.embeddings, [tower] if tower is not None else [], files, info)
-        # Embeddings beside the data, else embeddings inside the shards (an earlier `tt data embed`).
-        precomputed = tower is not None and (bool(embeddings) or _use_precomputed(info, tower))
-        check_features(files, need_h_embedding=precomputed and not embeddings)
+        names = config.pretrained if config.mode != "clip" else ()
+        towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
+        embeddings = embedding_folders(config.embeddings, towers, files, info)
+        # Tower k's embeddings: beside the data (folder k of `--embeddings`), else for the first
+        # tower only, inside the shards (made by an earlier `tt data embed`).
+        precomputed = tuple(k < len(embeddings) or (k == 0 and _use_precomputed(info, tower))
+                            for k, tower in enumerate(towers))
+        check_features(files, need_h_embedding=bool(towers) and precomputed[0] and not embeddings)
         model = ThreeTowers.from_scale(
             scale, mode=config.mode, vocab_size=tokenizer.vocab_size, max_len=config.max_text_len,
-            pretrained_tower=tower, pooling=config.pooling, aux_weight=config.aux_weight,
+            pretrained_tower=list(towers) or None, pooling=config.pooling, aux_weight=config.aux_weight,
             lit_head=config.lit_head,
         )
         schedule = warmup_cosine(config.lr, steps, warmup)
@@ -92,4 +101,4 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints,
                                          step_counter=optimizer.iterations)
     return Built(model=model, optimizer=optimizer, schedule=schedule, warmup=warmup, checkpoint=checkpoint,
-                 manager=manager, tower=tower, precomputed=precomputed, scale=scale, embeddings=embeddings)
+                 manager=manager, towers=towers, precomputed=precomputed, scale=scale, embeddings=embeddings)

@@ -5,7 +5,9 @@ and never changed: a caller that fills in values makes a new one (`dataclasses.r
 Example:
 >>> config = TrainConfig(data="shards/", out="runs/b16")
 >>> config.mode, config.scale, config.pretrained
-('3t', 'b16', 'imagenet21k')
+('3t', 'b16', ('imagenet21k',))
+>>> TrainConfig(pretrained="/presets/a").pretrained   # one name is a tuple of one
+('/presets/a',)
 """
 
 import dataclasses
@@ -25,7 +27,7 @@ class TrainConfig:
     out: str = "runs/tt"
     val_data: str = None
     mode: str = "3t"
-    pretrained: str = "imagenet21k"
+    pretrained: tuple = ("imagenet21k",)  # the third towers, in order (3T learns from each)
     scale: str = "b16"
     image_size: int = None  # side of the main image tower's input; None: the scale's own
     pooling: str = "token"
@@ -55,6 +57,13 @@ class TrainConfig:
     keep_checkpoints: int = 3
     restart: bool = False
 
+    def __post_init__(self):
+        object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))
+        if self.mode == "lit" and len(self.pretrained) > 1:
+            raise InvalidValueError(
+                f"LiT locks one pretrained tower, not {len(self.pretrained)}",
+                remedy=("pretrained", self.pretrained[0], "alone (3T learns from several)"))
+
     def to_json(self):
         return dataclasses.asdict(self)
 
@@ -74,3 +83,15 @@ def model_scale(scale, image_size=None):
         return get_scale(scale).at_image_size(image_size)
     except ValueError as e:
         raise InvalidValueError(f"{e}.") from None
+
+
+def pretrained_names(value):
+    """`pretrained` as a tuple of names: run.json of runs before several third towers
+    holds one string, later ones a list.
+
+    >>> pretrained_names("imagenet21k"), pretrained_names(["a", "b"])
+    (('imagenet21k',), ('a', 'b'))
+    """
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)

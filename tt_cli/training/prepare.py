@@ -20,7 +20,7 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
-from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale
+from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale, pretrained_names
 
 
 def fingerprint(files, info):
@@ -112,10 +112,13 @@ def check_resume_matches(config, files, info):
 
 def _setting(settings, key):
     """`key` of a run's settings as trained: a setting run.json lacks did not exist yet when
-    it was written (its default then), and no image size means the scale's own."""
+    it was written (its default then), no image size means the scale's own, and runs before
+    several third towers recorded `pretrained` as one name."""
     value = settings.get(key, getattr(TrainConfig, key))
     if key == "image_size" and value is None:
         value = model_scale(settings["scale"]).image_size
+    if key == "pretrained":
+        value = " ".join(pretrained_names(value))
     return value
 
 

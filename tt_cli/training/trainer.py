@@ -60,7 +60,9 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
     write_json(os.path.join(config.out, rd.RUN_JSON), {
         "config": config.to_json(), "mode": config.mode, "scale": config.scale,
         "scale_config": built.scale.to_json(), "pretrained": built.tower.preset if built.tower else None,
-        "precomputed_h_embedding": bool(built.precomputed), "max_text_len": config.max_text_len,
+        "pretrained_towers": [tower.preset for tower in built.towers],
+        "precomputed_h_embedding": bool(any(built.precomputed)),
+        "precomputed_h_embeddings": [bool(p) for p in built.precomputed], "max_text_len": config.max_text_len,
         "vocab_size": tokenizer.vocab_size, "batch_size": config.batch_size, "steps": steps,
         "warmup_steps": built.warmup, "precision": runtime.policy, "jit": runtime.jit,
         "strategy": runtime.strategy_name, "replicas": runtime.replicas,
