@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
@@ -83,7 +84,7 @@ def zero_shot_report(run_dir, data, classnames=None, templates="clip", other_run
         models.append(dict(_describe(run), temperature=zero_shot.temperature(run.model)))
     n = len(labels)
     result = {"task": "zero-shot", "data": data, "num_classes": len(class_names),
-              "templates": templates if templates in ("clip", "simple") else os.path.abspath(templates),
+              "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
               "num_templates": len(template_list)}
     indices = np.arange(n)
     if alpha is not None:
