@@ -75,6 +75,8 @@ class _Gfile:
         self.gfile.makedirs(path)
 
     def open(self, path, mode, **text):
+        if "r" in mode and not self.gfile.exists(path):  # GFile itself fails only at the first read
+            raise FileNotFoundError(f"{path}: no such file")
         return _translate(self.errors.OpError, lambda: self.gfile.GFile(path, mode))
 
     def replace(self, src, dst):

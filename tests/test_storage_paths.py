@@ -1,0 +1,103 @@
+"""Every path of the TensorFlow commands on a non-local filesystem (TensorFlow's in-process
+`ram://`, read and written through tf.io.gfile as gs:// is) and, the same path, on local disk:
+train, resume, eval, export; and tt's ownership rule on a remote folder."""
+
+import json
+import os
+import uuid
+
+import numpy as np
+import pytest
+from conftest import TINY_TRAIN_FLAGS, run_tt
+
+from tt_cli import storage
+
+
+def _flags(steps):
+    flags = list(TINY_TRAIN_FLAGS)
+    flags[flags.index("--steps") + 1] = str(steps)
+    return flags
+
+
+@pytest.fixture(params=["ram", "local"])
+def root(request, tmp_path):
+    if request.param == "local":
+        yield str(tmp_path)
+        return
+    import tensorflow as tf
+
+    url = f"ram://tt-test-{uuid.uuid4().hex[:8]}"
+    yield url
+    if tf.io.gfile.exists(url):
+        tf.io.gfile.rmtree(url)
+
+
+def _metrics_steps(run):
+    with storage.open(os.path.join(run, "metrics.jsonl")) as f:
+        return [json.loads(line)["step"] for line in f]
+
+
+def test_train_resume_eval_export_with_every_path_on_one_filesystem(tiny_shards, root):
+    import keras
+    import tensorflow as tf
+
+    import models  # noqa: F401  (registers tt's classes for load_model)
+    from tt_cli.run_dir import load_run
+
+    data, run = os.path.join(root, "data"), os.path.join(root, "run")
+    storage.upload_tree(tiny_shards, data)
+
+    # Two steps, then the same command with --steps 4 resumes from the step-2 checkpoint.
+    result = run_tt(["train", "--data", data, "--out", run, "--mode", "clip", *_flags(2)])
+    assert result.exit_code == 0, result.output
+    assert load_run(run).step == 2
+    first_checkpoint = storage.read_bytes(os.path.join(run, "checkpoints", "ckpt-2.index"))
+    result = run_tt(["train", "--data", data, "--out", run, "--mode", "clip", *_flags(4)])
+    assert result.exit_code == 0, result.output
+    loaded = load_run(run)
+    assert loaded.step == 4 and _metrics_steps(run) == [2, 4]  # the second session logged only step 4
+    assert storage.read_bytes(os.path.join(run, "checkpoints", "ckpt-2.index")) == first_checkpoint
+    assert sorted(storage.listdir(run)) == sorted(
+        [".tt-manifest.json", "checkpoints", "logs", "metrics.jsonl", "model.json", "run.json", "tokenizer.model"])
+    assert tf.io.gfile.glob(os.path.join(run, "logs", "*", "events.out.tfevents.*")) or tf.io.gfile.glob(
+        os.path.join(run, "logs", "events.out.tfevents.*"))
+
+    eval_json = os.path.join(root, "results", "zero-shot.json")
+    result = run_tt(["eval", "zero-shot", run, "--data", data, "--templates", "simple", "--json", eval_json])
+    assert result.exit_code == 0, result.output
+    with storage.open(eval_json) as f:
+        report = json.load(f)
+    assert report["task"] == "zero-shot" and 0 <= report["top1"] <= 1
+
+    keras_out = os.path.join(root, "exports", "model.keras")
+    result = run_tt(["export", "keras", run, keras_out])
+    assert result.exit_code == 0, result.output
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(keras.saving.load_model(keras_out).encode_image(images),
+                               loaded.model.encode_image(images), atol=1e-6)
+    preset_out = os.path.join(root, "exports", "preset")
+    result = run_tt(["export", "preset", run, preset_out])
+    assert result.exit_code == 0, result.output
+    assert {"config.json", "model.weights.h5", "tt", ".tt-manifest.json"} <= set(storage.listdir(preset_out))
+    assert "tt.json" in storage.listdir(os.path.join(preset_out, "tt"))
+    # --overwrite replaces tt's own preset and keeps what it did not write.
+    with storage.open(os.path.join(preset_out, "notes.txt"), "w") as f:
+        f.write("the user's own")
+    result = run_tt(["export", "preset", run, preset_out, "--overwrite"])
+    assert result.exit_code == 2 and "notes.txt, which tt did not write" in result.output
+    assert storage.read_bytes(os.path.join(preset_out, "notes.txt")) == b"the user's own"
+    assert storage.isfile(os.path.join(preset_out, "config.json"))
+
+
+def test_a_run_directory_holding_a_users_file_is_refused_on_a_remote_folder(tiny_shards):
+    import tensorflow as tf
+
+    out = f"ram://tt-test-{uuid.uuid4().hex[:8]}/run"
+    try:
+        with storage.open(os.path.join(out, "metrics.jsonl"), "w") as f:
+            f.write("mine\n")
+        result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", "clip", "--restart", *_flags(2)])
+        assert result.exit_code == 2 and "metrics.jsonl, which tt did not write" in result.output
+        assert storage.read_bytes(os.path.join(out, "metrics.jsonl")) == b"mine\n"
+    finally:
+        tf.io.gfile.rmtree(os.path.dirname(out))
