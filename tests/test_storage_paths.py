@@ -67,7 +67,7 @@ def test_train_resume_eval_export_with_every_path_on_one_filesystem(tiny_shards,
     assert result.exit_code == 0, result.output
     with storage.open(eval_json) as f:
         report = json.load(f)
-    assert report["task"] == "zero-shot" and 0 <= report["top1"] <= 1
+    assert report["task"] == "zero-shot" and report["num_examples"] == 96 and 0 <= report["models"][0]["top1"] <= 1
 
     keras_out = os.path.join(root, "exports", "model.keras")
     result = run_tt(["export", "keras", run, keras_out])
