@@ -99,5 +99,9 @@ def test_a_run_directory_holding_a_users_file_is_refused_on_a_remote_folder(tiny
         result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", "clip", "--restart", *_flags(2)])
         assert result.exit_code == 2 and "metrics.jsonl, which tt did not write" in result.output
         assert storage.read_bytes(os.path.join(out, "metrics.jsonl")) == b"mine\n"
+        # The demo (no --data) writes local folders: a URL --out is refused, nothing written there.
+        result = run_tt(["train", "--out", os.path.dirname(out) + "/demo"])
+        assert result.exit_code == 2 and "the demo writes its synthetic data on local disk" in result.output
+        assert not storage.exists(os.path.dirname(out) + "/demo")
     finally:
         tf.io.gfile.rmtree(os.path.dirname(out))
