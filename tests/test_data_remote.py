@@ -52,6 +52,9 @@ put("out/notes.txt", b"the user's own")
 report["overwrite"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "1",
                          "--num-shards", "3", "--overwrite")
 report["notes"] = get("out/notes.txt").decode()
+import importlib.util
+if importlib.util.find_spec("gcsfs") is None:  # the extra is not installed: one line naming it
+    report["gs"] = tt("data", "inspect", "gs://tt-test-bucket/shards")
 report["tensorflow_loaded"] = "tensorflow" in sys.modules
 print(json.dumps(report))
 '''
@@ -78,4 +81,21 @@ def test_convert_and_inspect_with_every_path_on_one_filesystem(where, tmp_path):
     # --overwrite replaces tt's shards only; a file it did not write stops nothing and stays.
     assert report["overwrite"][0] == 0, report["overwrite"][1]
     assert report["notes"] == "the user's own"
+    if "gs" in report:
+        assert report["gs"][0] == 2 and "pip install 'tt[gcs]'" in report["gs"][1]
     assert not report["tensorflow_loaded"]
+
+
+def test_urls_keep_their_scheme_and_local_paths_are_unchanged(tmp_path):
+    import os
+
+    from tt_cli import storage
+
+    assert storage.abspath("gs://bucket/runs/../data//shards") == "gs://bucket/data/shards"
+    assert storage.dirname("gs://bucket/data/dataset.json") == "gs://bucket/data"
+    assert storage.dirname("gs://bucket") == "gs://bucket"  # never above the bucket
+    assert storage.realpath("gs://bucket/a/./b") == "gs://bucket/a/b" and not storage.islink("gs://bucket/a")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "target")
+    assert storage.realpath(str(link)) == os.path.realpath(link) == str(tmp_path / "target")
+    assert storage.dirname("x.json") == os.getcwd()
