@@ -28,6 +28,10 @@ listing their entries, `created_folder` false):
 names this folder as its output (or whose `.convert/plan.json` has this plan's
 fingerprint). Every other earlier output is refused: delete it yourself.
 
+Paths may be URLs (`gs://…`): every file operation here goes through `tt_cli.storage`,
+so the same rules hold on an object store (where a rename is a copy and a delete of tt's
+own `.tmp` file, and there are no symlinks to resolve).
+
 Names listed ahead of writing (`claim`) were checked to be free or tt's at that moment;
 the manifest is rewritten atomically. With several `tt train` workers only the chief
 checks and records.

@@ -11,6 +11,11 @@ A local path goes to `os` and `open` exactly as before this module existed (syml
   package and TensorFlow cannot share one). Remote protocols are extras
   (`pip install 'tt[gcs]'` brings gcsfs).
 
+The modules both sides share (`ownership`, `jsonfile`, `schema`, `records`, `tokenizer`)
+call this module without knowing which side they run on: the backend is a property of
+the process, set once by its command, so the ownership rules are written once and hold
+for local paths and URLs alike. Text on a URL is UTF-8.
+
 What an object store cannot do is done as closely as it can: a rename is a copy and a
 delete (tt renames only its own `.tmp` files), there are no symlinks (`islink` is
 False, `realpath` only normalises), and a folder exists while something lies in it.
@@ -112,6 +117,8 @@ class _Fsspec:
         return self.fs._strip_protocol(url)
 
     def _url(self, path):
+        if self.scheme in ("file", "local"):  # file:///abs/path
+            return f"{self.scheme}://{path}"
         return f"{self.scheme}://{path.lstrip('/')}"
 
     def exists(self, path):
