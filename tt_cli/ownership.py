@@ -28,6 +28,10 @@ listing their entries, `created_folder` false):
 names this folder as its output (or whose `.convert/plan.json` has this plan's
 fingerprint). Every other earlier output is refused: delete it yourself.
 
+Paths may be URLs (`gs://…`): every file operation here goes through `tt_cli.storage`,
+so the same rules hold on an object store (where a rename is a copy and a delete of tt's
+own `.tmp` file, and there are no symlinks to resolve).
+
 Names listed ahead of writing (`claim`) were checked to be free or tt's at that moment;
 the manifest is rewritten atomically. With several `tt train` workers only the chief
 checks and records.
@@ -52,8 +56,8 @@ result holds notes.txt, which tt did not write; choose another path.
 
 import json
 import os
-import shutil
 
+from tt_cli import storage
 from tt_cli.errors import ConflictError, InvalidValueError
 
 MANIFEST = ".tt-manifest.json"
@@ -61,12 +65,13 @@ MANIFEST_VERSION = 1
 
 
 def _real(path):
-    return os.path.realpath(os.path.abspath(path))
+    return storage.realpath(path)
 
 
 def _is_within(path, folder):
     """True if `path` is `folder` or lies below it (both already resolved)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+    sep = storage.sep_of(folder)
+    return path == folder or path.startswith(folder.rstrip(sep) + sep)
 
 
 def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
@@ -80,13 +85,14 @@ def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
     """
     real_out = _real(out)
     for path in inputs:
-        if not path or not os.path.exists(path):
+        if not path or not storage.exists(path):
             continue
         real_in = _real(path)
         if real_out == real_in:
             raise ConflictError(f"{flag} {out} is the input {path}; choose another output path.")
-        if not os.path.isdir(real_in):
-            top = os.path.relpath(real_in, real_out).split(os.sep)[0]
+        if not storage.isdir(real_in):
+            sep = storage.sep_of(real_in)
+            top = real_in[len(real_out):].lstrip(sep).split(sep)[0]
             if is_output_name and _is_within(real_in, real_out) and is_output_name(top):
                 raise InvalidValueError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
                                         "choose another output path.")
@@ -99,21 +105,18 @@ def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
 
 def glob_folders(pattern):
     """The folders holding the files a glob matches (the inputs of a shard glob)."""
-    import glob
-
-    return sorted({os.path.dirname(os.path.abspath(p)) for p in glob.glob(pattern)})
+    return sorted({storage.dirname(p) for p in storage.glob(pattern)})
 
 
 def _stamp(path):
-    stat = os.stat(path)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return storage.stamp(path)
 
 
 def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
+    if storage.isdir(path) and not storage.islink(path):
+        storage.rmtree(path)
+    elif storage.lexists(path):
+        storage.remove(path)
 
 
 class OutputFolder:
@@ -127,15 +130,15 @@ class OutputFolder:
     def __init__(self, path, command):
         self.path = path
         self.command = command
-        self._existed = os.path.isdir(path)
+        self._existed = storage.isdir(path)
         self._manifest = self._read()
 
     def _read(self):
         path = os.path.join(self.path, MANIFEST)
-        if not os.path.isfile(path):
+        if not storage.isfile(path):
             return None
         try:
-            with open(path) as f:
+            with storage.open(path) as f:
                 manifest = json.load(f)
         except (OSError, ValueError):
             return None  # unreadable: nothing is provably tt's
@@ -152,9 +155,9 @@ class OutputFolder:
 
     def existing(self):
         """Names in the folder now (the manifest itself left out)."""
-        if not os.path.isdir(self.path):
+        if not storage.isdir(self.path):
             return []
-        return sorted(n for n in os.listdir(self.path) if n != MANIFEST)
+        return sorted(n for n in storage.listdir(self.path) if n != MANIFEST)
 
     def owned(self):
         """Names this command wrote here: listed for it, and (for stamped files) unchanged since."""
@@ -163,7 +166,7 @@ class OutputFolder:
             if not isinstance(entry, dict) or entry.get("command") != self.command:
                 continue
             path = os.path.join(self.path, name)
-            stamped = "size" in entry and os.path.isfile(path)
+            stamped = "size" in entry and storage.isfile(path)
             if stamped and _stamp(path) != {"size": entry["size"], "mtime_ns": entry.get("mtime_ns")}:
                 continue  # replaced by someone else since tt wrote it
             names.add(name)
@@ -173,7 +176,7 @@ class OutputFolder:
         """Which of `names` (default: everything here) exist and are not this command's."""
         owned = self.owned()
         candidates = self.existing() if names is None else names
-        return [n for n in candidates if n not in owned and os.path.lexists(os.path.join(self.path, n))]
+        return [n for n in candidates if n not in owned and storage.lexists(os.path.join(self.path, n))]
 
     def check_free(self, names, hint="choose another path"):
         """One line naming the first of `names` that exists here and tt did not write."""
@@ -193,7 +196,7 @@ class OutputFolder:
 
     def adopt(self, names):
         """Lists an earlier tt version's output (recognised structurally by the caller) as this command's."""
-        present = [n for n in names if os.path.lexists(os.path.join(self.path, n))]
+        present = [n for n in names if storage.lexists(os.path.join(self.path, n))]
         if present:  # nothing recognised: write nothing into someone else's folder
             self.record(present)
 
@@ -207,7 +210,7 @@ class OutputFolder:
         for name in targets:
             for sibling in [name] + [n for n in existing if n.startswith(name + ".tmp")]:
                 path = os.path.join(self.path, sibling)
-                if os.path.lexists(path):
+                if storage.lexists(path):
                     _remove(path)
                     removed.append(sibling)
         if self._manifest is not None:
@@ -226,19 +229,19 @@ class OutputFolder:
     def _write(self):
         path = os.path.join(self.path, MANIFEST)
         try:
-            os.makedirs(self.path, exist_ok=True)
-            with open(path + ".tmp", "w") as f:
-                json.dump(self._manifest, f, indent=2, sort_keys=True)
-            os.replace(path + ".tmp", path)
+            storage.makedirs(self.path)
+            with storage.open(path + ".tmp", "w") as f:
+                f.write(json.dumps(self._manifest, indent=2, sort_keys=True))
+            storage.replace(path + ".tmp", path)
         except OSError as e:
-            raise InvalidValueError(f"{self.path}: cannot write ({e.strerror}).")
+            raise InvalidValueError(f"{self.path}: cannot write ({e.strerror or e}).")
 
 
 def prepare_whole_folder(out, command, overwrite, what):
     """For outputs whose file names a library chooses (SavedModel, KerasHub preset): OUT
     must be missing, empty, or hold only what `command` wrote there before, which
     --overwrite removes. Checks only; returns the folder for `begin_whole_folder`."""
-    if os.path.lexists(out) and not os.path.isdir(out):
+    if storage.lexists(out) and not storage.isdir(out):
         raise InvalidValueError(f"{out} exists and is not a folder; choose another path.")
     folder = OutputFolder(out, command)
     present = folder.existing()
@@ -267,11 +270,11 @@ def prepare_file(out, command, overwrite, flag=None):
     unchanged size and time in its folder's manifest), or its own without `overwrite`
     (None: replacing tt's own file needs no flag). Returns the folder."""
     named = f"{flag} {out}" if flag else out
-    if os.path.isdir(out):
+    if storage.isdir(out):
         raise InvalidValueError(f"{named} is a folder; give a file path.")
-    folder = OutputFolder(os.path.dirname(os.path.abspath(out)), command)
+    folder = OutputFolder(storage.dirname(out), command)
     name = os.path.basename(out)
-    if os.path.lexists(out):
+    if storage.lexists(out):
         if folder.foreign([name]):
             raise ConflictError(f"{named} exists and tt did not write it; choose another path.")
         if overwrite is False:

@@ -15,6 +15,7 @@ TtError: cannot load pretrained preset '/no/such/preset' (no such directory). ..
 import os
 import socket
 
+from tt_cli import storage
 from tt_cli.errors import InvalidValueError
 
 # Where `hf://`, `kaggle://` and built-in KerasHub preset names are fetched from.
@@ -42,7 +43,7 @@ def _unavailable(preset, reason):
 def check_reachable(preset):
     """Raises `TtError` within seconds when `preset` is neither a directory nor on a
     host that answers."""
-    if os.path.isdir(preset):
+    if storage.isdir(preset):  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
         return
     host = _remote_host(preset)
     if host is None:

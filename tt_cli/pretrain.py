@@ -25,7 +25,7 @@ import dataclasses
 import os
 import time
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -65,7 +65,7 @@ def _check_out(config):
     if not config.out:
         raise InvalidValueError("no output directory given for the preset.")
     for data in (config.data, config.val_data):
-        inputs = [data] if not data or os.path.exists(data) else ownership.glob_folders(data)
+        inputs = [data] if not data or storage.exists(data) else ownership.glob_folders(data)
         ownership.refuse_overlap(config.out, inputs, "output folder")
     return ownership.prepare_whole_folder(config.out, "tt pretrain", config.overwrite, "a tt pretrain preset")
 
@@ -73,7 +73,7 @@ def _check_out(config):
 def _resolve(path, what):
     if not path:
         raise InvalidValueError(f"no {what}: give labelled shards (a `tt data convert` directory or a glob).")
-    if not os.path.exists(path) and not any(c in path for c in "*?["):
+    if not storage.exists(path) and not any(c in path for c in "*?["):
         raise UnreadableDataError(f"{path}: no such file or directory (the {what}).")
     return schema.resolve_shards(path)
 
@@ -259,7 +259,8 @@ def pretrain(config, log=print, show_progress=True):
     saved, _ = build_classifier(scale, len(class_names))
     saved.set_weights(classifier.get_weights())
     ownership.begin_whole_folder(out_folder)
-    saved.save_to_preset(config.out)
+    with storage.staged_folder(config.out) as local:  # KerasHub writes local disk only
+        saved.save_to_preset(local)
     summary = {
         "command": config.command, "config": config.to_json(), "scale": scale.to_json(), "steps": steps,
         "seconds": round(seconds, 1), "num_classes": len(class_names), "class_names": class_names,

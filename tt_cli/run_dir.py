@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 
+from tt_cli import storage
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -29,12 +30,12 @@ LOGS = "logs"
 
 def read_run_config(run_dir):
     path = os.path.join(run_dir, RUN_JSON)
-    if not os.path.isdir(run_dir):
+    if not storage.isdir(run_dir):
         raise UnreadableDataError(f"{run_dir}: no such run directory.")
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
     try:
-        with open(path) as f:
+        with storage.open(path) as f:
             return json.load(f)
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
         raise UnreadableDataError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
@@ -52,7 +53,7 @@ def build_model(run_dir):
 
     import models  # noqa: F401  (registers tt's serializable classes)
 
-    with open(os.path.join(run_dir, MODEL_JSON)) as f:
+    with storage.open(os.path.join(run_dir, MODEL_JSON)) as f:
         return keras.saving.deserialize_keras_object(json.load(f))
 
 
@@ -108,7 +109,7 @@ def load_run(run_dir):
 
     config = read_run_config(run_dir)
     checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None or not os.path.isfile(os.path.join(run_dir, MODEL_JSON)):
+    if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
     try:
         model = build_model(run_dir)

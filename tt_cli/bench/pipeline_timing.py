@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 
+from tt_cli import storage
 from tt_cli.errors import UnreadableDataError
 
 
@@ -43,7 +44,7 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
     from tt_cli.data import lockstep, pipeline, schema
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
-    if not os.path.exists(data) and not any(c in data for c in "*?["):
+    if not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
     files, info = schema.resolve_shards(data)
     pipeline.check_features(files)

@@ -31,6 +31,7 @@ import platform
 import statistics
 import time
 
+from tt_cli import storage
 from tt_cli.bench import flops as flops_lib
 from tt_cli.bench import memory
 from tt_cli.errors import InvalidValueError, UnreadableDataError
@@ -92,7 +93,7 @@ def check_pipeline_inputs(data, tokenizer):
 
     if data is None:
         return
-    if not os.path.exists(data) and not any(c in data for c in "*?["):
+    if not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
     schema.resolve_shards(data)
     if tokenizer is not None:

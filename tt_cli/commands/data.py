@@ -1,7 +1,8 @@
 """`tt data`: convert sources to shards, inspect them, train a tokenizer, embed with h.
 
 `convert`, `inspect` and `tokenizer` never import TensorFlow (the `tfrecord`
-package reads and writes their shards); `embed` imports it inside the command.
+package reads and writes their shards), so their URLs go through fsspec; `embed`
+imports TensorFlow inside the command and reads URLs through tf.io.gfile.
 """
 
 import os
@@ -12,10 +13,17 @@ from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
 from tt_cli.errors import UnreadableDataError
 
+TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
+
 
 @click.group()
-def data():
+@click.pass_context
+def data(ctx):
     """Prepare datasets: convert, inspect, tokenizer, embed."""
+    if ctx.invoked_subcommand in TF_FREE_COMMANDS:  # before their flags are parsed (--json checks its path)
+        from tt_cli import storage
+
+        storage.use_fsspec()
 
 
 @data.command()

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli.commands.json_output import json_option, write_result
 
 
@@ -98,7 +98,7 @@ def keras_file(run_dir, out, overwrite, json_path):
     files = export_keras(run, out)
     folder.record([os.path.basename(f) for f in files], stamp=True)
     _print_table(f"Keras export (step {run.step}, mode {run.config.get('mode')})", ["file", "bytes"],
-                 [(f, os.path.getsize(f)) for f in files])
+                 [(f, storage.getsize(f)) for f in files])
     _write_json(json_path, run, out, "keras", files=files)
 
 

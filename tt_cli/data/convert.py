@@ -28,11 +28,10 @@ import multiprocessing
 import os
 import queue as queue_lib
 import re
-import shutil
 import signal
 import time
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli.data import schema, sources, validate
 from tt_cli.data.example_codec import encode_example
 from tt_cli.data.shard_writer import ShardWriter
@@ -99,9 +98,9 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
 def _write_json_lines(path, records):
     # Records escape undecodable bytes already (sources.reject_record); backslashreplace is
     # the backstop that keeps one stray surrogate from failing the whole file.
-    with open(path + ".tmp", "w", encoding="utf-8", errors="backslashreplace") as f:
+    with storage.open(path + ".tmp", "w", encoding="utf-8", errors="backslashreplace") as f:
         f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    os.replace(path + ".tmp", path)
+    storage.replace(path + ".tmp", path)
 
 
 def _fingerprint(listing, num_shards, max_size):
@@ -125,14 +124,14 @@ def _check_out_vs_source(source, out_dir):
     glob matches), lie inside one or hold one. It may be the folder of a CSV, JSONL or
     tar file (nothing but tt's own files is ever removed there) unless the file has a
     name convert writes (a `report.json` given as the source)."""
-    is_glob = not os.path.exists(source) and any(c in source for c in "*?[")
+    is_glob = not storage.exists(source) and any(c in source for c in "*?[")
     ownership.refuse_overlap(out_dir, ownership.glob_folders(source) if is_glob else [source],
                              is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name))
 
 
 def _read_json_or_empty(path):
     try:
-        with open(path) as f:
+        with storage.open(path) as f:
             value = json.load(f)
     except (OSError, ValueError):
         return {}
@@ -144,7 +143,7 @@ def _legacy_entries(out_dir, fingerprint, planned):
     report.json names this folder as its output, or an unfinished one of this very plan."""
     entries = []
     report = _read_json_or_empty(os.path.join(out_dir, REPORT))
-    if report.get("fingerprint") and report.get("out") == os.path.abspath(out_dir):
+    if report.get("fingerprint") and report.get("out") == storage.abspath(out_dir):
         shards = _read_json_or_empty(os.path.join(out_dir, schema.DATASET_JSON)).get("shards") or []
         entries += [schema.DATASET_JSON, REJECTED, REPORT]
         entries += [n for n in shards if isinstance(n, str) and _SHARD_NAME.fullmatch(n)]
@@ -174,12 +173,12 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
             folder.claim(planned, hint)
             return "resume"
     folder.check_free(planned, hint)
-    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
+    if not overwrite and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
         raise ConflictError(f"{out_dir} holds shards of a different source or settings",
                             ("overwrite", True, "to replace them, or choose another output folder"))
     folder.remove_owned()
     folder.claim(planned, hint)
-    os.makedirs(os.path.dirname(plan_path))
+    storage.makedirs(os.path.dirname(plan_path))
     write_json(plan_path, {"fingerprint": fingerprint})
     return "fresh"
 
@@ -235,8 +234,8 @@ def _remove_partial_files(out_dir, names):
     for name in names:
         for path in (os.path.join(out_dir, name + ".tmp"), os.path.join(work, f"{name}.rejected.jsonl.tmp"),
                      os.path.join(work, f"{name}.json.tmp")):
-            if os.path.exists(path):
-                os.remove(path)
+            if storage.exists(path):
+                storage.remove(path)
 
 
 def _nothing_converted(out_dir):
@@ -276,7 +275,7 @@ def convert(
     fingerprint = _fingerprint(listing, num_shards, max_size)
     state = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
     if state == "complete":
-        with open(os.path.join(out_dir, REPORT)) as f:
+        with storage.open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)
         if report["written"] == 0:  # the earlier run failed; so does this one
             raise _nothing_converted(out_dir)
@@ -286,7 +285,7 @@ def convert(
     work = os.path.join(out_dir, WORK_DIR)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     finished = [
-        os.path.isfile(os.path.join(out_dir, n)) and os.path.isfile(os.path.join(work, f"{n}.json"))
+        storage.isfile(os.path.join(out_dir, n)) and storage.isfile(os.path.join(work, f"{n}.json"))
         for n in names
     ]
     tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
@@ -300,17 +299,17 @@ def convert(
     except KeyboardInterrupt:
         _terminate_workers()
         _remove_partial_files(out_dir, names)
-        done = sum(os.path.isfile(os.path.join(out_dir, n)) for n in names)
+        done = sum(storage.isfile(os.path.join(out_dir, n)) for n in names)
         raise InvalidValueError(f"interrupted with {done} of {num_shards} shard(s) finished; "
                                 "run the same command again to resume.") from None
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:
-        with open(os.path.join(work, f"{name}.json")) as f:
+        with storage.open(os.path.join(work, f"{name}.json")) as f:
             stats = json.load(f)
         written += stats["written"]
         conversions.update(stats["conversions"])
-        with open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
+        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
             rejects.extend(json.loads(line) for line in f)
     rejects.sort(key=lambda r: r["position"])
     for record in rejects:
@@ -338,11 +337,11 @@ def convert(
         "labelled": listing.labelled,
         "num_classes": len(listing.class_names) if listing.class_names else None,
         "seconds": round(time.time() - start, 2),
-        "out": validate.printable(os.path.abspath(out_dir)),
+        "out": validate.printable(storage.abspath(out_dir)),
         "fingerprint": fingerprint,
     }
     write_json(os.path.join(out_dir, REPORT), report)
-    shutil.rmtree(work)
+    storage.rmtree(work)
     if written == 0:
         raise _nothing_converted(out_dir)
     return report

@@ -28,7 +28,7 @@ import json
 import os
 import time
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli.data import schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -64,7 +64,7 @@ def _check_out_dir(shards, out_dir, names):
     """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or whose
     names (shards, dataset.json, the plan) hold files tt did not write (before anything is read)."""
     # The folders of the input shards (a single file too: OUT writes its very name).
-    inputs = [shards] if os.path.isdir(shards) else ownership.glob_folders(shards)
+    inputs = [shards] if storage.isdir(shards) else ownership.glob_folders(shards)
     ownership.refuse_overlap(out_dir, inputs, "output folder")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     folder.check_free(names + [schema.DATASET_JSON, PLAN], "choose another output folder")
@@ -102,7 +102,7 @@ def _prepare(folder, plan, names, overwrite):
     if PLAN in owned and _read_plan(out_dir) == plan and not overwrite:
         folder.claim(entries, "choose another output folder")
         return
-    if not overwrite and any(os.path.lexists(os.path.join(out_dir, n)) for n in owned):
+    if not overwrite and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
         raise ConflictError(f"{out_dir} already holds embeddings of another dataset or tower",
                             ("overwrite", True, "to replace them"))
     folder.remove_owned()  # an earlier embed's output (with --overwrite)
@@ -209,7 +209,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
     with made.scope():
         tower = load_pretrained_tower(pretrained, scale, on_note)
     h_info = {"pretrained": tower.preset, "preprocessing": tower.preprocessing, "dim": tower.output_dim}
-    source = os.path.abspath(shards) if os.path.exists(shards) else shards
+    source = storage.abspath(shards) if storage.exists(shards) else shards
     plan = {"source": source, "shards": names, **h_info}
     if worker == 0:
         _prepare(folder, plan, names, overwrite)
@@ -244,7 +244,7 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
         "replicas": made.num_replicas_in_sync,
         "pretrained": tower.preset,
         "dim": tower.output_dim,
-        "out": os.path.abspath(out_dir),
+        "out": storage.abspath(out_dir),
         "images_per_second": round(count / seconds, 1) if count and seconds > 0 else None,
         "seconds": round(time.time() - start, 2),
     }

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from tt_cli import storage
 from tt_cli.data import schema, validate
 from tt_cli.data.records import CorruptRecord
 from tt_cli.data.shard_reader import iter_examples
@@ -83,7 +84,7 @@ def inspect_shards(path, verify=False, samples=3):
                     sample_rows.append(_sample(example, info))
         except CorruptRecord as e:
             corrupt.append({"file": e.path, "offset": e.offset, "why": e.why})
-        shards.append({"file": os.path.basename(file), "examples": count, "bytes": os.path.getsize(file)})
+        shards.append({"file": os.path.basename(file), "examples": count, "bytes": storage.getsize(file)})
         total += count
     class_names = info.class_names if info else None
     histogram = [

@@ -16,6 +16,8 @@ import struct
 
 import crc32c
 
+from tt_cli import storage
+
 HEADER_BYTES = 12  # length + its CRC
 FOOTER_BYTES = 4  # the data's CRC
 _MASK = 0xA282EAD8
@@ -69,8 +71,8 @@ def iter_records(path, verify=False):
     Raises `CorruptRecord` at a bad length; `verify=True` also checks each data CRC
     (which costs a pass of CRC32C over every byte).
     """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    size = storage.getsize(path)
+    with storage.open(path, "rb") as f:
         offset = 0
         while (length := _read_length(f, path, offset, size)) is not None:
             yield offset, _read_data(f, path, offset, length, verify)
@@ -81,8 +83,8 @@ def _check_file_up_to(path, offset):
     """Walks the record headers of `path` (seeking over the data) up to byte `offset`;
     raises `CorruptRecord` for a bad header on the way, or for a bad record that starts
     at `offset` or whose data starts there (TensorFlow reports either)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    size = storage.getsize(path)
+    with storage.open(path, "rb") as f:
         start = 0
         while start <= offset and (length := _read_length(f, path, start, size)) is not None:
             if offset in (start, start + HEADER_BYTES):

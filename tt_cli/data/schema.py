@@ -20,10 +20,10 @@ Example:
 """
 
 import dataclasses
-import glob
 import json
 import os
 
+from tt_cli import storage
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -135,10 +135,10 @@ def write_info(directory, info):
 def read_info(directory):
     """Reads `dataset.json` from a dataset directory, or fails with one clear line."""
     path = os.path.join(directory, DATASET_JSON)
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise InvalidValueError(f"{directory}: no {DATASET_JSON} here; make shards with `tt data convert`.")
     try:
-        with open(path) as f:
+        with storage.open(path) as f:
             raw = json.load(f)
         fields = {f.name for f in dataclasses.fields(DatasetInfo)}
         return DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
@@ -151,17 +151,17 @@ def resolve_shards(path):
 
     A directory must hold `dataset.json`; a glob or single file is taken as is.
     """
-    if os.path.isdir(path):
+    if storage.isdir(path):
         info = read_info(path)
         names = info.shards or sorted(
-            os.path.basename(p) for p in glob.glob(os.path.join(path, "*.tfrecord"))
+            os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord"))
         )
         files = [os.path.join(path, n) for n in names]
-        missing = [f for f in files if not os.path.isfile(f)]
+        missing = [f for f in files if not storage.isfile(f)]
         if missing:
             raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
-        files, info = sorted(glob.glob(path)), None
+        files, info = sorted(storage.glob(path)), None
     if not files:
         raise UnreadableDataError(f"{path}: no TFRecord shards found.")
     return files, info

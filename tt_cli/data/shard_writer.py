@@ -15,35 +15,37 @@ import struct
 
 from tfrecord.writer import TFRecordWriter
 
+from tt_cli import storage
+
 
 class ShardWriter:
     """Appends serialized records to `path + '.tmp'`; `close()` renames it to `path`."""
 
     def __init__(self, path):
         self.path = path
-        self._writer = TFRecordWriter(path + ".tmp")
-        self._writer_file = self._writer.file
+        self._file = storage.open(path + ".tmp", "wb")
         self.count = 0
 
     def write(self, record):
-        # TFRecordWriter.write takes a dict; records here are already serialized.
+        # The framing of TFRecordWriter.write, which takes a dict; records here are already serialized.
         length = struct.pack("<Q", len(record))
-        self._writer_file.write(length)
-        self._writer_file.write(TFRecordWriter.masked_crc(length))
-        self._writer_file.write(record)
-        self._writer_file.write(TFRecordWriter.masked_crc(record))
+        self._file.write(length)
+        self._file.write(TFRecordWriter.masked_crc(length))
+        self._file.write(record)
+        self._file.write(TFRecordWriter.masked_crc(record))
         self.count += 1
 
     def close(self):
-        self._writer_file.flush()
-        os.fsync(self._writer_file.fileno())
-        self._writer.close()
-        os.replace(self.path + ".tmp", self.path)
+        self._file.flush()
+        if not storage.is_url(self.path):  # on disk: the bytes are durable before the rename
+            os.fsync(self._file.fileno())
+        self._file.close()  # an object store uploads here
+        storage.replace(self.path + ".tmp", self.path)
 
     def abort(self):
-        self._writer.close()
-        if os.path.exists(self.path + ".tmp"):
-            os.remove(self.path + ".tmp")
+        self._file.close()
+        if storage.exists(self.path + ".tmp"):
+            storage.remove(self.path + ".tmp")
 
     def __enter__(self):
         return self

@@ -37,6 +37,7 @@ import json
 import os
 import tarfile
 
+from tt_cli import storage
 from tt_cli.data import validate
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
@@ -178,6 +179,10 @@ class _CsvLines:
 
 
 def _resolve(path, base_dir):
+    if storage.is_url(path):
+        return path
+    if storage.is_url(base_dir):  # a source on a store: its relative paths are on the same store
+        return storage.abspath(base_dir.rstrip("/") + "/" + path)
     path = os.path.expanduser(path)
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
@@ -225,12 +230,12 @@ def _finish_labels(collector, raw_labels, listing):
 
 
 def list_csv(path, delimiter, image_column=None, caption_column=None, key_column=None, label_column=None):
-    base = os.path.dirname(os.path.abspath(path))
+    base = storage.dirname(path)
     # utf-8-sig drops a byte-order mark before the header. surrogateescape keeps invalid
     # UTF-8 bytes, so one bad cell rejects one row. TSV is not quoted CSV: a cell that
     # starts with `"` is text, not the start of a field spanning later lines.
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+    with storage.open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         lines = _CsvLines(f)
         reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
         try:
@@ -277,7 +282,7 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
                 raw_labels.append(label)
     if not collector.rows and not collector.rejects:
         raise UnreadableDataError(f"{path}: a header line but no rows.")
-    listing = Listing("csv" if delimiter == "," else "tsv", os.path.abspath(path), [], [])
+    listing = Listing("csv" if delimiter == "," else "tsv", storage.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
@@ -321,9 +326,9 @@ def _csv_columns(path, header, image_column, caption_column, key_column, label_c
 
 
 def list_jsonl(path):
-    base = os.path.dirname(os.path.abspath(path))
+    base = storage.dirname(path)
     collector, raw_labels = _Collector(), []
-    with open(path, "rb") as f:
+    with storage.open(path, "rb") as f:
         for line, raw in _bounded_lines(f, validate.MAX_ROW_BYTES, b"\n"):
             origin = f"{os.path.basename(path)}:{line}"
             if raw is None:
@@ -358,16 +363,16 @@ def list_jsonl(path):
                 continue
             if collector.add(key, origin, image, captions, label, path_text=record["image"]) is not None:
                 raw_labels.append(label)
-    listing = Listing("jsonl", os.path.abspath(path), [], [])
+    listing = Listing("jsonl", storage.abspath(path), [], [])
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
 
 
 def list_folder(root):
-    root = os.path.abspath(root)
+    root = storage.abspath(root)
     folders = sorted(
-        d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
+        d for d in storage.listdir(root) if not d.startswith(".") and storage.isdir(os.path.join(root, d))
     )
     # A folder name that is not UTF-8 cannot be a class name: its images are rejected
     # (path_not_utf8), one by one, and the other classes keep their indices dense.
@@ -375,12 +380,12 @@ def list_folder(root):
     if not folders:
         raise InvalidValueError(f"{root}: an image folder needs one sub-folder per class (ROOT/<class>/<image>).")
     collector, ignored = _Collector(), 0
-    ignored += sum(1 for f in os.listdir(root) if os.path.isfile(os.path.join(root, f)))
+    ignored += sum(1 for f in storage.listdir(root) if storage.isfile(os.path.join(root, f)))
     label_of = {name: i for i, name in enumerate(classes)}
     for name in folders:
         label = label_of.get(name)
         class_dir = os.path.join(root, name)
-        for dirpath, dirnames, filenames in os.walk(class_dir):
+        for dirpath, dirnames, filenames in storage.walk(class_dir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 if filename.startswith("."):
@@ -389,7 +394,8 @@ def list_folder(root):
                     ignored += 1
                     continue
                 path = os.path.join(dirpath, filename)
-                key = os.path.relpath(path, root).replace(os.sep, "/")
+                key = path[len(root):].lstrip("/") if storage.is_url(root) else (
+                    os.path.relpath(path, root).replace(os.sep, "/"))
                 collector.add(key, key, path, [name], label, path_text=key)
     listing = Listing("folder", root, collector.rows, collector.rejects, classes, True, ignored)
     return listing
@@ -397,20 +403,24 @@ def list_folder(root):
 
 def _is_glob(source):
     """A path that does not exist but has glob characters: a pattern. One that exists is literal."""
-    return not os.path.exists(source) and any(c in source for c in "*?[")
+    return not storage.exists(source) and any(c in source for c in "*?[")
+
+
+def _tars_in(folder):
+    return storage.glob(os.path.join(folder if storage.is_url(folder) else glob.escape(folder), "*.tar"))
 
 
 def _tar_paths(source):
-    if os.path.isdir(source):
-        paths = sorted(glob.glob(os.path.join(glob.escape(source), "*.tar")))
+    if storage.isdir(source):
+        paths = sorted(_tars_in(source))
     elif _is_glob(source):
-        paths = sorted(glob.glob(source))
+        paths = sorted(storage.glob(source))
     else:
         paths = [source]
     if not paths:
         raise InvalidValueError(f"{source}: no .tar shards found.")
     for path in paths:
-        if not os.path.isfile(path):  # a FIFO or device would block or never end
+        if not storage.isfile(path):  # a FIFO or device would block or never end
             raise InvalidValueError(f"{validate.printable(path)}: not a regular file.")
     return paths
 
@@ -439,9 +449,10 @@ def _wds_captions(data):
 def list_wds(source):
     collector, ignored, raw_labels = _Collector(), 0, []
     for tar_path in _tar_paths(source):
-        tar_path = os.path.abspath(tar_path)
+        tar_path = storage.abspath(tar_path)
         try:
-            with tarfile.open(tar_path, "r:") as tar, open(tar_path, "rb") as raw:
+            with storage.open(tar_path, "rb") as stream, tarfile.open(fileobj=stream, mode="r:") as tar, \
+                    storage.open(tar_path, "rb") as raw:
                 groups = {}  # key -> {ext: member}, in tar order
                 for member in tar:
                     if not member.isfile():
@@ -490,15 +501,15 @@ def list_wds(source):
                         raw_labels.append(label)
         except tarfile.ReadError as e:
             raise InvalidValueError(f"{tar_path}: not an uncompressed tar file ({e}).")
-    listing = Listing("wds", os.path.abspath(source), [], [], ignored_files=ignored)
+    listing = Listing("wds", storage.abspath(source), [], [], ignored_files=ignored)
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
 
 
 def detect_format(source):
-    if os.path.isdir(source):
-        if glob.glob(os.path.join(glob.escape(source), "*.tar")):
+    if storage.isdir(source):
+        if _tars_in(source):
             return "wds"
         return "folder"
     lower = source.lower()
@@ -516,20 +527,20 @@ def detect_format(source):
 
 def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):
     """Lists a source's rows; see the module docstring for the formats."""
-    if not os.path.exists(source) and not _is_glob(source):
+    if not storage.exists(source) and not _is_glob(source):
         raise UnreadableDataError(f"{validate.printable(source)}: no such file or folder.")
     fmt = detect_format(source) if fmt == "auto" else fmt
     if fmt in ("csv", "tsv"):
-        if not os.path.isfile(source):
+        if not storage.isfile(source):
             raise InvalidValueError(f"{source}: a {fmt.upper()} source must be a file.")
         listing = list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column,
                            label_column)
     elif fmt == "jsonl":
-        if not os.path.isfile(source):
+        if not storage.isfile(source):
             raise InvalidValueError(f"{source}: a JSON Lines source must be a file.")
         listing = list_jsonl(source)
     elif fmt == "folder":
-        if not os.path.isdir(source):
+        if not storage.isdir(source):
             raise InvalidValueError(f"{source}: an image folder source must be a folder.")
         listing = list_folder(source)
     else:

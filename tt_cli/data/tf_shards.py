@@ -10,13 +10,14 @@ import os
 
 import tensorflow as tf
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.data.tf_schema import example_bytes
 
 
 def write_shards(out_dir, rows, num_shards, source, class_names=None):
     """Writes `rows` round-robin into `num_shards` shards plus `dataset.json`."""
-    os.makedirs(out_dir, exist_ok=True)
+    storage.makedirs(out_dir)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(os.path.join(out_dir, n)) for n in names]
     count = 0

@@ -25,6 +25,7 @@ import re
 import sys
 import warnings
 
+from tt_cli import storage
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 
@@ -136,11 +137,10 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
             ) from None
         else:
             raise
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    with open(out_path + ".tmp", "wb") as f:
+    storage.makedirs(storage.dirname(out_path))
+    with storage.open(out_path + ".tmp", "wb") as f:
         f.write(model)
-    os.replace(out_path + ".tmp", out_path)
+    storage.replace(out_path + ".tmp", out_path)
     return actual
 
 
@@ -149,10 +149,9 @@ def check_sentencepiece_file(path):
     TensorFlow meets the file (where a bad one ends in an internal error)."""
     import sentencepiece as spm
 
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise UnreadableDataError(f"{path}: no such file (a tokenizer model was expected).")
-    with open(path, "rb") as f:
-        proto = f.read()
+    proto = storage.read_bytes(path)
     try:
         pieces = spm.SentencePieceProcessor(model_proto=proto).vocab_size()
     except RuntimeError:  # not a model proto
@@ -183,10 +182,9 @@ def _make_text_tokenizer_class():
                 model = bytes(model_path_or_bytes)
             else:
                 path = os.fspath(model_path_or_bytes)
-                if not os.path.isfile(path):
+                if not storage.isfile(path):
                     raise InvalidValueError(f"{path}: no tokenizer model here.")
-                with open(path, "rb") as f:
-                    model = f.read()
+                model = storage.read_bytes(path)
             if max_len < 2:
                 raise InvalidValueError(f"max_len must be at least 2 (one piece and EOS), got {max_len}.")
             self._model_bytes = model

@@ -27,6 +27,7 @@ import stat
 import numpy as np
 from PIL import Image, ImageFile
 
+from tt_cli import storage
 from tt_cli.data.schema import MAX_IMAGE_PIXELS
 
 # Reasons a row is rejected; the values are what `rejected.jsonl` says.
@@ -295,6 +296,8 @@ def read_image_file(path):
     after opening, so a FIFO swapped in after the first check is not waited on either.
     """
     shown = printable(path)
+    if storage.is_url(path):
+        return _read_stored_image(path, shown)
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -318,12 +321,29 @@ def read_image_file(path):
     return data
 
 
+def _read_stored_image(url, shown):
+    """An image on an object store: no FIFOs or devices there, only the size limit applies."""
+    try:
+        size = storage.getsize(url)
+        if size > MAX_IMAGE_BYTES:
+            return Rejection(TOO_LARGE, f"{shown}: {size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
+        with storage.open(url, "rb") as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except FileNotFoundError:
+        return Rejection(MISSING_FILE, shown)
+    except OSError as e:
+        return Rejection(UNREADABLE_IMAGE, f"{shown}: {e.strerror or e}")
+    if len(data) > MAX_IMAGE_BYTES:
+        return Rejection(TOO_LARGE, f"{shown}: over the limit of {MAX_IMAGE_BYTES:,} bytes")
+    return data
+
+
 def read_tar_member(tar_path, offset, size):
     """Reads one member's bytes from an uncompressed tar by its data offset (at most MAX_IMAGE_BYTES)."""
     if size > MAX_IMAGE_BYTES:
         return Rejection(TOO_LARGE, f"{size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
     try:
-        with open(tar_path, "rb") as f:
+        with storage.open(tar_path, "rb") as f:
             f.seek(offset)
             data = f.read(size)
     except OSError as e:

@@ -19,8 +19,10 @@ import dataclasses
 import os
 import time
 
+from tt_cli import storage
 from tt_cli.console import STDERR
 from tt_cli.demo.settings import DEMO, DEMO_TEMPLATES, demo_settings
+from tt_cli.errors import InvalidValueError
 from tt_cli.training.trainer import train
 
 RESULTS_JSON = "demo_results.json"
@@ -42,6 +44,9 @@ def run_demo(config, explicit=frozenset()):
     from tt_cli.eval.validation import ValidationEvaluator
     from tt_cli.jsonfile import write_json
 
+    if config.out and storage.is_url(config.out):  # its data and cached tower are local folders
+        raise InvalidValueError(f"{config.out}: the demo writes its synthetic data on local disk; give a local "
+                                "output folder, or train on shards of your own there.")
     started = time.perf_counter()
     settings = demo_settings(config, explicit)
     config = settings.config

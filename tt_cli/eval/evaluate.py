@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
@@ -65,7 +66,7 @@ def column_names(paths):
     >>> column_names(["runs/3t", "runs/lit", "old/3t", "runs/3t"])
     ['runs/3t', 'lit', 'old/3t', 'runs/3t (2)']
     """
-    parts = [os.path.normpath(os.path.abspath(p)).split(os.sep) for p in paths]
+    parts = [storage.abspath(p).rstrip("/").split("/") for p in paths]
     names = []
     for own in parts:
         depth = 1
@@ -138,7 +139,7 @@ def zero_shot_report(run_dirs, data, classnames=None, templates="clip", other_ru
         models.append(dict(_describe(run, name), temperature=zero_shot.temperature(run.model)))
     n = len(labels)
     result = {"task": "zero-shot", "data": data, "num_classes": len(class_names),
-              "templates": templates if templates in ("clip", "simple") else os.path.abspath(templates),
+              "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
               "num_templates": len(template_list)}
     indices = np.arange(n)
     if alpha is not None:

@@ -12,8 +12,8 @@ Example:
 'a photo of a red circle.'
 """
 
-import os
 
+from tt_cli import storage
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 SIMPLE_TEMPLATES = ["a photo of a {}."]
@@ -48,7 +48,7 @@ BUILTIN = {"clip": CLIP_IMAGENET_TEMPLATES, "simple": SIMPLE_TEMPLATES}
 
 
 def _non_blank_lines(path):
-    with open(path, encoding="utf-8") as f:
+    with storage.open(path, encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
 
 
@@ -56,7 +56,7 @@ def load_templates(name_or_path):
     """`clip`, `simple`, or a file of one template per line (blank lines ignored)."""
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
-    if not os.path.isfile(name_or_path):
+    if not storage.isfile(name_or_path):
         raise InvalidValueError(f"templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
     templates = _non_blank_lines(name_or_path)
     if not templates:
@@ -74,7 +74,7 @@ def fill(template, class_name):
 
 def load_class_names(path):
     """One class name per line, in label order."""
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise UnreadableDataError(f"{path}: no such file (class names).")
     names = _non_blank_lines(path)
     if not names:

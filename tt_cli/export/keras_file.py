@@ -12,8 +12,7 @@ Example:
 >>> model = keras.saving.load_model("exports/demo.keras")        # doctest: +SKIP
 """
 
-import os
-
+from tt_cli import storage
 from tt_cli.errors import InvalidValueError
 
 
@@ -31,10 +30,9 @@ def check_keras_path(out):
 def export_keras(run, out):
     """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
     check_keras_path(out)
-    directory = os.path.dirname(os.path.abspath(out))
-    os.makedirs(directory, exist_ok=True)
-    run.model.save(out)
+    storage.makedirs(storage.dirname(out))
+    run.model.save(out)  # Keras writes URLs through tf.io.gfile itself
     tokenizer_path = tokenizer_path_for(out)
-    with open(tokenizer_path, "wb") as f:
+    with storage.open(tokenizer_path, "wb") as f:
         f.write(run.tokenizer.model_bytes)
     return [out, tokenizer_path]

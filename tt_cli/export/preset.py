@@ -25,6 +25,7 @@ import os
 import keras
 
 from models import vit_image_converter
+from tt_cli import storage
 
 TT_DIR = "tt"
 TT_JSON = "tt.json"
@@ -62,7 +63,13 @@ def _text_encoder_model(text_tower):
 
 
 def export_preset(run, out):
-    """Writes the preset directory `out`; returns the `tt.json` it wrote (a dict)."""
+    """Writes the preset directory `out`; returns the `tt.json` it wrote (a dict). KerasHub
+    writes local disk only: a URL `out` is written in a local folder, then uploaded."""
+    with storage.staged_folder(out) as local:
+        return _write_preset(run, local)
+
+
+def _write_preset(run, out):
     model = run.model
     backbone, converter, pooling, head, pooled_dim = _image_side(model)
     # A locked tower is frozen inside tt; in KerasHub it is there to be fine-tuned.
@@ -79,7 +86,7 @@ def export_preset(run, out):
         "mode": model.mode,
         "scale": run.config.get("scale"),
         "step": run.step,
-        "source_run": os.path.abspath(run.path),
+        "source_run": storage.abspath(run.path),
         "image_tower": "pretrained (locked) tower h" if model.mode == "lit" else "main image tower f",
         "pretrained": run.config.get("pretrained"),
         "pretrained_towers": run.config.get("pretrained_towers"),  # 3T's teachers; none is exported

@@ -17,7 +17,7 @@ Example:
 
 import os
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
 from tt_cli.errors import InvalidValueError
 from tt_cli.report import confusion, curves, gallery
@@ -37,7 +37,7 @@ def default_path(run_dir):
 def _data_inputs(data):
     if not data:
         return []
-    return [data] if os.path.exists(data) else ownership.glob_folders(data)
+    return [data] if storage.exists(data) else ownership.glob_folders(data)
 
 
 def prepare_report_path(out, inputs, flag=None):
@@ -55,14 +55,14 @@ def report_inputs(run_dirs=(), data=None, other_files=()):
 def write_report(out, text, folder):
     """Writes `text` atomically and lists the file as tt's in its folder's manifest."""
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out + ".tmp", "w", encoding="utf-8") as f:
+        storage.makedirs(storage.dirname(storage.abspath(out)))
+        with storage.open(out + ".tmp", "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(out + ".tmp", out)
+        storage.replace(out + ".tmp", out)
     except OSError as e:
         raise InvalidValueError(f"{out}: cannot write ({e.strerror}).")
     folder.record([os.path.basename(out)], stamp=True)
-    return {"path": out, "bytes": os.path.getsize(out)}
+    return {"path": out, "bytes": storage.getsize(out)}
 
 
 def _flatten(value, prefix=""):
@@ -86,7 +86,7 @@ def settings_section(config):
 
 def curves_section(run_dir):
     path = os.path.join(run_dir, rd.METRICS)
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         return section("curves", "Training curves", "", f"{path}: not written yet (no step logged).")
     records, skipped = curves.read_metrics(path)
     panels = curves.curve_pngs(records)
@@ -138,7 +138,7 @@ def run_report(run_dir, data=None, out=None, classnames=None, templates="clip", 
             notes.append("no galleries: the images have no captions")
         if evaluation.probabilities is None:
             notes.append("no zero-shot confusion: the data have no labels or no class names")
-    subtitle = f"{os.path.abspath(run_dir)}" + (f" · evaluated on {data}" if data else "") + \
+    subtitle = f"{storage.abspath(run_dir)}" + (f" · evaluated on {data}" if data else "") + \
         "".join(f" · {n}" for n in notes)
     text = page(f"tt report: {os.path.basename(os.path.normpath(run_dir))}", sections, subtitle)
     return dict(write_report(out, text, folder), data=data, sections=len(sections))

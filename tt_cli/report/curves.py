@@ -15,6 +15,8 @@ import io
 import json
 import math
 
+from tt_cli import storage
+
 PANELS = (
     ("Losses", "loss", lambda key: key == "loss" or key.startswith("loss_")),
     ("Contrastive accuracy", "accuracy", lambda key: key == "accuracy"),
@@ -28,7 +30,7 @@ PANELS = (
 def read_metrics(path):
     """(records: list of {"step", ...} dicts, number of unreadable lines skipped)."""
     records, skipped = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with storage.open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.strip():
                 continue

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tt_cli import storage
 from tt_cli.console import STDERR
 
 
@@ -92,7 +93,7 @@ class MetricsLog(keras.callbacks.Callback):
         self.window = None
 
     def write(self, step, values):
-        with open(self.path, "a") as f:
+        with storage.open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         with self.writer.as_default(step=step):
             for k, v in values.items():

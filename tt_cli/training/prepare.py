@@ -13,10 +13,10 @@ Example:
 import hashlib
 import json
 import os
-import shutil
 import tempfile
+import uuid
 
-from tt_cli import ownership
+from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
@@ -27,7 +27,7 @@ def fingerprint(files, info):
     """The shards' identity by their names and sizes (not their path), recorded in run.json."""
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f"{os.path.basename(f)}:{os.path.getsize(f)}".encode())
+        digest.update(f"{os.path.basename(f)}:{storage.getsize(f)}".encode())
     return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
 
 
@@ -41,12 +41,12 @@ LEGACY_RUN_KEYS = ("config", "mode", "scale", "steps", "dataset", "versions")
 
 def _is_legacy_run(out):
     try:
-        with open(os.path.join(out, rd.RUN_JSON)) as f:
+        with storage.open(os.path.join(out, rd.RUN_JSON)) as f:
             run_json = json.load(f)
     except (OSError, ValueError):
         return False
     return (isinstance(run_json, dict) and all(k in run_json for k in LEGACY_RUN_KEYS)
-            and os.path.isfile(os.path.join(out, rd.MODEL_JSON)) and os.path.isdir(os.path.join(out, rd.CHECKPOINTS)))
+            and storage.isfile(os.path.join(out, rd.MODEL_JSON)) and storage.isdir(os.path.join(out, rd.CHECKPOINTS)))
 
 
 def prepare_out(config, chief):
@@ -57,12 +57,17 @@ def prepare_out(config, chief):
     """
     folder = ownership.OutputFolder(config.out, "tt train")
     try:
-        os.makedirs(config.out, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=config.out)
-        os.close(handle)
-        os.remove(probe)
+        storage.makedirs(config.out)
+        if storage.is_url(config.out):  # an object store: a probe object of a name no one else writes
+            probe = os.path.join(config.out, f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            with storage.open(probe, "w") as f:
+                f.write("")
+        else:
+            handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=config.out)
+            os.close(handle)
+        storage.remove(probe)
     except OSError as e:
-        raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror}).")
+        raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror or e}).")
     checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
     if chief:
         if not folder.has_manifest and _is_legacy_run(config.out):
@@ -72,7 +77,7 @@ def prepare_out(config, chief):
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
         folder.claim(RUN_ENTRIES, hint)
-    return os.path.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
+    return storage.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
 class ResumeRefused(ConflictError):
@@ -123,10 +128,9 @@ def _setting(settings, key):
 
 
 def _same_bytes(path, other):
-    if not os.path.isfile(other):
+    if not storage.isfile(other):
         return False
-    with open(path, "rb") as a, open(other, "rb") as b:
-        return a.read() == b.read()
+    return storage.read_bytes(path) == storage.read_bytes(other)
 
 
 def setup_tokenizer(config, files, log, chief=True):
@@ -137,20 +141,20 @@ def setup_tokenizer(config, files, log, chief=True):
     from tt_cli.data.tokenizer import train_sentencepiece
 
     path = os.path.join(config.out, rd.TOKENIZER)
-    if not chief and not (os.path.isfile(path) and not config.restart and not config.tokenizer):
+    if not chief and not (storage.isfile(path) and not config.restart and not config.tokenizer):
         path = os.path.join(tempfile.mkdtemp(prefix="tt-worker-"), rd.TOKENIZER)
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if _same_bytes(config.tokenizer, path):
             return path
         # A run resumes only with its own tokenizer (checked before); here no checkpoint uses the old one.
-        shutil.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
-    elif os.path.isfile(path) and not config.restart:
+        storage.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
+    elif storage.isfile(path) and not config.restart:
         return path
     else:
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
         # Every worker trains the same model (deterministic).
         train_sentencepiece(read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size,
                             on_warning=log)
-    os.replace(path + f".tmp{os.getpid()}", path)
+    storage.replace(path + f".tmp{os.getpid()}", path)
     return path

@@ -5,8 +5,8 @@ read, and the validation numbers during and after training.
 """
 
 import dataclasses
-import os
 
+from tt_cli import storage
 from tt_cli.console import STDERR
 from tt_cli.training.trainer import train
 
@@ -21,7 +21,7 @@ def run_training(config):
     config = dataclasses.replace(config, out=config.out or DEFAULT_OUT)
     # Before anything is read. (The demo keeps its own data inside its run directory.)
     for data in (config.data, config.val_data, *config.embeddings):
-        refuse_overlap(config.out, glob_folders(data) if data and not os.path.exists(data) else [data], "run directory")
+        refuse_overlap(config.out, glob_folders(data) if data and not storage.exists(data) else [data], "run directory")
     refuse_overlap(config.out, [config.tokenizer], "run directory")
     evaluator = None
     if config.val_data:

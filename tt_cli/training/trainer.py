@@ -17,6 +17,7 @@ import dataclasses
 import os
 
 from tt_cli import run_dir as rd
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -36,7 +37,7 @@ class TrainResult:
 
 def _check_data_exists(config):
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
-    if not config.data or not os.path.exists(config.data) and not any(c in config.data for c in "*?["):
+    if not config.data or not storage.exists(config.data) and not any(c in config.data for c in "*?["):
         raise UnreadableDataError(f"{config.data}: no such file or directory (the training shards).")
 
 
