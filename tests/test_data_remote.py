@@ -40,7 +40,8 @@ def tt(*args):
     result = CliRunner().invoke(cli, list(args))
     return [result.exit_code, result.output]
 report = {"root": root}
-report["convert"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "1",
+# Two workers: on memory:// (private to this process) convert keeps the shards in this process.
+report["convert"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "2",
                        "--num-shards", "2", "--json", f"{root}/convert.json")
 report["again"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "1",
                      "--num-shards", "2")

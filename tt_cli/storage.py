@@ -53,6 +53,12 @@ def is_url(path):
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def seen_by_other_processes(path):
+    """Whether another process sees what this one writes at `path`: not for filesystems that
+    live in one process's memory (fsspec's memory://), where worker processes' writes vanish."""
+    return not (is_url(path) and _URL.match(path).group(1) == "memory")
+
+
 class _Gfile:
     """URLs through TensorFlow's filesystems."""
 

@@ -272,6 +272,8 @@ def convert(
         raise InvalidValueError(f"{num_shards} shards: the number of shards must be at least 1.")
     num_shards = max(1, min(num_shards, len(rows)))
     workers = workers or os.cpu_count() or 1
+    if not storage.seen_by_other_processes(out_dir):
+        workers = 1  # shards written by worker processes would be lost with them
     fingerprint = _fingerprint(listing, num_shards, max_size)
     state = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
     if state == "complete":
