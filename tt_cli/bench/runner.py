@@ -14,7 +14,8 @@ modes' models included in that baseline).
 The third tower for `lit`/`3t` is, by default, a randomly initialised ViT of the
 scale's own size (no weights are needed to measure time); `pretrained` names a preset
 to load instead. `3t-precomputed` feeds `h_embedding` instead of `h_image`, as training
-on shards made by `tt data embed` does.
+on shards made by `tt data embed` does. `accum_steps` runs every step in that many
+micro-batches, as `tt train --accum-steps` does (the global batch stays `batch_size`).
 
 Example:
 >>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
@@ -49,6 +50,7 @@ DEFAULT_MODES = ("clip", "lit", "3t", "3t-precomputed")
 class BenchSettings:
     scale: str = "b16"
     batch_size: int = 256
+    accum_steps: int = 1
     steps: int = 20
     warmup: int = 3
     modes: tuple = DEFAULT_MODES
@@ -178,7 +180,7 @@ class _ModeUnderTest:
         )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
         self.iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        self.train_step = make_distributed_step(self.model, strategy, jit)
+        self.train_step = make_distributed_step(self.model, strategy, jit, settings.accum_steps)
         self.warmup_seconds = []
         for _ in range(settings.warmup):
             self.warmup_seconds.append(self.step()[0])
@@ -187,7 +189,8 @@ class _ModeUnderTest:
         # What this mode adds at its peak over what was in use before it was built.
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
-        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed)
+        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed,
+                                                accum_steps=settings.accum_steps)
 
     def step(self):
         start = time.perf_counter()
@@ -234,10 +237,9 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale
+    from tt_cli.training.step import check_accum_steps
 
-    if settings.batch_size % strategy.num_replicas_in_sync:
-        raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
-                                f"{strategy.num_replicas_in_sync} replicas.")
+    check_accum_steps(settings.batch_size, strategy.num_replicas_in_sync, settings.accum_steps)
     scale = get_scale(settings.scale)
     device, device_kind = _device_description(strategy)
     tower, tower_name = (None, None)
@@ -253,6 +255,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         "scale": settings.scale,
         "image_size": scale.image_size,
         "batch_size": settings.batch_size,
+        "accum_steps": settings.accum_steps,
         "steps": settings.steps,
         "warmup": settings.warmup,
         "max_text_len": settings.max_text_len,

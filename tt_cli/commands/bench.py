@@ -14,6 +14,8 @@ D = BenchSettings()
 @click.option("--scale", type=SCALE, default=D.scale,
               help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--accum-steps", type=COUNT, default=D.accum_steps,
+              help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
 @click.option("--modes", default=",".join(DEFAULT_MODES),

@@ -20,7 +20,7 @@ from tt_cli import ownership
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
-from tt_cli.training.config import MODEL_KEYS
+from tt_cli.training.config import EARLIER_DEFAULTS, MODEL_KEYS
 
 
 def fingerprint(files, info):
@@ -87,7 +87,7 @@ class ResumeRefused(ConflictError):
 def check_resume_matches(config, files, info):
     """Refuses to resume a run with settings other than those it was trained with (and
     that run.json would then wrongly record): the model's, the batch size, the data, the
-    tokenizer. Other settings (--steps, --lr, logging) may change between sessions."""
+    tokenizer. Other settings (--steps, --lr, --accum-steps, logging) may change between sessions."""
     run = rd.read_run_config(config.out)
     previous = run["config"]
     keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
@@ -95,8 +95,8 @@ def check_resume_matches(config, files, info):
     if not config.tokenizer and not previous.get("tokenizer"):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
     for k in keys:
-        if previous.get(k) != getattr(config, k):
-            raise ResumeRefused(config.out, k, previous.get(k), getattr(config, k))
+        if previous.get(k, EARLIER_DEFAULTS.get(k)) != getattr(config, k):
+            raise ResumeRefused(config.out, k, previous.get(k, EARLIER_DEFAULTS.get(k)), getattr(config, k))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
     trained_on = run.get("dataset", {}).get("sha256")
