@@ -16,10 +16,10 @@ TT = shutil.which("tt") or os.path.join(os.path.dirname(sys.executable), "tt")
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
 
 
-def train_args(shards, out, steps, mode="clip"):
+def train_args(shards, out, steps, mode="clip", extra=()):
     flags = list(TINY_TRAIN_FLAGS)
     flags[flags.index("--steps") + 1] = str(steps)
-    return [TT, "train", "--data", shards, "--out", out, "--mode", mode, "--deterministic", *flags]
+    return [TT, "train", "--data", shards, "--out", out, "--mode", mode, "--deterministic", *flags, *extra]
 
 
 def checkpoint_values(path):
@@ -31,12 +31,18 @@ def checkpoint_values(path):
     return {n: reader.get_tensor(n) for n in names}
 
 
+# Each step in 2 micro-batches (gradient caching) and with the sigmoid loss, whose biases
+# are checkpointed too: the resume position counts records, whatever the micro-batching.
+ACCUM_SIGMOID = ("--accum-steps", "2", "--loss", "sigmoid")
+
+
 def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     steps = 8
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    subprocess.run(train_args(tiny_shards, straight, steps), env=ENV, check=True, capture_output=True, timeout=300)
+    subprocess.run(train_args(tiny_shards, straight, steps, extra=ACCUM_SIGMOID), env=ENV, check=True,
+                   capture_output=True, timeout=300)
 
-    process = subprocess.Popen(train_args(tiny_shards, killed, steps), env=ENV,
+    process = subprocess.Popen(train_args(tiny_shards, killed, steps, extra=ACCUM_SIGMOID), env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-4.index")):
@@ -46,8 +52,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     process.wait()
     assert not os.path.exists(os.path.join(killed, "checkpoints", f"ckpt-{steps}.index"))
 
-    resumed = subprocess.run(train_args(tiny_shards, killed, steps), env=ENV, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(train_args(tiny_shards, killed, steps, extra=ACCUM_SIGMOID), env=ENV,
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr
     a = checkpoint_values(os.path.join(straight, "checkpoints", f"ckpt-{steps}"))
@@ -55,8 +61,12 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert any("bias_image_text" in name for name in a)
     steps_logged = [json.loads(l)["step"] for l in open(os.path.join(killed, "metrics.jsonl"))]
     assert steps_logged[-1] == steps
+    run = json.load(open(os.path.join(killed, "run.json")))
+    assert (run["accum_steps"], run["loss"]) == (2, "sigmoid")
+    assert (run["config"]["accum_steps"], run["config"]["loss"]) == (2, "sigmoid")
 
 
 def free_ports(n):
