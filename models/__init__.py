@@ -1,4 +1,4 @@
-"""tt's Keras 3 models: scales, the three towers, heads, the contrastive loss and
+"""tt's Keras 3 models: scales, the three towers, heads, the contrastive losses and
 the `ThreeTowers` model. Usable from Python without the CLI.
 
 Importing the package registers tt's classes with Keras (for `keras.saving.load_model`).
@@ -12,11 +12,13 @@ from models.image_tower import ImageTower, rescale_pixels, vit_backbone, vit_ima
 from models.pretrained_presets import resolve_pretrained
 from models.pretrained_tower import PretrainedTower
 from models.scales import SCALES, Scale, get_scale
+from models.sigmoid_loss import sigmoid_loss
 from models.text_tower import TextTower
 from models.three_towers import MODES, ThreeTowers
 
 __all__ = [
     "MODES", "SCALES", "ImageTower", "PretrainedTower", "ProjectionHead", "Scale", "TextTower", "ThreeTowers",
-    "contrastive_loss", "get_scale", "rescale_pixels", "resolve_pretrained", "temperature", "tokens",
+    "contrastive_loss", "get_scale", "rescale_pixels", "resolve_pretrained", "sigmoid_loss", "temperature",
+    "tokens",
     "vit_backbone", "vit_image_converter",
 ]

@@ -29,8 +29,9 @@ def temperature(log_t):
     return tf.exp(tf.minimum(tf.cast(log_t, tf.float32), MAX_LOG_TEMPERATURE))
 
 
-def _gather(x):
-    """All replicas' rows of `x` and where this replica's rows start."""
+def gather_rows(x):
+    """All replicas' rows of `x` and where this replica's rows start (the sigmoid loss
+    gathers the same way)."""
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return x, 0
@@ -42,8 +43,8 @@ def contrastive_loss(a, b, log_t):
     """Returns (loss, a->b top-1 accuracy) for L2-normalised local rows `a`, `b`."""
     a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
     t = temperature(log_t)
-    all_a, offset = _gather(a)
-    all_b, _ = _gather(b)
+    all_a, offset = gather_rows(a)
+    all_b, _ = gather_rows(b)
     labels = offset + tf.range(tf.shape(a)[0])
     logits_ab = t * tf.matmul(a, all_b, transpose_b=True)  # local a vs every b
     logits_ba = t * tf.matmul(b, all_a, transpose_b=True)  # local b vs every a

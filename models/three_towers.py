@@ -11,6 +11,9 @@ heads and temperatures, and the objective generalises the equal weighting,
 `(L(f, g) + w Σ_k [L(f_hk, hk_f) + L(g_hk, hk_g)]) / (1 + 2wK)`. With one tower it is
 the paper's 3T, operation for operation. LiT locks one tower only.
 
+L is CLIP's softmax loss (`loss="softmax"`, the paper's) or SigLIP's sigmoid loss
+(`loss="sigmoid"`, with a learned bias per pair), for every pair alike.
+
 Batches are dicts: `image` (pixels in [0, 255] at the image tower's size), `tokens`
 (int32, 0 = padding, EOS-terminated), and for `lit`/`3t` either `h_image` (pixels at
 the pretrained tower's size) or `h_embedding` (precomputed pooled features of h; when
@@ -34,13 +37,17 @@ import keras
 import tensorflow as tf
 
 from models.contrastive_loss import contrastive_loss, temperature
+from models.gradient_cache import cached_gradients
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower
 from models.normalize import l2_normalize
+from models.sigmoid_loss import sigmoid_loss
 from models.text_tower import TextTower
 
 MODES = ("clip", "lit", "3t")
+LOSSES = ("softmax", "sigmoid")
 INITIAL_LOG_TEMPERATURE = math.log(10.0)
+INITIAL_SIGMOID_BIAS = -10.0  # SigLIP's: every pair starts as a likely negative
 
 # The contrastive pairs each mode trains, by the name of their loss/temperature (3T with
 # one third tower; tower k >= 1 adds `tower_pairs(k)`).
@@ -91,6 +98,8 @@ class ThreeTowers(keras.Model):
       aux_weight: w, the weight of each of 3T's two pairs with each h.
       lit_head: in `lit` mode, put a trainable linear head on h (else h is used as is,
         and the text tower must project to h's width).
+      loss: `softmax` (CLIP's InfoNCE) or `sigmoid` (SigLIP's; each pair then also
+        learns a bias, `biases[pair]`), for every pair of the mode.
       **kwargs: standard `keras.Model` arguments (`name`).
 
     Example:
@@ -109,11 +118,14 @@ class ThreeTowers(keras.Model):
         mode="3t",
         aux_weight=1.0,
         lit_head=False,
+        loss="softmax",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if mode != "lit" and image_tower is None:
             raise ValueError(f"mode {mode!r} needs an image tower")
         towers = _as_towers(pretrained_tower) if mode != "clip" else []
@@ -122,6 +134,7 @@ class ThreeTowers(keras.Model):
         if mode == "lit" and len(towers) > 1:
             raise ValueError(f"LiT locks one pretrained tower, not {len(towers)}")
         self.mode, self.aux_weight, self.lit_head = mode, float(aux_weight), bool(lit_head)
+        self.loss_name = loss  # not `self.loss`: `compile` sets that
         self.text_tower = text_tower
         self.image_tower = image_tower if mode != "lit" else None
         self.pretrained_tower = towers[0] if towers else None
@@ -148,11 +161,22 @@ class ThreeTowers(keras.Model):
             )
             for pair in pairs
         }
+        # The sigmoid loss's learned bias β of each pair (not log-parametrised: it is negative).
+        self.biases = {
+            pair: self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(INITIAL_SIGMOID_BIAS),
+                dtype="float32",
+                name=f"bias_{pair}",
+            )
+            for pair in (pairs if loss == "sigmoid" else ())
+        }
         self.loss_trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ["loss", "accuracy"]
             + [f"loss_{p}" for p in pairs]
             + [f"t_{p}" for p in pairs]
+            + [f"bias_{p}" for p in self.biases]
         }
         self.built = True
 
@@ -181,7 +205,7 @@ class ThreeTowers(keras.Model):
 
     @classmethod
     def from_scale(cls, scale, mode="3t", vocab_size=32000, max_len=16, pretrained_tower=None,
-                   pooling="token", aux_weight=1.0, lit_head=False, dtype=None):
+                   pooling="token", aux_weight=1.0, lit_head=False, loss="softmax", dtype=None):
         """Builds the towers from a `Scale` (`pretrained_tower`: one tower or a list). In
         `lit` mode without a head the text tower projects to h's width so that it can be
         compared with h directly."""
@@ -191,7 +215,7 @@ class ThreeTowers(keras.Model):
         image_tower = None if mode == "lit" else ImageTower.from_scale(scale, pooling, dtype=dtype)
         text_tower = TextTower.from_scale(scale, vocab_size, max_len, embed_dim=embed_dim, dtype=dtype)
         return cls(text_tower, image_tower, pretrained_tower, mode=mode, aux_weight=aux_weight,
-                   lit_head=lit_head, name=f"three_towers_{mode}")
+                   lit_head=lit_head, loss=loss, name=f"three_towers_{mode}")
 
     # -- Embeddings for downstream use ------------------------------------------
 
@@ -237,15 +261,41 @@ class ThreeTowers(keras.Model):
 
         Only `text` and `image` carry gradients (h is frozen); everything after them,
         the heads, temperatures and losses, is `losses_from_embeddings`. The split is what
-        lets a step compute the loss of a batch larger than fits through the towers at once.
+        lets a step compute the loss of a batch larger than fits through the towers at once
+        (`models.gradient_cache`).
         """
-        embeddings = {"text": self.text_tower(batch["tokens"], training=training)}
-        if self.mode != "lit":
-            embeddings["image"] = self.image_tower(batch["image"], training=training)
+        embeddings = self.trained_embeddings(batch, training=training)
         if self.mode != "clip":
             embeddings["pretrained"] = [self._pretrained_features(batch, k)
                                         for k in range(self.num_pretrained_towers)]
         return embeddings
+
+    def trained_embeddings(self, batch, training=False):
+        """The part of `compute_embeddings` that carries gradients: `text` and `image`
+        (not in `lit`), made by the towers whose weights are `tower_variables`."""
+        embeddings = {"text": self.text_tower(batch["tokens"], training=training)}
+        if self.mode != "lit":
+            embeddings["image"] = self.image_tower(batch["image"], training=training)
+        return embeddings
+
+    @property
+    def trained_embedding_names(self):
+        """The keys of `trained_embeddings`."""
+        return ("text",) if self.mode == "lit" else ("text", "image")
+
+    @property
+    def tower_variables(self):
+        """The trainable weights of the towers behind `trained_embeddings`; every other
+        trainable weight (heads, temperatures, biases) is used only by `losses_from_embeddings`."""
+        towers = [self.text_tower] + ([self.image_tower] if self.image_tower is not None else [])
+        return [v for tower in towers for v in tower.trainable_variables]
+
+    def _pair_loss(self, pair, a, b):
+        """(loss, a->b accuracy) of one pair's L2-normalised embeddings, with the pair's own
+        temperature (and, for the sigmoid loss, bias)."""
+        if self.loss_name == "sigmoid":
+            return sigmoid_loss(a, b, self.log_temperatures[pair], self.biases[pair])
+        return contrastive_loss(a, b, self.log_temperatures[pair])
 
     def losses_from_embeddings(self, embeddings):
         """Per-pair losses, the weighted total and the image->text accuracy of a batch's
@@ -284,15 +334,26 @@ class ThreeTowers(keras.Model):
         """Per-pair losses, the weighted total and the image->text accuracy of a batch."""
         return self.losses_from_embeddings(self.compute_embeddings(batch, training=training))
 
-    def train_step(self, data):
+    def train_step(self, data, accum_steps=1):
+        """One optimizer step on this replica's rows of the global batch. `accum_steps`
+        > 1 runs the towers on that many equal micro-batches at a time and still computes
+        the loss over the whole global batch (`models.gradient_cache`): the same step,
+        in less memory."""
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(data, training=True)
+
+        def scale(loss):
             # Each replica's loss is the mean over its rows of the global-batch loss;
             # Keras sums replica gradients, so divide to get the global mean.
-            scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
-        gradients = tape.gradient(scaled, self.trainable_variables)
+            return self.optimizer.scale_loss(loss / replicas)
+
+        if accum_steps > 1:
+            losses, gradients = cached_gradients(self, data, accum_steps, scale)
+        else:
+            with tf.GradientTape() as tape:
+                losses = self.compute_losses(data, training=True)
+                scaled = scale(losses["loss"])
+            gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(losses)
 
@@ -305,6 +366,8 @@ class ThreeTowers(keras.Model):
             self.loss_trackers[name].update_state(value)
         for pair, log_t in self.log_temperatures.items():
             self.loss_trackers[f"t_{pair}"].update_state(temperature(log_t))
+        for pair, bias in self.biases.items():
+            self.loss_trackers[f"bias_{pair}"].update_state(bias)
         return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
 
     @property
@@ -323,6 +386,7 @@ class ThreeTowers(keras.Model):
             mode=self.mode,
             aux_weight=self.aux_weight,
             lit_head=self.lit_head,
+            loss=self.loss_name,
         )
         return config
 

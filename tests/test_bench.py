@@ -100,7 +100,11 @@ def test_flops_match_a_hand_count():
     # CLIP, batch 2: both logit matrices of the one pair are 2x2 over 4-d embeddings.
     clip = flops.train_step_flops(hand_model("clip"), batch_size=2)
     assert clip == {"trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4), "frozen_forward": 0,
-                    "total": 3 * 25024}
+                    "recomputed_forward": 0, "total": 3 * 25024}
+    # In micro-batches (gradient caching) the towers run forward once more, the logits do not.
+    accumulated = flops.train_step_flops(hand_model("clip"), batch_size=2, accum_steps=2)
+    assert accumulated["recomputed_forward"] == 2 * (9056 + 3424)
+    assert accumulated["total"] == 3 * 25024 + 2 * (9056 + 3424)
 
     # The 6-d h, per image: patch embedding, one layer over 5 tokens (no projection).
     h_layer = (2 * 5 * 6 * 18) + (2 * 5 * 5 * 6) * 2 + (2 * 5 * 6 * 6) + (2 * 2 * 5 * 6 * 12)
@@ -114,7 +118,8 @@ def test_flops_match_a_hand_count():
     trained = 2 * (9056 + 3424 + heads) + 3 * 64
     assert trained == 25472
     online = flops.train_step_flops(hand_model("3t", h), 2)
-    assert online == {"trained_forward": 25472, "frozen_forward": 2 * 5784, "total": 3 * 25472 + 2 * 5784}
+    assert online == {"trained_forward": 25472, "frozen_forward": 2 * 5784, "recomputed_forward": 0,
+                      "total": 3 * 25472 + 2 * 5784}
     precomputed = flops.train_step_flops(hand_model("3t", h), 2, precomputed=True)
     assert precomputed["total"] == 3 * 25472
 

@@ -8,6 +8,7 @@ import pytest
 
 from models import PretrainedTower, ThreeTowers, contrastive_loss, get_scale
 from models.pretrained_presets import resolve_pretrained
+from models.sigmoid_loss import sigmoid_loss
 from tt_cli.errors import TtError
 from tt_cli.presets import load_pretrained_tower
 
@@ -61,6 +62,32 @@ def test_contrastive_loss_matches_numpy(log_t):
     np.testing.assert_allclose(float(loss), numpy_contrastive_loss(a, b, log_t), atol=1e-5)
     expected_accuracy = np.mean(np.argmax(a @ b.T, axis=1) == np.arange(16))
     assert float(accuracy) == pytest.approx(expected_accuracy)
+
+
+def numpy_sigmoid_loss(a, b, log_t, bias):
+    """SigLIP's loss written independently in float64: -(1/B) Σ_i Σ_j log σ(z_ij (t a_i·b_j + β))."""
+    logits = np.exp(min(log_t, np.log(100.0))) * (a.astype(np.float64) @ b.astype(np.float64).T) + bias
+    labels = 2 * np.eye(len(a)) - 1
+    return np.mean(np.sum(np.log1p(np.exp(-labels * logits)), axis=1))
+
+
+@pytest.mark.parametrize("log_t, bias", [(np.log(10.0), -10.0), (np.log(250.0), 2.0)])  # t clipped at 100
+def test_sigmoid_loss_matches_numpy(log_t, bias):
+    rng = np.random.default_rng(11)
+    a, b = normalize(rng.normal(size=(16, 12))), normalize(rng.normal(size=(16, 12)))
+    loss, accuracy = sigmoid_loss(a.astype("float32"), b.astype("float32"), log_t, bias)
+    np.testing.assert_allclose(float(loss), numpy_sigmoid_loss(a, b, log_t, bias), rtol=1e-5)
+    assert float(accuracy) == pytest.approx(np.mean(np.argmax(a @ b.T, axis=1) == np.arange(16)))
+
+
+def test_sigmoid_model_has_a_bias_per_pair_in_its_config_and_metrics(tiny_vit_preset):
+    model = build("3t", tiny_vit_preset, loss="sigmoid")
+    assert {k: float(v.numpy()) for k, v in model.biases.items()} == {
+        "image_text": -10.0, "image_pretrained": -10.0, "text_pretrained": -10.0}
+    assert {"bias_image_text", "bias_image_pretrained", "bias_text_pretrained"} <= {m.name for m in model.metrics}
+    rebuilt = ThreeTowers.from_config(model.get_config())  # as load_run rebuilds it from model.json
+    assert rebuilt.loss_name == "sigmoid" and len(rebuilt.weights) == len(model.weights)
+    assert not build("clip").biases  # the softmax loss has none (earlier checkpoints still load)
 
 
 def test_each_3t_loss_term_matches_numpy(tiny_vit_preset):

@@ -88,6 +88,8 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
     (["--data", "/no/such/shards"], "no such file"),
     (["--scale", "huge99"], "Invalid value for '--scale'"),
     (["--mode", "siglip"], "Invalid value for '--mode'"),
+    (["--loss", "hinge"], "Invalid value for '--loss'"),
+    (["--batch-size", "10", "--accum-steps", "4"], "pass --batch-size 8"),  # 10 rows do not split into 4
     (["--out", "/proc/tt-cannot-write"], "cannot write"),
 ])
 def test_bad_input_gives_one_clear_line(tiny_shards, tmp_path, args, message):

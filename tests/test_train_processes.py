@@ -16,7 +16,7 @@ TT = shutil.which("tt") or os.path.join(os.path.dirname(sys.executable), "tt")
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
 
 
-def train_args(shards, out, steps, mode="clip", *extra):
+def train_args(shards, out, steps, mode="clip", extra=()):
     flags = list(TINY_TRAIN_FLAGS)
     flags[flags.index("--steps") + 1] = str(steps)
     return [TT, "train", "--data", shards, "--out", out, "--mode", mode, "--deterministic", *flags, *extra]
@@ -31,15 +31,20 @@ def checkpoint_values(path):
     return {n: reader.get_tensor(n) for n in names}
 
 
+# Random crops, each step in 2 micro-batches (gradient caching) and the sigmoid loss, whose
+# biases must be restored too: the resume position counts records, whatever the micro-batching,
+# and the crops are drawn from the records' positions. (The un-augmented stream resumes as
+# exactly: tests/test_image_size_augment.py.)
+AUGMENT_ACCUM_SIGMOID = ("--augment", "--accum-steps", "2", "--loss", "sigmoid")
+
+
 def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
-    """With --augment, whose random crops are part of what a resume must reproduce (the
-    un-augmented stream resumes as exactly: tests/test_image_size_augment.py)."""
     steps = 8
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    subprocess.run(train_args(tiny_shards, straight, steps, "clip", "--augment"), env=ENV, check=True,
+    subprocess.run(train_args(tiny_shards, straight, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV, check=True,
                    capture_output=True, timeout=300)
 
-    process = subprocess.Popen(train_args(tiny_shards, killed, steps, "clip", "--augment"), env=ENV,
+    process = subprocess.Popen(train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-4.index")):
@@ -49,7 +54,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     process.wait()
     assert not os.path.exists(os.path.join(killed, "checkpoints", f"ckpt-{steps}.index"))
 
-    resumed = subprocess.run(train_args(tiny_shards, killed, steps, "clip", "--augment"), env=ENV,
+    resumed = subprocess.run(train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr
@@ -58,8 +63,11 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     assert a.keys() == b.keys() and len(a) > 10
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    steps_logged = [json.loads(l)["step"] for l in open(os.path.join(killed, "metrics.jsonl"))]
-    assert steps_logged[-1] == steps
+    logged = [json.loads(l) for l in open(os.path.join(killed, "metrics.jsonl"))]
+    assert logged[-1]["step"] == steps and "bias_image_text" in logged[-1]  # the sigmoid loss's bias
+    run = json.load(open(os.path.join(killed, "run.json")))
+    assert (run["accum_steps"], run["loss"]) == (2, "sigmoid")
+    assert (run["config"]["accum_steps"], run["config"]["loss"]) == (2, "sigmoid")
 
 
 def free_ports(n):

@@ -23,16 +23,16 @@ from tt_cli.training.strategy import resolve_jit
 GLOBAL_BATCH = 8
 
 
-def one_step(strategy, model, batch):
+def one_step(strategy, model, batch, accum_steps=1, jit=None):
     """One step of `tt train`'s loop: per-replica batches from an input function, the
-    distributed step with the XLA setting the trainer would resolve."""
+    distributed step with the XLA setting the trainer would resolve from `jit`."""
     def per_replica_batches(context):
         size = context.get_per_replica_batch_size(GLOBAL_BATCH)
         return tf.data.Dataset.from_tensor_slices(batch).batch(size, drop_remainder=True)
 
     iterator = iter(strategy.distribute_datasets_from_function(per_replica_batches))
-    jit = resolve_jit(None, strategy)
-    logs = make_distributed_step(model, strategy, jit)(iterator)
+    jit = resolve_jit(jit, strategy)
+    logs = make_distributed_step(model, strategy, jit, accum_steps)(iterator)
     return {k: float(v) for k, v in logs.items()}, jit
 
 

@@ -19,7 +19,9 @@ pooled token `2·D·E` (tests/test_bench.py checks these against a hand count).
 
 A training step is 3x the forward FLOPs of the trained parts (forward plus a
 backward that costs twice the forward), plus 1x the forward of the frozen h when
-it runs online, and nothing for h when its embeddings are precomputed.
+it runs online, and nothing for h when its embeddings are precomputed. A step in
+several micro-batches (gradient caching, `--accum-steps`) runs the trained towers
+forward once more.
 
 Example:
 >>> import keras
@@ -106,14 +108,16 @@ def pretrained_tower_forward_flops(tower):
     return layer_forward_flops(tower, (*tower.image_size, 3), "uint8")
 
 
-def train_step_flops(model, batch_size, precomputed=False):
+def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
     """FLOPs of one training step of a built `ThreeTowers` on a global batch of `batch_size`.
 
     The trained parts are counted by tracing `model.compute_losses` on a batch that
     carries h's embeddings (so h itself is not in that graph): both towers, the heads
     and every pair's logits over the whole batch. Returns a dict: `trained_forward`,
-    `frozen_forward` (every third tower's forward on the batch when they run online, else 0) and
-    `total` (= 3·trained_forward + frozen_forward).
+    `frozen_forward` (every third tower's forward on the batch when they run online, else 0),
+    `recomputed_forward` (with `accum_steps` > 1: the trained towers' second forward,
+    traced from `model.trained_embeddings`, else 0) and
+    `total` (= 3·trained_forward + recomputed_forward + frozen_forward).
     """
     import tensorflow as tf
 
@@ -128,4 +132,6 @@ def train_step_flops(model, batch_size, precomputed=False):
         batch[tower_input_key("h_embedding", k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
     trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
     frozen = 0 if precomputed else batch_size * sum(pretrained_tower_forward_flops(h) for h in towers)
-    return {"trained_forward": trained, "frozen_forward": frozen, "total": 3 * trained + frozen}
+    recomputed = forward_flops(lambda b: model.trained_embeddings(b, training=False), batch) if accum_steps > 1 else 0
+    return {"trained_forward": trained, "frozen_forward": frozen, "recomputed_forward": recomputed,
+            "total": 3 * trained + recomputed + frozen}

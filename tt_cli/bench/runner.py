@@ -16,6 +16,8 @@ scale's own size (no weights are needed to measure time); `pretrained` names pre
 to load instead: several make 3T learn from each (LiT locks one, so its modes are then
 left out). `3t-precomputed` feeds `h_embedding` (and `h_embedding_{k}` for tower k)
 instead of `h_image`, as training on shards made by `tt data embed` does.
+`accum_steps` runs every step in that many micro-batches, as `tt train --accum-steps`
+does (the global batch stays `batch_size`).
 
 Example:
 >>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
@@ -52,6 +54,7 @@ class BenchSettings:
     scale: str = "b16"
     image_size: int = None  # the trained image tower's side; None: the scale's
     batch_size: int = 256
+    accum_steps: int = 1
     steps: int = 20
     warmup: int = 3
     modes: tuple = None  # None: DEFAULT_MODES (without LiT's when there are several towers)
@@ -196,7 +199,7 @@ class _ModeUnderTest:
         )
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
         self.iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        self.train_step = make_distributed_step(self.model, strategy, jit)
+        self.train_step = make_distributed_step(self.model, strategy, jit, settings.accum_steps)
         self.warmup_seconds = []
         for _ in range(settings.warmup):
             self.warmup_seconds.append(self.step()[0])
@@ -205,7 +208,8 @@ class _ModeUnderTest:
         # What this mode adds at its peak over what was in use before it was built.
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
-        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed)
+        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed,
+                                                accum_steps=settings.accum_steps)
 
     def step(self):
         start = time.perf_counter()
@@ -253,10 +257,9 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
 
     from models import get_scale
     from tt_cli.training.config import model_scale
+    from tt_cli.training.step import check_accum_steps
 
-    if settings.batch_size % strategy.num_replicas_in_sync:
-        raise InvalidValueError(f"batch size {settings.batch_size} does not split over "
-                                f"{strategy.num_replicas_in_sync} replicas.")
+    check_accum_steps(settings.batch_size, strategy.num_replicas_in_sync, settings.accum_steps)
     scale = model_scale(settings.scale, settings.image_size)  # the trained image tower's
     device, device_kind = _device_description(strategy)
     towers, tower_name = ([], None)
@@ -272,6 +275,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         "scale": settings.scale,
         "image_size": scale.image_size,
         "batch_size": settings.batch_size,
+        "accum_steps": settings.accum_steps,
         "steps": settings.steps,
         "warmup": settings.warmup,
         "max_text_len": settings.max_text_len,

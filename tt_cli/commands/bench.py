@@ -17,6 +17,8 @@ D = BenchSettings()
               help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  "
                    "[default: the scale's]")
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--accum-steps", type=COUNT, default=D.accum_steps,
+              help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).")
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
 @click.option("--modes", default=None,

@@ -40,7 +40,12 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
               help="3T: weight of each auxiliary loss (1 = equal thirds).")
 @click.option("--lit-head/--no-lit-head", default=D.lit_head, help="LiT: a linear head on the locked tower.")
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--loss", type=click.Choice(["softmax", "sigmoid"]), default=D.loss,
+              help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).")
+@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size (per optimizer step).")
+@click.option("--accum-steps", type=COUNT, default=D.accum_steps,
+              help="Micro-batches per step: the loss still covers the whole batch (gradient caching), "
+                   "activation memory falls about N-fold, one more forward pass. Must divide the batch per replica.")
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")

@@ -88,7 +88,7 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
         model = ThreeTowers.from_scale(
             scale, mode=config.mode, vocab_size=tokenizer.vocab_size, max_len=config.max_text_len,
             pretrained_tower=list(towers) or None, pooling=config.pooling, aux_weight=config.aux_weight,
-            lit_head=config.lit_head,
+            lit_head=config.lit_head, loss=config.loss,
         )
         schedule = warmup_cosine(config.lr, steps, warmup)
         optimizer = make_optimizer(schedule, config.weight_decay, config.beta2, config.grad_clip_norm, runtime.policy)

@@ -16,7 +16,8 @@ from tt_cli.errors import InvalidValueError
 
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
-MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len")
+MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len",
+              "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,9 @@ class TrainConfig:
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
     lit_head: bool = False
-    batch_size: int = 256  # global, over all replicas and workers
+    loss: str = "softmax"  # of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's)
+    batch_size: int = 256  # global, over all replicas and workers, per optimizer step
+    accum_steps: int = 1  # micro-batches per step (gradient caching: the loss still sees the whole batch)
     steps: int = None  # default: `epochs` passes over the training set
     epochs: float = 10.0
     lr: float = 5e-4

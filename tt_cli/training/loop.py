@@ -12,8 +12,9 @@ class TrainingStopped(TtError):
     """The run stopped early (a signal or a NaN loss); its checkpoint is kept."""
 
 
-def fit(model, runtime, iterator, steps, callbacks):
-    """`model.fit` for one stretch of steps, with tt's distributed step (see step.py).
+def fit(model, runtime, iterator, steps, callbacks, accum_steps=1):
+    """`model.fit` for one stretch of steps, with tt's distributed step (see step.py), each
+    in `accum_steps` micro-batches.
 
     Returns (the last logs, the error that stopped reading the shards or None). A read
     error ends the loop and the callbacks end as usual; the failed step has advanced the
@@ -26,7 +27,7 @@ def fit(model, runtime, iterator, steps, callbacks):
     from tt_cli.data.pipeline import is_read_error
     from tt_cli.training.step import make_distributed_step
 
-    distributed_step = make_distributed_step(model, runtime.strategy, runtime.jit)
+    distributed_step = make_distributed_step(model, runtime.strategy, runtime.jit, accum_steps)
     callback_list = keras.callbacks.CallbackList(callbacks, model=model)
     model.stop_training = False
     model.reset_metrics()

@@ -92,7 +92,7 @@ class ResumeRefused(ConflictError):
 def check_resume_matches(config, files, info):
     """Refuses to resume a run with settings other than those it was trained with (and
     that run.json would then wrongly record): the model's, the batch size, the data, the
-    tokenizer. Other settings (--steps, --lr, logging) may change between sessions."""
+    tokenizer. Other settings (--steps, --lr, --accum-steps, logging) may change between sessions."""
     run = rd.read_run_config(config.out)
     previous = run["config"]
     keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h

@@ -65,7 +65,8 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
         "precomputed_h_embedding": bool(any(built.precomputed)),
         "precomputed_h_embeddings": [bool(p) for p in built.precomputed], "max_text_len": config.max_text_len,
         "vocab_size": tokenizer.vocab_size, "batch_size": config.batch_size, "steps": steps,
-        "warmup_steps": built.warmup, "precision": runtime.policy, "jit": runtime.jit,
+        "warmup_steps": built.warmup, "accum_steps": config.accum_steps, "loss": config.loss,
+        "precision": runtime.policy, "jit": runtime.jit,
         "strategy": runtime.strategy_name, "replicas": runtime.replicas,
         "dataset": prepare.fingerprint(files, info), "versions": versions(),
     })
@@ -92,7 +93,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
     from tt_cli.training import callbacks as cb
     from tt_cli.training import inputs, loop
     from tt_cli.training.build import build_training
+    from tt_cli.training.step import check_accum_steps
 
+    check_accum_steps(config.batch_size, runtime.replicas, config.accum_steps)
     chief = runtime.chief
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
@@ -117,6 +120,6 @@ def train(config, log=print, evaluator=None, show_progress=True):
     callbacks, saver = cb.training_callbacks(config, chief, built.schedule, built.manager, steps, evaluator,
                                              tokenizer, show_progress)
     with saver:
-        logs, read_error = loop.fit(built.model, runtime, iter(dataset), steps - start, callbacks)
+        logs, read_error = loop.fit(built.model, runtime, iter(dataset), steps - start, callbacks, config.accum_steps)
     loop.raise_if_stopped(saver, built.manager, read_error, files, config.data)
     return TrainResult(model=built.model, tokenizer=tokenizer, logs=logs)
