@@ -52,7 +52,7 @@ def main(preset):
     mirrored_logs = mirrored.fit(dataset, epochs=1, verbose=0).history
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), initial))
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), mirrored.get_weights()))
-    from tt_cli.training.strategy import resolve_jit
+    from tt_cli.strategy import resolve_jit
 
     print(json.dumps({
         "replicas": mirrored.distribute_strategy.num_replicas_in_sync,

@@ -17,8 +17,8 @@ import tensorflow as tf
 # the same model and SGD optimizer as the `model.fit` script.
 from mirrored_step import build
 
+from tt_cli.strategy import resolve_jit
 from tt_cli.training.step import make_distributed_step
-from tt_cli.training.strategy import resolve_jit
 
 GLOBAL_BATCH = 8
 

@@ -46,7 +46,7 @@ def _report_folder(report_path, runs, data, *files):
 
 
 def _finish(result, json_path, report=None, samples=None, seed=None):
-    """Prints the result, writes --json, and --report from `report` = (path, folder, [(run name, evaluation)])."""
+    """Prints the result, writes --json, and --report from `report` = (path, folder, what the evaluation collected)."""
     from tt_cli.eval.report import print_result
 
     print_result(result)
@@ -55,8 +55,8 @@ def _finish(result, json_path, report=None, samples=None, seed=None):
         from tt_cli.console import STDOUT
         from tt_cli.report.build import DEFAULT_SAMPLES, DEFAULT_SEED, eval_report
 
-        path, folder, evaluations = report
-        written = eval_report(path, result, evaluations, samples or DEFAULT_SAMPLES,
+        path, folder, collected = report
+        written = eval_report(path, result, collected, samples or DEFAULT_SAMPLES,
                               DEFAULT_SEED if seed is None else seed, folder)
         STDOUT.print(f"report: {written['path']} ({written['bytes'] / 1e3:,.0f} kB)")
 

@@ -10,7 +10,7 @@ tower) are normal.
 
 Images are decoded and resized to the tower's input exactly as the training pipeline
 does for h online (`pipeline.decode_image`). The tower runs under the run's
-distribution strategy (`training.strategy.make_strategy`): each batch is split over
+distribution strategy (`tt_cli.strategy.make_strategy`): each batch is split over
 the local replicas (all GPUs, TPU cores); with `TF_CONFIG` workers, worker i of n
 takes the shards j with j % n == i. Each shard is written as `NAME.tmp` and renamed
 into place when complete, so a rerun of the same command after an interruption skips
@@ -194,11 +194,11 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
                  progress=None, on_note=None):
     """Writes the embedding folder `out_dir` for the dataset `shards`; returns a summary dict.
 
-    `strategy`: a name for `training.strategy.make_strategy` (made before any other
+    `strategy`: a name for `tt_cli.strategy.make_strategy` (made before any other
     TensorFlow op) or a `tf.distribute.Strategy`. `progress(total)` is a context manager
     yielding `advance(n)` (e.g. `progress.progress_bar`).
     """
-    from tt_cli.training.strategy import make_strategy, worker_position
+    from tt_cli.strategy import make_strategy, worker_position
 
     start = time.time()
     made = make_strategy(strategy) if isinstance(strategy, str) else strategy  # before any other TF op

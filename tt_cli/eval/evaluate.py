@@ -86,11 +86,10 @@ def _describe(run, name):
 
 
 def _collect(collect, name, images, **scores):
-    """With `collect` (a list), adds (run name, `tt_cli.report.evaluation.RunEvaluation`) for `--report`."""
+    """With `collect` (a list), adds (run name, its encoded images with thumbnails, the scores
+    computed from them) for `--report` (`tt_cli.report.build.eval_report`)."""
     if collect is not None:
-        from tt_cli.report.evaluation import from_encoded
-
-        collect.append((name, from_encoded(name, images, **scores)))
+        collect.append((name, images, scores))
 
 
 def _alpha_for(other_run, alpha):

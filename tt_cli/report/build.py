@@ -21,6 +21,7 @@ from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
 from tt_cli.errors import InvalidValueError
 from tt_cli.report import confusion, curves, gallery
+from tt_cli.report.evaluation import from_encoded
 from tt_cli.report.html import image_tag, name_values, page, section
 
 COMMAND = "tt report"
@@ -144,9 +145,11 @@ def run_report(run_dir, data=None, out=None, classnames=None, templates="clip", 
     return dict(write_report(out, text, folder), data=data, sections=len(sections))
 
 
-def eval_report(out, result, evaluations, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED, folder=None):
-    """Writes the gallery and confusion sections of one `tt eval` result for [(run name, RunEvaluation)]."""
+def eval_report(out, result, collected, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED, folder=None):
+    """Writes the gallery and confusion sections of one `tt eval` result, from what its
+    evaluation `collect`ed: [(run name, encoded images with thumbnails, {scores})]."""
     folder = folder or ownership.prepare_file(out, COMMAND, overwrite=None)
+    evaluations = [(name, from_encoded(name, images, **scores)) for name, images, scores in collected]
     runs = ", ".join(m["name"] for m in result["models"])
     text = page(f"tt eval {result['task']}: {runs}", evaluation_sections(evaluations, samples, seed),
                 f"{result['data']} · {result['evaluated_on']}")

@@ -71,8 +71,8 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
 
     from models import ThreeTowers
     from tt_cli.data.pipeline import check_features
+    from tt_cli.strategy import worker_id
     from tt_cli.training.optimizer import make_optimizer, warmup_cosine
-    from tt_cli.training.strategy import worker_id
 
     scale = model_scale(config.scale, config.image_size)  # the main image tower at --image-size
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)

@@ -37,13 +37,13 @@ class Runtime:
     def chief(self):
         """True on the one process that writes the run's files (every process but a
         non-chief worker of a multi-worker run)."""
-        from tt_cli.training.strategy import is_chief
+        from tt_cli.strategy import is_chief
 
         return is_chief(self.strategy)
 
     @property
     def strategy_name(self):
-        from tt_cli.training.strategy import strategy_name
+        from tt_cli.strategy import strategy_name
 
         return strategy_name(self.strategy)
 
@@ -52,7 +52,7 @@ def start_runtime(strategy="auto", seed=0, precision="auto", jit=None, determini
     """Makes the strategy (before any other TensorFlow op), seeds Python, NumPy and
     TensorFlow, sets the global precision policy and resolves XLA (`jit=None`: where it
     works). `--strategy`, `--precision` and `--jit` values it cannot use fail with one line."""
-    from tt_cli.training.strategy import make_strategy, resolve_jit, resolve_precision
+    from tt_cli.strategy import make_strategy, resolve_jit, resolve_precision
 
     made = make_strategy(strategy)  # before any other TensorFlow op
 
