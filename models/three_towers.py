@@ -326,10 +326,6 @@ class ThreeTowers(keras.Model):
         losses["loss"], losses["accuracy"] = total, accuracy
         return losses
 
-    def _pair_loss(self, pair, a, b):
-        """(loss, a->b accuracy) of one contrastive pair at its own temperature."""
-        return contrastive_loss(a, b, self.log_temperatures[pair])
-
     def compute_losses(self, batch, training=False):
         """Per-pair losses, the weighted total and the image->text accuracy of a batch."""
         return self.losses_from_embeddings(self.compute_embeddings(batch, training=training))
