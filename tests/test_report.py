@@ -245,15 +245,18 @@ def test_eval_reports_put_runs_side_by_side_and_own_their_file(tmp_path, report,
     assert len(tree.section("image-to-text").find("li", "hit") + tree.section("image-to-text").find("li", "miss")) \
         == 4 * 5 * 2
 
-    # Zero-shot with the run report's prompts: the same matrix from the evaluation's own probabilities.
+    # Zero-shot of two runs side by side, with the run report's prompts: the first run's matrix
+    # is the run report's (from the evaluation's own probabilities), the second run's follows.
     templates = os.path.join(os.path.dirname(out), "templates.txt")
     zero_shot_page = tmp_path / "zero_shot.html"
-    result = run_tt(["eval", "zero-shot", first, "--data", tiny_val_shards, "--templates", templates,
+    result = run_tt(["eval", "zero-shot", first, second, "--data", tiny_val_shards, "--templates", templates,
                      "--report", str(zero_shot_page)])
     assert result.exit_code == 0, result.output
     tree = Tree(zero_shot_page.read_text(encoding="utf-8"))
     assert [s.attrs["id"] for s in tree.root.find("section")] == ["zero-shot"]
-    assert confusion_counts(tree) == confusion_counts(run_page)
+    counts, own = confusion_counts(tree), confusion_counts(run_page)
+    assert len(counts) == 2 * len(own) and counts[:len(own)] == own
+    assert sum(counts[len(own):]) == sum(own)  # every image once in each run's matrix
 
     # The file is tt's: a report replaces its own page, never an input or a file of the user's.
     again = run_tt(["report", first, "--out", out])
