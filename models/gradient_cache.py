@@ -35,7 +35,7 @@ import tensorflow as tf
 
 def _micro_batches(batch, parts):
     """The batch dict with a leading micro-batch axis: `[parts, rows / parts, ...]`."""
-    return {key: tf.reshape(value, [parts, -1, *value.shape[1:]]) for key, value in batch.items()}
+    return {key: tf.reshape(value, tf.concat([[parts, -1], tf.shape(value)[1:]], 0)) for key, value in batch.items()}
 
 
 def _pick(stacked, index):

@@ -156,8 +156,9 @@ def decode_image_sizes(encoded, sizes, fits=None, crop=None):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image.set_shape([None, None, 3])
         sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
-        return tuple(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8)
-                     for source, size in zip(sources, sizes))
+        # A crop's shape is only known when it runs: say the resized one, which is fixed.
+        return tuple(tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8),
+                                     [*size, 3]) for source, size in zip(sources, sizes))
 
     def blank():
         tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
