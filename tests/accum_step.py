@@ -4,8 +4,9 @@ one step without accumulation (the model's `train_step` called eagerly), all fro
 same weights and the same global batch. The 2-replica steps, and clip's on one device
 (with XLA, as tt train resolves it there), run through the step `tt train` runs; the
 other one-device steps call the same `train_step` eagerly, since tracing is what costs.
-Also plain per-micro-batch accumulation, and the sigmoid loss on two replicas against
-NumPy. Prints what it measured as JSON.
+For 3T also `tt train`'s step without accumulation on 2 replicas (`mirrored_plain`). Also
+plain per-micro-batch accumulation, and the sigmoid loss on two replicas against NumPy.
+Prints what it measured as JSON.
 
 Logical CPU devices must be configured before any TensorFlow op runs, hence a fresh
 process (importing `mirrored_step` configures them).
@@ -18,14 +19,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 from mirrored_step import build as build_3t  # noqa: F401  (configures two logical CPUs first)
-from tt_train_step import GLOBAL_BATCH, one_step
 
 from models import PretrainedTower, ThreeTowers, get_scale
 from models.sigmoid_loss import sigmoid_loss
+from tt_cli.strategy import resolve_jit
+from tt_cli.training.step import make_distributed_step
+
+GLOBAL_BATCH = 8
 
 ACCUM = 4
 # Every mode and both losses: 3T with the sigmoid loss on all three pairs.
 CASES = (("clip", "softmax"), ("lit", "softmax"), ("3t", "sigmoid"))
+
+
+def one_step(strategy, model, batch, accum_steps=1, jit=None):
+    """One step of `tt train`'s loop: per-replica batches from an input function, the
+    distributed step with the XLA setting the trainer would resolve from `jit`."""
+    def per_replica_batches(context):
+        size = context.get_per_replica_batch_size(GLOBAL_BATCH)
+        return tf.data.Dataset.from_tensor_slices(batch).batch(size, drop_remainder=True)
+
+    iterator = iter(strategy.distribute_datasets_from_function(per_replica_batches))
+    jit = resolve_jit(jit, strategy)
+    logs = make_distributed_step(model, strategy, jit, accum_steps)(iterator)
+    return {k: float(v) for k, v in logs.items()}, jit
 
 
 def build(strategy, mode, loss, preset, initial_weights=None):
@@ -128,14 +145,17 @@ def main(preset):
         weights = reference.get_weights()
         case = {"max_weight_update": max_diff(weights, initial), "losses": {"reference": reference_loss},
                 "numpy_loss": expected_loss, "max_weight_diff": {}}
-        for name, strategy in (("single", single_strategy), ("mirrored", mirrored_strategy)):
+        runs = [("single", single_strategy, ACCUM), ("mirrored", mirrored_strategy, ACCUM)]
+        if mode == "3t":
+            runs.append(("mirrored_plain", mirrored_strategy, 1))
+        for name, strategy, accum_steps in runs:
             model = build(strategy, mode, loss, preset, initial)
             if name == "single" and mode != "clip":
                 # Traced and XLA-compiled (tt train's default on one device) for clip; the
                 # same train_step eagerly for the others.
-                logs, jit = {"loss": eager_step(model, batch, ACCUM)}, False
+                logs, jit = {"loss": eager_step(model, batch, accum_steps)}, False
             else:
-                logs, jit = one_step(strategy, model, batch, accum_steps=ACCUM)
+                logs, jit = one_step(strategy, model, batch, accum_steps=accum_steps)
             case["max_weight_diff"][name] = max_diff(model.get_weights(), weights)
             case["losses"][name] = logs["loss"]
             case[f"jit_{name}"] = jit
