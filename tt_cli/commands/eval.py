@@ -8,13 +8,11 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 import click
 
 from tt_cli.commands import option_types
+from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, SAMPLE_SEED, SAMPLES, TEMPLATES
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT
-from tt_cli.commands.report import SAMPLE_SEED, SAMPLES
 from tt_cli.errors import InvalidValueError
 
-BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
-                          help="Images or texts per forward pass.")
 RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(), metavar="RUN...")
 JSON = json_option("Also write the results here as JSON.")
 ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
@@ -69,10 +67,8 @@ def eval_group():
 @eval_group.command("zero-shot")
 @RUNS
 @click.option("--data", required=True, help="Labelled shards (a `tt data convert` folder or a glob).")
-@click.option("--classnames", type=click.Path(dir_okay=False),
-              help="One class name per line [default: class_names of the shards' dataset.json].")
-@click.option("--templates", default="clip", show_default=True,
-              help="Prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line with {}.")
+@CLASSNAMES
+@TEMPLATES
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
