@@ -84,12 +84,10 @@ def _output_names(files):
 
 
 def _read_plan(out_dir):
-    import tensorflow as tf
-
     try:
-        with tf.io.gfile.GFile(os.path.join(out_dir, PLAN)) as f:
+        with storage.open(os.path.join(out_dir, PLAN)) as f:
             return json.load(f)
-    except (tf.errors.OpError, OSError, ValueError):
+    except (OSError, ValueError):
         return None
 
 
@@ -112,10 +110,8 @@ def _prepare(folder, plan, names, overwrite):
 
 def _finished(out_dir, names):
     """The shards renamed into place by tt data embed (in place and listed in its manifest)."""
-    import tensorflow as tf
-
     owned = ownership.OutputFolder(out_dir, COMMAND).owned()
-    return {n for n in names if n in owned and tf.io.gfile.exists(os.path.join(out_dir, n))}
+    return {n for n in names if n in owned and storage.exists(os.path.join(out_dir, n))}
 
 
 def _barrier(strategy, workers):
@@ -176,11 +172,11 @@ def _embed_file(file, target, tower, embed, batch_size, advance):
                 count += len(embeddings)
                 advance(len(embeddings))
     except tf.errors.OpError as e:
-        if tf.io.gfile.exists(target + ".tmp"):
-            tf.io.gfile.remove(target + ".tmp")
+        if storage.exists(target + ".tmp"):
+            storage.remove(target + ".tmp")
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
-    tf.io.gfile.rename(target + ".tmp", target, overwrite=True)
+    storage.replace(target + ".tmp", target)
     return count
 
 

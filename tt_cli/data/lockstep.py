@@ -19,6 +19,7 @@ Example:
 import os
 import re
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 
@@ -30,10 +31,8 @@ _MISMATCH_LINE = re.compile(re.escape(_MISMATCH) + "(.*?" + re.escape(_ADVICE) +
 
 def read_folder_info(folder):
     """The `dataset.json` of an embedding folder, or one line saying why `folder` is not one."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(os.path.join(folder, schema.DATASET_JSON)):
-        what = "no such folder" if not tf.io.gfile.exists(folder) else f"no {schema.DATASET_JSON} there"
+    if not storage.exists(os.path.join(folder, schema.DATASET_JSON)):
+        what = "no such folder" if not storage.exists(folder) else f"no {schema.DATASET_JSON} there"
         raise UnreadableDataError(f"{folder}: not an embedding folder ({what}); make one with `tt data embed`.")
     info = schema.read_info(folder)
     if not info.embeddings_of or not info.h_embedding:
@@ -47,7 +46,6 @@ def embedding_files(folder, files, info):
     """(the embedding shard of each of `files`, in order; the embedding width) of `folder`,
     after checking that it was made for these shards: the same shard names and, when the
     data has a dataset.json (`info`), the same number of examples."""
-    import tensorflow as tf
 
     made = read_folder_info(folder)
     names = [os.path.basename(f) for f in files]
@@ -62,7 +60,7 @@ def embedding_files(folder, files, info):
                             f"but the training shards hold {info.num_examples}; embed these shards with "
                             "`tt data embed`.")
     paths = [os.path.join(folder, n) for n in names]
-    missing = next((p for p in paths if not tf.io.gfile.exists(p)), None)
+    missing = next((p for p in paths if not storage.exists(p)), None)
     if missing:
         raise UnreadableDataError(f"{folder}: shard {missing} listed in {schema.DATASET_JSON} is missing.")
     return paths, int(made.h_embedding["dim"])
