@@ -55,15 +55,36 @@ def measure(jsonl, out, workers, num_shards):
     shutil.rmtree(out, ignore_errors=True)
     report = out + ".json"
     start, cpu_start = time.perf_counter(), _children_cpu_seconds()
-    subprocess.run([tt_executable(), "data", "convert", jsonl, out, "--workers", str(workers), "--num-shards",
-                    str(num_shards), "--json", report], check=True, capture_output=True)
+    subprocess.run(
+        [
+            tt_executable(),
+            "data",
+            "convert",
+            jsonl,
+            out,
+            "--workers",
+            str(workers),
+            "--num-shards",
+            str(num_shards),
+            "--json",
+            report,
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall, cpu = time.perf_counter() - start, _children_cpu_seconds() - cpu_start
     with open(report) as f:
         result = json.load(f)
-    return {"workers": workers, "rows": result["written"], "seconds": result["seconds"],
-            "rows_per_second": round(result["written"] / result["seconds"], 1), "wall_seconds": round(wall, 2),
-            # CPU time of tt and its worker processes: what the rows cost whatever else runs on the machine.
-            "cpu_seconds": round(cpu, 2), "rows_per_cpu_second": round(result["written"] / cpu, 1)}
+    return {
+        "workers": workers,
+        "rows": result["written"],
+        "seconds": result["seconds"],
+        "rows_per_second": round(result["written"] / result["seconds"], 1),
+        "wall_seconds": round(wall, 2),
+        # CPU time of tt and its worker processes: what the rows cost whatever else runs on the machine.
+        "cpu_seconds": round(cpu, 2),
+        "rows_per_cpu_second": round(result["written"] / cpu, 1),
+    }
 
 
 def _children_cpu_seconds():
@@ -81,10 +102,14 @@ def main():
     jsonl = os.path.join(args.work, "source", "captions.jsonl")
     if not os.path.isfile(jsonl):
         jsonl = write_source(os.path.join(args.work, "source"), args.rows)
-    sizes = [os.path.getsize(os.path.join(args.work, "source", "images", n))
-             for n in os.listdir(os.path.join(args.work, "source", "images"))]
-    print(f"{len(sizes)} JPEGs, mean {np.mean(sizes) / 1024:.1f} KiB; {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    sizes = [
+        os.path.getsize(os.path.join(args.work, "source", "images", n))
+        for n in os.listdir(os.path.join(args.work, "source", "images"))
+    ]
+    print(
+        f"{len(sizes)} JPEGs, mean {np.mean(sizes) / 1024:.1f} KiB; {os.cpu_count()} cores; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     for workers in args.workers:
         print(json.dumps(measure(jsonl, os.path.join(args.work, f"out_{workers}"), workers, args.num_shards)))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")

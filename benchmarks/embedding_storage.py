@@ -41,11 +41,22 @@ def main():
     embeddings = os.path.join(args.work, "train_h")
     summary = embed_shards(data, args.pretrained, embeddings, batch_size=256, strategy="default")
     combined = write_combined(data, embeddings, os.path.join(args.work, "train_combined"))
-    sizes = {"data": folder_bytes(data), "embedding_folder": folder_bytes(embeddings),
-             "combined_copy": folder_bytes(combined)}
-    print(json.dumps({"examples": DEMO.num_train, "dim": summary["dim"], "bytes": sizes,
-                      "embedding_bytes_per_example": round(sizes["embedding_folder"] / DEMO.num_train, 1),
-                      "combined_over_embedding_folder": round(sizes["combined_copy"] / sizes["embedding_folder"], 2)}))
+    sizes = {
+        "data": folder_bytes(data),
+        "embedding_folder": folder_bytes(embeddings),
+        "combined_copy": folder_bytes(combined),
+    }
+    print(
+        json.dumps(
+            {
+                "examples": DEMO.num_train,
+                "dim": summary["dim"],
+                "bytes": sizes,
+                "embedding_bytes_per_example": round(sizes["embedding_folder"] / DEMO.num_train, 1),
+                "combined_over_embedding_folder": round(sizes["combined_copy"] / sizes["embedding_folder"], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

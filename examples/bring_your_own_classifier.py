@@ -23,10 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from example_utils import convert_shapes_splits, read_json, tt, write_image_folder, write_templates  # noqa: E402
 
 SIZES = {
-    "smallest": dict(image_size=32, num_labelled=128, num_train=128, num_val=48, pretrain_steps=6, steps=6,
-                     batch_size=16),
-    "small": dict(image_size=32, num_labelled=4000, num_train=2000, num_val=200, pretrain_steps=400, steps=400,
-                  batch_size=64),
+    "smallest": dict(
+        image_size=32, num_labelled=128, num_train=128, num_val=48, pretrain_steps=6, steps=6, batch_size=16
+    ),
+    "small": dict(
+        image_size=32, num_labelled=4000, num_train=2000, num_val=200, pretrain_steps=400, steps=400, batch_size=64
+    ),
 }
 
 
@@ -53,8 +55,22 @@ def main():
 
     # 2. The classifier -> a preset directory (backbone + its preprocessing + the head).
     preset = os.path.join(work, "my_vit")
-    tt(["pretrain", "--data", labelled, "--out", preset, "--overwrite", "--steps", size["pretrain_steps"],
-        "--json", os.path.join(work, "pretrain.json"), *common], dry)
+    tt(
+        [
+            "pretrain",
+            "--data",
+            labelled,
+            "--out",
+            preset,
+            "--overwrite",
+            "--steps",
+            size["pretrain_steps"],
+            "--json",
+            os.path.join(work, "pretrain.json"),
+            *common,
+        ],
+        dry,
+    )
 
     # 3. Captioned image-text data for the contrastive training.
     train, val = convert_shapes_splits(data, size["num_train"], size["num_val"], size["image_size"], dry)
@@ -62,27 +78,79 @@ def main():
     # 4. Precompute h once, beside the shards. The folder's dataset.json records the preset and
     #    its preprocessing; tt train refuses embeddings that do not match its --pretrained.
     embedded = os.path.join(data, "train_shards_h")
-    tt(["data", "embed", train, "--pretrained", preset, "--out", embedded, "--overwrite",
-        "--batch-size", size["batch_size"]], dry)
+    tt(
+        [
+            "data",
+            "embed",
+            train,
+            "--pretrained",
+            preset,
+            "--out",
+            embedded,
+            "--overwrite",
+            "--batch-size",
+            size["batch_size"],
+        ],
+        dry,
+    )
 
     # 5. 3T with your classifier as the third tower.
     run = os.path.join(work, "run_3t")
-    tt(["train", "--data", train, "--embeddings", embedded, "--out", run, "--mode", "3t", "--pretrained", preset,
-        "--steps", size["steps"], "--vocab-size", 40, "--max-text-len", 16, "--lr", 1e-3,
-        "--log-every", max(1, size["steps"] // 4), "--restart", *common], dry)
+    tt(
+        [
+            "train",
+            "--data",
+            train,
+            "--embeddings",
+            embedded,
+            "--out",
+            run,
+            "--mode",
+            "3t",
+            "--pretrained",
+            preset,
+            "--steps",
+            size["steps"],
+            "--vocab-size",
+            40,
+            "--max-text-len",
+            16,
+            "--lr",
+            1e-3,
+            "--log-every",
+            max(1, size["steps"] // 4),
+            "--restart",
+            *common,
+        ],
+        dry,
+    )
     templates = os.path.join(data, "templates.txt")
     if not dry:
         write_templates(templates)
-    tt(["eval", "zero-shot", run, "--data", val, "--templates", templates,
-        "--json", os.path.join(work, "zero_shot.json")], dry)
+    tt(
+        [
+            "eval",
+            "zero-shot",
+            run,
+            "--data",
+            val,
+            "--templates",
+            templates,
+            "--json",
+            os.path.join(work, "zero_shot.json"),
+        ],
+        dry,
+    )
     if dry:
         return
     run_json = read_json(os.path.join(run, "run.json"))
     pretrain = read_json(os.path.join(work, "pretrain.json"))
     zero_shot = read_json(os.path.join(work, "zero_shot.json"))
-    print(f"classifier held-out accuracy {pretrain['heldout_accuracy']:.1%} ({pretrain['num_classes']} classes); "
-          f"3T trained on precomputed h embeddings: {run_json.get('precomputed_h_embedding')}; "
-          f"zero-shot top-1 {zero_shot['models'][0]['top1']:.1%}")
+    print(
+        f"classifier held-out accuracy {pretrain['heldout_accuracy']:.1%} ({pretrain['num_classes']} classes); "
+        f"3T trained on precomputed h embeddings: {run_json.get('precomputed_h_embedding')}; "
+        f"zero-shot top-1 {zero_shot['models'][0]['top1']:.1%}"
+    )
 
 
 if __name__ == "__main__":

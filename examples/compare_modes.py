@@ -33,9 +33,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="smallest", help="How much data and training.")
     parser.add_argument("--workdir", default="runs/compare_modes", help="Where data, runs and results go.")
-    parser.add_argument("--alpha", default="0.5",
-                        help="Ensemble weight of 3T (0..1). 'auto' picks it on half of the val set and reports "
-                             "on the other half, which then differs from the single models' rows.")
+    parser.add_argument(
+        "--alpha",
+        default="0.5",
+        help="Ensemble weight of 3T (0..1). 'auto' picks it on half of the val set and reports "
+        "on the other half, which then differs from the single models' rows.",
+    )
     parser.add_argument("--dry-run", action="store_true", help="Print the tt commands without running them.")
     return parser.parse_args()
 
@@ -67,20 +70,58 @@ def main():
     # One run per mode, identical budget. CLIP has no third tower, so it gets no --pretrained.
     runs = {mode: os.path.join(work, f"run_{mode}") for mode in MODES}
     for mode in MODES:
-        tt(["train", "--data", train, "--out", runs[mode], "--mode", mode,
-            *(["--pretrained", preset] if mode != "clip" else []),
-            "--steps", size["steps"], "--vocab-size", 40, "--max-text-len", 16, "--lr", 1e-3,
-            "--log-every", max(1, size["steps"] // 4), "--restart", *common], dry)
+        tt(
+            [
+                "train",
+                "--data",
+                train,
+                "--out",
+                runs[mode],
+                "--mode",
+                mode,
+                *(["--pretrained", preset] if mode != "clip" else []),
+                "--steps",
+                size["steps"],
+                "--vocab-size",
+                40,
+                "--max-text-len",
+                16,
+                "--lr",
+                1e-3,
+                "--log-every",
+                max(1, size["steps"] // 4),
+                "--restart",
+                *common,
+            ],
+            dry,
+        )
 
     # Evaluations. With --ensemble, one command reports 3T, LiT and the ensemble side by side.
     results = os.path.join(work, "results")
     if not dry:
         os.makedirs(results, exist_ok=True)
     for task, flags in (("zero-shot", ["--templates", templates]), ("retrieval", [])):
-        tt(["eval", task, runs["clip"], "--data", val, *flags, "--json", os.path.join(results, f"{task}_clip.json")],
-           dry)
-        tt(["eval", task, runs["3t"], "--ensemble", runs["lit"], "--alpha", args.alpha, "--data", val, *flags,
-            "--json", os.path.join(results, f"{task}_3t_lit.json")], dry)
+        tt(
+            ["eval", task, runs["clip"], "--data", val, *flags, "--json", os.path.join(results, f"{task}_clip.json")],
+            dry,
+        )
+        tt(
+            [
+                "eval",
+                task,
+                runs["3t"],
+                "--ensemble",
+                runs["lit"],
+                "--alpha",
+                args.alpha,
+                "--data",
+                val,
+                *flags,
+                "--json",
+                os.path.join(results, f"{task}_3t_lit.json"),
+            ],
+            dry,
+        )
     if dry:
         return
 
@@ -96,8 +137,10 @@ def main():
         "lit": (zs["pair"]["models"][1], rt["pair"]["models"][1]),
         f"3t+lit (a={zs['pair']['ensemble']['alpha']:g})": (zs["pair"]["ensemble"], rt["pair"]["ensemble"]),
     }
-    print(f"\n{size['steps']} steps x batch {size['batch_size']} per mode; "
-          f"zero-shot on {zs['pair']['evaluated_on']}, retrieval on {rt['pair']['evaluated_on']}")
+    print(
+        f"\n{size['steps']} steps x batch {size['batch_size']} per mode; "
+        f"zero-shot on {zs['pair']['evaluated_on']}, retrieval on {rt['pair']['evaluated_on']}"
+    )
     print_table([(name, z["top1"], r["image_to_text_R@1"], r["text_to_image_R@1"]) for name, (z, r) in entries.items()])
     print(f"chance: zero-shot {1 / len(read_json(os.path.join(val, 'dataset.json'))['class_names']):.1%}")
 

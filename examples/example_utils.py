@@ -51,8 +51,11 @@ def tt(args, dry_run=False, env=None):
     result = subprocess.run([tt_executable(), *args], env=env)
     if result.returncode != 0:
         sys.exit(f"error: `tt {args[0]}` failed with exit code {result.returncode} (see above).")
-    print(f"# tt {args[0]} {args[1] if args[1:] and not args[1].startswith('-') else ''}".rstrip()
-          + f": {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"# tt {args[0]} {args[1] if args[1:] and not args[1].startswith('-') else ''}".rstrip()
+        + f": {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
 
 
 def read_json(path, dry_run=False):

@@ -60,18 +60,54 @@ def main():
     if not dry:
         write_jsonl_dataset(os.path.join(data, "train"), args.num_train, seed=1, image_size=32)
     train = os.path.join(data, "train_shards")
-    tt(["data", "convert", os.path.join(data, "train", "captions.jsonl"), train, "--num-shards", 2, "--overwrite"],
-       dry)
+    tt(["data", "convert", os.path.join(data, "train", "captions.jsonl"), train, "--num-shards", 2, "--overwrite"], dry)
     # The third tower (pretrained once, before the workers start).
     preset = os.path.join(work, "pretrained_vit")
-    tt(["pretrain", "--data", train, "--out", preset, "--overwrite", "--steps", 6, "--scale", "tiny",
-        "--batch-size", 16], dry)
+    tt(
+        [
+            "pretrain",
+            "--data",
+            train,
+            "--out",
+            preset,
+            "--overwrite",
+            "--steps",
+            6,
+            "--scale",
+            "tiny",
+            "--batch-size",
+            16,
+        ],
+        dry,
+    )
 
     # The same command for every worker; TF_CONFIG says who is who.
     run = os.path.join(work, "run_3t")
-    command = ["train", "--data", train, "--out", run, "--mode", "3t", "--pretrained", preset, "--scale", "tiny",
-               "--steps", args.steps, "--batch-size", args.batch_size, "--vocab-size", 40, "--max-text-len", 16,
-               "--lr", 1e-3, "--log-every", max(1, args.steps // 5)]
+    command = [
+        "train",
+        "--data",
+        train,
+        "--out",
+        run,
+        "--mode",
+        "3t",
+        "--pretrained",
+        preset,
+        "--scale",
+        "tiny",
+        "--steps",
+        args.steps,
+        "--batch-size",
+        args.batch_size,
+        "--vocab-size",
+        40,
+        "--max-text-len",
+        16,
+        "--lr",
+        1e-3,
+        "--log-every",
+        max(1, args.steps // 5),
+    ]
     command = [str(c) for c in command]
     # A fresh run each time (the workers would otherwise resume from an earlier one's checkpoints).
     print(f"$ rm -rf {shlex.quote(run)}")
@@ -87,8 +123,14 @@ def main():
             continue
         os.makedirs(work, exist_ok=True)
         logs.append(open(log, "w"))
-        processes.append(subprocess.Popen([tt_executable(), *command], stdout=logs[-1], stderr=subprocess.STDOUT,
-                                          env={**os.environ, "TF_CONFIG": tf_config}))
+        processes.append(
+            subprocess.Popen(
+                [tt_executable(), *command],
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TF_CONFIG": tf_config},
+            )
+        )
     if dry:
         return
     print("$ wait", flush=True)
@@ -104,8 +146,10 @@ def main():
     if any(codes):
         sys.exit("error: a worker failed; see its log above.")
     info = read_json(os.path.join(run, "run.json"))
-    print(f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s with {info.get('strategy')} over "
-          f"{info.get('replicas')} replicas; the chief's run directory: {run}")
+    print(
+        f"trained {args.steps} steps in {time.perf_counter() - start:.0f} s with {info.get('strategy')} over "
+        f"{info.get('replicas')} replicas; the chief's run directory: {run}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def parse_args():
     parser.add_argument("--size", choices=sorted(SIZES), default="smallest", help="How much data and training.")
     parser.add_argument("--workdir", default="runs/python_api", help="Where shards, tokenizer and model go.")
     parser.add_argument("--mode", choices=("3t", "lit", "clip"), default="3t")
-    parser.add_argument("--pretrained", help="A KerasHub preset (name or directory) for the third tower "
-                                             "[default: train a small one here].")
+    parser.add_argument(
+        "--pretrained",
+        help="A KerasHub preset (name or directory) for the third tower [default: train a small one here].",
+    )
     return parser.parse_args()
 
 
@@ -70,14 +72,20 @@ def small_third_tower(files, num_classes, steps, batch_size):
 
     from models import PretrainedTower
 
-    backbone = keras_hub.models.ViTBackbone(image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), patch_size=8, num_layers=2,
-                                            num_heads=2, hidden_dim=64, mlp_dim=128)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128
+    )
     converter = keras_hub.layers.ViTImageConverter(image_size=(IMAGE_SIZE, IMAGE_SIZE), scale=1 / 127.5, offset=-1.0)
     classifier = keras_hub.models.ViTImageClassifier(
-        backbone=backbone, num_classes=num_classes,
-        preprocessor=keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter))
-    classifier.compile(optimizer=keras.optimizers.AdamW(1e-3),
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        backbone=backbone,
+        num_classes=num_classes,
+        preprocessor=keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter),
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.AdamW(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     print(f"fitting a tiny ViT classifier ({num_classes} classes, {steps} steps) to serve as the third tower")
     classifier.fit(labelled_images(files, batch_size), steps_per_epoch=steps, epochs=1, verbose=2, shuffle=False)
     return PretrainedTower(backbone, converter, name="pretrained_tower")
@@ -107,8 +115,12 @@ def evaluate(model, tokenizer, val_rows, class_names):
     similarity = image_emb @ model.encode_text(tokenizer.tokenize(captions)).numpy().T  # [N images, M captions]
     image_to_text = float(np.mean(owner[similarity.argmax(axis=1)] == np.arange(len(val_rows))))
     text_to_image = float(np.mean(similarity.argmax(axis=0) == owner))
-    return {"zero_shot_top1": top1, "image_to_text_R@1": image_to_text, "text_to_image_R@1": text_to_image,
-            "chance_top1": 1 / len(class_names)}
+    return {
+        "zero_shot_top1": top1,
+        "image_to_text_R@1": image_to_text,
+        "text_to_image_R@1": text_to_image,
+        "chance_top1": 1 / len(class_names),
+    }
 
 
 def main():
@@ -132,8 +144,13 @@ def main():
     # 1. Rows are dicts {"image": encoded JPEG/PNG bytes, "texts": [captions], "label": int, "key": str};
     #    here synthetic coloured shapes, in your code whatever you have.
     train_dir = os.path.join(args.workdir, "train_shards")
-    write_shards(train_dir, shape_rows(size["num_train"], seed=1, image_size=IMAGE_SIZE), num_shards=2,
-                 source="python_api example", class_names=CLASS_NAMES)
+    write_shards(
+        train_dir,
+        shape_rows(size["num_train"], seed=1, image_size=IMAGE_SIZE),
+        num_shards=2,
+        source="python_api example",
+        class_names=CLASS_NAMES,
+    )
     files, _ = schema.resolve_shards(train_dir)
     val_rows = list(shape_rows(size["num_val"], seed=2, image_size=IMAGE_SIZE))
 
@@ -145,19 +162,30 @@ def main():
     # 3. The frozen third tower h (not used by CLIP).
     tower = None
     if args.mode != "clip":
-        tower = (PretrainedTower.from_preset(args.pretrained) if args.pretrained
-                 else small_third_tower(files, len(CLASS_NAMES), size["h_steps"], size["batch_size"]))
+        tower = (
+            PretrainedTower.from_preset(args.pretrained)
+            if args.pretrained
+            else small_third_tower(files, len(CLASS_NAMES), size["h_steps"], size["batch_size"])
+        )
 
     # 4. The model and the input pipeline. In 3T mode f and g train from scratch and are also
     #    aligned with h through four linear heads; LiT trains only g against the locked h.
-    model = ThreeTowers.from_scale(get_scale("tiny"), mode=args.mode, vocab_size=vocab_size, max_len=MAX_TEXT_LEN,
-                                   pretrained_tower=tower)
+    model = ThreeTowers.from_scale(
+        get_scale("tiny"), mode=args.mode, vocab_size=vocab_size, max_len=MAX_TEXT_LEN, pretrained_tower=tower
+    )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.1, global_clipnorm=1.0))
-    dataset = train_dataset(files, batch_size=size["batch_size"], image_size=(IMAGE_SIZE, IMAGE_SIZE),
-                            tokenizer=tokenizer, h_image_size=tower.image_size if tower else None)
+    dataset = train_dataset(
+        files,
+        batch_size=size["batch_size"],
+        image_size=(IMAGE_SIZE, IMAGE_SIZE),
+        tokenizer=tokenizer,
+        h_image_size=tower.image_size if tower else None,
+    )
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-    print(f"training {args.mode} for {size['steps']} steps ({trainable:,} trainable parameters"
-          + ("; h stays frozen)" if tower else ")"))
+    print(
+        f"training {args.mode} for {size['steps']} steps ({trainable:,} trainable parameters"
+        + ("; h stays frozen)" if tower else ")")
+    )
     history = model.fit(dataset, steps_per_epoch=size["steps"], epochs=1, verbose=2, shuffle=False)
     print(f"final loss {history.history['loss'][-1]:.3f}")
 

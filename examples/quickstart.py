@@ -75,23 +75,78 @@ def main():
     # 2. JSON Lines -> TFRecord shards (string labels become class ids; dataset.json keeps the names).
     #    --overwrite lets the example be run again over its own previous output.
     for split in ("train", "val"):
-        tt(["data", "convert", os.path.join(data, split, "captions.jsonl"), os.path.join(data, f"{split}_shards"),
-            "--overwrite"], dry)
+        tt(
+            [
+                "data",
+                "convert",
+                os.path.join(data, split, "captions.jsonl"),
+                os.path.join(data, f"{split}_shards"),
+                "--overwrite",
+            ],
+            dry,
+        )
 
     # 3. The third tower h: a ViT classifier pretrained on the labelled train split, saved as a
     #    KerasHub preset directory. With a network you would skip this and use --pretrained imagenet21k.
-    tt(["pretrain", "--data", os.path.join(data, "train_shards"), "--out", preset, "--overwrite",
-        "--steps", size["pretrain_steps"], *common], dry)
+    tt(
+        [
+            "pretrain",
+            "--data",
+            os.path.join(data, "train_shards"),
+            "--out",
+            preset,
+            "--overwrite",
+            "--steps",
+            size["pretrain_steps"],
+            *common,
+        ],
+        dry,
+    )
 
     # 4. Three Towers: f (image) and g (text) from scratch, aligned with each other and with frozen h.
-    tt(["train", "--data", os.path.join(data, "train_shards"), "--out", run, "--mode", "3t",
-        "--pretrained", preset, "--steps", size["steps"], "--vocab-size", 40, "--max-text-len", 16,
-        "--lr", 1e-3, "--log-every", max(1, size["steps"] // 4), "--restart", *common], dry)
+    tt(
+        [
+            "train",
+            "--data",
+            os.path.join(data, "train_shards"),
+            "--out",
+            run,
+            "--mode",
+            "3t",
+            "--pretrained",
+            preset,
+            "--steps",
+            size["steps"],
+            "--vocab-size",
+            40,
+            "--max-text-len",
+            16,
+            "--lr",
+            1e-3,
+            "--log-every",
+            max(1, size["steps"] // 4),
+            "--restart",
+            *common,
+        ],
+        dry,
+    )
 
     # 5. Evaluate on the held-out split: zero-shot classification and image<->text retrieval.
     val = os.path.join(data, "val_shards")
-    tt(["eval", "zero-shot", run, "--data", val, "--templates", templates,
-        "--json", os.path.join(work, "zero_shot.json")], dry)
+    tt(
+        [
+            "eval",
+            "zero-shot",
+            run,
+            "--data",
+            val,
+            "--templates",
+            templates,
+            "--json",
+            os.path.join(work, "zero_shot.json"),
+        ],
+        dry,
+    )
     tt(["eval", "retrieval", run, "--data", val, "--json", os.path.join(work, "retrieval.json")], dry)
 
     # 6. A SavedModel that takes JPEG/PNG bytes and raw text (tokenizer inside), then one query.
@@ -100,9 +155,11 @@ def main():
         return
     zero_shot = read_json(os.path.join(work, "zero_shot.json"))
     retrieval = read_json(os.path.join(work, "retrieval.json"))
-    print(f"zero-shot top-1: {zero_shot['models'][0]['top1']:.1%}   "
-          f"retrieval R@1 image->text: {retrieval['models'][0]['image_to_text_R@1']:.1%}, "
-          f"text->image: {retrieval['models'][0]['text_to_image_R@1']:.1%}")
+    print(
+        f"zero-shot top-1: {zero_shot['models'][0]['top1']:.1%}   "
+        f"retrieval R@1 image->text: {retrieval['models'][0]['image_to_text_R@1']:.1%}, "
+        f"text->image: {retrieval['models'][0]['text_to_image_R@1']:.1%}"
+    )
     with open(os.path.join(val, "dataset.json")) as f:
         class_names = json.load(f)["class_names"]
     with open(os.path.join(data, "val", "captions.jsonl")) as f:

@@ -17,8 +17,21 @@ from models.text_tower import TextTower
 from models.three_towers import MODES, ThreeTowers
 
 __all__ = [
-    "MODES", "SCALES", "ImageTower", "PretrainedTower", "ProjectionHead", "Scale", "TextTower", "ThreeTowers",
-    "contrastive_loss", "get_scale", "rescale_pixels", "resolve_pretrained", "sigmoid_loss", "temperature",
+    "MODES",
+    "SCALES",
+    "ImageTower",
+    "PretrainedTower",
+    "ProjectionHead",
+    "Scale",
+    "TextTower",
+    "ThreeTowers",
+    "contrastive_loss",
+    "get_scale",
+    "rescale_pixels",
+    "resolve_pretrained",
+    "sigmoid_loss",
+    "temperature",
     "tokens",
-    "vit_backbone", "vit_image_converter",
+    "vit_backbone",
+    "vit_image_converter",
 ]

@@ -49,15 +49,17 @@ def _dense(gradient):
 
 def _one_at_a_time(parts, body, state):
     """`for i in range(parts): state = body(i, state)` as a while loop of one iteration at a time."""
-    return tf.while_loop(lambda i, _: i < parts, lambda i, st: (i + 1, body(i, st)), (tf.constant(0), state),
-                         parallel_iterations=1)[1]
+    return tf.while_loop(
+        lambda i, _: i < parts, lambda i, st: (i + 1, body(i, st)), (tf.constant(0), state), parallel_iterations=1
+    )[1]
 
 
 def _embeddings(model, micro_batches, parts):
     """`model.compute_embeddings` of every micro-batch, concatenated; no tape is recording."""
     first = model.compute_embeddings(_pick(micro_batches, 0), training=True)  # gives the structure
     arrays = tf.nest.map_structure(
-        lambda x: tf.TensorArray(x.dtype, size=parts, element_shape=x.shape).write(0, x), first)
+        lambda x: tf.TensorArray(x.dtype, size=parts, element_shape=x.shape).write(0, x), first
+    )
 
     def body(i, arrays):
         embeddings = model.compute_embeddings(_pick(micro_batches, i), training=True)
@@ -95,8 +97,11 @@ def cached_gradients(model, batch, accum_steps, scale_loss):
     def add_tower_gradients(i, summed):
         with tf.GradientTape() as micro_tape:
             outputs = model.trained_embeddings(_pick(micro_batches, i), training=True)
-        gradients = micro_tape.gradient([outputs[name] for name in trained], tower_variables,
-                                        output_gradients=[embedding_gradients[name][i] for name in trained])
+        gradients = micro_tape.gradient(
+            [outputs[name] for name in trained],
+            tower_variables,
+            output_gradients=[embedding_gradients[name][i] for name in trained],
+        )
         return [total if g is None else total + _dense(g) for total, g in zip(summed, gradients)]
 
     zeros = [tf.zeros(v.shape, v.dtype) for v in tower_variables]

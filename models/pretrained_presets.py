@@ -29,6 +29,7 @@ ALIASES = {
 # Scale name -> (size, patch) in the presets' vocabulary; tiny sizes map to base.
 _SCALE_TO_SIZE = {"ti": "base", "s": "base", "b": "base", "l": "large", "h": "huge"}
 
+
 def resolve_pretrained(name, scale_name):
     """Returns (preset, note): the preset an alias means at a scale, and a note when
     the choice is not an exact match (None otherwise). Other names pass through."""
@@ -36,14 +37,11 @@ def resolve_pretrained(name, scale_name):
         return name, None
     table = ALIASES[name]
     prefix = scale_name.rstrip("0123456789")
-    patch = int(scale_name[len(prefix):] or 16)
+    patch = int(scale_name[len(prefix) :] or 16)
     wanted = (_SCALE_TO_SIZE.get(prefix, "base"), patch)
     exact = prefix in ("b", "l", "h")  # ViT-Ti and ViT-S have no KerasHub presets
     if exact and wanted in table:
         return table[wanted], None
     rank = {"base": 0, "large": 1, "huge": 2}
     choice = min(table, key=lambda k: (abs(rank[k[0]] - rank[wanted[0]]), abs(k[1] - patch)))
-    return table[choice], (
-        f"no {name} preset matches scale {scale_name!r}; using {table[choice]}"
-    )
-
+    return table[choice], (f"no {name} preset matches scale {scale_name!r}; using {table[choice]}")

@@ -58,8 +58,10 @@ class Scale:
             return self
         if image_size < self.patch_size or image_size % self.patch_size:
             below = max(image_size // self.patch_size, 1) * self.patch_size
-            raise ValueError(f"image size {image_size}: must be a multiple of the {self.name} scale's patch size "
-                             f"{self.patch_size} (e.g. {below} or {below + self.patch_size})")
+            raise ValueError(
+                f"image size {image_size}: must be a multiple of the {self.name} scale's patch size "
+                f"{self.patch_size} (e.g. {below} or {below + self.patch_size})"
+            )
         return dataclasses.replace(self, image_size=image_size)
 
 

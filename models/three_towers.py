@@ -204,8 +204,19 @@ class ThreeTowers(keras.Model):
         return tuple(getattr(self, _numbered(name, k)) for name in names)
 
     @classmethod
-    def from_scale(cls, scale, mode="3t", vocab_size=32000, max_len=16, pretrained_tower=None,
-                   pooling="token", aux_weight=1.0, lit_head=False, loss="softmax", dtype=None):
+    def from_scale(
+        cls,
+        scale,
+        mode="3t",
+        vocab_size=32000,
+        max_len=16,
+        pretrained_tower=None,
+        pooling="token",
+        aux_weight=1.0,
+        lit_head=False,
+        loss="softmax",
+        dtype=None,
+    ):
         """Builds the towers from a `Scale` (`pretrained_tower`: one tower or a list). In
         `lit` mode without a head the text tower projects to h's width so that it can be
         compared with h directly."""
@@ -214,8 +225,16 @@ class ThreeTowers(keras.Model):
             embed_dim = _as_towers(pretrained_tower)[0].output_dim
         image_tower = None if mode == "lit" else ImageTower.from_scale(scale, pooling, dtype=dtype)
         text_tower = TextTower.from_scale(scale, vocab_size, max_len, embed_dim=embed_dim, dtype=dtype)
-        return cls(text_tower, image_tower, pretrained_tower, mode=mode, aux_weight=aux_weight,
-                   lit_head=lit_head, loss=loss, name=f"three_towers_{mode}")
+        return cls(
+            text_tower,
+            image_tower,
+            pretrained_tower,
+            mode=mode,
+            aux_weight=aux_weight,
+            lit_head=lit_head,
+            loss=loss,
+            name=f"three_towers_{mode}",
+        )
 
     # -- Embeddings for downstream use ------------------------------------------
 
@@ -266,8 +285,7 @@ class ThreeTowers(keras.Model):
         """
         embeddings = self.trained_embeddings(batch, training=training)
         if self.mode != "clip":
-            embeddings["pretrained"] = [self._pretrained_features(batch, k)
-                                        for k in range(self.num_pretrained_towers)]
+            embeddings["pretrained"] = [self._pretrained_features(batch, k) for k in range(self.num_pretrained_towers)]
         return embeddings
 
     def trained_embeddings(self, batch, training=False):
@@ -314,7 +332,8 @@ class ThreeTowers(keras.Model):
                 image_head, pretrained_image_head, text_head, pretrained_text_head = self.tower_heads(k)
                 image_pair, text_pair = tower_pairs(k)
                 losses[f"loss_{image_pair}"], _ = self._pair_loss(
-                    image_pair, image_head(image), pretrained_image_head(h))
+                    image_pair, image_head(image), pretrained_image_head(h)
+                )
                 losses[f"loss_{text_pair}"], _ = self._pair_loss(text_pair, text_head(text), pretrained_text_head(h))
                 tower_terms = losses[f"loss_{image_pair}"] + losses[f"loss_{text_pair}"]
                 aux = tower_terms if aux is None else aux + tower_terms
@@ -377,8 +396,11 @@ class ThreeTowers(keras.Model):
             text_tower=serialize(self.text_tower),
             image_tower=serialize(self.image_tower) if self.image_tower is not None else None,
             # One tower as runs before several towers wrote it; K > 1 as a list.
-            pretrained_tower=(serialize(self.pretrained_tower) if self.num_pretrained_towers == 1
-                              else [serialize(t) for t in self.pretrained_towers] or None),
+            pretrained_tower=(
+                serialize(self.pretrained_tower)
+                if self.num_pretrained_towers == 1
+                else [serialize(t) for t in self.pretrained_towers] or None
+            ),
             mode=self.mode,
             aux_weight=self.aux_weight,
             lit_head=self.lit_head,
@@ -394,6 +416,7 @@ class ThreeTowers(keras.Model):
         towers = config.get("pretrained_tower")
         if towers is not None:
             deserialize = keras.saving.deserialize_keras_object
-            config["pretrained_tower"] = ([deserialize(t) for t in towers] if isinstance(towers, list)
-                                          else deserialize(towers))
+            config["pretrained_tower"] = (
+                [deserialize(t) for t in towers] if isinstance(towers, list) else deserialize(towers)
+            )
         return cls(**config)

@@ -35,6 +35,7 @@ CASES = (("clip", "softmax"), ("lit", "softmax"), ("3t", "sigmoid"))
 def one_step(strategy, model, batch, accum_steps=1, jit=None):
     """One step of `tt train`'s loop: per-replica batches from an input function, the
     distributed step with the XLA setting the trainer would resolve from `jit`."""
+
     def per_replica_batches(context):
         size = context.get_per_replica_batch_size(GLOBAL_BATCH)
         return tf.data.Dataset.from_tensor_slices(batch).batch(size, drop_remainder=True)
@@ -49,8 +50,9 @@ def build(strategy, mode, loss, preset, initial_weights=None):
     with strategy.scope():
         keras.utils.set_random_seed(0)
         tower = PretrainedTower.from_preset(preset) if mode != "clip" else None
-        model = ThreeTowers.from_scale(get_scale("tiny"), mode=mode, vocab_size=50, max_len=8,
-                                       pretrained_tower=tower, loss=loss)
+        model = ThreeTowers.from_scale(
+            get_scale("tiny"), mode=mode, vocab_size=50, max_len=8, pretrained_tower=tower, loss=loss
+        )
         # Plain SGD: its update is proportional to the gradient, so any error shows.
         model.compile(optimizer=keras.optimizers.SGD(0.5))
         model.optimizer.build(model.trainable_variables)
@@ -105,9 +107,11 @@ def numpy_3t_sigmoid_loss(model, batch):
     h = np.asarray(model.pretrained_tower(batch["h_image"]))
     lin = lambda head, x: normalize(np.asarray(head.dense(x)))  # noqa: E731
     log_t, bias = np.log(10.0), -10.0  # the initial values
-    return (numpy_sigmoid_loss(normalize(f), normalize(g), log_t, bias)
-            + numpy_sigmoid_loss(lin(model.image_head, f), lin(model.pretrained_image_head, h), log_t, bias)
-            + numpy_sigmoid_loss(lin(model.text_head, g), lin(model.pretrained_text_head, h), log_t, bias)) / 3
+    return (
+        numpy_sigmoid_loss(normalize(f), normalize(g), log_t, bias)
+        + numpy_sigmoid_loss(lin(model.image_head, f), lin(model.pretrained_image_head, h), log_t, bias)
+        + numpy_sigmoid_loss(lin(model.text_head, g), lin(model.pretrained_text_head, h), log_t, bias)
+    ) / 3
 
 
 def sigmoid_loss_on_two_replicas(strategy):
@@ -130,8 +134,9 @@ def main(preset):
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.integers(0, 256, (GLOBAL_BATCH, 32, 32, 3)).astype("float32"),
-        "tokens": np.concatenate([rng.integers(3, 50, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2),
-                                  np.zeros((GLOBAL_BATCH, 2))], 1).astype("int32"),
+        "tokens": np.concatenate(
+            [rng.integers(3, 50, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2), np.zeros((GLOBAL_BATCH, 2))], 1
+        ).astype("int32"),
         "h_image": rng.integers(0, 256, (GLOBAL_BATCH, 32, 32, 3)).astype("float32"),
     }
     single_strategy = tf.distribute.get_strategy()
@@ -143,8 +148,12 @@ def main(preset):
         expected_loss = numpy_3t_sigmoid_loss(reference, batch) if loss == "sigmoid" else None
         reference_loss = eager_step(reference, batch)
         weights = reference.get_weights()
-        case = {"max_weight_update": max_diff(weights, initial), "losses": {"reference": reference_loss},
-                "numpy_loss": expected_loss, "max_weight_diff": {}}
+        case = {
+            "max_weight_update": max_diff(weights, initial),
+            "losses": {"reference": reference_loss},
+            "numpy_loss": expected_loss,
+            "max_weight_diff": {},
+        }
         runs = [("single", single_strategy, ACCUM), ("mirrored", mirrored_strategy, ACCUM)]
         if mode == "3t":
             runs.append(("mirrored_plain", mirrored_strategy, 1))

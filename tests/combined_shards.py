@@ -27,8 +27,9 @@ def write_combined(data, embeddings, out):
     os.makedirs(out, exist_ok=True)
     for file in files:
         name = os.path.basename(file)
-        pairs = tf.data.Dataset.zip(tf.data.TFRecordDataset(file),
-                                    tf.data.TFRecordDataset(os.path.join(embeddings, name)))
+        pairs = tf.data.Dataset.zip(
+            tf.data.TFRecordDataset(file), tf.data.TFRecordDataset(os.path.join(embeddings, name))
+        )
         with tf.io.TFRecordWriter(os.path.join(out, name)) as writer:
             for record, embedded in pairs:
                 vector = parse_example(embedded, (schema.H_EMBEDDING,), dim)[schema.H_EMBEDDING].numpy()

@@ -19,8 +19,12 @@ def make_tiny_vit_preset(directory, image_size=32, hidden_dim=16):
     import keras_hub
 
     backbone = keras_hub.models.ViTBackbone(
-        image_shape=(image_size, image_size, 3), patch_size=8, num_layers=1,
-        num_heads=2, hidden_dim=hidden_dim, mlp_dim=32,
+        image_shape=(image_size, image_size, 3),
+        patch_size=8,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=hidden_dim,
+        mlp_dim=32,
     )
     backbone.save_to_preset(directory)
     keras_hub.layers.ViTImageConverter(
@@ -34,9 +38,13 @@ def make_tiny_resnet_preset(directory):
     import keras_hub
 
     backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 32], stackwise_num_blocks=[1, 1],
-        stackwise_num_strides=[1, 2], block_type="basic_block", image_shape=(None, None, 3),
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        image_shape=(None, None, 3),
     )
     backbone.save_to_preset(directory)
     return str(directory)
@@ -74,8 +82,23 @@ def tiny_val_shards(tmp_path_factory):
 
 
 # XLA compilation would double the time of these 4-step runs; one test trains with it on.
-TINY_TRAIN_FLAGS = ["--scale", "tiny", "--steps", "4", "--batch-size", "16", "--vocab-size", "64",
-                    "--max-text-len", "12", "--log-every", "2", "--checkpoint-every", "2", "--no-jit"]
+TINY_TRAIN_FLAGS = [
+    "--scale",
+    "tiny",
+    "--steps",
+    "4",
+    "--batch-size",
+    "16",
+    "--vocab-size",
+    "64",
+    "--max-text-len",
+    "12",
+    "--log-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--no-jit",
+]
 
 
 def run_tt(args):
@@ -95,8 +118,20 @@ def tiny_run(tmp_path_factory, tiny_shards, tiny_vit_preset):
     def make(mode):
         if mode not in runs:
             out = str(tmp_path_factory.mktemp(f"tiny_run_{mode}"))
-            result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", mode,
-                             "--pretrained", tiny_vit_preset, *TINY_TRAIN_FLAGS])
+            result = run_tt(
+                [
+                    "train",
+                    "--data",
+                    tiny_shards,
+                    "--out",
+                    out,
+                    "--mode",
+                    mode,
+                    "--pretrained",
+                    tiny_vit_preset,
+                    *TINY_TRAIN_FLAGS,
+                ]
+            )
             assert result.exit_code == 0, result.output
             runs[mode] = out
         return runs[mode]

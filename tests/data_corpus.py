@@ -30,8 +30,9 @@ def tt_command():
 def run_tt(*args, check=True, timeout=None):
     """Runs `tt ARGS` in a subprocess. `timeout`: for inputs that would hang a regression (then it fails)."""
     command = tt_command() + [a if isinstance(a, bytes) else str(a) for a in args]
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=ENV, timeout=timeout,
-                            errors="backslashreplace")
+    result = subprocess.run(
+        command, check=False, capture_output=True, text=True, env=ENV, timeout=timeout, errors="backslashreplace"
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"tt {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
     return result

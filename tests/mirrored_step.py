@@ -25,8 +25,9 @@ from models import PretrainedTower, ThreeTowers, get_scale
 def build(strategy, preset, initial_weights=None):
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        model = ThreeTowers.from_scale(get_scale("tiny"), mode="3t", vocab_size=50, max_len=8,
-                                       pretrained_tower=PretrainedTower.from_preset(preset))
+        model = ThreeTowers.from_scale(
+            get_scale("tiny"), mode="3t", vocab_size=50, max_len=8, pretrained_tower=PretrainedTower.from_preset(preset)
+        )
         # Plain SGD: unlike Adam, its update is proportional to the gradient, so a
         # wrongly scaled or local-only gradient shows up in the weights.
         model.compile(optimizer=keras.optimizers.SGD(0.5))
@@ -40,8 +41,9 @@ def main(preset):
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"),
-        "tokens": np.concatenate([rng.integers(3, 50, (8, 5)), np.full((8, 1), 2), np.zeros((8, 2))],
-                                 1).astype("int32"),
+        "tokens": np.concatenate([rng.integers(3, 50, (8, 5)), np.full((8, 1), 2), np.zeros((8, 2))], 1).astype(
+            "int32"
+        ),
         "h_image": rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"),
     }
     dataset = tf.data.Dataset.from_tensors(batch)
@@ -54,15 +56,21 @@ def main(preset):
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), mirrored.get_weights()))
     from tt_cli.strategy import resolve_jit
 
-    print(json.dumps({
-        "replicas": mirrored.distribute_strategy.num_replicas_in_sync,
-        "jit_default": {"single": resolve_jit(None, single.distribute_strategy),
-                        "mirrored": resolve_jit(None, mirrored.distribute_strategy)},
-        "max_weight_diff": diff,
-        "max_weight_update": moved,
-        "loss_single": single_logs["loss"][0],
-        "loss_mirrored": mirrored_logs["loss"][0],
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.distribute_strategy.num_replicas_in_sync,
+                "jit_default": {
+                    "single": resolve_jit(None, single.distribute_strategy),
+                    "mirrored": resolve_jit(None, mirrored.distribute_strategy),
+                },
+                "max_weight_diff": diff,
+                "max_weight_update": moved,
+                "loss_single": single_logs["loss"][0],
+                "loss_mirrored": mirrored_logs["loss"][0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,13 +14,39 @@ from tt_cli.bench import flops
 from tt_cli.errors import TtError
 
 MODE_FIELDS = {
-    "mode", "pairs_per_second", "step_ms", "step_ms_min", "step_ms_max", "step_ms_all", "warmup_seconds",
-    "peak_memory_bytes", "peak_memory_source", "flops_per_step", "flops_trained_forward",
-    "flops_frozen_forward", "achieved_flops_per_second", "time_vs_clip", "pipeline_over_training",
-    "trainable_parameters", "final_loss",
+    "mode",
+    "pairs_per_second",
+    "step_ms",
+    "step_ms_min",
+    "step_ms_max",
+    "step_ms_all",
+    "warmup_seconds",
+    "peak_memory_bytes",
+    "peak_memory_source",
+    "flops_per_step",
+    "flops_trained_forward",
+    "flops_frozen_forward",
+    "achieved_flops_per_second",
+    "time_vs_clip",
+    "pipeline_over_training",
+    "trainable_parameters",
+    "final_loss",
 }
-HEADER_FIELDS = {"device", "strategy", "replicas", "precision", "jit", "scale", "batch_size", "steps",
-                 "tensorflow", "keras", "keras_hub", "load_average_start", "load_average_end"}
+HEADER_FIELDS = {
+    "device",
+    "strategy",
+    "replicas",
+    "precision",
+    "jit",
+    "scale",
+    "batch_size",
+    "steps",
+    "tensorflow",
+    "keras",
+    "keras_hub",
+    "load_average_start",
+    "load_average_end",
+}
 
 
 def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
@@ -29,9 +55,31 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     from data_corpus import run_tt
 
     out = tmp_path / "bench.json"
-    result = run_tt("bench", "--scale", "tiny", "--batch-size", "8", "--steps", "2", "--warmup", "1",
-                    "--vocab-size", "64", "--max-text-len", "12", "--modes", "clip,lit,3t,3t-precomputed",
-                    "--data", tiny_shards, "--pipeline-batches", "3", "--no-jit", "--json", out, timeout=900)
+    result = run_tt(
+        "bench",
+        "--scale",
+        "tiny",
+        "--batch-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--vocab-size",
+        "64",
+        "--max-text-len",
+        "12",
+        "--modes",
+        "clip,lit,3t,3t-precomputed",
+        "--data",
+        tiny_shards,
+        "--pipeline-batches",
+        "3",
+        "--no-jit",
+        "--json",
+        out,
+        timeout=900,
+    )
     assert "pairs/s" in result.stdout and "3t-precomputed" in result.stdout
     report = json.loads(out.read_text())
     assert HEADER_FIELDS <= set(report["header"])
@@ -40,8 +88,15 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     assert list(modes) == ["clip", "lit", "3t", "3t-precomputed"]
     for r in modes.values():
         assert MODE_FIELDS <= set(r), MODE_FIELDS - set(r)
-        for key in ("pairs_per_second", "step_ms", "peak_memory_bytes", "flops_per_step",
-                    "achieved_flops_per_second", "pipeline_over_training", "trainable_parameters"):
+        for key in (
+            "pairs_per_second",
+            "step_ms",
+            "peak_memory_bytes",
+            "flops_per_step",
+            "achieved_flops_per_second",
+            "pipeline_over_training",
+            "trainable_parameters",
+        ):
             assert r[key] > 0, (r["mode"], key)
         assert len(r["step_ms_all"]) == 2 and r["step_ms_min"] <= r["step_ms"] <= r["step_ms_max"]
         assert math.isclose(r["pairs_per_second"], 8 / (r["step_ms"] / 1e3))
@@ -51,13 +106,15 @@ def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     # The frozen h costs its forward only when it runs online.
     assert modes["3t-precomputed"]["flops_frozen_forward"] == 0 and modes["clip"]["flops_frozen_forward"] == 0
     assert modes["3t"]["flops_frozen_forward"] > 0
-    assert (modes["3t"]["flops_per_step"] - modes["3t-precomputed"]["flops_per_step"]
-            == modes["3t"]["flops_frozen_forward"])
+    assert (
+        modes["3t"]["flops_per_step"] - modes["3t-precomputed"]["flops_per_step"] == modes["3t"]["flops_frozen_forward"]
+    )
     assert modes["3t"]["flops_trained_forward"] == modes["3t-precomputed"]["flops_trained_forward"]
     pipeline = report["pipeline"]
     assert pipeline["available"] and pipeline["pairs_per_second"] > 0 and pipeline["batches"] == 3
-    assert math.isclose(modes["clip"]["pipeline_over_training"],
-                        pipeline["pairs_per_second"] / modes["clip"]["pairs_per_second"])
+    assert math.isclose(
+        modes["clip"]["pipeline_over_training"], pipeline["pairs_per_second"] / modes["clip"]["pairs_per_second"]
+    )
 
 
 # A config small enough to count by hand: 8x8 images in 4x4 patches (4 patches + a
@@ -77,8 +134,9 @@ def hand_h():
 
     from models import PretrainedTower
 
-    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2,
-                                            hidden_dim=6, mlp_dim=12)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=6, mlp_dim=12
+    )
     return PretrainedTower(backbone)
 
 
@@ -99,8 +157,12 @@ def test_flops_match_a_hand_count():
 
     # CLIP, batch 2: both logit matrices of the one pair are 2x2 over 4-d embeddings.
     clip = flops.train_step_flops(hand_model("clip"), batch_size=2)
-    assert clip == {"trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4), "frozen_forward": 0,
-                    "recomputed_forward": 0, "total": 3 * 25024}
+    assert clip == {
+        "trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4),
+        "frozen_forward": 0,
+        "recomputed_forward": 0,
+        "total": 3 * 25024,
+    }
     # In micro-batches (gradient caching) the towers run forward once more, the logits do not.
     accumulated = flops.train_step_flops(hand_model("clip"), batch_size=2, accum_steps=2)
     assert accumulated["recomputed_forward"] == 2 * (9056 + 3424)
@@ -118,8 +180,12 @@ def test_flops_match_a_hand_count():
     trained = 2 * (9056 + 3424 + heads) + 3 * 64
     assert trained == 25472
     online = flops.train_step_flops(hand_model("3t", h), 2)
-    assert online == {"trained_forward": 25472, "frozen_forward": 2 * 5784, "recomputed_forward": 0,
-                      "total": 3 * 25472 + 2 * 5784}
+    assert online == {
+        "trained_forward": 25472,
+        "frozen_forward": 2 * 5784,
+        "recomputed_forward": 0,
+        "total": 3 * 25472 + 2 * 5784,
+    }
     precomputed = flops.train_step_flops(hand_model("3t", h), 2, precomputed=True)
     assert precomputed["total"] == 3 * 25472
 
@@ -135,8 +201,9 @@ def test_flops_of_real_backbones_are_read_from_the_built_model(tiny_resnet_prese
 
     from models import PretrainedTower
 
-    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2,
-                                            hidden_dim=8, mlp_dim=16)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16
+    )
     assert flops.layer_forward_flops(backbone, (8, 8, 3)) == 3072 + 5920
     # A CNN h needs no formula either: its count is that of its convolutions, each
     # 2 x (output positions) x (kernel height x width x input channels) x (output channels).

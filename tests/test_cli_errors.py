@@ -36,17 +36,52 @@ def assert_one_clear_line(result, *expected, exit_code=2):
 
 # (command words, the other arguments it needs, flag, value out of its domain)
 OUT_OF_RANGE = [
-    *[(["train"], ["--data", "x"], flag, value) for flag, value in [
-        ("--steps", "-5"), ("--steps", "0"), ("--batch-size", "0"), ("--epochs", "0"), ("--lr", "0"),
-        ("--lr", "nan"), ("--warmup-steps", "-1"), ("--weight-decay", "-0.1"), ("--grad-clip-norm", "-1"),
-        ("--aux-weight", "-1"), ("--max-text-len", "1"), ("--vocab-size", "3"), ("--seed", "-1"),
-        ("--log-every", "0"), ("--checkpoint-every", "0"), ("--val-every", "0")]],
-    *[(["pretrain"], ["--data", "x", "--out", "y"], flag, value) for flag, value in [
-        ("--steps", "0"), ("--epochs", "inf"), ("--batch-size", "0"), ("--lr", "-1"), ("--warmup-steps", "-1"),
-        ("--weight-decay", "-1"), ("--holdout", "1"), ("--seed", "-1"), ("--log-every", "0")]],
-    *[(["bench"], [], flag, value) for flag, value in [
-        ("--batch-size", "0"), ("--steps", "0"), ("--warmup", "0"), ("--max-text-len", "1"), ("--vocab-size", "0"),
-        ("--pipeline-batches", "0")]],
+    *[
+        (["train"], ["--data", "x"], flag, value)
+        for flag, value in [
+            ("--steps", "-5"),
+            ("--steps", "0"),
+            ("--batch-size", "0"),
+            ("--epochs", "0"),
+            ("--lr", "0"),
+            ("--lr", "nan"),
+            ("--warmup-steps", "-1"),
+            ("--weight-decay", "-0.1"),
+            ("--grad-clip-norm", "-1"),
+            ("--aux-weight", "-1"),
+            ("--max-text-len", "1"),
+            ("--vocab-size", "3"),
+            ("--seed", "-1"),
+            ("--log-every", "0"),
+            ("--checkpoint-every", "0"),
+            ("--val-every", "0"),
+        ]
+    ],
+    *[
+        (["pretrain"], ["--data", "x", "--out", "y"], flag, value)
+        for flag, value in [
+            ("--steps", "0"),
+            ("--epochs", "inf"),
+            ("--batch-size", "0"),
+            ("--lr", "-1"),
+            ("--warmup-steps", "-1"),
+            ("--weight-decay", "-1"),
+            ("--holdout", "1"),
+            ("--seed", "-1"),
+            ("--log-every", "0"),
+        ]
+    ],
+    *[
+        (["bench"], [], flag, value)
+        for flag, value in [
+            ("--batch-size", "0"),
+            ("--steps", "0"),
+            ("--warmup", "0"),
+            ("--max-text-len", "1"),
+            ("--vocab-size", "0"),
+            ("--pipeline-batches", "0"),
+        ]
+    ],
     (["eval", "zero-shot"], ["run", "--data", "x"], "--batch-size", "0"),
     (["eval", "retrieval"], ["run", "--data", "x"], "--batch-size", "0"),
     (["eval", "fewshot"], ["run", "--train-data", "x", "--data", "x"], "--batch-size", "0"),
@@ -81,11 +116,12 @@ def test_numbers_out_of_range_are_refused_by_tf_free_commands(tmp_path, command,
 
 # --- corrupt shards -----------------------------------------------------------------------------
 
+
 def record_offsets(path):
     """(offset, data length) of every record, read independently of tt's reader."""
     data, offsets, offset = open(path, "rb").read(), [], 0
     while offset < len(data):
-        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
         offsets.append((offset, length))
         offset += 16 + length
     return offsets
@@ -105,12 +141,12 @@ def corrupt_copy(shards, directory, kind):
     records = record_offsets(path)
     offset, _ = records[len(records) // 2]
     if kind == "flipped":  # the start of the Example proto: both the CRC and the proto are broken
-        data[offset + 12:offset + 20] = bytes(b ^ 0xFF for b in data[offset + 12:offset + 20])
+        data[offset + 12 : offset + 20] = bytes(b ^ 0xFF for b in data[offset + 12 : offset + 20])
     elif kind == "garbage_length":  # a length of 16 TB that its CRC does not match
-        data[offset:offset + 8] = struct.pack("<Q", 1 << 44)
+        data[offset : offset + 8] = struct.pack("<Q", 1 << 44)
     elif kind == "huge_length":  # a length of 16 TB with a matching CRC: only its size gives it away
         length = struct.pack("<Q", 1 << 44)
-        data[offset:offset + 12] = length + masked_crc(length)
+        data[offset : offset + 12] = length + masked_crc(length)
     open(path, "wb").write(bytes(data))
     return directory, path, offset
 
@@ -136,9 +172,23 @@ def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_pat
 @pytest.mark.parametrize("command", ["eval", "pretrain"])
 def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_path, command):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "garbage_length")
-    args = (["eval", "retrieval", tiny_run("clip"), "--data", data] if command == "eval" else
-            ["pretrain", "--data", data, "--out", str(tmp_path / "preset"), "--scale", "tiny", "--steps", "2",
-             "--batch-size", "16"])
+    args = (
+        ["eval", "retrieval", tiny_run("clip"), "--data", data]
+        if command == "eval"
+        else [
+            "pretrain",
+            "--data",
+            data,
+            "--out",
+            str(tmp_path / "preset"),
+            "--scale",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert_one_clear_line(run_tt(args), path, f"offset {offset}", "tt data inspect --verify")
 
 
@@ -155,49 +205,75 @@ def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny
     flags = list(TINY_TRAIN_FLAGS)
     flags[flags.index("--steps") + 1] = "8"
     result = run_tt(["train", "--data", data, "--out", run, "--mode", "clip", *flags])
-    assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify", "training stopped after step 4",
-                          "ckpt-4")
-    assert sorted(f for f in os.listdir(os.path.join(run, "checkpoints")) if f.endswith(".index")) == \
-        ["ckpt-2.index", "ckpt-4.index"]
+    assert_one_clear_line(
+        result, path, f"offset {offset}", "tt data inspect --verify", "training stopped after step 4", "ckpt-4"
+    )
+    assert sorted(f for f in os.listdir(os.path.join(run, "checkpoints")) if f.endswith(".index")) == [
+        "ckpt-2.index",
+        "ckpt-4.index",
+    ]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"), (b"", "not a SentencePiece model"), (b"not a model", "not a SentencePiece model")])
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "no such file"), (b"", "not a SentencePiece model"), (b"not a model", "not a SentencePiece model")],
+)
 def test_train_refuses_a_missing_or_unreadable_tokenizer(tiny_shards, tmp_path, content, message):
     tokenizer = tmp_path / "tok.model"
     if content is not None:
         tokenizer.write_bytes(content)
-    result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), "--mode", "clip",
-                     *TINY_TRAIN_FLAGS, "--tokenizer", str(tokenizer)])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            tiny_shards,
+            "--out",
+            str(tmp_path / "run"),
+            "--mode",
+            "clip",
+            *TINY_TRAIN_FLAGS,
+            "--tokenizer",
+            str(tokenizer),
+        ]
+    )
     assert_one_clear_line(result, f"--tokenizer {tokenizer}", message)
 
 
 # --- damaged run directories --------------------------------------------------------------------
 
-@pytest.mark.parametrize("damaged, named", [
-    ("checkpoints/ckpt-4.data-00000-of-00001", "ckpt-4"),
-    ("model.json", "model.json"),
-])
+
+@pytest.mark.parametrize(
+    "damaged, named",
+    [
+        ("checkpoints/ckpt-4.data-00000-of-00001", "ckpt-4"),
+        ("model.json", "model.json"),
+    ],
+)
 @pytest.mark.parametrize("command", ["eval", "export"])
 def test_damaged_run_gives_one_line_naming_the_file(tiny_run, tiny_shards, tmp_path, command, damaged, named):
     run = copy_run(tiny_run("clip"), tmp_path / "run")
     path = os.path.join(run, damaged)
     os.truncate(path, os.path.getsize(path) // 2)
-    args = (["eval", "retrieval", run, "--data", tiny_shards] if command == "eval"
-            else ["export", "keras", run, str(tmp_path / "model.keras")])
+    args = (
+        ["eval", "retrieval", run, "--data", tiny_shards]
+        if command == "eval"
+        else ["export", "keras", run, str(tmp_path / "model.keras")]
+    )
     assert_one_clear_line(run_tt(args), named)
     assert not os.path.exists(tmp_path / "model.keras")
 
 
 # --- resuming with other settings ---------------------------------------------------------------
 
+
 def resume_args(run, data, *extra):
     return ["train", "--data", data, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS, *extra]
 
 
 @pytest.mark.parametrize("change", ["--batch-size", "--tokenizer", "--data"])
-def test_resume_with_other_data_tokenizer_or_batch_size_is_refused(tiny_run, tiny_shards, tiny_val_shards, tmp_path,
-                                                                   change):
+def test_resume_with_other_data_tokenizer_or_batch_size_is_refused(
+    tiny_run, tiny_shards, tiny_val_shards, tmp_path, change
+):
     from tt_cli.data.tokenizer import train_sentencepiece
 
     run = tiny_run("clip")
@@ -229,10 +305,14 @@ def test_resume_with_the_same_settings_and_moved_data_continues(tiny_run, tiny_s
 
 # --- tt bench checks its inputs before building any model --------------------------------------
 
-@pytest.mark.parametrize("args, named", [
-    (["--data", "/no/such/shards"], "/no/such/shards: no such file"),
-    (["--tokenizer", "/no/such.model"], "--tokenizer"),
-])
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--data", "/no/such/shards"], "/no/such/shards: no such file"),
+        (["--tokenizer", "/no/such.model"], "--tokenizer"),
+    ],
+)
 def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, named):
     if args[0] == "--tokenizer":
         args = ["--data", tiny_shards, *args]
@@ -243,6 +323,7 @@ def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, 
 
 
 # --- the library speaks Python, the command layer speaks flags ----------------------------------
+
 
 def test_the_python_api_raises_plain_exceptions_that_name_values(tmp_path):
     from tt_cli.errors import InvalidValueError, TtError, UnreadableDataError

@@ -172,8 +172,12 @@ def test_bad_inputs_are_rejected_or_converted(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["read"] == 11 and report["written"] == 5
     assert report["rejected"] == {
-        "caption_not_utf8": 1, "duplicate_key": 1, "empty_caption": 1,
-        "empty_file": 1, "missing_file": 1, "truncated_image": 1,
+        "caption_not_utf8": 1,
+        "duplicate_key": 1,
+        "empty_caption": 1,
+        "empty_file": 1,
+        "missing_file": 1,
+        "truncated_image": 1,
     }
     assert report["converted"] == {"16bit": 1, "alpha": 1, "cmyk": 1}
 
@@ -212,8 +216,9 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     write_jsonl(source, rows)
     out = tmp_path / "out"
     args = ["data", "convert", str(source), str(out), "--num-shards", "4"]
-    process = subprocess.Popen(tt_command() + args + ["--workers", "1"], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        tt_command() + args + ["--workers", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         names = [f"shard-{i:05d}-of-00004.tfrecord" for i in range(4)]
         deadline = time.time() + 60
@@ -238,8 +243,9 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     assert report["shards_resumed"] == 3 and report["shards_converted_now"] == 1
     info, back = read_back(out)  # read_back fails on a duplicate key
     assert info.num_examples == 12 and len(back) == 12
-    assert sorted(os.listdir(out)) == sorted(names + ["dataset.json", "rejected.jsonl", "report.json",
-                                                      ".tt-manifest.json"])
+    assert sorted(os.listdir(out)) == sorted(
+        names + ["dataset.json", "rejected.jsonl", "report.json", ".tt-manifest.json"]
+    )
 
     # Once complete, a rerun changes nothing; a different plan needs --overwrite.
     assert "already complete" in run_tt(*args).stdout
@@ -248,14 +254,17 @@ def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     assert different.returncode == 2 and "--overwrite" in different.stderr
     run_tt(*args[:-1], "2", "--overwrite")
     assert sorted(p for p in os.listdir(out) if p.startswith("shard-")) == [
-        "shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord"]
+        "shard-00000-of-00002.tfrecord",
+        "shard-00001-of-00002.tfrecord",
+    ]
 
 
 def test_max_size_reencodes_large_images_as_jpeg(tmp_path):
     save_image(str(tmp_path / "big.png"), pixels(0, 64, 32))
     save_image(str(tmp_path / "small.png"), pixels(1, 20, 10))
-    write_jsonl(tmp_path / "c.jsonl", [{"image": "big.png", "caption": "big"},
-                                       {"image": "small.png", "caption": "small"}])
+    write_jsonl(
+        tmp_path / "c.jsonl", [{"image": "big.png", "caption": "big"}, {"image": "small.png", "caption": "small"}]
+    )
     run_tt("data", "convert", tmp_path / "c.jsonl", tmp_path / "out", "--max-size", 24)
     _, rows = read_back(tmp_path / "out")
     assert rows["big.png"]["image"][:3] == b"\xff\xd8\xff"  # JPEG now
@@ -266,7 +275,8 @@ def test_max_size_reencodes_large_images_as_jpeg(tmp_path):
 def test_user_errors_are_one_line(tmp_path):
     result = run_tt("data", "convert", tmp_path / "nothing.jsonl", tmp_path / "out", check=False)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        f"Error: {tmp_path / 'nothing.jsonl'}: no such file or folder."]
+        f"Error: {tmp_path / 'nothing.jsonl'}: no such file or folder."
+    ]
     (tmp_path / "c.csv").write_text("a,b\nx.png,hello\n")
     result = run_tt("data", "convert", tmp_path / "c.csv", tmp_path / "out", check=False)
     assert result.returncode == 2 and "--image-column" in result.stderr and "Traceback" not in result.stderr
@@ -278,8 +288,8 @@ def test_tf_free_commands_do_not_import_tensorflow(tmp_path):
     script = f"""
 import sys
 from tt_cli.main import cli
-out = {str(tmp_path / 'out')!r}
-cli.main(["data", "convert", {str(tmp_path / 'c.jsonl')!r}, out, "--workers", "1"], standalone_mode=False)
+out = {str(tmp_path / "out")!r}
+cli.main(["data", "convert", {str(tmp_path / "c.jsonl")!r}, out, "--workers", "1"], standalone_mode=False)
 cli.main(["data", "inspect", out, "--verify"], standalone_mode=False)
 cli.main(["data", "tokenizer", out, out + "/tok.model", "--vocab-size", "40"], standalone_mode=False)
 heavy = sorted(m for m in ("tensorflow", "keras", "keras_hub", "tensorflow_text") if m in sys.modules)

@@ -42,11 +42,17 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
     for name in info["shards"]:
         records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(out / name))]
         assert all(sorted(r.features.feature) == ["h_embedding", "key"] for r in records)
-        source_keys = [tf.train.Example.FromString(r.numpy()).features.feature["key"].bytes_list.value[0]
-                       for r in tf.data.TFRecordDataset(str(shards / name))]
+        source_keys = [
+            tf.train.Example.FromString(r.numpy()).features.feature["key"].bytes_list.value[0]
+            for r in tf.data.TFRecordDataset(str(shards / name))
+        ]
         assert [r.features.feature["key"].bytes_list.value[0] for r in records] == source_keys
-        stored.update({ex["key"].numpy().decode(): ex["h_embedding"].numpy() for ex in
-                       tf.data.TFRecordDataset(str(out / name)).map(lambda s: tf.io.parse_single_example(s, spec))})
+        stored.update(
+            {
+                ex["key"].numpy().decode(): ex["h_embedding"].numpy()
+                for ex in tf.data.TFRecordDataset(str(out / name)).map(lambda s: tf.io.parse_single_example(s, spec))
+            }
+        )
     for row in rows:
         # Directly: the source file decoded by Pillow, resized to the tower's input as
         # training feeds h online (antialiased bilinear, rounded to uint8), one at a time.
@@ -64,8 +70,18 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
     # The same command again has nothing left to do; embeddings of other shards need --overwrite.
     again = CliRunner().invoke(cli, ["data", "embed", str(shards), "--pretrained", tiny_vit_preset, "--out", str(out)])
     assert again.exit_code == 0 and "(2 already finished)" in again.output, again.output
-    other = CliRunner().invoke(cli, ["data", "embed", str(shards / "shard-00000-of-00002.tfrecord"), "--pretrained",
-                                     tiny_vit_preset, "--out", str(out)])
+    other = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "embed",
+            str(shards / "shard-00000-of-00002.tfrecord"),
+            "--pretrained",
+            tiny_vit_preset,
+            "--out",
+            str(out),
+        ],
+    )
     assert other.exit_code == 2 and "--overwrite" in other.output, other.output
 
 
@@ -74,7 +90,15 @@ def test_embed_unavailable_preset_is_a_user_error(tmp_path):
     write_jsonl(tmp_path / "c.jsonl", rows)
     run_tt("data", "convert", tmp_path / "c.jsonl", tmp_path / "shards", "--workers", 1)
     result = CliRunner().invoke(
-        cli, ["data", "embed", str(tmp_path / "shards"), "--pretrained", str(tmp_path / "no_such_preset"),
-              "--out", str(tmp_path / "h")]
+        cli,
+        [
+            "data",
+            "embed",
+            str(tmp_path / "shards"),
+            "--pretrained",
+            str(tmp_path / "no_such_preset"),
+            "--out",
+            str(tmp_path / "h"),
+        ],
     )
     assert result.exit_code == 2 and "local preset directory" in result.output

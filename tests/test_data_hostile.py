@@ -41,8 +41,14 @@ def _good_images(root, n=24):
     for i in range(n):
         name = f"good{i}.{'jpg' if i % 3 == 2 else 'png'}"
         save_image(os.path.join(root, "images", name), pixels(i, 32, 32))
-        rows.append({"key": f"good{i}", "image": f"images/{name}", "label": i % 2,
-                     "caption": f"a {'red' if i % 2 else 'blue'} picture number {i}"})
+        rows.append(
+            {
+                "key": f"good{i}",
+                "image": f"images/{name}",
+                "label": i % 2,
+                "caption": f"a {'red' if i % 2 else 'blue'} picture number {i}",
+            }
+        )
     return rows
 
 
@@ -65,12 +71,21 @@ def hostile_jsonl(tmp_path_factory):
     long_caption = " ".join(f"word{i}" for i in range(150_000))  # ~1 MB
     image0 = "images/good0.png"
     hostile = [  # (line, expected key in rejected.jsonl or None when the row converts, reason)
-        (b'{"key": "latin1", "image": "images/good0.png", "caption": "caf\xe9", "label": 0}\n',
-         "latin1", "caption_not_utf8"),
-        (b'{"key": "k\xff", "image": "images/good0.png", "caption": "bad key", "label": 0}\n',
-         "k\\xff", "key_not_utf8"),
-        (b'{"key": "path", "image": "images/\xe9t\xe9.png", "caption": "bad path", "label": 0}\n',
-         "path", "path_not_utf8"),
+        (
+            b'{"key": "latin1", "image": "images/good0.png", "caption": "caf\xe9", "label": 0}\n',
+            "latin1",
+            "caption_not_utf8",
+        ),
+        (
+            b'{"key": "k\xff", "image": "images/good0.png", "caption": "bad key", "label": 0}\n',
+            "k\\xff",
+            "key_not_utf8",
+        ),
+        (
+            b'{"key": "path", "image": "images/\xe9t\xe9.png", "caption": "bad path", "label": 0}\n',
+            "path",
+            "path_not_utf8",
+        ),
         (_line({"key": "nul", "image": image0 + "\0.png", "caption": "NUL", "label": 0}), "nul", "bad_path"),
         (_line({"key": "negative", "image": image0, "caption": "label -1", "label": -1}), "negative", "bad_label"),
         (_line({"key": "int64", "image": image0, "caption": "label 2**63", "label": 2**63}), "int64", "bad_label"),
@@ -105,8 +120,16 @@ def test_each_hostile_row_is_rejected_alone_with_its_reason(hostile_jsonl):
     report = json.loads((out / "report.json").read_text())
     assert report["written"] == 25 and report["read"] == 25 + len(rejected)
     assert report["converted"] == {"caption_truncated": 1}
-    assert report["rejected"] == {"bad_label": 2, "bad_path": 1, "caption_not_utf8": 1, "key_not_utf8": 1,
-                                  "not_a_file": 3, "path_not_utf8": 1, "row_too_large": 1, "too_large": 2}
+    assert report["rejected"] == {
+        "bad_label": 2,
+        "bad_path": 1,
+        "caption_not_utf8": 1,
+        "key_not_utf8": 1,
+        "not_a_file": 3,
+        "path_not_utf8": 1,
+        "row_too_large": 1,
+        "too_large": 2,
+    }
 
 
 def test_good_rows_convert_intact_and_long_captions_are_cut(hostile_jsonl):
@@ -131,8 +154,9 @@ def test_inspect_agrees_and_a_short_training_run_succeeds(hostile_jsonl, tmp_pat
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["num_examples"] == 25 and summary["images_too_large"] == 0 and summary["images_unreadable"] == 0
     assert summary["caption_chars"]["max"] <= MAX_CAPTION_CHARS
-    result = run_tt_here(["train", "--data", str(out), "--out", str(tmp_path / "run"), "--mode", "clip",
-                          *TINY_TRAIN_FLAGS])
+    result = run_tt_here(
+        ["train", "--data", str(out), "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS]
+    )
     assert result.exit_code == 0, result.output
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-4.index")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -156,12 +180,18 @@ def test_csv_bom_field_limit_labels_and_a_bracket_in_the_name(tmp_path):
     result = run_tt("data", "convert", source, tmp_path / "out", "--label-column", "label", timeout=HANG)
     rejected = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     assert [(r["origin"], r["reason"]) for r in rejected] == [
-        ("caps[1].csv:3", "field_too_large"), ("caps[1].csv:5", "caption_not_utf8"),
-        ("caps[1].csv:6", "bad_label"), ("caps[1].csv:7", "bad_label")]
+        ("caps[1].csv:3", "field_too_large"),
+        ("caps[1].csv:5", "caption_not_utf8"),
+        ("caps[1].csv:6", "bad_label"),
+        ("caps[1].csv:7", "bad_label"),
+    ]
     assert "line 3" in rejected[0]["detail"] and "field limit" in rejected[0]["detail"]
     _, back = read_back(tmp_path / "out")
     assert {k: (v["texts"], v["label"]) for k, v in back.items()} == {
-        rows[0]["image"]: (["first"], 0), rows[2]["image"]: (["third"], 1), rows[3]["image"]: (["fourth"], 1)}
+        rows[0]["image"]: (["first"], 0),
+        rows[2]["image"]: (["third"], 1),
+        rows[3]["image"]: (["fourth"], 1),
+    }
     assert back[rows[0]["image"]]["image"] == (tmp_path / rows[0]["image"]).read_bytes()
     assert "Traceback" not in result.stderr
 
@@ -169,24 +199,33 @@ def test_csv_bom_field_limit_labels_and_a_bracket_in_the_name(tmp_path):
 def test_tsv_is_not_quoted_csv(tmp_path):
     rows = _good_images(str(tmp_path), n=3)
     source = tmp_path / "caps.tsv"
-    source.write_text("image\tcaption\n"
-                      f"{rows[0]['image']}\t\"quoted, she said\n"  # a quote that csv would run on
-                      f"{rows[1]['image']}\tsecond\n{rows[2]['image']}\tthird\n")
+    source.write_text(
+        "image\tcaption\n"
+        f'{rows[0]["image"]}\t"quoted, she said\n'  # a quote that csv would run on
+        f"{rows[1]['image']}\tsecond\n{rows[2]['image']}\tthird\n"
+    )
     run_tt("data", "convert", source, tmp_path / "out", timeout=HANG)
     _, back = read_back(tmp_path / "out")
     assert {k: v["texts"] for k, v in back.items()} == {
-        rows[0]["image"]: ['"quoted, she said'], rows[1]["image"]: ["second"], rows[2]["image"]: ["third"]}
+        rows[0]["image"]: ['"quoted, she said'],
+        rows[1]["image"]: ["second"],
+        rows[2]["image"]: ["third"],
+    }
 
 
 def test_empty_sources_get_one_clear_line(tmp_path):
-    for name, content, message in (("empty.csv", b"", "the file is empty"),
-                                   ("header.csv", b"image,caption\n", "a header line but no rows"),
-                                   ("empty.jsonl", b"\n", "holds no rows to convert")):
+    for name, content, message in (
+        ("empty.csv", b"", "the file is empty"),
+        ("header.csv", b"image,caption\n", "a header line but no rows"),
+        ("empty.jsonl", b"\n", "holds no rows to convert"),
+    ):
         (tmp_path / name).write_bytes(content)
         result = run_tt("data", "convert", tmp_path / name, tmp_path / "out", check=False, timeout=HANG)
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines() == [f"Error: {tmp_path / name}: {message}" + (
-            "; a CSV source needs a header line and one line per row." if name == "empty.csv" else ".")]
+        assert result.stderr.strip().splitlines() == [
+            f"Error: {tmp_path / name}: {message}"
+            + ("; a CSV source needs a header line and one line per row." if name == "empty.csv" else ".")
+        ]
 
 
 def test_folder_with_non_utf8_class_and_glob_characters(tmp_path):
@@ -239,8 +278,9 @@ def test_max_size_shrinks_a_large_jpeg_while_decoding_and_rejects_a_png_bomb(tmp
     Image.new("RGB", BOMB, (200, 100, 50)).save(tmp_path / "big.jpg", quality=85)
     png_of_zeros(tmp_path / "bomb.png", *BOMB)
     save_image(str(tmp_path / "small.png"), pixels(0, 32, 32))
-    write_jsonl(tmp_path / "c.jsonl", [{"image": name, "caption": name} for name in ("big.jpg", "bomb.png",
-                                                                                     "small.png")])
+    write_jsonl(
+        tmp_path / "c.jsonl", [{"image": name, "caption": name} for name in ("big.jpg", "bomb.png", "small.png")]
+    )
     result = run_tt("data", "convert", tmp_path / "c.jsonl", tmp_path / "out", "--max-size", 64, timeout=HANG)
     assert "resized" in result.stdout
     _, back = read_back(tmp_path / "out")
@@ -278,12 +318,14 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     """40 rows of an 81-megapixel PNG (just under the limit, slow to decode): a full run takes
     far longer than the generous bound on stopping after SIGINT."""
     png_of_zeros(tmp_path / "slow.png", 9000, 9000)
-    write_jsonl(tmp_path / "c.jsonl", [{"key": f"row{i}", "image": "slow.png", "caption": f"row {i}"}
-                                       for i in range(40)])
+    write_jsonl(
+        tmp_path / "c.jsonl", [{"key": f"row{i}", "image": "slow.png", "caption": f"row {i}"} for i in range(40)]
+    )
     out = tmp_path / "out"
     args = ["data", "convert", str(tmp_path / "c.jsonl"), str(out), "--num-shards", "4"]
-    process = subprocess.Popen(tt_command() + args + ["--workers", "2"], env=ENV, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        tt_command() + args + ["--workers", "2"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.time() + HANG
         while not list(out.glob("shard-*.tmp")):  # the workers are converting
@@ -297,8 +339,11 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
             process.kill()
     assert process.returncode == 2 and "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
-    finished = re.fullmatch(r"Error: interrupted with (\d) of 4 shard\(s\) finished; run the same command again "
-                            r"to resume\.", last)
+    finished = re.fullmatch(
+        r"Error: interrupted with (\d) of 4 shard\(s\) finished; run the same command again "
+        r"to resume\.",
+        last,
+    )
     assert finished and int(finished.group(1)) < 4, last
     time.sleep(0.5)
     assert _our_processes(str(out)) == []  # no worker left behind
@@ -329,9 +374,11 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     garbage = b"\xff\xd8\xff not a JPEG after all"
 
     def example(image, key):
-        feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-                   "texts": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a photo"])),
-                   "key": tf.train.Feature(bytes_list=tf.train.BytesList(value=[key]))}
+        feature = {
+            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+            "texts": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a photo"])),
+            "key": tf.train.Feature(bytes_list=tf.train.BytesList(value=[key])),
+        }
         return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
     shard = str(tmp_path / "mixed.tfrecord")
@@ -340,7 +387,10 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
             writer.write(example(image, key))
 
     assert [int(pipeline.image_pixels(tf.constant(x))) for x in (buffer.getvalue(), bomb, broken)] == [
-        32 * 32, BOMB[0] * BOMB[1], 64 * 64]
+        32 * 32,
+        BOMB[0] * BOMB[1],
+        64 * 64,
+    ]
     assert not bool(pipeline.decode_image(tf.constant(bomb), (8, 8)).numpy().any())  # black, never decoded
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a photo of something"] * 20, model, 17)
@@ -362,7 +412,11 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["images_too_large"] == 1 and summary["images_unreadable"] == 1
     assert [s["image"] for s in summary["samples"]] == [
-        "PNG 32x32", "PNG 10000x9000 (too large)", "JPEG 64x64", "unreadable"]
+        "PNG 32x32",
+        "PNG 10000x9000 (too large)",
+        "JPEG 64x64",
+        "unreadable",
+    ]
     assert "1 image(s) over the 89,478,485-pixel limit (training skips them); first: key 'bomb'" in result.stdout
 
 

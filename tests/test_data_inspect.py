@@ -26,8 +26,10 @@ def test_inspect_counts_and_statistics(tmp_path):
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["num_examples"] == 10 and [x["examples"] for x in s["shards"]] == [5, 5]
     assert s["features"] == {
-        "image": {"type": "bytes", "examples": 10}, "texts": {"type": "bytes", "examples": 10},
-        "key": {"type": "bytes", "examples": 10}, "label": {"type": "int64", "examples": 10},
+        "image": {"type": "bytes", "examples": 10},
+        "texts": {"type": "bytes", "examples": 10},
+        "key": {"type": "bytes", "examples": 10},
+        "label": {"type": "int64", "examples": 10},
     }
     captions = [c for r in rows for c in r["captions"]]
     chars = np.array([len(c) for c in captions])
@@ -35,8 +37,10 @@ def test_inspect_counts_and_statistics(tmp_path):
     assert s["caption_chars"]["median"] == np.median(chars) and s["caption_chars"]["max"] == chars.max()
     assert s["captions_per_example"]["max"] == 2 and s["captions_per_example"]["mean"] == 1.5
     labels = [r["label"] for r in rows]
-    assert s["labels"] == [{"label": 0, "name": "cat", "count": labels.count("cat")},
-                           {"label": 1, "name": "dog", "count": labels.count("dog")}]
+    assert s["labels"] == [
+        {"label": 0, "name": "cat", "count": labels.count("cat")},
+        {"label": 1, "name": "dog", "count": labels.count("dog")},
+    ]
     assert len(s["samples"]) == 3 and s["samples"][0]["key"] == "img0.png"
     assert s["samples"][0]["image"] == "PNG 16x40" and s["corrupt"] == []
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from data_corpus import ENV
 
-SCRIPT = r'''
+SCRIPT = r"""
 import io, json, sys
 import fsspec
 import numpy as np
@@ -58,14 +58,13 @@ if importlib.util.find_spec("gcsfs") is None:  # the extra is not installed: one
     report["gs"] = tt("data", "inspect", "gs://tt-test-bucket/shards")
 report["tensorflow_loaded"] = "tensorflow" in sys.modules
 print(json.dumps(report))
-'''
+"""
 
 
 @pytest.mark.parametrize("where", ["memory", "local"])
 def test_convert_and_inspect_with_every_path_on_one_filesystem(where, tmp_path):
     root = "memory://tt-test" if where == "memory" else str(tmp_path)
-    result = subprocess.run([sys.executable, "-c", SCRIPT, root], capture_output=True, text=True, env=ENV,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", SCRIPT, root], capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["convert"][0] == 0, report["convert"][1]
@@ -73,8 +72,14 @@ def test_convert_and_inspect_with_every_path_on_one_filesystem(where, tmp_path):
     assert written["written"] == 6 and written["rejected"] == {"missing_file": 1} and written["num_shards"] == 2
     assert written["out"] == f"{root}/out"
     assert report["again"][0] == 0 and "already" in report["again"][1].lower()
-    assert report["listing"] == [".tt-manifest.json", "dataset.json", "rejected.jsonl", "report.json",
-                                 "shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord"]
+    assert report["listing"] == [
+        ".tt-manifest.json",
+        "dataset.json",
+        "rejected.jsonl",
+        "report.json",
+        "shard-00000-of-00002.tfrecord",
+        "shard-00001-of-00002.tfrecord",
+    ]
     assert report["inspect"][0] == 0, report["inspect"][1]
     summary = report["inspect_json"]
     assert summary["num_examples"] == 6 and [s["examples"] for s in summary["shards"]] == [3, 3]

@@ -17,13 +17,22 @@ STEPS = 6
 def test_demo_values_fill_defaults_and_user_flags_win():
     settings = demo_settings(TrainConfig(out=None))
     config = settings.config
-    assert (config.out, config.scale, config.steps, config.batch_size) == ("runs/demo", "tiny", DEMO.steps,
-                                                                          DEMO.batch_size)
+    assert (config.out, config.scale, config.steps, config.batch_size) == (
+        "runs/demo",
+        "tiny",
+        DEMO.steps,
+        DEMO.batch_size,
+    )
     assert (config.vocab_size, config.max_text_len, config.lr) == (DEMO.vocab_size, DEMO.max_text_len, DEMO.lr)
-    assert (settings.num_train, settings.num_val, settings.pretrain_steps) == (DEMO.num_train, DEMO.num_val,
-                                                                                DEMO.pretrain_steps)
-    mine = demo_settings(TrainConfig(out="x", scale="small", batch_size=32, mode="lit", lr=3e-4),
-                         explicit={"out", "scale", "batch_size", "mode", "lr"}).config
+    assert (settings.num_train, settings.num_val, settings.pretrain_steps) == (
+        DEMO.num_train,
+        DEMO.num_val,
+        DEMO.pretrain_steps,
+    )
+    mine = demo_settings(
+        TrainConfig(out="x", scale="small", batch_size=32, mode="lit", lr=3e-4),
+        explicit={"out", "scale", "batch_size", "mode", "lr"},
+    ).config
     assert (mine.out, mine.scale, mine.batch_size, mine.mode, mine.lr) == ("x", "small", 32, "lit", 3e-4)
     assert demo_settings(TrainConfig(out="x", scale="small"), explicit={"out", "scale"}).image_size == 64
 
@@ -54,8 +63,12 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     for row in ("zero-shot top-1", "image->text R@1", "text->image R@5", "chance"):
         assert row in output
     config = json.load(open(os.path.join(out, "run.json")))
-    assert (config["mode"], config["scale"], config["steps"], config["max_text_len"]) == ("3t", "tiny", STEPS,
-                                                                                          DEMO.max_text_len)
+    assert (config["mode"], config["scale"], config["steps"], config["max_text_len"]) == (
+        "3t",
+        "tiny",
+        STEPS,
+        DEMO.max_text_len,
+    )
     preset = config["pretrained"]
     assert os.path.dirname(preset) == cache
     summary = json.load(open(os.path.join(preset, "tt_pretrain.json")))
@@ -137,8 +150,7 @@ def test_reported_numbers_match_numpy(demo):
     classes = prompts.reshape(len(info.class_names), len(DEMO_TEMPLATES), -1).mean(axis=1)
     classes /= np.linalg.norm(classes, axis=1, keepdims=True)
     pipeline_images = encode_images(run.model, files, show_progress=False).embeddings
-    pipeline_classes = class_embeddings(run.model, run.tokenizer, info.class_names, DEMO_TEMPLATES,
-                                        show_progress=False)
+    pipeline_classes = class_embeddings(run.model, run.tokenizer, info.class_names, DEMO_TEMPLATES, show_progress=False)
     error = similarity_error(pipeline_images, images, pipeline_classes, classes)
     correct = labels[:, None] == np.arange(len(info.class_names))[None, :]
     similarity = images.astype(np.float64) @ classes.astype(np.float64).T
@@ -148,8 +160,9 @@ def test_reported_numbers_match_numpy(demo):
     flat = [t for c in captions for t in c]
     owner = np.array([i for i, c in enumerate(captions) for _ in c])
     text = embed(flat)
-    error = similarity_error(encode_texts(run.model, run.tokenizer, flat, show_progress=False), text,
-                             pipeline_images, images)
+    error = similarity_error(
+        encode_texts(run.model, run.tokenizer, flat, show_progress=False), text, pipeline_images, images
+    )
     similarity = text.astype(np.float64) @ images.astype(np.float64).T  # [captions, images]
     low, high = recall_bounds(similarity, owner[:, None] == np.arange(len(images))[None, :], image_id, 1, error)
     assert low <= reported["text_to_image_R@1"] <= high

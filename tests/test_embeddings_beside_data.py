@@ -43,8 +43,22 @@ def train(data, out, preset, *flags):
     """Two steps of a tiny 3T run, checkpointed at the end (`ckpt-2`)."""
     tiny = list(TINY_TRAIN_FLAGS)
     tiny[tiny.index("--steps") + 1] = "2"
-    return run_tt(["train", "--data", str(data), "--out", str(out), "--mode", "3t", "--pretrained", preset,
-                   "--deterministic", *tiny, *flags])
+    return run_tt(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--mode",
+            "3t",
+            "--pretrained",
+            preset,
+            "--deterministic",
+            *tiny,
+            *flags,
+        ]
+    )
 
 
 def read_records(path, dim):
@@ -75,7 +89,8 @@ def rewrite_reordered(path):
 
 
 def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_line(
-        tiny_shards, tiny_vit_preset, tmp_path):
+    tiny_shards, tiny_vit_preset, tmp_path
+):
     h = tmp_path / "h"
     embed(tiny_shards, tiny_vit_preset, h)
     # Only what is new: keys and embeddings, in the data's record order.
@@ -103,9 +118,12 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     shutil.copytree(h, reordered)
     rewrite_reordered(str(reordered / "shard-00001-of-00002.tfrecord"))
     keys = read_records(str(h / "shard-00001-of-00002.tfrecord"), 16)[0]
-    line = assert_one_error(train(tiny_shards, tmp_path / "run_bad", tiny_vit_preset, "--embeddings", str(reordered)),
-                            "shard-00001-of-00002.tfrecord record 0 has the key", keys[0].decode(),
-                            keys[1].decode())
+    line = assert_one_error(
+        train(tiny_shards, tmp_path / "run_bad", tiny_vit_preset, "--embeddings", str(reordered)),
+        "shard-00001-of-00002.tfrecord record 0 has the key",
+        keys[0].decode(),
+        keys[1].decode(),
+    )
     assert "made for other or reordered data" in line
 
     # An embedding shard that ends early is named with the record that has no partner.
@@ -158,11 +176,20 @@ def test_embed_killed_and_rerun_writes_what_one_run_writes_and_two_replicas_matc
     shards = write_demo_split(str(tmp_path / "shards"), 24, seed=2, image_size=32, num_shards=12)
     two = tmp_path / "two_replicas"
     script = os.path.join(os.path.dirname(__file__), "embed_two_replicas.py")
-    replicas = subprocess.Popen([sys.executable, script, shards, tiny_vit_preset, str(two), "2"], env=ENV,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    replicas = subprocess.Popen(
+        [sys.executable, script, shards, tiny_vit_preset, str(two), "2"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killed = tmp_path / "killed"
-    process = subprocess.Popen([TT, "data", "embed", shards, "--pretrained", tiny_vit_preset, "--out", str(killed),
-                                "--batch-size", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [TT, "data", "embed", shards, "--pretrained", tiny_vit_preset, "--out", str(killed), "--batch-size", "1"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     straight = tmp_path / "straight"
     embed(shards, tiny_vit_preset, straight, "--batch-size", "1")
 

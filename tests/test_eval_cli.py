@@ -81,8 +81,16 @@ def write_examples(directory, images, labels, captions, num_shards=1):
         writers[shard].write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     for w in writers:
         w.close()
-    schema.write_info(directory, schema.DatasetInfo(num_examples=len(images), num_shards=num_shards,
-                                                    source="synthetic shapes", class_names=CLASSES, shards=names))
+    schema.write_info(
+        directory,
+        schema.DatasetInfo(
+            num_examples=len(images),
+            num_shards=num_shards,
+            source="synthetic shapes",
+            class_names=CLASSES,
+            shards=names,
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +172,8 @@ def test_zero_shot_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data
 
     direct = zero_shot_accuracy(run.model, run.tokenizer, shards, CLASSES, templates="simple")
     assert {k: direct[k] for k in ("top1", "top5", "mean_per_class_recall")} == {
-        k: model[k] for k in ("top1", "top5", "mean_per_class_recall")}
+        k: model[k] for k in ("top1", "top5", "mean_per_class_recall")
+    }
 
 
 def test_retrieval_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data):
@@ -226,16 +235,23 @@ def test_retrieval_recall_is_the_same_at_any_batch_size_and_data_order(tmp_path,
     labels += [labels[0], labels[4], labels[8]]
     # Every image has "a <class>", shared by all images of its class; some add a second
     # caption, and row 12 has its caption twice.
-    captions = [[f"a {CLASSES[label]}"] + ([f"a photo of a {CLASSES[label]}"] if i % 2 else [])
-                for i, label in enumerate(labels)]
+    captions = [
+        [f"a {CLASSES[label]}"] + ([f"a photo of a {CLASSES[label]}"] if i % 2 else [])
+        for i, label in enumerate(labels)
+    ]
     captions[12] = captions[12] * 2
     in_order = str(tmp_path / "in_order")
     write_examples(in_order, images, labels, captions, num_shards=2)
     # The same examples in another order, each with its captions reversed.
     order = np.random.default_rng(4).permutation(len(images))
     shuffled = str(tmp_path / "shuffled")
-    write_examples(shuffled, [images[i] for i in order], [labels[i] for i in order],
-                   [captions[i][::-1] for i in order], num_shards=3)
+    write_examples(
+        shuffled,
+        [images[i] for i in order],
+        [labels[i] for i in order],
+        [captions[i][::-1] for i in order],
+        num_shards=3,
+    )
 
     run_dir = tiny_run("clip")
     # Exact equality is sound: repeats tie exactly by construction, and distinct inputs of
@@ -260,8 +276,19 @@ def test_retrieval_recall_is_the_same_at_any_batch_size_and_data_order(tmp_path,
 def test_fewshot_end_to_end_on_a_lit_run(tmp_path, tiny_run, eval_shards_data, eval_train_shards):
     shards, (images, _, _) = eval_shards_data
     run_dir = tiny_run("lit")
-    result, output = run_json(tmp_path, "fewshot", run_dir, "--train-data", eval_train_shards, "--data", shards,
-                              "--shots", "1,5,20", "--seeds", "2")
+    result, output = run_json(
+        tmp_path,
+        "fewshot",
+        run_dir,
+        "--train-data",
+        eval_train_shards,
+        "--data",
+        shards,
+        "--shots",
+        "1,5,20",
+        "--seeds",
+        "2",
+    )
     rows = result["models"][0]["shots"]
     assert [r["shots"] for r in rows] == [1, 5, 20]
     assert [r["train_images"] for r in rows] == [3, 15, 30]  # 10 per class in the train set
@@ -282,8 +309,7 @@ def test_fewshot_end_to_end_on_a_lit_run(tmp_path, tiny_run, eval_shards_data, e
 
 def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_path, tiny_run, eval_shards):
     first, second = tiny_run("3t"), tiny_run("lit")
-    one, _ = run_json(tmp_path, "zero-shot", first, "--data", eval_shards, "--ensemble", second,
-                      "--alpha", "1")
+    one, _ = run_json(tmp_path, "zero-shot", first, "--data", eval_shards, "--ensemble", second, "--alpha", "1")
     assert [m["mode"] for m in one["models"]] == ["3t", "lit"]
     for key in ("top1", "top5", "mean_per_class_recall"):
         assert one["ensemble"][key] == one["models"][0][key]
@@ -294,8 +320,19 @@ def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_pat
     for key in recall_keys:
         assert zero["ensemble"][key] == zero["models"][1][key]
 
-    auto, output = run_json(tmp_path, "zero-shot", first, "--data", eval_shards, "--ensemble", second,
-                            "--alpha", "auto", "--templates", "simple")
+    auto, output = run_json(
+        tmp_path,
+        "zero-shot",
+        first,
+        "--data",
+        eval_shards,
+        "--ensemble",
+        second,
+        "--alpha",
+        "auto",
+        "--templates",
+        "simple",
+    )
     assert auto["ensemble"]["alpha"] in [i / 10 for i in range(11)]
     assert auto["ensemble"]["alpha_source"].startswith("picked on a held-out half (12 of 24")
     assert auto["num_examples"] == 12 and "picked on a held-out half" in " ".join(output.split())
@@ -335,11 +372,13 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_run, eval_shards):
     assert "Traceback" not in missing.output and len(missing.output.strip().splitlines()) == 1
     alone = invoke("retrieval", tiny_run("clip"), "--data", eval_shards, "--alpha", "0.5")
     assert alone.exit_code == 2 and "--alpha needs --ensemble" in alone.output
-    bad_alpha = invoke("zero-shot", tiny_run("clip"), "--data", eval_shards, "--ensemble", tiny_run("3t"),
-                       "--alpha", "2")
+    bad_alpha = invoke(
+        "zero-shot", tiny_run("clip"), "--data", eval_shards, "--ensemble", tiny_run("3t"), "--alpha", "2"
+    )
     assert bad_alpha.exit_code == 2 and "between 0 and 1" in bad_alpha.output
     no_data = invoke("retrieval", tiny_run("clip"), "--data", tmp_path / "nothing*.tfrecord")
     assert no_data.exit_code == 2 and "no TFRecord shards" in no_data.output
-    bad_shots = invoke("fewshot", tiny_run("clip"), "--train-data", eval_shards, "--data", eval_shards,
-                       "--shots", "1,x")
+    bad_shots = invoke(
+        "fewshot", tiny_run("clip"), "--train-data", eval_shards, "--data", eval_shards, "--shots", "1,x"
+    )
     assert bad_shots.exit_code == 2 and "comma-separated" in bad_shots.output

@@ -38,12 +38,14 @@ def reference_per_class_recall(scores, labels):
 
 
 def test_topk_hand_checked_with_ties():
-    scores = np.array([
-        [0.9, 0.1, 0.0, 0.0],  # label 0: rank 0
-        [0.5, 0.5, 0.0, 0.0],  # label 1 tied with 0: rank 1 (pessimistic)
-        [0.1, 0.2, 0.3, 0.4],  # label 0: rank 3
-        [0.2, 0.2, 0.2, 0.2],  # label 2, all tied: rank 3
-    ])
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.0, 0.0],  # label 0: rank 0
+            [0.5, 0.5, 0.0, 0.0],  # label 1 tied with 0: rank 1 (pessimistic)
+            [0.1, 0.2, 0.3, 0.4],  # label 0: rank 3
+            [0.2, 0.2, 0.2, 0.2],  # label 2, all tied: rank 3
+        ]
+    )
     labels = np.array([0, 1, 0, 2])
     assert metrics.topk_accuracy(scores, labels, ks=(1, 2, 3, 4)) == {1: 0.25, 2: 0.5, 3: 0.5, 4: 1.0}
     # Class 0: 1 of 2 hit; class 1: 0 of 1; class 2: 0 of 1.
@@ -81,11 +83,13 @@ def test_topk_agrees_with_argsort_without_ties():
 def test_recall_at_k_hand_checked_several_captions_ties_and_misses():
     # 3 images, 5 captions: image 0 -> captions 0, 1; image 1 -> 2, 3; image 2 -> 4.
     pairs = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [2, 4]])
-    sim = np.array([
-        [0.1, 0.9, 0.8, 0.0, 0.0],  # best correct (caption 1) first: hit at 1
-        [0.7, 0.6, 0.5, 0.2, 0.9],  # best correct (caption 2, 0.5) behind 3 wrong: hit only at k >= 4
-        [0.3, 0.3, 0.3, 0.3, 0.3],  # its caption ties with all 4 wrong ones: rank 4 (pessimistic)
-    ])
+    sim = np.array(
+        [
+            [0.1, 0.9, 0.8, 0.0, 0.0],  # best correct (caption 1) first: hit at 1
+            [0.7, 0.6, 0.5, 0.2, 0.9],  # best correct (caption 2, 0.5) behind 3 wrong: hit only at k >= 4
+            [0.3, 0.3, 0.3, 0.3, 0.3],  # its caption ties with all 4 wrong ones: rank 4 (pessimistic)
+        ]
+    )
     r = metrics.recall_at_k(sim, pairs, ks=(1, 4, 5))
     assert r["image_to_text"] == {1: pytest.approx(1 / 3), 4: pytest.approx(2 / 3), 5: 1.0}
     # Text -> image, per caption (column): c0: image 0 has 0.1, wrong 0.7, 0.3 -> rank 2.
@@ -129,8 +133,10 @@ def test_duplicate_captions_differing_in_the_last_bit_tie_after_sharing_one_embe
     assert np.array_equal(shared[1], shared[0])
     similarity = retrieval.cosine_similarity(images, shared)
     assert similarity[0, 0] == similarity[0, 1] and similarity[1, 0] == similarity[1, 1]
-    assert retrieval.retrieval_metrics(similarity, pairs, ks=(1,)) == {"image_to_text_R@1": 0.0,
-                                                                       "text_to_image_R@1": 0.5}
+    assert retrieval.retrieval_metrics(similarity, pairs, ks=(1,)) == {
+        "image_to_text_R@1": 0.0,
+        "text_to_image_R@1": 0.5,
+    }
 
 
 def test_share_duplicates_copies_the_first_rows_embedding():
@@ -145,12 +151,14 @@ def test_equal_embeddings_score_bit_identically_wherever_they_sit():
     images = rng.normal(size=(700, 64)).astype(np.float32)
     texts = rng.normal(size=(900, 64)).astype(np.float32)
     images[650], texts[899] = images[3], texts[1]
-    similarity = retrieval.cosine_similarity(images / np.linalg.norm(images, axis=1, keepdims=True),
-                                             texts / np.linalg.norm(texts, axis=1, keepdims=True))
+    similarity = retrieval.cosine_similarity(
+        images / np.linalg.norm(images, axis=1, keepdims=True), texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    )
     assert similarity.shape == (700, 900) and similarity.dtype == np.float32
     assert np.array_equal(similarity[650], similarity[3]) and np.array_equal(similarity[:, 899], similarity[:, 1])
     expected = (images.astype(np.float64) / np.linalg.norm(images.astype(np.float64), axis=1, keepdims=True)) @ (
-        texts.astype(np.float64) / np.linalg.norm(texts.astype(np.float64), axis=1, keepdims=True)).T
+        texts.astype(np.float64) / np.linalg.norm(texts.astype(np.float64), axis=1, keepdims=True)
+    ).T
     np.testing.assert_allclose(similarity, expected, atol=1e-6)
 
 

@@ -21,15 +21,20 @@ ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "HF_HUB_OFFLINE": "1", "TF_C
 
 
 def run_example(name, *args, timeout=600):
-    result = subprocess.run([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), *map(str, args)],
-                            env=ENV, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, f"{name}.py"), *map(str, args)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
     return result.stdout
 
 
 def tt_commands(stdout):
     """The `$ tt ...` command lines an example printed, as argument lists (without `tt`)."""
-    return [shlex.split(line[len("$ tt "):]) for line in stdout.splitlines() if line.startswith("$ tt ")]
+    return [shlex.split(line[len("$ tt ") :]) for line in stdout.splitlines() if line.startswith("$ tt ")]
 
 
 def flag(args, name):
@@ -40,8 +45,15 @@ def test_quickstart_runs_the_whole_path(tmp_path):
     work = tmp_path / "qs"
     out = run_example("quickstart", "--size", "smallest", "--workdir", work)
     commands = [args[:2] if args[0] in ("data", "eval", "export") else args[:1] for args in tt_commands(out)]
-    assert commands == [["data", "convert"], ["data", "convert"], ["pretrain"], ["train"],
-                        ["eval", "zero-shot"], ["eval", "retrieval"], ["export", "savedmodel"]]
+    assert commands == [
+        ["data", "convert"],
+        ["data", "convert"],
+        ["pretrain"],
+        ["train"],
+        ["eval", "zero-shot"],
+        ["eval", "retrieval"],
+        ["export", "savedmodel"],
+    ]
     # The user-style source and what each command produced.
     lines = (work / "data" / "train" / "captions.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
@@ -79,8 +91,9 @@ def test_python_api_trains_with_model_fit(tmp_path):
     assert json.loads((work / "train_shards" / "dataset.json").read_text())["num_examples"] == 96
 
 
-@pytest.mark.parametrize("name", ["quickstart", "compare_modes", "bring_your_own_classifier", "multiworker",
-                                  "python_api"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "compare_modes", "bring_your_own_classifier", "multiworker", "python_api"]
+)
 def test_help(name):
     out = run_example(name, "--help")
     assert out.startswith("usage:") and "--workdir" in out
@@ -110,8 +123,14 @@ def test_compare_modes_dry_run_trains_three_modes_alike(tmp_path):
 def test_bring_your_own_classifier_dry_run(tmp_path):
     commands, _, work = dry_run("bring_your_own_classifier", tmp_path)
     assert [a[:2] if a[0] in ("data", "eval") else a[:1] for a in commands] == [
-        ["data", "convert"], ["pretrain"], ["data", "convert"], ["data", "convert"], ["data", "embed"], ["train"],
-        ["eval", "zero-shot"]]
+        ["data", "convert"],
+        ["pretrain"],
+        ["data", "convert"],
+        ["data", "convert"],
+        ["data", "embed"],
+        ["train"],
+        ["eval", "zero-shot"],
+    ]
     folder_convert, pretrain, embed, train = commands[0], commands[1], commands[4], commands[5]
     assert folder_convert[2].endswith("labelled_images") and flag(pretrain, "--data") == folder_convert[3]
     preset = flag(pretrain, "--out")
@@ -126,7 +145,7 @@ def test_multiworker_dry_run_starts_two_workers(tmp_path):
     assert flag(commands[0], "--num-shards") == "2"
     workers = [line for line in out.splitlines() if line.startswith("$ TF_CONFIG=")]
     assert len(workers) == 2
-    configs = [json.loads(shlex.split(line[2:])[0][len("TF_CONFIG="):]) for line in workers]
+    configs = [json.loads(shlex.split(line[2:])[0][len("TF_CONFIG=") :]) for line in workers]
     assert [c["task"] for c in configs] == [{"type": "worker", "index": 0}, {"type": "worker", "index": 1}]
     assert configs[0]["cluster"] == configs[1]["cluster"] and len(set(configs[0]["cluster"]["worker"])) == 2
     # Apart from TF_CONFIG, every worker runs the same command.
@@ -137,7 +156,8 @@ def documented_commands():
     """`python examples/X.py ...` lines of the README and of the examples' own docstrings."""
     root = os.path.dirname(EXAMPLES)
     sources = [os.path.join(root, "README.md")] + sorted(
-        os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".py") and f != "example_utils.py")
+        os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".py") and f != "example_utils.py"
+    )
     commands = set()
     for path in sources:
         if os.path.isfile(path):

@@ -34,8 +34,10 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
 
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (3, 45, 37, 3)).astype("uint8")  # not the model's 32x32
-    encoded = [tf.io.encode_jpeg(rng.integers(0, 256, shape).astype("uint8")).numpy()
-               for shape in [(40, 50, 3), (32, 32, 3), (64, 20, 3)]]
+    encoded = [
+        tf.io.encode_jpeg(rng.integers(0, 256, shape).astype("uint8")).numpy()
+        for shape in [(40, 50, 3), (32, 32, 3), (64, 20, 3)]
+    ]
     np.save(tmp_path / "pixels.npy", pixels)
     np.save(tmp_path / "encoded.npy", np.array(encoded, dtype=object), allow_pickle=True)
     np.save(tmp_path / "texts.npy", np.array(TEXTS, dtype=object), allow_pickle=True)
@@ -85,8 +87,12 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
             report[f"{mode}/signatures"] = sorted(sm.signatures.keys())
         print(json.dumps(report))
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     for mode in ("3t", "lit"):
@@ -96,8 +102,11 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
         for name in ("encode_image", "encode_image_bytes", "encode_text"):
             assert report[f"{mode}/{name}/norm"] <= 1e-5
 
-    show = subprocess.run([shutil.which("saved_model_cli") or "saved_model_cli", "show", "--all",
-                           "--dir", exports["3t"]], capture_output=True, text=True)
+    show = subprocess.run(
+        [shutil.which("saved_model_cli") or "saved_model_cli", "show", "--all", "--dir", exports["3t"]],
+        capture_output=True,
+        text=True,
+    )
     assert show.returncode == 0, show.stderr[-2000:]
     for name in ENDPOINTS:
         assert f"signature_def['{name}']" in show.stdout

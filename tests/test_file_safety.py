@@ -94,10 +94,10 @@ def test_convert_refuses_its_source_a_folder_around_it_and_others_files(sources,
     before = tree_state(tmp_path)
     wds = sources / "wds"
     cases = [
-        ([wds, wds], "is the input"),                            # (b) the issue's `convert wdsdir wdsdir`
-        ([f"{wds}/*.tar", wds], "is the input"),                 # a tar glob: its folder is the input
+        ([wds, wds], "is the input"),  # (b) the issue's `convert wdsdir wdsdir`
+        ([f"{wds}/*.tar", wds], "is the input"),  # a tar glob: its folder is the input
         ([wds, wds / "out"], "lies inside the input"),
-        ([wds, sources], "holds the input"),                     # (c) a folder around the source
+        ([wds, sources], "holds the input"),  # (c) a folder around the source
         ([sources / "captions.jsonl", project, "--num-shards", 1], "shard-00000-of-00001.tfrecord"),  # (a)
     ]
     for args, message in cases:
@@ -122,8 +122,11 @@ def test_convert_overwrite_replaces_only_its_own_shards(sources, tmp_path):
     after = tree_state(sources)
     assert {k: after[k] for k in before} == before  # every file of the user's, byte for byte
     shards = sorted(n for n in os.listdir(sources) if n.endswith(".tfrecord"))
-    assert shards == ["shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord",
-                      "shard-00001-of-00009.tfrecord"]  # tt's 3-shard set replaced, the user's file kept
+    assert shards == [
+        "shard-00000-of-00002.tfrecord",
+        "shard-00001-of-00002.tfrecord",
+        "shard-00001-of-00009.tfrecord",
+    ]  # tt's 3-shard set replaced, the user's file kept
     manifest = json.loads((sources / MANIFEST).read_text())
     assert manifest["created_folder"] is False
     assert manifest["entries"]["shard-00000-of-00002.tfrecord"] == {"command": "tt data convert"}
@@ -147,7 +150,9 @@ def test_convert_output_of_an_earlier_tt_without_manifest_is_still_its_own(sourc
     assert "already complete" in run_tt_process(*args).stdout
     run_tt_process(*args, "--num-shards", 2, "--overwrite")
     assert sorted(n for n in os.listdir(out) if n.startswith("shard-")) == [
-        "shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord"]
+        "shard-00000-of-00002.tfrecord",
+        "shard-00001-of-00002.tfrecord",
+    ]
 
 
 # ---------------------------------------------------------------- tt data tokenizer
@@ -159,9 +164,11 @@ def test_tokenizer_replaces_only_its_own_file(sources, tmp_path):
     project = make_project(tmp_path / "project")
     before = tree_state(tmp_path)
     shard = shards / "shard-00000-of-00001.tfrecord"
-    for out, message in [(os.path.join(project, "notes.txt"), "tt did not write it"),  # (a)
-                         (shard, "is the input"),                                       # (b)
-                         (shards / "dataset.json", "is the input")]:
+    for out, message in [
+        (os.path.join(project, "notes.txt"), "tt did not write it"),  # (a)
+        (shard, "is the input"),  # (b)
+        (shards / "dataset.json", "is the input"),
+    ]:
         assert_refused(run_tt_process("data", "tokenizer", shards, out, "--vocab-size", 30, check=False), message)
     assert_kept(tmp_path, before)
 
@@ -184,11 +191,11 @@ def test_train_refuses_a_project_folder_its_data_and_a_folder_around_it(tiny_sha
     before, shards_before = tree_state(tmp_path), tree_state(tiny_shards)
     base = ["train", "--data", tiny_shards, "--mode", "clip", *TINY_TRAIN_FLAGS]
     cases = [
-        (["--out", project], "run.json, which tt did not write"),                          # (a)
+        (["--out", project], "run.json, which tt did not write"),  # (a)
         (["--out", project, "--restart"], "run.json, which tt did not write"),
-        (["--out", tiny_shards, "--restart"], "is the input"),                             # (b)
+        (["--out", tiny_shards, "--restart"], "is the input"),  # (b)
         (["--out", os.path.join(tiny_shards, "run"), "--restart"], "lies inside the input"),
-        (["--out", os.path.dirname(tiny_shards), "--restart"], "holds the input"),         # (c)
+        (["--out", os.path.dirname(tiny_shards), "--restart"], "holds the input"),  # (c)
     ]
     for args, message in cases:
         assert_refused(run_tt(base + args), message)
@@ -232,14 +239,18 @@ def test_export_refuses_a_project_folder_the_run_and_a_folder_around_it(tiny_run
     os.symlink(run, tmp_path / "link_to_run")
     before, run_before = tree_state(tmp_path), tree_state(run)
     for kind in ("savedmodel", "preset"):
-        for out, message in [(project, "which tt did not write"),                  # (a)
-                             (run, "is the input"),                               # (b)
-                             (str(tmp_path / "link_to_run"), "is the input"),     # the run, through a symlink
-                             (os.path.join(run, "export"), "lies inside the input"),
-                             (os.path.dirname(run), "holds the input")]:          # (c)
+        for out, message in [
+            (project, "which tt did not write"),  # (a)
+            (run, "is the input"),  # (b)
+            (str(tmp_path / "link_to_run"), "is the input"),  # the run, through a symlink
+            (os.path.join(run, "export"), "lies inside the input"),
+            (os.path.dirname(run), "holds the input"),
+        ]:  # (c)
             assert_refused(run_tt(["export", kind, run, str(out), "--overwrite"]), message)
-    for out, message in [(os.path.join(project, "model.keras"), "tt did not write it"),
-                         (os.path.join(run, "model.keras"), "lies inside the input")]:
+    for out, message in [
+        (os.path.join(project, "model.keras"), "tt did not write it"),
+        (os.path.join(run, "model.keras"), "lies inside the input"),
+    ]:
         assert_refused(run_tt(["export", "keras", run, out, "--overwrite"]), message)
     assert_kept(tmp_path, before)
     assert_kept(run, run_before)
@@ -284,8 +295,8 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
     base = ["data", "embed", "--pretrained", tiny_vit_preset, "--overwrite"]
     cases = [
         ([tiny_shards, "--out", project], "shard-00000-of-00002.tfrecord, which tt did not write"),  # (a)
-        ([tiny_shards, "--out", tiny_shards], "is the input"),                                       # (b)
-        ([tiny_shards, "--out", os.path.dirname(tiny_shards)], "holds the input"),                  # (c)
+        ([tiny_shards, "--out", tiny_shards], "is the input"),  # (b)
+        ([tiny_shards, "--out", os.path.dirname(tiny_shards)], "holds the input"),  # (c)
         ([os.path.join(tiny_shards, "*.tfrecord"), "--out", tiny_shards], "is the input"),
         ([os.path.join(tiny_shards, "shard-00000-of-00002.tfrecord"), "--out", tiny_shards], "is the input"),
         ([str(tmp_path / "pair" / "*" / "shard-*"), "--out", str(tmp_path / "h")], "the same file name"),
@@ -300,8 +311,9 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
     (out / "notes.txt").write_text("mine")
     first = os.stat(out / "shard-00000-of-00002.tfrecord").st_mtime_ns
     one_shard = os.path.join(tiny_shards, "shard-00000-of-00002.tfrecord")  # other data than OUT's embeddings
-    assert_refused(run_tt(["data", "embed", one_shard, "--pretrained", tiny_vit_preset, "--out", str(out)]),
-                   "--overwrite")
+    assert_refused(
+        run_tt(["data", "embed", one_shard, "--pretrained", tiny_vit_preset, "--out", str(out)]), "--overwrite"
+    )
     assert run_tt(base + [tiny_shards, "--out", str(out)]).exit_code == 0
     assert os.stat(out / "shard-00000-of-00002.tfrecord").st_mtime_ns != first
     assert (out / "notes.txt").read_text() == "mine"
@@ -313,11 +325,25 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
 def test_pretrain_refuses_others_folders_and_its_data_and_overwrites_its_own(tiny_shards, tmp_path):
     project = make_project(tmp_path / "project")
     before, shards_before = tree_state(tmp_path), tree_state(tiny_shards)
-    base = ["pretrain", "--data", tiny_shards, "--scale", "tiny", "--steps", "1", "--batch-size", "16",
-            "--holdout", "0", "--overwrite"]
-    for out, message in [(project, "which tt did not write"),               # (a)
-                         (tiny_shards, "is the input"),                     # (b)
-                         (os.path.dirname(tiny_shards), "holds the input")]:  # (c)
+    base = [
+        "pretrain",
+        "--data",
+        tiny_shards,
+        "--scale",
+        "tiny",
+        "--steps",
+        "1",
+        "--batch-size",
+        "16",
+        "--holdout",
+        "0",
+        "--overwrite",
+    ]
+    for out, message in [
+        (project, "which tt did not write"),  # (a)
+        (tiny_shards, "is the input"),  # (b)
+        (os.path.dirname(tiny_shards), "holds the input"),
+    ]:  # (c)
         assert_refused(run_tt(base + ["--out", out]), message)
     assert_kept(tmp_path, before)
     assert_kept(tiny_shards, shards_before)

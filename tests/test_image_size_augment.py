@@ -10,8 +10,9 @@ import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
 
 
-def test_a_run_at_another_image_size_trains_evaluates_and_exports(tiny_shards, tiny_val_shards, tiny_vit_preset,
-                                                                 tmp_path):
+def test_a_run_at_another_image_size_trains_evaluates_and_exports(
+    tiny_shards, tiny_val_shards, tiny_vit_preset, tmp_path
+):
     """3T at 48x48 (the tiny scale's own is 32; the frozen tower keeps its 32), augmented."""
     import tensorflow as tf
 
@@ -19,8 +20,23 @@ def test_a_run_at_another_image_size_trains_evaluates_and_exports(tiny_shards, t
     from tt_cli.run_dir import load_run
 
     run_dir = str(tmp_path / "run48")
-    result = run_tt(["train", "--data", tiny_shards, "--out", run_dir, "--mode", "3t", "--pretrained",
-                     tiny_vit_preset, "--image-size", "48", "--augment", *TINY_TRAIN_FLAGS])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            tiny_shards,
+            "--out",
+            run_dir,
+            "--mode",
+            "3t",
+            "--pretrained",
+            tiny_vit_preset,
+            "--image-size",
+            "48",
+            "--augment",
+            *TINY_TRAIN_FLAGS,
+        ]
+    )
     assert result.exit_code == 0, result.output
     recorded = json.load(open(os.path.join(run_dir, "run.json")))
     assert recorded["config"]["image_size"] == 48 and recorded["config"]["augment"] is True
@@ -44,10 +60,14 @@ def test_a_run_at_another_image_size_trains_evaluates_and_exports(tiny_shards, t
     rng = np.random.default_rng(0)
     at_size = rng.integers(0, 256, (3, 48, 48, 3)).astype("uint8")
     other_size = rng.integers(0, 256, (3, 32, 40, 3)).astype("uint8")
-    np.testing.assert_allclose(saved.encode_image(tf.constant(at_size)).numpy(),
-                               run.model.encode_image(at_size).numpy(), atol=1e-5)
-    np.testing.assert_allclose(saved.encode_image(tf.constant(other_size)).numpy(),
-                               run.model.encode_image(resize(other_size, (48, 48))).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        saved.encode_image(tf.constant(at_size)).numpy(), run.model.encode_image(at_size).numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        saved.encode_image(tf.constant(other_size)).numpy(),
+        run.model.encode_image(resize(other_size, (48, 48))).numpy(),
+        atol=1e-5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +107,9 @@ def test_streams_resume_exactly_with_and_without_augment_and_crops_touch_only_th
         np.testing.assert_array_equal(crops["h_image"], whole["image"])
         np.testing.assert_array_equal(whole["h_image"], whole["image"])
     # At 32x32 a crop of over ~97% of the area can round to the whole image; most do not.
-    changed = [bool(np.any(a != b)) for crops, whole in zip(augmented, plain)
-               for a, b in zip(crops["image"], whole["image"])]
+    changed = [
+        bool(np.any(a != b)) for crops, whole in zip(augmented, plain) for a, b in zip(crops["image"], whole["image"])
+    ]
     assert sum(changed) > len(changed) / 2, changed
 
 
@@ -120,8 +141,10 @@ def test_augment_is_off_by_default_and_a_resume_keeps_it_and_the_image_size(tiny
     recorded = json.load(open(os.path.join(run, "run.json")))["config"]
     assert recorded["augment"] is False and recorded["image_size"] is None
     resume = ["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS]
-    for extra, words in ((["--augment"], "--augment False, not True"),
-                         (["--image-size", "48"], "--image-size 32, not 48")):
+    for extra, words in (
+        (["--augment"], "--augment False, not True"),
+        (["--image-size", "48"], "--image-size 32, not 48"),
+    ):
         result = run_tt([*resume, *extra])
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and words in said and "--restart" in said, result.output
@@ -130,11 +153,14 @@ def test_augment_is_off_by_default_and_a_resume_keeps_it_and_the_image_size(tiny
     assert result.exit_code == 0 and "already finished" in " ".join(result.output.split()), result.output
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--mode", "lit", "--image-size", "48"], "LiT trains no image tower"),
-    (["--mode", "lit", "--augment"], "LiT trains no image tower"),
-    (["--mode", "clip", "--image-size", "50"], "multiple of the tiny scale's patch size 8 (e.g. 48 or 56)"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--mode", "lit", "--image-size", "48"], "LiT trains no image tower"),
+        (["--mode", "lit", "--augment"], "LiT trains no image tower"),
+        (["--mode", "clip", "--image-size", "50"], "multiple of the tiny scale's patch size 8 (e.g. 48 or 56)"),
+    ],
+)
 def test_image_settings_a_run_cannot_use_are_one_line(tiny_shards, tmp_path, args, words):
     result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "run"), *args, *TINY_TRAIN_FLAGS])
     assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output

@@ -48,8 +48,7 @@ def make_batch(rng, h_size=32, with_h_image=True):
 def build(mode, preset=None, **kwargs):
     keras.utils.set_random_seed(0)
     tower = PretrainedTower.from_preset(preset) if preset else None
-    model = ThreeTowers.from_scale(TINY, mode=mode, vocab_size=VOCAB, max_len=MAX_LEN,
-                                   pretrained_tower=tower, **kwargs)
+    model = ThreeTowers.from_scale(TINY, mode=mode, vocab_size=VOCAB, max_len=MAX_LEN, pretrained_tower=tower, **kwargs)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     return model
 
@@ -83,7 +82,10 @@ def test_sigmoid_loss_matches_numpy(log_t, bias):
 def test_sigmoid_model_has_a_bias_per_pair_in_its_config_and_metrics(tiny_vit_preset):
     model = build("3t", tiny_vit_preset, loss="sigmoid")
     assert {k: float(v.numpy()) for k, v in model.biases.items()} == {
-        "image_text": -10.0, "image_pretrained": -10.0, "text_pretrained": -10.0}
+        "image_text": -10.0,
+        "image_pretrained": -10.0,
+        "text_pretrained": -10.0,
+    }
     assert {"bias_image_text", "bias_image_pretrained", "bias_text_pretrained"} <= {m.name for m in model.metrics}
     rebuilt = ThreeTowers.from_config(model.get_config())  # as load_run rebuilds it from model.json
     assert rebuilt.loss_name == "sigmoid" and len(rebuilt.weights) == len(model.weights)
@@ -103,9 +105,11 @@ def test_each_3t_loss_term_matches_numpy(tiny_vit_preset):
     expected = {
         "loss_image_text": numpy_contrastive_loss(normalize(f), normalize(g), log_t),
         "loss_image_pretrained": numpy_contrastive_loss(
-            normalize(heads(model.image_head, f)), normalize(heads(model.pretrained_image_head, h)), log_t),
+            normalize(heads(model.image_head, f)), normalize(heads(model.pretrained_image_head, h)), log_t
+        ),
         "loss_text_pretrained": numpy_contrastive_loss(
-            normalize(heads(model.text_head, g)), normalize(heads(model.pretrained_text_head, h)), log_t),
+            normalize(heads(model.text_head, g)), normalize(heads(model.pretrained_text_head, h)), log_t
+        ),
     }
     for name, value in expected.items():
         assert losses[name] == pytest.approx(value, abs=1e-5), name
@@ -135,8 +139,12 @@ def moved(before, layer):
 def test_3t_training_moves_f_g_heads_temperatures_but_never_h(tiny_vit_preset):
     model = build("3t", tiny_vit_preset)
     parts = {
-        "f": model.image_tower, "g": model.text_tower, "f_h": model.image_head,
-        "h_f": model.pretrained_image_head, "g_h": model.text_head, "h_g": model.pretrained_text_head,
+        "f": model.image_tower,
+        "g": model.text_tower,
+        "f_h": model.image_head,
+        "h_f": model.pretrained_image_head,
+        "g_h": model.text_head,
+        "h_g": model.pretrained_text_head,
     }
     before = {name: snapshot(layer) for name, layer in parts.items()}
     h_before = snapshot(model.pretrained_tower)
@@ -144,8 +152,16 @@ def test_3t_training_moves_f_g_heads_temperatures_but_never_h(tiny_vit_preset):
     batch = make_batch(np.random.default_rng(4))
     for _ in range(3):
         logs = model.train_on_batch(batch, return_dict=True)
-    assert {"loss", "accuracy", "loss_image_text", "loss_image_pretrained", "loss_text_pretrained",
-            "t_image_text", "t_image_pretrained", "t_text_pretrained"} <= set(logs)
+    assert {
+        "loss",
+        "accuracy",
+        "loss_image_text",
+        "loss_image_pretrained",
+        "loss_text_pretrained",
+        "t_image_text",
+        "t_image_pretrained",
+        "t_text_pretrained",
+    } <= set(logs)
     for name, layer in parts.items():
         assert moved(before[name], layer), f"{name} did not train"
     for name, value in t_before.items():
@@ -194,12 +210,14 @@ def test_pretrained_presets_give_pooled_width(tiny_vit_preset, tiny_resnet_prese
     resnet = PretrainedTower.from_preset(tiny_resnet_preset)
     assert resnet.output_dim == 32 and resnet.image_size == (224, 224)
     features = np.asarray(resnet.backbone(np.zeros((1, 224, 224, 3))))
-    np.testing.assert_allclose(np.asarray(resnet(np.zeros((1, 224, 224, 3), "uint8"))),
-                               features.mean(axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(resnet(np.zeros((1, 224, 224, 3), "uint8"))), features.mean(axis=(1, 2)), atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("preset", ["hf://no-such-user/no-such-model", "vit_base_patch16_224_imagenet21k",
-                                    "/no/such/preset/dir"])
+@pytest.mark.parametrize(
+    "preset", ["hf://no-such-user/no-such-model", "vit_base_patch16_224_imagenet21k", "/no/such/preset/dir"]
+)
 def test_unreachable_preset_fails_fast_with_advice(preset):
     start = time.monotonic()
     with pytest.raises(TtError, match="local preset directory"):

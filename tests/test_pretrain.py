@@ -23,8 +23,27 @@ def labelled(tmp_path_factory):
 def preset(labelled, tmp_path_factory):
     train, val = labelled
     out = str(tmp_path_factory.mktemp("pretrained") / "preset")
-    result = run_tt(["pretrain", "--data", train, "--val-data", val, "--out", out, "--scale", "tiny",
-                     "--steps", "60", "--batch-size", "32", "--lr", "2e-3", "--log-every", "20"])
+    result = run_tt(
+        [
+            "pretrain",
+            "--data",
+            train,
+            "--val-data",
+            val,
+            "--out",
+            out,
+            "--scale",
+            "tiny",
+            "--steps",
+            "60",
+            "--batch-size",
+            "32",
+            "--lr",
+            "2e-3",
+            "--log-every",
+            "20",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "held-out accuracy" in result.output
     return out
@@ -100,11 +119,14 @@ def test_unlabelled_shards_are_refused(tmp_path):
     assert result.exit_code == 2 and "labelled" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "/no/such/shards"], "no such file"),
-    (["--scale", "huge99"], "Invalid value for '--scale'"),
-    (["--holdout", "1.5"], "--holdout"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/no/such/shards"], "no such file"),
+        (["--scale", "huge99"], "Invalid value for '--scale'"),
+        (["--holdout", "1.5"], "--holdout"),
+    ],
+)
 def test_bad_input_gives_one_clear_line(labelled, tmp_path, args, message):
     base = {"--data": labelled[0], "--out": str(tmp_path / "out"), "--steps": "1"}
     base.update(dict(zip(args[::2], args[1::2])))

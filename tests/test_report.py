@@ -95,8 +95,22 @@ def report(tmp_path_factory, tiny_run, tiny_val_shards):
     # The bare class name as the prompt: the tiny run's 12 tokens would cut "a photo of a ..." short.
     templates = folder / "templates.txt"
     templates.write_text("{}\n")
-    result = run_tt(["report", tiny_run("3t"), "--data", tiny_val_shards, "--out", out, "--samples", str(SAMPLES),
-                     "--seed", str(SEED), "--templates", str(templates)])
+    result = run_tt(
+        [
+            "report",
+            tiny_run("3t"),
+            "--data",
+            tiny_val_shards,
+            "--out",
+            out,
+            "--samples",
+            str(SAMPLES),
+            "--seed",
+            str(SEED),
+            "--templates",
+            str(templates),
+        ]
+    )
     assert result.exit_code == 0, result.output
     with open(out, encoding="utf-8") as f:
         return out, Tree(f.read()), result.output
@@ -144,8 +158,11 @@ def test_run_report_sections_galleries_and_confusion_match_numpy(report, truth, 
     assert ids == ["settings", "curves", "image-to-text", "text-to-image", "zero-shot"]
     assert tree.root.find("script") == [] and "http" not in "".join(i.attrs["src"][:5] for i in tree.root.find("img"))
 
-    settings = {div.find("span", "name")[0].text: div.find("span", "value")[0].text
-                for div in tree.section("settings").find("div") if div.find("span", "name")}
+    settings = {
+        div.find("span", "name")[0].text: div.find("span", "value")[0].text
+        for div in tree.section("settings").find("div")
+        if div.find("span", "name")
+    }
     recorded = json.load(open(os.path.join(run.path, "run.json")))
     assert settings["mode"] == "3t" and settings["steps"] == "4" and settings["scale_config.image_size"] == "32"
     assert settings["dataset.num_examples"] == str(recorded["dataset"]["num_examples"])
@@ -153,7 +170,12 @@ def test_run_report_sections_galleries_and_confusion_match_numpy(report, truth, 
     logged = {k for line in open(os.path.join(run.path, "metrics.jsonl")) for k in json.loads(line)}
     assert {"loss", "loss_image_text", "accuracy", "t_image_text", "lr", "pairs_per_second"} <= logged
     assert [i.attrs["alt"] for i in tree.section("curves").find("img")] == [
-        "Losses", "Contrastive accuracy", "Temperatures", "Learning rate", "Pairs per second"]
+        "Losses",
+        "Contrastive accuracy",
+        "Temperatures",
+        "Learning rate",
+        "Pairs per second",
+    ]
 
     # Image -> text: the documented seeded draw, one thumbnail per sampled image.
     gallery = tree.section("image-to-text")
@@ -222,7 +244,6 @@ def test_run_report_sections_galleries_and_confusion_match_numpy(report, truth, 
     assert os.path.getsize(out) < 1_000_000
 
 
-
 def confusion_counts(tree):
     return [int(td.attrs["data-count"]) for td in tree.section("zero-shot").find("td", "cm")]
 
@@ -231,8 +252,23 @@ def test_eval_reports_put_runs_side_by_side_and_own_their_file(tmp_path, report,
     out, run_page, _ = report
     first, second = tiny_run("3t"), tiny_run("clip")
     page = tmp_path / "retrieval.html"
-    result = run_tt(["eval", "retrieval", first, "--data", tiny_val_shards, "--ensemble", second, "--alpha", "0.5",
-                     "--report", str(page), "--samples", "4"])
+    result = run_tt(
+        [
+            "eval",
+            "retrieval",
+            first,
+            "--data",
+            tiny_val_shards,
+            "--ensemble",
+            second,
+            "--alpha",
+            "0.5",
+            "--report",
+            str(page),
+            "--samples",
+            "4",
+        ]
+    )
     assert result.exit_code == 0, result.output
     tree = Tree(page.read_text(encoding="utf-8"))
     assert [s.attrs["id"] for s in tree.root.find("section")] == ["image-to-text", "text-to-image"]
@@ -242,36 +278,66 @@ def test_eval_reports_put_runs_side_by_side_and_own_their_file(tmp_path, report,
         assert [th.text for th in gallery.find("th")][1:] == names
         assert len(gallery.find("img")) == thumbnails
         assert all(len(row.find("td")) >= 3 for row in gallery.find("tr", "query"))
-    assert len(tree.section("image-to-text").find("li", "hit") + tree.section("image-to-text").find("li", "miss")) \
+    assert (
+        len(tree.section("image-to-text").find("li", "hit") + tree.section("image-to-text").find("li", "miss"))
         == 4 * 5 * 2
+    )
 
     # Zero-shot of two runs side by side, with the run report's prompts: the first run's matrix
     # is the run report's (from the evaluation's own probabilities), the second run's follows.
     templates = os.path.join(os.path.dirname(out), "templates.txt")
     zero_shot_page = tmp_path / "zero_shot.html"
-    result = run_tt(["eval", "zero-shot", first, second, "--data", tiny_val_shards, "--templates", templates,
-                     "--report", str(zero_shot_page)])
+    result = run_tt(
+        [
+            "eval",
+            "zero-shot",
+            first,
+            second,
+            "--data",
+            tiny_val_shards,
+            "--templates",
+            templates,
+            "--report",
+            str(zero_shot_page),
+        ]
+    )
     assert result.exit_code == 0, result.output
     tree = Tree(zero_shot_page.read_text(encoding="utf-8"))
     assert [s.attrs["id"] for s in tree.root.find("section")] == ["zero-shot"]
     counts, own = confusion_counts(tree), confusion_counts(run_page)
-    assert len(counts) == 2 * len(own) and counts[:len(own)] == own
-    assert sum(counts[len(own):]) == sum(own)  # every image once in each run's matrix
+    assert len(counts) == 2 * len(own) and counts[: len(own)] == own
+    assert sum(counts[len(own) :]) == sum(own)  # every image once in each run's matrix
 
     # The file is tt's: a report replaces its own page, never an input or a file of the user's.
     again = run_tt(["report", first, "--out", out])
     assert again.exit_code == 0, again.output
     assert [s.attrs["id"] for s in Tree(open(out, encoding="utf-8").read()).root.find("section")] == [
-        "settings", "curves"]
+        "settings",
+        "curves",
+    ]
     mine = tmp_path / "notes.html"
     mine.write_text("the user's own")
-    for args, words in ((["report", first, "--out", str(mine)], "tt did not write it"),
-                        (["report", first, "--out", os.path.join(first, "run.json")], "is the input"),
-                        (["report", first, "--data", tiny_val_shards, "--out",
-                          os.path.join(tiny_val_shards, "page.html")], "lies inside the input"),
-                        (["eval", "zero-shot", first, "--data", tiny_val_shards, "--report",
-                          os.path.join(tiny_val_shards, "dataset.json")], "lies inside the input"),
-                        (["report", str(tmp_path)], "not a run directory")):
+    for args, words in (
+        (["report", first, "--out", str(mine)], "tt did not write it"),
+        (["report", first, "--out", os.path.join(first, "run.json")], "is the input"),
+        (
+            ["report", first, "--data", tiny_val_shards, "--out", os.path.join(tiny_val_shards, "page.html")],
+            "lies inside the input",
+        ),
+        (
+            [
+                "eval",
+                "zero-shot",
+                first,
+                "--data",
+                tiny_val_shards,
+                "--report",
+                os.path.join(tiny_val_shards, "dataset.json"),
+            ],
+            "lies inside the input",
+        ),
+        (["report", str(tmp_path)], "not a run directory"),
+    ):
         refused = run_tt(args)
         assert refused.exit_code == 2 and words in refused.output and "Traceback" not in refused.output, args
         assert len(refused.output.strip().splitlines()) == 1

@@ -34,8 +34,15 @@ def test_convert_and_the_tensorflow_writer_write_the_same_shard(tmp_path):
     source, rows = _source(tmp_path)
     run_tt("data", "convert", source, tmp_path / "converted", "--num-shards", 1, "--workers", 1)
     classes = sorted({r["label"] for r in rows})
-    tf_rows = [{"image": (tmp_path / "src" / r["image"]).read_bytes(), "texts": r["captions"], "key": r["key"],
-                "label": classes.index(r["label"])} for r in rows]
+    tf_rows = [
+        {
+            "image": (tmp_path / "src" / r["image"]).read_bytes(),
+            "texts": r["captions"],
+            "key": r["key"],
+            "label": classes.index(r["label"]),
+        }
+        for r in rows
+    ]
     write_shards(str(tmp_path / "tf"), tf_rows, num_shards=1, source="test")
 
     converted, written = _shard_bytes(tmp_path / "converted"), _shard_bytes(tmp_path / "tf")
@@ -56,13 +63,20 @@ def test_convert_writes_the_same_bytes_every_run(tmp_path):
 
 def _tf_free_captions(files, limit, data):
     """`shard_reader.read_captions` in a subprocess (the `tfrecord` package cannot load next to TensorFlow)."""
-    script = ("import json, sys\nfrom tt_cli.errors import TtError\n"
-              "from tt_cli.data.shard_reader import read_captions\n"
-              "files, limit, data = json.loads(sys.argv[1])\n"
-              "try:\n    print(json.dumps(list(read_captions(files, limit=limit, data=data))))\n"
-              "except TtError as e:\n    print(json.dumps(str(e)))\n")
-    result = subprocess.run([sys.executable, "-c", script, json.dumps([files, limit, data])], capture_output=True,
-                            text=True, env=ENV, check=True)
+    script = (
+        "import json, sys\nfrom tt_cli.errors import TtError\n"
+        "from tt_cli.data.shard_reader import read_captions\n"
+        "files, limit, data = json.loads(sys.argv[1])\n"
+        "try:\n    print(json.dumps(list(read_captions(files, limit=limit, data=data))))\n"
+        "except TtError as e:\n    print(json.dumps(str(e)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, json.dumps([files, limit, data])],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
     assert "tensorflow" not in result.stderr.lower()
     return json.loads(result.stdout)
 

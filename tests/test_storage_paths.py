@@ -53,7 +53,8 @@ def test_embed_train_resume_eval_export_with_every_path_on_ram(tiny_shards, tiny
     assert result.exit_code == 0, result.output
     assert sorted(storage.listdir(embeddings)) == sorted(
         [n for n in storage.listdir(data) if n.endswith(".tfrecord")]
-        + [".embed-plan.json", ".tt-manifest.json", "dataset.json"])
+        + [".embed-plan.json", ".tt-manifest.json", "dataset.json"]
+    )
 
     # 3T reading its tower's embeddings beside the data: two steps, then the same command with
     # --steps 4 resumes from the step-2 checkpoint.
@@ -68,9 +69,11 @@ def test_embed_train_resume_eval_export_with_every_path_on_ram(tiny_shards, tiny
     assert loaded.step == 4 and _metrics_steps(run) == [2, 4]  # the second session logged only step 4
     assert storage.read_bytes(os.path.join(run, "checkpoints", "ckpt-2.index")) == first_checkpoint
     assert sorted(storage.listdir(run)) == sorted(
-        [".tt-manifest.json", "checkpoints", "logs", "metrics.jsonl", "model.json", "run.json", "tokenizer.model"])
+        [".tt-manifest.json", "checkpoints", "logs", "metrics.jsonl", "model.json", "run.json", "tokenizer.model"]
+    )
     assert tf.io.gfile.glob(os.path.join(run, "logs", "*", "events.out.tfevents.*")) or tf.io.gfile.glob(
-        os.path.join(run, "logs", "events.out.tfevents.*"))
+        os.path.join(run, "logs", "events.out.tfevents.*")
+    )
 
     eval_json = os.path.join(root, "results", "zero-shot.json")
     result = run_tt(["eval", "zero-shot", run, "--data", data, "--templates", "simple", "--json", eval_json])
@@ -83,8 +86,9 @@ def test_embed_train_resume_eval_export_with_every_path_on_ram(tiny_shards, tiny
     result = run_tt(["export", "keras", run, keras_out])
     assert result.exit_code == 0, result.output
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
-    np.testing.assert_allclose(keras.saving.load_model(keras_out).encode_image(images),
-                               loaded.model.encode_image(images), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.saving.load_model(keras_out).encode_image(images), loaded.model.encode_image(images), atol=1e-6
+    )
     preset_out = os.path.join(root, "exports", "preset")
     result = run_tt(["export", "preset", run, preset_out])
     assert result.exit_code == 0, result.output

@@ -32,8 +32,12 @@ def write_timm_resnet18(directory, image_size=64):
     config = {
         "architecture": "resnet18",
         "num_classes": 10,
-        "pretrained_cfg": {"input_size": [3, image_size, image_size], "mean": [0.485, 0.456, 0.406],
-                           "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"},
+        "pretrained_cfg": {
+            "input_size": [3, image_size, image_size],
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "interpolation": "bilinear",
+        },
     }
     backbone = keras_hub.models.ResNetBackbone(**convert_resnet.convert_backbone_config(config))
     rng = np.random.default_rng(0)

@@ -18,8 +18,9 @@ from models.normalize import l2_normalize
 
 def build_3t(towers, aux_weight=1.0, cls=ThreeTowers):
     keras.utils.set_random_seed(0)
-    model = cls.from_scale(TINY, mode="3t", vocab_size=VOCAB, max_len=MAX_LEN, pretrained_tower=towers,
-                           aux_weight=aux_weight)
+    model = cls.from_scale(
+        TINY, mode="3t", vocab_size=VOCAB, max_len=MAX_LEN, pretrained_tower=towers, aux_weight=aux_weight
+    )
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), jit_compile=False)  # XLA would triple the time
     return model
 
@@ -43,17 +44,27 @@ def test_two_towers_objective_matches_numpy(tiny_vit_preset, second_tiny_vit_pre
     linear = lambda head, x: np.asarray(head.dense(x))  # the head's linear map; normalised below
     log_t = np.log(10.0)
     expected = {"loss_image_text": numpy_contrastive_loss(normalize(f), normalize(g), log_t)}
-    for k, (image_pair, text_pair, heads) in enumerate([
-        ("image_pretrained", "text_pretrained", (model.image_head, model.pretrained_image_head,
-                                                 model.text_head, model.pretrained_text_head)),
-        ("image_pretrained_1", "text_pretrained_1", (model.image_head_1, model.pretrained_image_head_1,
-                                                     model.text_head_1, model.pretrained_text_head_1)),
-    ]):
+    for k, (image_pair, text_pair, heads) in enumerate(
+        [
+            (
+                "image_pretrained",
+                "text_pretrained",
+                (model.image_head, model.pretrained_image_head, model.text_head, model.pretrained_text_head),
+            ),
+            (
+                "image_pretrained_1",
+                "text_pretrained_1",
+                (model.image_head_1, model.pretrained_image_head_1, model.text_head_1, model.pretrained_text_head_1),
+            ),
+        ]
+    ):
         f_h, h_f, g_h, h_g = heads
         expected[f"loss_{image_pair}"] = numpy_contrastive_loss(
-            normalize(linear(f_h, f)), normalize(linear(h_f, hs[k])), log_t)
+            normalize(linear(f_h, f)), normalize(linear(h_f, hs[k])), log_t
+        )
         expected[f"loss_{text_pair}"] = numpy_contrastive_loss(
-            normalize(linear(g_h, g)), normalize(linear(h_g, hs[k])), log_t)
+            normalize(linear(g_h, g)), normalize(linear(h_g, hs[k])), log_t
+        )
     for name, value in expected.items():
         assert losses[name] == pytest.approx(value, abs=1e-5), name
     w, aux = 0.5, sum(v for k, v in expected.items() if k != "loss_image_text")
@@ -102,7 +113,8 @@ def test_one_tower_trains_bit_for_bit_as_single_tower_3t(tiny_vit_preset):
     # The temperatures, heads and config keep their single-tower names: old runs'
     # model.json and checkpoints load.
     assert [w.path for w in single.weights if "log_t" in w.path] == [
-        f"three_towers_3t/log_t_{pair}" for pair in ("image_text", "image_pretrained", "text_pretrained")]
+        f"three_towers_3t/log_t_{pair}" for pair in ("image_text", "image_pretrained", "text_pretrained")
+    ]
     assert [h.name for h in single.tower_heads(0)] == ["f_h", "h_f", "g_h", "h_g"]
     assert isinstance(single.get_config()["pretrained_tower"], dict)
     rebuilt = ThreeTowers.from_config(single.get_config())
@@ -146,13 +158,17 @@ def test_two_tower_run_resumes_exactly_and_exports(tiny_shards, tiny_vit_preset,
     logged = json.loads(open(os.path.join(straight, "metrics.jsonl")).readlines()[-1])
     assert {"loss_image_pretrained_1", "loss_text_pretrained_1", "t_image_pretrained_1"} <= set(logged)
     events = [os.path.join(straight, "logs", f) for f in os.listdir(os.path.join(straight, "logs"))]
-    tags = {v.tag for e in tf.data.TFRecordDataset(events).as_numpy_iterator()
-            for v in tf.compat.v1.Event.FromString(e).summary.value}
+    tags = {
+        v.tag
+        for e in tf.data.TFRecordDataset(events).as_numpy_iterator()
+        for v in tf.compat.v1.Event.FromString(e).summary.value
+    }
     assert {"loss_image_pretrained_1", "t_text_pretrained_1"} <= tags
 
     # Resuming with other towers is refused, naming the flag.
-    other = run_tt(["train", "--data", tiny_shards, "--out", straight, "--pretrained", tiny_vit_preset,
-                    *TINY_TRAIN_FLAGS])
+    other = run_tt(
+        ["train", "--data", tiny_shards, "--out", straight, "--pretrained", tiny_vit_preset, *TINY_TRAIN_FLAGS]
+    )
     assert other.exit_code == 2 and "--pretrained" in other.output and "--restart" in other.output
 
     # Eval and export rebuild both towers from model.json; the export computes what the run does.
@@ -172,12 +188,27 @@ def test_two_tower_run_resumes_exactly_and_exports(tiny_shards, tiny_vit_preset,
 
 
 def test_lit_with_several_towers_is_refused_in_one_line(tiny_shards, tmp_path):
-    result = run_tt(["train", "--data", tiny_shards, "--out", str(tmp_path / "lit"), "--mode", "lit",
-                     "--pretrained", "first", "--pretrained", "second"])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            tiny_shards,
+            "--out",
+            str(tmp_path / "lit"),
+            "--mode",
+            "lit",
+            "--pretrained",
+            "first",
+            "--pretrained",
+            "second",
+        ]
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: LiT locks one pretrained tower, not 2; pass --pretrained first alone (3T learns from several)."]
+        "Error: LiT locks one pretrained tower, not 2; pass --pretrained first alone (3T learns from several)."
+    ]
     assert not os.path.exists(tmp_path / "lit")
     bench = run_tt(["bench", "--pretrained", "first", "--pretrained", "second", "--modes", "3t,lit"])
     assert bench.exit_code == 2 and bench.output.strip().splitlines() == [
-        "Error: LiT locks one pretrained tower, not 2 (modes lit); pass --modes 3t to time the others."]
+        "Error: LiT locks one pretrained tower, not 2 (modes lit); pass --modes 3t to time the others."
+    ]

@@ -61,8 +61,9 @@ def test_rerun_of_a_finished_run_resumes_and_does_nothing(tiny_run, tiny_shards,
 
 def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
     run = tiny_run("clip")
-    result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS,
-                     "--max-text-len", "20"])
+    result = run_tt(
+        ["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS, "--max-text-len", "20"]
+    )
     assert result.exit_code != 0 and "--restart" in result.output
 
 
@@ -75,8 +76,12 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
     recorded = json.load(open(run_json))
     recorded["config"]["embed_dim"] = None
     json.dump(recorded, open(run_json, "w"))
-    flags = [*TINY_TRAIN_FLAGS[:TINY_TRAIN_FLAGS.index("--steps")], "--steps", "6",
-             *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--steps") + 2:]]
+    flags = [
+        *TINY_TRAIN_FLAGS[: TINY_TRAIN_FLAGS.index("--steps")],
+        "--steps",
+        "6",
+        *TINY_TRAIN_FLAGS[TINY_TRAIN_FLAGS.index("--steps") + 2 :],
+    ]
     result = run_tt(["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *flags])
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output
@@ -84,20 +89,24 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
     assert "embed_dim" not in json.load(open(run_json))["config"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "/no/such/shards"], "no such file"),
-    (["--scale", "huge99"], "Invalid value for '--scale'"),
-    (["--mode", "siglip"], "Invalid value for '--mode'"),
-    (["--loss", "hinge"], "Invalid value for '--loss'"),
-    (["--batch-size", "10", "--accum-steps", "4"], "pass --batch-size 8"),  # 10 rows do not split into 4
-    (["--out", "/proc/tt-cannot-write"], "cannot write"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/no/such/shards"], "no such file"),
+        (["--scale", "huge99"], "Invalid value for '--scale'"),
+        (["--mode", "siglip"], "Invalid value for '--mode'"),
+        (["--loss", "hinge"], "Invalid value for '--loss'"),
+        (["--batch-size", "10", "--accum-steps", "4"], "pass --batch-size 8"),  # 10 rows do not split into 4
+        (["--out", "/proc/tt-cannot-write"], "cannot write"),
+    ],
+)
 def test_bad_input_gives_one_clear_line(tiny_shards, tmp_path, args, message):
     base = {"--data": tiny_shards, "--out": str(tmp_path / "run"), "--scale": "tiny", "--steps": "1"}
     overrides = dict(zip(args[::2], args[1::2]))
     flags = [x for k, v in {**base, **overrides}.items() for x in (k, v)]
-    result = run_tt(["train", *flags, "--mode", overrides.get("--mode", "clip")] if "--mode" not in overrides
-                    else ["train", *flags])
+    result = run_tt(
+        ["train", *flags, "--mode", overrides.get("--mode", "clip")] if "--mode" not in overrides else ["train", *flags]
+    )
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
@@ -113,11 +122,27 @@ def test_empty_and_featureless_shards_are_refused(tmp_path):
 
     no_texts = tmp_path / "no_texts.tfrecord"
     with tf.io.TFRecordWriter(str(no_texts)) as w:
-        example = tf.train.Example(features=tf.train.Features(feature={
-            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}))
+        example = tf.train.Example(
+            features=tf.train.Features(feature={"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))})
+        )
         w.write(example.SerializeToString())
-    result = run_tt(["train", "--data", str(no_texts), "--out", str(tmp_path / "r2"), "--mode", "clip",
-                     "--scale", "tiny", "--steps", "1", "--tokenizer", "/no/such.model"])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            str(no_texts),
+            "--out",
+            str(tmp_path / "r2"),
+            "--mode",
+            "clip",
+            "--scale",
+            "tiny",
+            "--steps",
+            "1",
+            "--tokenizer",
+            "/no/such.model",
+        ]
+    )
     assert result.exit_code != 0
     assert "texts" in result.output or "tokenizer" in result.output
 
@@ -126,8 +151,22 @@ def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
     out = str(tmp_path / "run")
     flags = [f for f in TINY_TRAIN_FLAGS if f != "--no-jit"]  # this run trains with XLA, the default
     flags[flags.index("--steps") + 1] = "2"
-    result = run_tt(["train", "--data", tiny_shards, "--val-data", tiny_val_shards, "--out", out,
-                     "--mode", "clip", "--val-every", "2", *flags])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            tiny_shards,
+            "--val-data",
+            tiny_val_shards,
+            "--out",
+            out,
+            "--mode",
+            "clip",
+            "--val-every",
+            "2",
+            *flags,
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert json.load(open(os.path.join(out, "run.json")))["jit"] is True
     logged = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
@@ -143,8 +182,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path
     out = str(tmp_path / "run")
     flags = list(TINY_TRAIN_FLAGS)
     flags[flags.index("--checkpoint-every") + 1] = "1"
-    result = run_tt(["train", "--data", tiny_shards, "--out", out, "--mode", "clip", *flags,
-                     "--lr", "1e38", "--warmup-steps", "0", "--grad-clip-norm", "0"])
+    result = run_tt(
+        [
+            "train",
+            "--data",
+            tiny_shards,
+            "--out",
+            out,
+            "--mode",
+            "clip",
+            *flags,
+            "--lr",
+            "1e38",
+            "--warmup-steps",
+            "0",
+            "--grad-clip-norm",
+            "0",
+        ]
+    )
     assert result.exit_code != 0
     assert "NaN" in result.output and "Traceback" not in result.output
     latest = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))

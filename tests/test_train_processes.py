@@ -41,11 +41,20 @@ AUGMENT_ACCUM_SIGMOID = ("--augment", "--accum-steps", "2", "--loss", "sigmoid")
 def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     steps = 8
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    subprocess.run(train_args(tiny_shards, straight, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        train_args(tiny_shards, straight, steps, extra=AUGMENT_ACCUM_SIGMOID),
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
-    process = subprocess.Popen(train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-4.index")):
         assert process.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
@@ -54,8 +63,13 @@ def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     process.wait()
     assert not os.path.exists(os.path.join(killed, "checkpoints", f"ckpt-{steps}.index"))
 
-    resumed = subprocess.run(train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID), env=ENV,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        train_args(tiny_shards, killed, steps, extra=AUGMENT_ACCUM_SIGMOID),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr
     a = checkpoint_values(os.path.join(straight, "checkpoints", f"ckpt-{steps}"))
@@ -87,8 +101,11 @@ def test_two_workers_train_together_to_identical_weights(tiny_shards, tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**ENV, "TF_CONFIG": json.dumps(tf_config)}
-        processes.append(subprocess.Popen(train_args(tiny_shards, out, 4), env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                train_args(tiny_shards, out, 4), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in processes]
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]

@@ -24,11 +24,14 @@ def cli():
     """tt: Three Towers contrastive image-text training (3T, LiT, CLIP)."""
 
 
-# One line per command group; each module keeps its heavy imports inside its commands.
-from tt_cli.commands.data import data; cli.add_command(data)  # noqa: E402
-from tt_cli.commands.train import train; cli.add_command(train)  # noqa: E402
-from tt_cli.commands.eval import eval_group; cli.add_command(eval_group)  # noqa: E402
-from tt_cli.commands.bench import bench; cli.add_command(bench)  # noqa: E402
-from tt_cli.commands.export import export; cli.add_command(export)  # noqa: E402
-from tt_cli.commands.pretrain import pretrain; cli.add_command(pretrain)  # noqa: E402
-from tt_cli.commands.report import report; cli.add_command(report)  # noqa: E402
+# Each command module keeps its heavy imports inside its commands.
+from tt_cli.commands.bench import bench  # noqa: E402
+from tt_cli.commands.data import data  # noqa: E402
+from tt_cli.commands.eval import eval_group  # noqa: E402
+from tt_cli.commands.export import export  # noqa: E402
+from tt_cli.commands.pretrain import pretrain  # noqa: E402
+from tt_cli.commands.report import report  # noqa: E402
+from tt_cli.commands.train import train  # noqa: E402
+
+for command in (data, train, eval_group, bench, export, pretrain, report):
+    cli.add_command(command)

@@ -92,10 +92,12 @@ def refuse_overlap(out, inputs, flag="OUT", is_output_name=None):
             raise ConflictError(f"{flag} {out} is the input {path}; choose another output path.")
         if not storage.isdir(real_in):
             sep = storage.sep_of(real_in)
-            top = real_in[len(real_out):].lstrip(sep).split(sep)[0]
+            top = real_in[len(real_out) :].lstrip(sep).split(sep)[0]
             if is_output_name and _is_within(real_in, real_out) and is_output_name(top):
-                raise InvalidValueError(f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
-                                        "choose another output path.")
+                raise InvalidValueError(
+                    f"{flag} {out} would get a {top} of its own, but the input {path} is there; "
+                    "choose another output path."
+                )
             continue
         if _is_within(real_out, real_in):
             raise ConflictError(f"{flag} {out} lies inside the input {path}; choose an output path outside it.")
@@ -191,8 +193,9 @@ class OutputFolder:
 
     def record(self, names, stamp=False):
         """Lists `names` as written by this command, after writing them (files stamped if asked)."""
-        self._update({n: dict({"command": self.command}, **(_stamp(os.path.join(self.path, n)) if stamp else {}))
-                      for n in names})
+        self._update(
+            {n: dict({"command": self.command}, **(_stamp(os.path.join(self.path, n)) if stamp else {})) for n in names}
+        )
 
     def adopt(self, names):
         """Lists an earlier tt version's output (recognised structurally by the caller) as this command's."""
@@ -221,8 +224,12 @@ class OutputFolder:
 
     def _update(self, entries):
         if self._manifest is None:
-            self._manifest = {"manifest": MANIFEST_VERSION, "created_by": self.command,
-                              "created_folder": not self._existed, "entries": {}}
+            self._manifest = {
+                "manifest": MANIFEST_VERSION,
+                "created_by": self.command,
+                "created_folder": not self._existed,
+                "entries": {},
+            }
         self._manifest["entries"].update(entries)
         self._write()
 
@@ -247,8 +254,10 @@ def prepare_whole_folder(out, command, overwrite, what):
     present = folder.existing()
     foreign = folder.foreign(present)
     if foreign:
-        raise ConflictError(f"{out} holds {foreign[0]}, which tt did not write; overwriting replaces only tt's "
-                            "own earlier output, so choose another path.")
+        raise ConflictError(
+            f"{out} holds {foreign[0]}, which tt did not write; overwriting replaces only tt's "
+            "own earlier output, so choose another path."
+        )
     if present and not overwrite:
         raise ConflictError(f"{out} already holds {what}", ("overwrite", True, "to replace it, or choose another path"))
     return folder

@@ -98,8 +98,9 @@ def class_names_of(files, info, data):
     from tt_cli.data.pipeline import first_record_features
 
     if schema.LABEL not in first_record_features(files):
-        raise InvalidValueError(f"{data}: records have no '{schema.LABEL}'; "
-                                "tt pretrain needs a labelled (classification) set.")
+        raise InvalidValueError(
+            f"{data}: records have no '{schema.LABEL}'; tt pretrain needs a labelled (classification) set."
+        )
     if info is not None and info.class_names:
         return list(info.class_names)
     labels = _scan_labels(files)
@@ -108,8 +109,9 @@ def class_names_of(files, info, data):
     return [f"class_{i}" for i in range(int(labels.max()) + 1)]
 
 
-def labelled_dataset(files, image_size, batch_size, training, holdout=0.0, heldout=False, augment=False,
-                     seed=0, shuffle_buffer=10_000):
+def labelled_dataset(
+    files, image_size, batch_size, training, holdout=0.0, heldout=False, augment=False, seed=0, shuffle_buffer=10_000
+):
     """Batches (uint8 images [B, H, W, 3], int64 labels [B]); endless and shuffled when training.
 
     `holdout` > 0 splits the records by a hash of their bytes: `heldout=True` keeps
@@ -156,8 +158,9 @@ def build_classifier(scale, num_classes):
     # The same [-1, 1] rescaling tt's own image tower uses; saved with the preset.
     converter = vit_image_converter(size)
     preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
-    classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=num_classes,
-                                                     preprocessor=preprocessor)
+    classifier = keras_hub.models.ViTImageClassifier(
+        backbone=backbone, num_classes=num_classes, preprocessor=preprocessor
+    )
     return classifier, converter
 
 
@@ -224,33 +227,59 @@ def pretrain(config, log=print, show_progress=True):
     with strategy.scope():
         classifier, _ = build_classifier(scale, len(class_names))
         # Keras' AdamW defaults (β₂ 0.999, ε 1e-7) suit a classifier; the schedule is tt train's.
-        optimizer = make_optimizer(warmup_cosine(config.lr, steps, warmup), config.weight_decay, beta2=0.999,
-                                   policy=runtime.policy, epsilon=1e-7)
+        optimizer = make_optimizer(
+            warmup_cosine(config.lr, steps, warmup),
+            config.weight_decay,
+            beta2=0.999,
+            policy=runtime.policy,
+            epsilon=1e-7,
+        )
         classifier.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             jit_compile=runtime.jit,
         )
-    train_ds = labelled_dataset(files, size, config.batch_size, training=True, holdout=holdout,
-                                augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer)
-    heldout_ds = labelled_dataset(val_files, size, config.batch_size, training=False, holdout=holdout,
-                                  heldout=holdout > 0)
-    log(f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
-        + (f" ({holdout:.0%} of the examples held out)" if holdout else ""))
+    train_ds = labelled_dataset(
+        files,
+        size,
+        config.batch_size,
+        training=True,
+        holdout=holdout,
+        augment=config.augment,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+    )
+    heldout_ds = labelled_dataset(
+        val_files, size, config.batch_size, training=False, holdout=holdout, heldout=holdout > 0
+    )
+    log(
+        f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
+        + (f" ({holdout:.0%} of the examples held out)" if holdout else "")
+    )
     started = time.perf_counter()
     # Logged metrics average the last `log_every` steps, so the final training accuracy
     # describes the end of training, not its whole course.
-    callbacks = [TrainProgress(steps, config.batch_size, config.log_every, enabled=show_progress, label="pretrain",
-                               unit="images", bar_keys=("loss", "accuracy"), summary_keys=("loss", "accuracy")),
-                 ResetMetricsEvery(config.log_every, steps)]
+    callbacks = [
+        TrainProgress(
+            steps,
+            config.batch_size,
+            config.log_every,
+            enabled=show_progress,
+            label="pretrain",
+            unit="images",
+            bar_keys=("loss", "accuracy"),
+            summary_keys=("loss", "accuracy"),
+        ),
+        ResetMetricsEvery(config.log_every, steps),
+    ]
     with _read_errors_named(files + (val_files if config.val_data else []), config.data):
-        history = classifier.fit(train_ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
-                                 shuffle=False)
+        history = classifier.fit(
+            train_ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False
+        )
         seconds = time.perf_counter() - started
         train_accuracy = float(history.history["accuracy"][-1])
-        heldout_accuracy, num_heldout = (_accuracy(classifier, heldout_ds) if (holdout or config.val_data)
-                                         else (None, 0))
+        heldout_accuracy, num_heldout = _accuracy(classifier, heldout_ds) if (holdout or config.val_data) else (None, 0)
 
     # The backbone and its image converter make the preset `--pretrained` reads; the
     # task files beside them keep the whole classifier (`ImageClassifier.from_preset`).
@@ -262,12 +291,20 @@ def pretrain(config, log=print, show_progress=True):
     with storage.staged_folder(config.out) as local:  # KerasHub writes local disk only
         saved.save_to_preset(local)
     summary = {
-        "command": config.command, "config": config.to_json(), "scale": scale.to_json(), "steps": steps,
-        "seconds": round(seconds, 1), "num_classes": len(class_names), "class_names": class_names,
-        "train_accuracy": train_accuracy, "heldout_accuracy": heldout_accuracy,
-        "heldout": config.val_data or f"{holdout:.0%} of --data", "num_heldout": num_heldout,
+        "command": config.command,
+        "config": config.to_json(),
+        "scale": scale.to_json(),
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "train_accuracy": train_accuracy,
+        "heldout_accuracy": heldout_accuracy,
+        "heldout": config.val_data or f"{holdout:.0%} of --data",
+        "num_heldout": num_heldout,
         "chance": 1 / len(class_names),
-        "output_dim": scale.width, "image_size": list(size),
+        "output_dim": scale.width,
+        "image_size": list(size),
     }
     write_json(os.path.join(config.out, PRETRAIN_JSON), summary)
     ownership.record_all(out_folder)

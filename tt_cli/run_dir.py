@@ -83,8 +83,10 @@ def restore_checkpoint(checkpoint, path, partial=False):
         status = checkpoint.restore(path)
         return status.expect_partial() if partial else status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: a truncated data file
-        raise UnreadableDataError(f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
-                                  "its files are damaged or belong to another model.") from None
+        raise UnreadableDataError(
+            f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
+            "its files are damaged or belong to another model."
+        ) from None
 
 
 def _first_line(error):
@@ -115,7 +117,8 @@ def load_run(run_dir):
         model = build_model(run_dir)
     except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config
         raise UnreadableDataError(
-            f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)}).") from None
+            f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
+        ) from None
     restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
     try:
         tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])

@@ -116,8 +116,10 @@ class _Fsspec:
         except (ImportError, ValueError) as e:
             from tt_cli.errors import InvalidValueError
 
-            raise InvalidValueError(f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); "
-                                    f"install its fsspec package, e.g. pip install 'tt[gcs]' for gs://.") from None
+            raise InvalidValueError(
+                f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); "
+                f"install its fsspec package, e.g. pip install 'tt[gcs]' for gs://."
+            ) from None
 
     def _path(self, url):
         return self.fs._strip_protocol(url)
@@ -146,8 +148,9 @@ class _Fsspec:
         self.fs.makedirs(self._path(path), exist_ok=True)
 
     def open(self, path, mode, **text):
-        return self.fs.open(self._path(path), mode, **({k: v for k, v in text.items() if v is not None}
-                                                       if "b" not in mode else {}))
+        return self.fs.open(
+            self._path(path), mode, **({k: v for k, v in text.items() if v is not None} if "b" not in mode else {})
+        )
 
     def replace(self, src, dst):
         self.fs.mv(self._path(src), self._path(dst))
@@ -197,6 +200,7 @@ def _backend(url):
 
 # Paths.
 
+
 def abspath(path):
     """os.path.abspath; a URL normalised (`..`, doubled slashes) but keeping its scheme."""
     if not is_url(path):
@@ -225,6 +229,7 @@ def sep_of(path):
 
 
 # Queries.
+
 
 def exists(path):
     return _backend(path).exists(path) if is_url(path) else os.path.exists(path)
@@ -271,6 +276,7 @@ def stamp(path):
 
 
 # Changes.
+
 
 def open(path, mode="r", encoding=None, errors=None, newline=None):
     if is_url(path):

@@ -133,5 +133,9 @@ def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
     trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
     frozen = 0 if precomputed else batch_size * sum(pretrained_tower_forward_flops(h) for h in towers)
     recomputed = forward_flops(lambda b: model.trained_embeddings(b, training=False), batch) if accum_steps > 1 else 0
-    return {"trained_forward": trained, "frozen_forward": frozen, "recomputed_forward": recomputed,
-            "total": 3 * trained + recomputed + frozen}
+    return {
+        "trained_forward": trained,
+        "frozen_forward": frozen,
+        "recomputed_forward": recomputed,
+        "total": 3 * trained + recomputed + frozen,
+    }

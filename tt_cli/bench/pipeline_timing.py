@@ -35,8 +35,19 @@ def _time_batches(iterator, warmup, batches):
     return warmup_seconds, time.perf_counter() - start
 
 
-def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokenizer_path=None,
-                  batches=30, warmup=3, h_image_size=None, log=lambda message: None, embeddings=()):
+def time_pipeline(
+    data,
+    batch_size,
+    image_size,
+    max_text_len,
+    vocab_size,
+    tokenizer_path=None,
+    batches=30,
+    warmup=3,
+    h_image_size=None,
+    log=lambda message: None,
+    embeddings=(),
+):
     """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`;
     `embeddings`: embedding folders of `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
@@ -53,11 +64,13 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
             log(f"training a SentencePiece tokenizer (vocab {vocab_size}) on the shards' captions")
-            vocab_size = train_sentencepiece(pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path,
-                                             vocab_size, on_warning=log)
+            vocab_size = train_sentencepiece(
+                pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path, vocab_size, on_warning=log
+            )
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
-        dataset = pipeline.train_dataset(files, batch_size, tuple(image_size), tokenizer,
-                                         h_image_size=h_image_size, embeddings=paired)
+        dataset = pipeline.train_dataset(
+            files, batch_size, tuple(image_size), tokenizer, h_image_size=h_image_size, embeddings=paired
+        )
         try:
             warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)
         except tf.errors.OpError as e:
@@ -76,5 +89,5 @@ def time_pipeline(data, batch_size, image_size, max_text_len, vocab_size, tokeni
         "image_size": list(image_size),
         "embeddings": list(embeddings),
         "note": "decode + resize + caption sampling + SentencePiece tokenization + batching; "
-                "no model consuming it, measured after the training steps",
+        "no model consuming it, measured after the training steps",
     }

@@ -7,7 +7,6 @@ Example:
 '2.5T'
 """
 
-
 from rich.table import Table
 
 from tt_cli.console import STDOUT
@@ -55,26 +54,41 @@ def print_results(result, console=STDOUT):
     header = result["header"]
     print_header(header, console)
     table = Table(title="training step, per mode (pipe/train: input pipeline rate / training rate)")
-    for column in ("mode", "pairs/s", "ms/step", "min-max", "peak mem", "FLOPs/step", "FLOP/s",
-                   "vs clip", "pipe/train"):
+    for column in (
+        "mode",
+        "pairs/s",
+        "ms/step",
+        "min-max",
+        "peak mem",
+        "FLOPs/step",
+        "FLOP/s",
+        "vs clip",
+        "pipe/train",
+    ):
         table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
     for r in result["modes"]:
         ratio = r.get("pipeline_over_training")
         table.add_row(
-            r["mode"], f"{r['pairs_per_second']:,.1f}", f"{r['step_ms']:,.1f}",
-            f"{r['step_ms_min']:,.0f}-{r['step_ms_max']:,.0f}", human_bytes(r["peak_memory_bytes"]),
-            human_flops(r["flops_per_step"]), human_flops(r["achieved_flops_per_second"]),
+            r["mode"],
+            f"{r['pairs_per_second']:,.1f}",
+            f"{r['step_ms']:,.1f}",
+            f"{r['step_ms_min']:,.0f}-{r['step_ms_max']:,.0f}",
+            human_bytes(r["peak_memory_bytes"]),
+            human_flops(r["flops_per_step"]),
+            human_flops(r["achieved_flops_per_second"]),
             "n/a" if r["time_vs_clip"] is None else f"{r['time_vs_clip']:.2f}x",
             "n/a" if ratio is None else f"{ratio:.1f}x",
         )
     console.print(table)
     pipeline = result.get("pipeline")
     if pipeline is not None:
-        console.print(f"input pipeline: {pipeline['pairs_per_second']:,.1f} pairs/s over "
-                      f"{pipeline['batches']} batches of {pipeline['batch_size']} ({pipeline['note']})")
-    console.print(f"peak memory: {result['modes'][0]['peak_memory_source']} "
-                  f"(process at start: {human_bytes(header['baseline_memory_bytes'])}); load average "
-                  f"{header['load_average_start']:.2f} at start, {header['load_average_end']:.2f} at end "
-                  f"(other processes on the machine slow every number)")
-
-
+        console.print(
+            f"input pipeline: {pipeline['pairs_per_second']:,.1f} pairs/s over "
+            f"{pipeline['batches']} batches of {pipeline['batch_size']} ({pipeline['note']})"
+        )
+    console.print(
+        f"peak memory: {result['modes'][0]['peak_memory_source']} "
+        f"(process at start: {human_bytes(header['baseline_memory_bytes'])}); load average "
+        f"{header['load_average_start']:.2f} at start, {header['load_average_end']:.2f} at end "
+        f"(other processes on the machine slow every number)"
+    )

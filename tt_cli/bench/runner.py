@@ -76,8 +76,10 @@ class BenchSettings:
         lit = [m for m in self.modes if MODES[m][0] == "lit"]
         if several and lit:
             others = ",".join(m for m in self.modes if m not in lit) or "3t"
-            raise InvalidValueError(f"LiT locks one pretrained tower, not {len(self.pretrained)} (modes "
-                                    f"{', '.join(lit)})", remedy=("modes", others, "to time the others"))
+            raise InvalidValueError(
+                f"LiT locks one pretrained tower, not {len(self.pretrained)} (modes {', '.join(lit)})",
+                remedy=("modes", others, "to time the others"),
+            )
 
 
 def parse_modes(text):
@@ -184,8 +186,13 @@ class _ModeUnderTest:
         with strategy.scope():
             keras.utils.set_random_seed(settings.seed)
             self.model = ThreeTowers.from_scale(
-                scale, mode=self.model_mode, vocab_size=settings.vocab_size, max_len=settings.max_text_len,
-                pretrained_tower=h or None, pooling=settings.pooling, lit_head=settings.lit_head,
+                scale,
+                mode=self.model_mode,
+                vocab_size=settings.vocab_size,
+                max_len=settings.max_text_len,
+                pretrained_tower=h or None,
+                pooling=settings.pooling,
+                lit_head=settings.lit_head,
             )
             # tt train's optimizer, at a constant learning rate (a schedule costs nothing).
             self.model.compile(optimizer=make_optimizer(5e-4, policy=policy))
@@ -193,7 +200,11 @@ class _ModeUnderTest:
             self.model.optimizer.build(self.model.trainable_variables)
         rng = np.random.default_rng(settings.seed)
         batch = synthetic_batch(
-            rng, settings.batch_size, scale.image_size, settings.max_text_len, settings.vocab_size,
+            rng,
+            settings.batch_size,
+            scale.image_size,
+            settings.max_text_len,
+            settings.vocab_size,
             h_image_size=[tower.image_size for tower in h] if not self.precomputed else None,
             h_dim=[tower.output_dim for tower in h] if self.precomputed else None,
         )
@@ -208,8 +219,9 @@ class _ModeUnderTest:
         # What this mode adds at its peak over what was in use before it was built.
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
-        self.flops = flops_lib.train_step_flops(self.model, settings.batch_size, precomputed=self.precomputed,
-                                                accum_steps=settings.accum_steps)
+        self.flops = flops_lib.train_step_flops(
+            self.model, settings.batch_size, precomputed=self.precomputed, accum_steps=settings.accum_steps
+        )
 
     def step(self):
         start = time.perf_counter()
@@ -251,8 +263,9 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
     from tt_cli.training.runtime import start_runtime, versions
 
-    runtime = start_runtime(settings.strategy, seed=settings.seed, precision=settings.precision,
-                            jit=settings.jit)  # before any other TensorFlow op
+    runtime = start_runtime(
+        settings.strategy, seed=settings.seed, precision=settings.precision, jit=settings.jit
+    )  # before any other TensorFlow op
     strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale

@@ -11,34 +11,58 @@ D = BenchSettings()
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--scale", type=SCALE, default=D.scale,
-              help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible.")
-@click.option("--image-size", type=COUNT, default=None,
-              help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  "
-                   "[default: the scale's]")
+@click.option(
+    "--scale", type=SCALE, default=D.scale, help="Model size (as `tt train`). On a CPU, `tiny` or `small` is sensible."
+)
+@click.option(
+    "--image-size",
+    type=COUNT,
+    default=None,
+    help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  [default: the scale's]",
+)
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
-@click.option("--accum-steps", type=COUNT, default=D.accum_steps,
-              help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).")
+@click.option(
+    "--accum-steps",
+    type=COUNT,
+    default=D.accum_steps,
+    help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).",
+)
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
-@click.option("--modes", default=None,
-              help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.  "
-                   f"[default: {','.join(DEFAULT_MODES)}; without lit for several --pretrained]")
-@click.option("--precision", default=D.precision,
-              help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU).")
-@click.option("--jit/--no-jit", default=None,
-              help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]")
+@click.option(
+    "--modes",
+    default=None,
+    help="Comma-separated: clip, lit, 3t, 3t-precomputed, lit-precomputed.  "
+    f"[default: {','.join(DEFAULT_MODES)}; without lit for several --pretrained]",
+)
+@click.option(
+    "--precision", default=D.precision, help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on GPU/TPU)."
+)
+@click.option(
+    "--jit/--no-jit",
+    default=None,
+    help="XLA compilation.  [default: as `tt train`: on, except with several CPU replicas]",
+)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
-@click.option("--pretrained", multiple=True,
-              help="Third tower preset to load; repeat it for several (3T learns from each).  "
-                   "[default: a random ViT of the scale's size; timing needs no weights]")
+@click.option(
+    "--pretrained",
+    multiple=True,
+    help="Third tower preset to load; repeat it for several (3T learns from each).  "
+    "[default: a random ViT of the scale's size; timing needs no weights]",
+)
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
 @click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
-@click.option("--embeddings", multiple=True,
-              help="Embedding folder(s) of `tt data embed` for --data, read beside the shards as `tt train` does.")
-@click.option("--tokenizer", callback=tokenizer_file,
-              help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]")
+@click.option(
+    "--embeddings",
+    multiple=True,
+    help="Embedding folder(s) of `tt data embed` for --data, read beside the shards as `tt train` does.",
+)
+@click.option(
+    "--tokenizer",
+    callback=tokenizer_file,
+    help="SentencePiece .model for the pipeline.  [default: trained on the shards' captions]",
+)
 @click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
 @json_option("Also write the results as JSON to this file.")
 def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **flags):
@@ -62,9 +86,17 @@ def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **fla
 
         STDERR.print(f"timing the input pipeline on {data}")
         size = result["header"]["image_size"]
-        result["pipeline"] = time_pipeline(data, settings.batch_size, (size, size), settings.max_text_len,
-                                           settings.vocab_size, tokenizer_path=tokenizer,
-                                           batches=pipeline_batches, log=STDERR.print, embeddings=embeddings)
+        result["pipeline"] = time_pipeline(
+            data,
+            settings.batch_size,
+            (size, size),
+            settings.max_text_len,
+            settings.vocab_size,
+            tokenizer_path=tokenizer,
+            batches=pipeline_batches,
+            log=STDERR.print,
+            embeddings=embeddings,
+        )
     add_pipeline_ratios(result)
     print_results(result)
     write_result(json_path, result)

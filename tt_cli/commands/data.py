@@ -29,21 +29,43 @@ def data(ctx):
 @data.command()
 @click.argument("src")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "tsv", "jsonl", "folder", "wds"]),
-              default="auto", show_default=True, help="Source format; auto guesses from the path.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "tsv", "jsonl", "folder", "wds"]),
+    default="auto",
+    show_default=True,
+    help="Source format; auto guesses from the path.",
+)
 @click.option("--image-column", help="CSV/TSV column of image paths (default: image, filepath, path, ...).")
 @click.option("--caption-column", help="CSV/TSV column of captions (default: caption, title, text, ...).")
 @click.option("--key-column", help="CSV/TSV column of row ids (default: the image path; rows of one image merge).")
 @click.option("--label-column", help="CSV/TSV column of class labels (integers or names).")
 @click.option("--num-shards", type=COUNT, help="Number of shards [default: one per 1000 rows].")
-@click.option("--workers", type=COUNT, default=os.cpu_count() or 1, show_default=True,
-              help="Worker processes (one shard each at a time).")
-@click.option("--max-size", type=COUNT,
-              help="Re-encode images whose longer side exceeds this as JPEG of this size.")
+@click.option(
+    "--workers",
+    type=COUNT,
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Worker processes (one shard each at a time).",
+)
+@click.option("--max-size", type=COUNT, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
 @json_option("Also write the summary here as JSON.")
-def convert(src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
-            max_size, overwrite, json_path):
+def convert(
+    src,
+    out,
+    fmt,
+    image_column,
+    caption_column,
+    key_column,
+    label_column,
+    num_shards,
+    workers,
+    max_size,
+    overwrite,
+    json_path,
+):
     """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
 
     Every image is decoded once; bad rows go to OUT/rejected.jsonl with their
@@ -54,8 +76,18 @@ def convert(src, out, fmt, image_column, caption_column, key_column, label_colum
     from tt_cli.data.summary import print_convert_report
 
     report = run_convert(
-        src, out, fmt, image_column, caption_column, key_column, label_column, num_shards, workers,
-        max_size, overwrite, progress=lambda total: progress_bar(total, "converting"),
+        src,
+        out,
+        fmt,
+        image_column,
+        caption_column,
+        key_column,
+        label_column,
+        num_shards,
+        workers,
+        max_size,
+        overwrite,
+        progress=lambda total: progress_bar(total, "converting"),
     )
     print_convert_report(report)
     write_result(json_path, report)
@@ -86,8 +118,13 @@ def inspect(shards, verify, samples, json_path):
 @data.command()
 @click.argument("shards")
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--vocab-size", type=VOCAB_SIZE, default=32_000, show_default=True,
-              help="Vocabulary size (capped, with a warning, when the captions cannot fill it).")
+@click.option(
+    "--vocab-size",
+    type=VOCAB_SIZE,
+    default=32_000,
+    show_default=True,
+    help="Vocabulary size (capped, with a warning, when the captions cannot fill it).",
+)
 def tokenizer(shards, out, vocab_size):
     """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT.
 
@@ -102,20 +139,23 @@ def tokenizer(shards, out, vocab_size):
     ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
     folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
     captions = list(read_captions(files, limit=None, data=shards))
-    size = train_sentencepiece(
-        captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}")
-    )
+    size = train_sentencepiece(captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
     folder.record([os.path.basename(out)], stamp=True)
     STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
 
 
 @data.command()
 @click.argument("shards")
-@click.option("--pretrained", required=True,
-              help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory.")
+@click.option(
+    "--pretrained", required=True, help="Third-tower model: alias (imagenet21k, imagenet), preset name or directory."
+)
 @click.option("--scale", type=SCALE, default="b16", show_default=True, help="Scale that picks the preset for an alias.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder for the embedding shards (one per shard of SHARDS, same names).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the embedding shards (one per shard of SHARDS, same names).",
+)
 @click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Global batch (split over replicas).")
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
@@ -130,7 +170,13 @@ def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_
     from tt_cli.data.progress import progress_bar
 
     result = embed_shards(
-        shards, pretrained, out, scale=scale, batch_size=batch_size, overwrite=overwrite, strategy=strategy,
+        shards,
+        pretrained,
+        out,
+        scale=scale,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        strategy=strategy,
         progress=lambda total: progress_bar(total, "embedding", unit="images"),
         on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
     )

@@ -15,23 +15,34 @@ from tt_cli.errors import InvalidValueError
 
 RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(), metavar="RUN...")
 JSON = json_option("Also write the results here as JSON.")
-ENSEMBLE = click.option("--ensemble", "other_run", type=click.Path(),
-                        help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN "
-                             "(with one RUN only).")
-ALPHA = click.option("--alpha", type=option_types.ALPHA,
-                     help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) "
-                          "[default with --ensemble: auto].")
+ENSEMBLE = click.option(
+    "--ensemble",
+    "other_run",
+    type=click.Path(),
+    help="A second run (e.g. LiT next to 3T): also report alpha·RUN + (1-alpha)·OTHER_RUN (with one RUN only).",
+)
+ALPHA = click.option(
+    "--alpha",
+    type=option_types.ALPHA,
+    help="Ensemble weight of RUN in [0, 1], or 'auto' (picked on a held-out half) [default with --ensemble: auto].",
+)
 
-REPORT = click.option("--report", "report_path", type=click.Path(dir_okay=False),
-                      help="Also write an HTML page of this evaluation (see `tt report`).")
+REPORT = click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Also write an HTML page of this evaluation (see `tt report`).",
+)
 
 
 def _check_alpha_has_ensemble(runs, other_run, alpha):
     if alpha is not None and other_run is None:
         raise InvalidValueError("--alpha needs --ensemble OTHER_RUN.")
     if other_run is not None and len(runs) != 1:
-        raise InvalidValueError(f"--ensemble combines one RUN with {other_run}, but {len(runs)} runs were given; "
-                                "drop --ensemble to evaluate them side by side.")
+        raise InvalidValueError(
+            f"--ensemble combines one RUN with {other_run}, but {len(runs)} runs were given; "
+            "drop --ensemble to evaluate them side by side."
+        )
 
 
 def _report_folder(report_path, runs, data, *files):
@@ -54,8 +65,9 @@ def _finish(result, json_path, report=None, samples=None, seed=None):
         from tt_cli.report.build import DEFAULT_SAMPLES, DEFAULT_SEED, eval_report
 
         path, folder, collected = report
-        written = eval_report(path, result, collected, samples or DEFAULT_SAMPLES,
-                              DEFAULT_SEED if seed is None else seed, folder)
+        written = eval_report(
+            path, result, collected, samples or DEFAULT_SAMPLES, DEFAULT_SEED if seed is None else seed, folder
+        )
         STDOUT.print(f"report: {written['path']} ({written['bytes'] / 1e3:,.0f} kB)")
 
 
@@ -110,17 +122,25 @@ def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, 
 @RUNS
 @click.option("--train-data", required=True, help="Labelled shards to draw the shots from.")
 @click.option("--data", required=True, help="Labelled shards to test the probes on.")
-@click.option("--shots", type=option_types.SHOTS, default="1,5,10,25", show_default=True,
-              help="Images per class, comma-separated.")
-@click.option("--seeds", type=COUNT, default=3, show_default=True,
-              help="Random draws of the shots to average over.")
-@click.option("--l2-reg", type=option_types.L2_REG, default="auto", show_default=True,
-              help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.")
+@click.option(
+    "--shots",
+    type=option_types.SHOTS,
+    default="1,5,10,25",
+    show_default=True,
+    help="Images per class, comma-separated.",
+)
+@click.option("--seeds", type=COUNT, default=3, show_default=True, help="Random draws of the shots to average over.")
+@click.option(
+    "--l2-reg",
+    type=option_types.L2_REG,
+    default="auto",
+    show_default=True,
+    help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.",
+)
 @BATCH_SIZE
 @JSON
 def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
     """Few-shot linear probes (closed-form ridge) on each RUN's frozen image embeddings."""
     from tt_cli.eval.evaluate import fewshot_report
 
-    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size),
-            json_path)
+    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size), json_path)

@@ -5,14 +5,27 @@ import click
 
 from tt_cli.commands.option_types import COUNT, SEED
 
-BATCH_SIZE = click.option("--batch-size", type=COUNT, default=128, show_default=True,
-                          help="Images or texts per forward pass.")
-CLASSNAMES = click.option("--classnames", type=click.Path(dir_okay=False),
-                          help="One class name per line [default: class_names of the shards' dataset.json].")
-TEMPLATES = click.option("--templates", default="clip", show_default=True,
-                         help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of "
-                              "one template per line with {}.")
-SAMPLES = click.option("--samples", type=COUNT, default=16, show_default=True,
-                       help="Images and captions drawn for the retrieval galleries.")
-SAMPLE_SEED = click.option("--seed", type=SEED, default=0, show_default=True,
-                           help="Seed of the gallery's draw of images and captions.")
+BATCH_SIZE = click.option(
+    "--batch-size", type=COUNT, default=128, show_default=True, help="Images or texts per forward pass."
+)
+CLASSNAMES = click.option(
+    "--classnames",
+    type=click.Path(dir_okay=False),
+    help="One class name per line [default: class_names of the shards' dataset.json].",
+)
+TEMPLATES = click.option(
+    "--templates",
+    default="clip",
+    show_default=True,
+    help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line with {}.",
+)
+SAMPLES = click.option(
+    "--samples",
+    type=COUNT,
+    default=16,
+    show_default=True,
+    help="Images and captions drawn for the retrieval galleries.",
+)
+SAMPLE_SEED = click.option(
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the gallery's draw of images and captions."
+)

@@ -52,8 +52,9 @@ JSON = json_option("Also write what was exported here as JSON.")
 
 
 def _write_json(path, run, out, kind, **fields):
-    write_result(path, {"export": kind, "run": run.path, "step": run.step, "mode": run.config.get("mode"),
-                      "out": out, **fields})
+    write_result(
+        path, {"export": kind, "run": run.path, "step": run.step, "mode": run.config.get("mode"), "out": out, **fields}
+    )
 
 
 @export.command()
@@ -73,10 +74,12 @@ def savedmodel(run_dir, out, overwrite, json_path):
     with STDERR.status(f"tracing and writing {out}"):
         rows = export_savedmodel(run, out)
     ownership.record_all(folder)
-    _print_table(f"SavedModel {out} (step {run.step}, mode {run.config.get('mode')})",
-                 ["endpoint", "input", "output (L2-normalised)"], rows)
-    _write_json(json_path, run, out, "savedmodel",
-                endpoints={name: {"input": i, "output": o} for name, i, o in rows})
+    _print_table(
+        f"SavedModel {out} (step {run.step}, mode {run.config.get('mode')})",
+        ["endpoint", "input", "output (L2-normalised)"],
+        rows,
+    )
+    _write_json(json_path, run, out, "savedmodel", endpoints={name: {"input": i, "output": o} for name, i, o in rows})
 
 
 @export.command("keras")
@@ -97,8 +100,11 @@ def keras_file(run_dir, out, overwrite, json_path):
     run = _load(run_dir)
     files = export_keras(run, out)
     folder.record([os.path.basename(f) for f in files], stamp=True)
-    _print_table(f"Keras export (step {run.step}, mode {run.config.get('mode')})", ["file", "bytes"],
-                 [(f, storage.getsize(f)) for f in files])
+    _print_table(
+        f"Keras export (step {run.step}, mode {run.config.get('mode')})",
+        ["file", "bytes"],
+        [(f, storage.getsize(f)) for f in files],
+    )
     _write_json(json_path, run, out, "keras", files=files)
 
 
@@ -118,6 +124,9 @@ def preset(run_dir, out, overwrite, json_path):
 
     info = export_preset(run, out)
     ownership.record_all(folder)
-    _print_table(f"KerasHub preset {out} (step {run.step})", ["field", "value"],
-                 [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")])
+    _print_table(
+        f"KerasHub preset {out} (step {run.step})",
+        ["field", "value"],
+        [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")],
+    )
     _write_json(json_path, run, out, "preset", tt_json=info)

@@ -17,17 +17,21 @@ D = PretrainConfig()  # the defaults, shown in --help
 @click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
 @click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
 @click.option("--scale", type=SCALE, default=D.scale, help="ViT size; tiny/small for CPU.")
-@click.option("--image-size", type=COUNT, default=None,
-              help="Train the ViT at NxN, a multiple of the scale's patch size; the preset keeps it.  "
-                   "[default: the scale's]")
+@click.option(
+    "--image-size",
+    type=COUNT,
+    default=None,
+    help="Train the ViT at NxN, a multiple of the scale's patch size; the preset keeps it.  [default: the scale's]",
+)
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--batch-size", type=COUNT, default=D.batch_size)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
 @click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps]")
 @click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)
-@click.option("--holdout", type=FRACTION, default=D.holdout,
-              help="Fraction of --data held out for the accuracy report.")
+@click.option(
+    "--holdout", type=FRACTION, default=D.holdout, help="Fraction of --data held out for the accuracy report."
+)
 @click.option("--augment/--no-augment", default=D.augment, help="Random horizontal flips.")
 @click.option("--seed", type=SEED, default=D.seed)
 @click.option("--log-every", type=COUNT, default=D.log_every)

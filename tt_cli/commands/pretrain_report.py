@@ -18,8 +18,11 @@ def print_summary(summary, out):
     chance = f"{summary['chance']:.3f}"
     table.add_row("train accuracy (last steps)", f"{summary['train_accuracy']:.3f}", chance)
     heldout = summary["heldout_accuracy"]
-    table.add_row(f"held-out accuracy ({summary.get('num_heldout', 0)} images)",
-                  "-" if heldout is None else f"{heldout:.3f}", chance)
+    table.add_row(
+        f"held-out accuracy ({summary.get('num_heldout', 0)} images)",
+        "-" if heldout is None else f"{heldout:.3f}",
+        chance,
+    )
     table.add_row("classes", str(summary["num_classes"]), "")
     table.add_row("steps", f"{summary['steps']} ({summary['seconds']:.0f} s)", "")
     table.add_row("preset", f"{summary['output_dim']}-d, {summary['image_size'][0]}x{summary['image_size'][1]}", "")

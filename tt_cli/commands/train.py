@@ -22,43 +22,73 @@ D = TrainConfig()  # the defaults, shown in --help
 
 @click.command(context_settings={"show_default": True})
 @click.option("--data", help="Training shards: a `tt data convert` directory or a glob. Omit for the built-in demo.")
-@click.option("--embeddings", multiple=True,
-              help="An embedding folder of `tt data embed` for --data (its third tower's embeddings, read beside "
-                   "the shards: h never runs).")
+@click.option(
+    "--embeddings",
+    multiple=True,
+    help="An embedding folder of `tt data embed` for --data (its third tower's embeddings, read beside "
+    "the shards: h never runs).",
+)
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
 @click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
-@click.option("--pretrained", multiple=True, default=D.pretrained,
-              help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
-                   "kaggle:// or hf:// handle, or a local preset directory. Repeat it for "
-                   "several third towers (3T only).")
+@click.option(
+    "--pretrained",
+    multiple=True,
+    default=D.pretrained,
+    help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
+    "kaggle:// or hf:// handle, or a local preset directory. Repeat it for "
+    "several third towers (3T only).",
+)
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
-@click.option("--image-size", type=COUNT, default=None,
-              help="Train the image tower at NxN, a multiple of the scale's patch size (not with --mode lit).  "
-                   "[default: the scale's, e.g. 224; tiny: 32]")
+@click.option(
+    "--image-size",
+    type=COUNT,
+    default=None,
+    help="Train the image tower at NxN, a multiple of the scale's patch size (not with --mode lit).  "
+    "[default: the scale's, e.g. 224; tiny: 32]",
+)
 @click.option("--pooling", type=click.Choice(["token", "gap"]), default=D.pooling, help="Image tower pooling.")
-@click.option("--aux-weight", type=NON_NEGATIVE, default=D.aux_weight,
-              help="3T: weight of each auxiliary loss (1 = equal thirds).")
+@click.option(
+    "--aux-weight",
+    type=NON_NEGATIVE,
+    default=D.aux_weight,
+    help="3T: weight of each auxiliary loss (1 = equal thirds).",
+)
 @click.option("--lit-head/--no-lit-head", default=D.lit_head, help="LiT: a linear head on the locked tower.")
-@click.option("--loss", type=click.Choice(["softmax", "sigmoid"]), default=D.loss,
-              help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).")
+@click.option(
+    "--loss",
+    type=click.Choice(["softmax", "sigmoid"]),
+    default=D.loss,
+    help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).",
+)
 @click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size (per optimizer step).")
-@click.option("--accum-steps", type=COUNT, default=D.accum_steps,
-              help="Micro-batches per step: the loss still covers the whole batch (gradient caching), "
-                   "activation memory falls about N-fold, one more forward pass. Must divide the batch per replica.")
+@click.option(
+    "--accum-steps",
+    type=COUNT,
+    default=D.accum_steps,
+    help="Micro-batches per step: the loss still covers the whole batch (gradient caching), "
+    "activation memory falls about N-fold, one more forward pass. Must divide the batch per replica.",
+)
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
 @click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps, at most 10000]")
 @click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)
-@click.option("--grad-clip-norm", type=NON_NEGATIVE, default=D.grad_clip_norm,
-              help="Clip the global gradient norm to this; 0 turns clipping off.")
+@click.option(
+    "--grad-clip-norm",
+    type=NON_NEGATIVE,
+    default=D.grad_clip_norm,
+    help="Clip the global gradient norm to this; 0 turns clipping off.",
+)
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size, help="Tokenizer vocabulary when one is trained.")
 @click.option("--tokenizer", callback=tokenizer_file, help="A SentencePiece .model to use instead of training one.")
-@click.option("--augment", is_flag=True,
-              help="Random resized crops of the image tower's input (OpenCLIP's: 90-100% of the area, aspect 3:4-4:3); "
-                   "for small data that overfits. Not with --mode lit.")
+@click.option(
+    "--augment",
+    is_flag=True,
+    help="Random resized crops of the image tower's input (OpenCLIP's: 90-100% of the area, aspect 3:4-4:3); "
+    "for small data that overfits. Not with --mode lit.",
+)
 @click.option("--seed", type=SEED, default=D.seed)
 @click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")
@@ -78,8 +108,12 @@ def train(data, out, **flags):
 
         # The demo replaces defaults with its own, never a flag the user gave (even at its default).
         context = click.get_current_context()
-        run_demo(config, explicit={name for name in context.params
-                                   if context.get_parameter_source(name) is not ParameterSource.DEFAULT})
+        run_demo(
+            config,
+            explicit={
+                name for name in context.params if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+            },
+        )
         return
     from tt_cli.training.prepare import ResumeRefused
     from tt_cli.training.run import run_training
@@ -88,5 +122,6 @@ def train(data, out, **flags):
         run_training(config)
     except ResumeRefused as e:
         flag = "--" + e.setting.replace("_", "-")  # TrainConfig's fields are the flags' names
-        raise ResumeRefused(e.out, flag, e.previous, e.given, e.note,
-                            advice="pass --restart to start over or choose another --out") from None
+        raise ResumeRefused(
+            e.out, flag, e.previous, e.given, e.note, advice="pass --restart to start over or choose another --out"
+        ) from None

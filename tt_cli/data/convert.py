@@ -125,8 +125,11 @@ def _check_out_vs_source(source, out_dir):
     tar file (nothing but tt's own files is ever removed there) unless the file has a
     name convert writes (a `report.json` given as the source)."""
     is_glob = not storage.exists(source) and any(c in source for c in "*?[")
-    ownership.refuse_overlap(out_dir, ownership.glob_folders(source) if is_glob else [source],
-                             is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name))
+    ownership.refuse_overlap(
+        out_dir,
+        ownership.glob_folders(source) if is_glob else [source],
+        is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name),
+    )
 
 
 def _read_json_or_empty(path):
@@ -174,8 +177,10 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
             return "resume"
     folder.check_free(planned, hint)
     if not overwrite and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
-        raise ConflictError(f"{out_dir} holds shards of a different source or settings",
-                            ("overwrite", True, "to replace them, or choose another output folder"))
+        raise ConflictError(
+            f"{out_dir} holds shards of a different source or settings",
+            ("overwrite", True, "to replace them, or choose another output folder"),
+        )
     folder.remove_owned()
     folder.claim(planned, hint)
     storage.makedirs(os.path.dirname(plan_path))
@@ -232,8 +237,11 @@ def _remove_partial_files(out_dir, names):
     """Removes the temporary files of unfinished shards (ours: named after this plan's shards)."""
     work = os.path.join(out_dir, WORK_DIR)
     for name in names:
-        for path in (os.path.join(out_dir, name + ".tmp"), os.path.join(work, f"{name}.rejected.jsonl.tmp"),
-                     os.path.join(work, f"{name}.json.tmp")):
+        for path in (
+            os.path.join(out_dir, name + ".tmp"),
+            os.path.join(work, f"{name}.rejected.jsonl.tmp"),
+            os.path.join(work, f"{name}.json.tmp"),
+        ):
             if storage.exists(path):
                 storage.remove(path)
 
@@ -287,8 +295,7 @@ def convert(
     work = os.path.join(out_dir, WORK_DIR)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     finished = [
-        storage.isfile(os.path.join(out_dir, n)) and storage.isfile(os.path.join(work, f"{n}.json"))
-        for n in names
+        storage.isfile(os.path.join(out_dir, n)) and storage.isfile(os.path.join(work, f"{n}.json")) for n in names
     ]
     tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
     todo_rows = sum(len(r) for _, r in tasks)
@@ -302,8 +309,9 @@ def convert(
         _terminate_workers()
         _remove_partial_files(out_dir, names)
         done = sum(storage.isfile(os.path.join(out_dir, n)) for n in names)
-        raise InvalidValueError(f"interrupted with {done} of {num_shards} shard(s) finished; "
-                                "run the same command again to resume.") from None
+        raise InvalidValueError(
+            f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
+        ) from None
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:

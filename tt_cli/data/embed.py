@@ -77,8 +77,10 @@ def _output_names(files):
     for path in files:
         name = os.path.basename(path)
         if name in seen:
-            raise InvalidValueError(f"{seen[name]} and {path} have the same file name, which would be one file "
-                                    "in the output folder; embed each folder into its own output folder.")
+            raise InvalidValueError(
+                f"{seen[name]} and {path} have the same file name, which would be one file "
+                "in the output folder; embed each folder into its own output folder."
+            )
         seen[name] = path
     return list(seen)
 
@@ -101,8 +103,9 @@ def _prepare(folder, plan, names, overwrite):
         folder.claim(entries, "choose another output folder")
         return
     if not overwrite and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
-        raise ConflictError(f"{out_dir} already holds embeddings of another dataset or tower",
-                            ("overwrite", True, "to replace them"))
+        raise ConflictError(
+            f"{out_dir} already holds embeddings of another dataset or tower", ("overwrite", True, "to replace them")
+        )
     folder.remove_owned()  # an earlier embed's output (with --overwrite)
     folder.claim(entries, "choose another output folder")
     write_json(os.path.join(out_dir, PLAN), plan)
@@ -148,7 +151,7 @@ def make_embedder(strategy, tower):
         def slice_for(context):
             # Global replica ids number each worker's replicas consecutively.
             i, size = context.replica_id_in_sync_group % local, tf.shape(images)[0]
-            return images[i * size // local:(i + 1) * size // local]
+            return images[i * size // local : (i + 1) * size // local]
 
         out = run(strategy.experimental_distribute_values_from_function(slice_for))
         return tf.concat(strategy.experimental_local_results(out), axis=0)
@@ -186,8 +189,17 @@ def _count_records(files):
     return int(tf.data.TFRecordDataset(files).reduce(0, lambda n, _: n + 1))
 
 
-def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwrite=False, strategy="auto",
-                 progress=None, on_note=None):
+def embed_shards(
+    shards,
+    pretrained,
+    out_dir,
+    scale="b16",
+    batch_size=64,
+    overwrite=False,
+    strategy="auto",
+    progress=None,
+    on_note=None,
+):
     """Writes the embedding folder `out_dir` for the dataset `shards`; returns a summary dict.
 
     `strategy`: a name for `tt_cli.strategy.make_strategy` (made before any other
@@ -226,10 +238,17 @@ def embed_shards(shards, pretrained, out_dir, scale="b16", batch_size=64, overwr
 
     if worker == 0:
         num_examples = info.num_examples if info else _count_records([os.path.join(out_dir, n) for n in names])
-        schema.write_info(out_dir, schema.DatasetInfo(
-            num_examples=num_examples, num_shards=len(names), source=source, shards=names, h_embedding=h_info,
-            embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
-        ))
+        schema.write_info(
+            out_dir,
+            schema.DatasetInfo(
+                num_examples=num_examples,
+                num_shards=len(names),
+                source=source,
+                shards=names,
+                h_embedding=h_info,
+                embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
+            ),
+        )
     return {
         "embedded_now": count,
         "num_shards": len(names),

@@ -95,8 +95,11 @@ def inspect_shards(path, verify=False, samples=3):
     if info is not None and info.num_examples != total and not corrupt:
         warnings.append(f"dataset.json says {info.num_examples} examples, the shards hold {total}.")
     for problem, count in sorted(image_problems.items()):
-        what = (f"over the {schema.MAX_IMAGE_PIXELS:,}-pixel limit (training skips them)" if problem == "too_large"
-                else "with a header no image reader can parse")
+        what = (
+            f"over the {schema.MAX_IMAGE_PIXELS:,}-pixel limit (training skips them)"
+            if problem == "too_large"
+            else "with a header no image reader can parse"
+        )
         warnings.append(f"{count} image(s) {what}; first: key {first_problem[problem]!r}.")
     return {
         "path": path,

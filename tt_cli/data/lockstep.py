@@ -36,8 +36,11 @@ def read_folder_info(folder):
         raise UnreadableDataError(f"{folder}: not an embedding folder ({what}); make one with `tt data embed`.")
     info = schema.read_info(folder)
     if not info.embeddings_of or not info.h_embedding:
-        why = ("it holds whole shards with embeddings inside (an earlier `tt data embed`): train on them as the data"
-               if info.h_embedding else "its dataset.json names no source dataset")
+        why = (
+            "it holds whole shards with embeddings inside (an earlier `tt data embed`): train on them as the data"
+            if info.h_embedding
+            else "its dataset.json names no source dataset"
+        )
         raise InvalidValueError(f"{folder}: not an embedding folder of `tt data embed`; {why}.")
     return info
 
@@ -52,13 +55,17 @@ def embedding_files(folder, files, info):
     theirs = list(made.shards or [])
     if sorted(names) != sorted(theirs):
         other = next((n for n in names if n not in theirs), None) or next(n for n in theirs if n not in names)
-        raise ConflictError(f"{folder} holds embeddings of other shards ({len(theirs)} shard(s), of "
-                            f"{made.embeddings_of.get('dataset')}) than the {len(names)} training shard(s): "
-                            f"{other} is not in both; embed these shards with `tt data embed`.")
+        raise ConflictError(
+            f"{folder} holds embeddings of other shards ({len(theirs)} shard(s), of "
+            f"{made.embeddings_of.get('dataset')}) than the {len(names)} training shard(s): "
+            f"{other} is not in both; embed these shards with `tt data embed`."
+        )
     if info is not None and info.num_examples != made.embeddings_of.get("num_examples"):
-        raise ConflictError(f"{folder} holds embeddings of {made.embeddings_of.get('num_examples')} examples, "
-                            f"but the training shards hold {info.num_examples}; embed these shards with "
-                            "`tt data embed`.")
+        raise ConflictError(
+            f"{folder} holds embeddings of {made.embeddings_of.get('num_examples')} examples, "
+            f"but the training shards hold {info.num_examples}; embed these shards with "
+            "`tt data embed`."
+        )
     paths = [os.path.join(folder, n) for n in names]
     missing = next((p for p in paths if not storage.exists(p)), None)
     if missing:
@@ -70,11 +77,15 @@ def check_tower(folder, tower):
     """Refuses embeddings that another tower, or other preprocessing, made."""
     made = read_folder_info(folder).h_embedding
     if made.get("pretrained") != tower.preset:
-        raise ConflictError(f"{folder} holds embeddings of the tower {made.get('pretrained')}, not of this run's "
-                            f"pretrained tower {tower.preset}; embed with that tower or train with the other.")
+        raise ConflictError(
+            f"{folder} holds embeddings of the tower {made.get('pretrained')}, not of this run's "
+            f"pretrained tower {tower.preset}; embed with that tower or train with the other."
+        )
     if made.get("preprocessing") != tower.preprocessing:
-        raise ConflictError(f"{folder} holds embeddings of {tower.preset} made with other preprocessing "
-                            f"({made.get('preprocessing')}); embed again with this version of the tower.")
+        raise ConflictError(
+            f"{folder} holds embeddings of {tower.preset} made with other preprocessing "
+            f"({made.get('preprocessing')}); embed again with this version of the tower."
+        )
 
 
 def read_aligned(paths, count):
@@ -100,19 +111,34 @@ def read_aligned(paths, count):
         keys = [parse_example(r, (schema.KEY,))[schema.KEY] for r in records]
         for i in range(1, count + 1):
             same = tf.logical_and(tf.equal(ends[0], ends[i]), tf.equal(keys[0], keys[i]))
-            said = lambda end, key: tf.where(end, tf.constant("no record (the shard ends)"),
-                                             tf.strings.join(["the key ", key]))
-            message = tf.strings.join([
-                _MISMATCH, paths[0], " record ", tf.strings.as_string(position), " has ", said(ends[0], keys[0]),
-                ", but ", paths[i], " has ", said(ends[i], keys[i]), "; ", _ADVICE,
-            ])
+            said = lambda end, key: tf.where(
+                end, tf.constant("no record (the shard ends)"), tf.strings.join(["the key ", key])
+            )
+            message = tf.strings.join(
+                [
+                    _MISMATCH,
+                    paths[0],
+                    " record ",
+                    tf.strings.as_string(position),
+                    " has ",
+                    said(ends[0], keys[0]),
+                    ", but ",
+                    paths[i],
+                    " has ",
+                    said(ends[i], keys[i]),
+                    "; ",
+                    _ADVICE,
+                ]
+            )
             with tf.control_dependencies([tf.debugging.Assert(same, [message])]):
                 ends[0] = tf.identity(ends[0])
         return records[0], tuple(records[1:]), ends[0]
 
-    return (streams.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .filter(lambda data, embeddings, end: tf.logical_not(end))
-            .map(lambda data, embeddings, end: (data, embeddings)))
+    return (
+        streams.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .filter(lambda data, embeddings, end: tf.logical_not(end))
+        .map(lambda data, embeddings, end: (data, embeddings))
+    )
 
 
 def mismatch_message(error):

@@ -41,7 +41,8 @@ def is_read_error(error):
     """Whether a TensorFlow error came from reading the shards, not from the model:
     a bad record, or a record the input pipeline could not parse or decode."""
     return isinstance(error, tf.errors.DataLossError) or (
-        isinstance(error, tf.errors.InvalidArgumentError) and "IteratorGetNext" in error.message)
+        isinstance(error, tf.errors.InvalidArgumentError) and "IteratorGetNext" in error.message
+    )
 
 
 def describe_read_error(error, files, data):
@@ -76,8 +77,11 @@ def resize(images, size):
     images = tf.cast(images, tf.float32)
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
     shrinking = tf.logical_and(height >= size[0], width >= size[1])
-    return tf.cond(shrinking, lambda: tf.image.resize(images, size, method="area"),
-                   lambda: tf.image.resize(images, size, method="bilinear", antialias=True))
+    return tf.cond(
+        shrinking,
+        lambda: tf.image.resize(images, size, method="area"),
+        lambda: tf.image.resize(images, size, method="bilinear", antialias=True),
+    )
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -97,8 +101,9 @@ def image_pixels(encoded):
         shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
         return shape[0] * shape[1]
 
-    is_png = tf.logical_and(tf.strings.length(encoded) >= 24,
-                            tf.equal(tf.strings.substr(encoded, 0, 8), _PNG_SIGNATURE))
+    is_png = tf.logical_and(
+        tf.strings.length(encoded) >= 24, tf.equal(tf.strings.substr(encoded, 0, 8), _PNG_SIGNATURE)
+    )
     return tf.case([(is_png, png), (tf.io.is_jpeg(encoded), jpeg)], default=lambda: tf.constant(0, tf.int64))
 
 
@@ -127,11 +132,18 @@ def random_crop(image, seed, position):
     3
     """
     key = tf.random.experimental.stateless_fold_in(
-        tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)]), _CROP_STREAM)
+        tf.stack([tf.constant(seed, tf.int64), tf.cast(position, tf.int64)]), _CROP_STREAM
+    )
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=key, min_object_covered=0.0,
-        aspect_ratio_range=CROP_ASPECT, area_range=CROP_AREA, max_attempts=CROP_ATTEMPTS,
-        use_image_if_no_bounding_boxes=True)
+        tf.shape(image),
+        bounding_boxes=tf.zeros([1, 0, 4]),
+        seed=key,
+        min_object_covered=0.0,
+        aspect_ratio_range=CROP_ASPECT,
+        area_range=CROP_AREA,
+        max_attempts=CROP_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True,
+    )
     return tf.slice(image, begin, size)
 
 
@@ -157,12 +169,17 @@ def decode_image_sizes(encoded, sizes, fits=None, crop=None):
         image.set_shape([None, None, 3])
         sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
         # A crop's shape is only known when it runs: say the resized one, which is fixed.
-        return tuple(tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8),
-                                     [*size, 3]) for source, size in zip(sources, sizes))
+        return tuple(
+            tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8), [*size, 3])
+            for source, size in zip(sources, sizes)
+        )
 
     def blank():
-        tf.print(f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
-                 "evaluation sees it black); `tt data convert` rejects such images.", output_stream=sys.stderr)
+        tf.print(
+            f"warning: an image over {schema.MAX_IMAGE_PIXELS:,} pixels was not decoded (training skips it, "
+            "evaluation sees it black); `tt data convert` rejects such images.",
+            output_stream=sys.stderr,
+        )
         return tuple(tf.zeros([size[0], size[1], 3], tf.uint8) for size in sizes)
 
     return list(tf.cond(fits_pixel_limit(encoded) if fits is None else fits, decode, blank))
@@ -193,8 +210,7 @@ def check_features(files, need_h_embedding=False):
         )
 
 
-def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep=None, files_ds=None,
-                       read_file=None):
+def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep=None, files_ds=None, read_file=None):
     """(stream position, serialized record) pairs of the shard `files`, read as training and
     `tt pretrain` read them: files interleaved 16 at a time; when `training`, endlessly, with
     the file order and the records shuffled by `seed`. `keep(serialized)` filters records
@@ -209,7 +225,9 @@ def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
     records = files_ds.interleave(
         read_file,
-        cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True,
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
     )
     if keep is not None:
         records = records.filter(keep)
@@ -219,8 +237,20 @@ def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep
     return records
 
 
-def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h_embedding_dim=None,
-                  seed=0, start_step=0, shuffle_buffer=10_000, input_context=None, embeddings=(), augment=False):
+def train_dataset(
+    files,
+    batch_size,
+    image_size,
+    tokenizer,
+    h_image_size=None,
+    h_embedding_dim=None,
+    seed=0,
+    start_step=0,
+    shuffle_buffer=10_000,
+    input_context=None,
+    embeddings=(),
+    augment=False,
+):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
     Third towers: `h_image_size` (pixels decoded at that size) or `h_embedding_dim` (the
@@ -243,8 +273,10 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     towers = _tower_inputs(h_image_size, h_embedding_dim)
     h_embedding_dim = towers[0][1] if towers else None
     if any(dim for _, dim in towers[1:]):
-        raise InvalidValueError("the shards hold the first third tower's embeddings only; the others run online "
-                                "or read theirs from an embeddings folder.")
+        raise InvalidValueError(
+            "the shards hold the first third tower's embeddings only; the others run online "
+            "or read theirs from an embeddings folder."
+        )
     paired = [list(files)] + [list(paths) for paths, _ in embeddings]
     files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
     read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
@@ -252,15 +284,18 @@ def train_dataset(files, batch_size, image_size, tokenizer, h_image_size=None, h
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
             if len(files) < input_context.num_input_pipelines:
-                raise InvalidValueError(f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} "
-                                        "workers; convert with more shards.")
+                raise InvalidValueError(
+                    f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} "
+                    "workers; convert with more shards."
+                )
             files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
     # The stream position seeds the caption choice. Resume: drop what earlier steps
     # consumed before paying for decoding it.
-    records = (positioned_records(files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file)
-               .skip(start_step * replicas_per_pipeline * per_pipeline_batch))
+    records = positioned_records(
+        files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file
+    ).skip(start_step * replicas_per_pipeline * per_pipeline_batch)
     keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if h_embedding_dim else ())
 
     def parse(position, record):
@@ -344,4 +379,3 @@ def read_captions(files, limit=1_000_000, data=None):
             yield from (t.decode("utf-8", "replace") for t in batch)
     except tf.errors.OpError as e:  # everything in this pipeline reads the shards
         raise UnreadableDataError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
-

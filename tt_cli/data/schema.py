@@ -153,9 +153,7 @@ def resolve_shards(path):
     """
     if storage.isdir(path):
         info = read_info(path)
-        names = info.shards or sorted(
-            os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord"))
-        )
+        names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
         files = [os.path.join(path, n) for n in names]
         missing = [f for f in files if not storage.isfile(f)]
         if missing:

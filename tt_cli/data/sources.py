@@ -243,8 +243,10 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
         except (csv.Error, _LineTooLong) as e:
             raise InvalidValueError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
         if not header:
-            raise UnreadableDataError(f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} "
-                                      "source needs a header line and one line per row.")
+            raise UnreadableDataError(
+                f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} "
+                "source needs a header line and one line per row."
+            )
         header = [validate.printable(name) for name in header]
         reader.fieldnames = header
         image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)
@@ -314,8 +316,9 @@ def _csv_columns(path, header, image_column, caption_column, key_column, label_c
         for candidate in candidates:
             if candidate in header:
                 return candidate
-        raise InvalidValueError(f"{path}: which column holds the {what}? Columns: {', '.join(header)}",
-                                (argument, "NAME", "to name it"))
+        raise InvalidValueError(
+            f"{path}: which column holds the {what}? Columns: {', '.join(header)}", (argument, "NAME", "to name it")
+        )
 
     image_col = pick(image_column, IMAGE_COLUMNS, "image paths", "image_column")
     caption_col = pick(caption_column, CAPTION_COLUMNS, "captions", "caption_column")
@@ -344,7 +347,7 @@ def list_jsonl(path):
                 collector.reject("", origin, validate.Rejection(validate.BAD_ROW, f"not JSON: {e}"))
                 continue
             if not isinstance(record, dict) or not isinstance(record.get("image"), str):
-                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, "no \"image\" string"))
+                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, 'no "image" string'))
                 continue
             key = str(record.get("key", record.get("id", record["image"])))
             image = _resolve(record["image"], base)
@@ -371,9 +374,7 @@ def list_jsonl(path):
 
 def list_folder(root):
     root = storage.abspath(root)
-    folders = sorted(
-        d for d in storage.listdir(root) if not d.startswith(".") and storage.isdir(os.path.join(root, d))
-    )
+    folders = sorted(d for d in storage.listdir(root) if not d.startswith(".") and storage.isdir(os.path.join(root, d)))
     # A folder name that is not UTF-8 cannot be a class name: its images are rejected
     # (path_not_utf8), one by one, and the other classes keep their indices dense.
     classes = [d for d in folders if validate.check_key(d) is None]
@@ -394,8 +395,11 @@ def list_folder(root):
                     ignored += 1
                     continue
                 path = os.path.join(dirpath, filename)
-                key = path[len(root):].lstrip("/") if storage.is_url(root) else (
-                    os.path.relpath(path, root).replace(os.sep, "/"))
+                key = (
+                    path[len(root) :].lstrip("/")
+                    if storage.is_url(root)
+                    else (os.path.relpath(path, root).replace(os.sep, "/"))
+                )
                 collector.add(key, key, path, [name], label, path_text=key)
     listing = Listing("folder", root, collector.rows, collector.rejects, classes, True, ignored)
     return listing
@@ -451,8 +455,11 @@ def list_wds(source):
     for tar_path in _tar_paths(source):
         tar_path = storage.abspath(tar_path)
         try:
-            with storage.open(tar_path, "rb") as stream, tarfile.open(fileobj=stream, mode="r:") as tar, \
-                    storage.open(tar_path, "rb") as raw:
+            with (
+                storage.open(tar_path, "rb") as stream,
+                tarfile.open(fileobj=stream, mode="r:") as tar,
+                storage.open(tar_path, "rb") as raw,
+            ):
                 groups = {}  # key -> {ext: member}, in tar order
                 for member in tar:
                     if not member.isfile():
@@ -475,12 +482,15 @@ def list_wds(source):
                     origin = f"{os.path.basename(tar_path)}:{key}"
                     image_ext = next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
                     if any(too_large(members.get(ext)) for ext in ("txt", "json", "cls")):
-                        too_long = validate.Rejection(validate.ROW_TOO_LARGE,
-                                                      f"text member over {validate.MAX_ROW_BYTES:,} bytes")
+                        too_long = validate.Rejection(
+                            validate.ROW_TOO_LARGE, f"text member over {validate.MAX_ROW_BYTES:,} bytes"
+                        )
                         collector.reject(key, origin, too_long)
                         continue
-                    text = ("txt", read(members["txt"])) if "txt" in members else (
-                        ("json", read(members["json"])) if "json" in members else None
+                    text = (
+                        ("txt", read(members["txt"]))
+                        if "txt" in members
+                        else (("json", read(members["json"])) if "json" in members else None)
                     )
                     ignored += len(set(members) - {image_ext, "txt", "json", "cls"})
                     if image_ext is None:
@@ -521,8 +531,9 @@ def detect_format(source):
         return "csv"
     if lower.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
-    raise InvalidValueError(f"{source}: cannot tell its format from the name",
-                            ("fmt", "FORMAT", f"(one of {', '.join(FORMATS[1:])})"))
+    raise InvalidValueError(
+        f"{source}: cannot tell its format from the name", ("fmt", "FORMAT", f"(one of {', '.join(FORMATS[1:])})")
+    )
 
 
 def list_source(source, fmt="auto", image_column=None, caption_column=None, key_column=None, label_column=None):
@@ -533,8 +544,9 @@ def list_source(source, fmt="auto", image_column=None, caption_column=None, key_
     if fmt in ("csv", "tsv"):
         if not storage.isfile(source):
             raise InvalidValueError(f"{source}: a {fmt.upper()} source must be a file.")
-        listing = list_csv(source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column,
-                           label_column)
+        listing = list_csv(
+            source, "," if fmt == "csv" else "\t", image_column, caption_column, key_column, label_column
+        )
     elif fmt == "jsonl":
         if not storage.isfile(source):
             raise InvalidValueError(f"{source}: a JSON Lines source must be a file.")

@@ -5,7 +5,6 @@ Example:
 ...     "converted": {}, "num_shards": 1, "out": "/tmp/x", "seconds": 0.1})   # doctest: +SKIP
 """
 
-
 from rich.table import Table
 
 from tt_cli.console import STDOUT

@@ -27,6 +27,10 @@ def write_shards(out_dir, rows, num_shards, source, class_names=None):
         count += 1
     for w in writers:
         w.close()
-    schema.write_info(out_dir, schema.DatasetInfo(
-        num_examples=count, num_shards=num_shards, source=source, class_names=class_names, shards=names))
+    schema.write_info(
+        out_dir,
+        schema.DatasetInfo(
+            num_examples=count, num_shards=num_shards, source=source, class_names=class_names, shards=names
+        ),
+    )
     return out_dir

@@ -121,10 +121,7 @@ def train_sentencepiece(texts, out_path, vocab_size, on_warning=None):
         too_low = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(e))
         if too_high:
             actual = int(too_high.group(1))
-            message = (
-                f"vocabulary size {vocab_size} is too large for {len(sentences)} captions; "
-                f"capped at {actual}."
-            )
+            message = f"vocabulary size {vocab_size} is too large for {len(sentences)} captions; capped at {actual}."
             if on_warning is None:
                 warnings.warn(message, VocabSizeCapped, stacklevel=2)
             else:

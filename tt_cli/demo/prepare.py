@@ -50,14 +50,17 @@ def demo_split(data_dir, name, count, seed, image_size):
         _publish(tmp, path)
         if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
             # Splits appear only whole (renamed into place): this folder is not one of tt's.
-            raise ConflictError(f"{path} exists and is not a demo split tt wrote; "
-                                "move it away or choose another run directory.")
+            raise ConflictError(
+                f"{path} exists and is not a demo split tt wrote; move it away or choose another run directory."
+            )
     return path
 
 
 def _tower_name(settings):
-    return (f"demo-tower-v{CACHE_VERSION}-{DEMO.pretrain_scale}-{settings.num_pretrain}ex-"
-            f"{settings.pretrain_steps}steps-s{DEMO.pretrain_seed}")
+    return (
+        f"demo-tower-v{CACHE_VERSION}-{DEMO.pretrain_scale}-{settings.num_pretrain}ex-"
+        f"{settings.pretrain_steps}steps-s{DEMO.pretrain_seed}"
+    )
 
 
 def _writable_dir(path):
@@ -83,19 +86,32 @@ def demo_tower(settings, data_dir, log):
         return preset
     size = SCALES[DEMO.pretrain_scale].image_size
     labelled = demo_split(data_dir, "pretrain", settings.num_pretrain, DEMO.pretrain_seed, size)
-    command = (f"tt pretrain --data {labelled} --out {preset} --scale {DEMO.pretrain_scale} "
-               f"--steps {settings.pretrain_steps} --batch-size {DEMO.pretrain_batch_size} --lr {DEMO.pretrain_lr} "
-               f"--seed {DEMO.pretrain_seed}")
+    command = (
+        f"tt pretrain --data {labelled} --out {preset} --scale {DEMO.pretrain_scale} "
+        f"--steps {settings.pretrain_steps} --batch-size {DEMO.pretrain_batch_size} --lr {DEMO.pretrain_lr} "
+        f"--seed {DEMO.pretrain_seed}"
+    )
     log(f"making the demo's pretrained third tower (once; cached): {command}")
     tmp = f"{preset}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    summary = pretrain(PretrainConfig(
-        data=labelled, out=tmp, scale=DEMO.pretrain_scale, steps=settings.pretrain_steps,
-        batch_size=DEMO.pretrain_batch_size, lr=DEMO.pretrain_lr, seed=DEMO.pretrain_seed,
-        log_every=max(1, settings.pretrain_steps // 4), command=command,
-    ), log=log)
+    summary = pretrain(
+        PretrainConfig(
+            data=labelled,
+            out=tmp,
+            scale=DEMO.pretrain_scale,
+            steps=settings.pretrain_steps,
+            batch_size=DEMO.pretrain_batch_size,
+            lr=DEMO.pretrain_lr,
+            seed=DEMO.pretrain_seed,
+            log_every=max(1, settings.pretrain_steps // 4),
+            command=command,
+        ),
+        log=log,
+    )
     accuracy = summary["heldout_accuracy"]
-    log(f"third tower: held-out accuracy {'-' if accuracy is None else f'{accuracy:.3f}'} on "
-        f"{summary['num_classes']} classes (chance {summary['chance']:.3f}) -> {preset}")
+    log(
+        f"third tower: held-out accuracy {'-' if accuracy is None else f'{accuracy:.3f}'} on "
+        f"{summary['num_classes']} classes (chance {summary['chance']:.3f}) -> {preset}"
+    )
     _publish(tmp, preset)
     return preset

@@ -27,8 +27,7 @@ ROWS = (
 
 def demo_rows(results, num_classes, num_images):
     """(label, value, chance) for each result present."""
-    return [(label, results[key], chance(num_classes, num_images))
-            for label, key, chance in ROWS if key in results]
+    return [(label, results[key], chance(num_classes, num_images)) for label, key, chance in ROWS if key in results]
 
 
 def print_demo_table(results, num_classes, num_images, title):

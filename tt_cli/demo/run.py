@@ -45,14 +45,18 @@ def run_demo(config, explicit=frozenset()):
     from tt_cli.jsonfile import write_json
 
     if config.out and storage.is_url(config.out):  # its data and cached tower are local folders
-        raise InvalidValueError(f"{config.out}: the demo writes its synthetic data on local disk; give a local "
-                                "output folder, or train on shards of your own there.")
+        raise InvalidValueError(
+            f"{config.out}: the demo writes its synthetic data on local disk; give a local "
+            "output folder, or train on shards of your own there."
+        )
     started = time.perf_counter()
     settings = demo_settings(config, explicit)
     config = settings.config
     log = STDERR.print
-    log(f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
-        f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}")
+    log(
+        f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
+        f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}"
+    )
     _quiet_tensorflow()
     _check_report_path(config.out)
     data_dir = os.path.join(config.out, "demo_data")
@@ -65,22 +69,36 @@ def run_demo(config, explicit=frozenset()):
     _, info = schema.resolve_shards(val_data)
     # The held-out numbers, with prompts in the captions' own wording; mid-run, three of them.
     final = ValidationEvaluator(val_data, info.class_names, templates=DEMO_TEMPLATES)
-    mid_run = ValidationEvaluator(val_data, info.class_names, templates=DEMO_TEMPLATES,
-                                  keys=("top1", "image_to_text_R@1", "text_to_image_R@1"))
+    mid_run = ValidationEvaluator(
+        val_data, info.class_names, templates=DEMO_TEMPLATES, keys=("top1", "image_to_text_R@1", "text_to_image_R@1")
+    )
 
     result = train(config, log=log, evaluator=mid_run)
     if result.logs:
         log("done: " + " ".join(f"{k} {v:.4g}" for k, v in result.logs.items()))
     results = final.evaluate(result.model, result.tokenizer)
     seconds = time.perf_counter() - started
-    print_demo_table(results, len(info.class_names), info.num_examples,
-                     title=f"tt demo: {config.mode} after {config.steps} steps, held-out split "
-                           f"({info.num_examples} images, {len(info.class_names)} classes), {seconds:.0f} s")
-    write_json(os.path.join(config.out, RESULTS_JSON), {
-        "results": results, "num_classes": len(info.class_names), "num_images": info.num_examples,
-        "seconds": seconds, "mode": config.mode, "scale": config.scale, "steps": config.steps,
-        "pretrained": config.pretrained if config.mode != "clip" else None, "templates": DEMO_TEMPLATES,
-    })
+    print_demo_table(
+        results,
+        len(info.class_names),
+        info.num_examples,
+        title=f"tt demo: {config.mode} after {config.steps} steps, held-out split "
+        f"({info.num_examples} images, {len(info.class_names)} classes), {seconds:.0f} s",
+    )
+    write_json(
+        os.path.join(config.out, RESULTS_JSON),
+        {
+            "results": results,
+            "num_classes": len(info.class_names),
+            "num_images": info.num_examples,
+            "seconds": seconds,
+            "mode": config.mode,
+            "scale": config.scale,
+            "steps": config.steps,
+            "pretrained": config.pretrained if config.mode != "clip" else None,
+            "templates": DEMO_TEMPLATES,
+        },
+    )
     _write_report(config, result, val_data, log)
     return result.logs
 
@@ -100,5 +118,7 @@ def _write_report(config, result, val_data, log):
     step = int(latest_checkpoint(config.out).rsplit("-", 1)[1])  # checkpoints are numbered by step
     run = Run(config.out, read_run_config(config.out), result.model, result.tokenizer, step)
     written = run_report(config.out, val_data, default_path(config.out), templates=DEMO_TEMPLATES, run=run)
-    log(f"[bold]report[/]: {written['path']} ({written['bytes'] / 1e3:,.0f} kB; settings, training curves, "
-        "retrieval galleries and zero-shot confusion on the held-out split): open it in a browser")
+    log(
+        f"[bold]report[/]: {written['path']} ({written['bytes'] / 1e3:,.0f} kB; settings, training curves, "
+        "retrieval galleries and zero-shot confusion on the held-out split): open it in a browser"
+    )

@@ -17,8 +17,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 COLORS = {
-    "red": (220, 40, 40), "green": (40, 180, 60), "blue": (40, 80, 220),
-    "yellow": (230, 210, 40), "purple": (150, 60, 190), "orange": (240, 140, 30),
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (40, 80, 220),
+    "yellow": (230, 210, 40),
+    "purple": (150, 60, 190),
+    "orange": (240, 140, 30),
 }
 SHAPES = ("circle", "square", "triangle")
 POSITIONS = {"top left": (0.3, 0.3), "top right": (0.7, 0.3), "bottom left": (0.3, 0.7), "bottom right": (0.7, 0.7)}
@@ -73,5 +77,10 @@ def shape_rows(count, seed, image_size=64):
 def write_demo_split(out_dir, count, seed, image_size=64, num_shards=4):
     from tt_cli.data.tf_shards import write_shards
 
-    return write_shards(out_dir, shape_rows(count, seed, image_size), num_shards,
-                        source=f"tt demo shapes (seed {seed})", class_names=CLASS_NAMES)
+    return write_shards(
+        out_dir,
+        shape_rows(count, seed, image_size),
+        num_shards,
+        source=f"tt demo shapes (seed {seed})",
+        class_names=CLASS_NAMES,
+    )

@@ -143,8 +143,9 @@ def _resolve(data, image_size, batch_size, thumbnails=False):
     return eval_dataset(files, image_size, batch_size, thumbnails), info, total
 
 
-def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
-                  description="encoding images", thumbnails=False):
+def encode_images(
+    model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True, description="encoding images", thumbnails=False
+):
     """Embeds every image of `data` with `model.encode_image`.
 
     Args:
@@ -186,7 +187,11 @@ def encode_images(model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True
         raise UnreadableDataError(f"{data}: no examples to evaluate.")
     return EncodedImages(
         share_duplicates(np.concatenate(embeddings).astype(np.float32), fingerprints),
-        np.concatenate(labels).astype(np.int64), captions, keys, info, jpegs if thumbnails else None,
+        np.concatenate(labels).astype(np.int64),
+        captions,
+        keys,
+        info,
+        jpegs if thumbnails else None,
     )
 
 
@@ -201,8 +206,9 @@ def share_duplicates(embeddings, fingerprints):
     return embeddings[source]
 
 
-def encode_texts(model, tokenizer, texts, batch_size=DEFAULT_BATCH_SIZE, show_progress=True,
-                 description="encoding texts"):
+def encode_texts(
+    model, tokenizer, texts, batch_size=DEFAULT_BATCH_SIZE, show_progress=True, description="encoding texts"
+):
     """Embeds a list of strings with the run's tokenizer and `model.encode_text`: float32 [T, D].
 
     Each distinct string is embedded once and its row copied to every repeat, so

@@ -43,8 +43,10 @@ def _check_runs(run_dirs, other_run=None):
     from tt_cli.run_dir import read_run_config
 
     if other_run is not None and len(run_dirs) != 1:
-        raise InvalidValueError(f"an ensemble combines one run with other_run {other_run}, but {len(run_dirs)} runs "
-                                "were given; evaluate them side by side without an ensemble.")
+        raise InvalidValueError(
+            f"an ensemble combines one run with other_run {other_run}, but {len(run_dirs)} runs "
+            "were given; evaluate them side by side without an ensemble."
+        )
     for run_dir in [*run_dirs, other_run]:
         if run_dir is not None:
             read_run_config(run_dir)
@@ -109,14 +111,24 @@ def _ensemble(alpha, n, score):
         return alpha, np.arange(n), {"alpha": alpha, "alpha_source": "given"}
     pick, rest = ensemble.heldout_split(n)
     best, scores = ensemble.best_alpha(lambda a: score(a, pick))
-    info = {"alpha": best,
-            "alpha_source": f"picked on a held-out half ({len(pick)} of {n}, seed {ensemble.SPLIT_SEED})",
-            "alpha_scores": {str(a): s for a, s in scores.items()}}
+    info = {
+        "alpha": best,
+        "alpha_source": f"picked on a held-out half ({len(pick)} of {n}, seed {ensemble.SPLIT_SEED})",
+        "alpha_scores": {str(a): s for a, s in scores.items()},
+    }
     return best, rest, info
 
 
-def zero_shot_report(run_dirs, data, classnames=None, templates="clip", other_run=None, alpha=None,
-                     batch_size=encode.DEFAULT_BATCH_SIZE, collect=None):
+def zero_shot_report(
+    run_dirs,
+    data,
+    classnames=None,
+    templates="clip",
+    other_run=None,
+    alpha=None,
+    batch_size=encode.DEFAULT_BATCH_SIZE,
+    collect=None,
+):
     """Zero-shot classification of each run of `run_dirs` (a list; a path is one run) on
     `data`, and with `other_run` their ensemble (one run only); see the module's docstring."""
     run_dirs = _run_list(run_dirs)
@@ -128,22 +140,29 @@ def zero_shot_report(run_dirs, data, classnames=None, templates="clip", other_ru
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     probs, labels, models = [], None, []
     for run, name in zip(_load_runs(run_dirs, other_run), names):
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({name})",
-                                      thumbnails=collect is not None)
+        images = encode.encode_images(
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+        )
         zero_shot.check_labels(images.labels, data, len(class_names))
         labels = images.labels
-        probs.append(zero_shot.zero_shot_probabilities(run.model, run.tokenizer, images, class_names,
-                                                       template_list, batch_size))
+        probs.append(
+            zero_shot.zero_shot_probabilities(run.model, run.tokenizer, images, class_names, template_list, batch_size)
+        )
         _collect(collect, name, images, probabilities=probs[-1], class_names=class_names)
         models.append(dict(_describe(run, name), temperature=zero_shot.temperature(run.model)))
     n = len(labels)
-    result = {"task": "zero-shot", "data": data, "num_classes": len(class_names),
-              "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
-              "num_templates": len(template_list)}
+    result = {
+        "task": "zero-shot",
+        "data": data,
+        "num_classes": len(class_names),
+        "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
+        "num_templates": len(template_list),
+    }
     indices = np.arange(n)
     if alpha is not None:
         top1 = lambda a, idx: zero_shot.classification_metrics(
-            ensemble.combine(probs[0][idx], probs[1][idx], a), labels[idx])["top1"]
+            ensemble.combine(probs[0][idx], probs[1][idx], a), labels[idx]
+        )["top1"]
         alpha, indices, result["ensemble"] = _ensemble(alpha, n, top1)
         combined = ensemble.combine(probs[0][indices], probs[1][indices], alpha)
         result["ensemble"].update(zero_shot.classification_metrics(combined, labels[indices]))
@@ -153,8 +172,9 @@ def zero_shot_report(run_dirs, data, classnames=None, templates="clip", other_ru
     return result
 
 
-def retrieval_report(run_dirs, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE,
-                     ks=retrieval.KS, collect=None):
+def retrieval_report(
+    run_dirs, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE, ks=retrieval.KS, collect=None
+):
     """Image-text retrieval of each run of `run_dirs` (a list; a path is one run) on `data`,
     and with `other_run` their ensemble (one run only). Without an ensemble each run's
     similarity matrix is scored and dropped before the next run is encoded."""
@@ -169,8 +189,9 @@ def retrieval_report(run_dirs, data, other_run=None, alpha=None, batch_size=enco
         return retrieval.retrieval_metrics(*retrieval.subset(similarity, pairs, idx), ks)
 
     for run, name in zip(_load_runs(run_dirs, other_run), names):
-        images = encode.encode_images(run.model, data, batch_size, description=f"images ({name})",
-                                      thumbnails=collect is not None)
+        images = encode.encode_images(
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+        )
         retrieval.check_captions(images.captions, data)
         similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
         n = similarity.shape[0]
@@ -190,13 +211,24 @@ def retrieval_report(run_dirs, data, other_run=None, alpha=None, batch_size=enco
         for model, similarity in zip(models, similarities):
             model.update(scores_on(similarity, indices))
     num_captions = int(np.isin(pairs[:, 0], indices).sum())  # the captions of the images evaluated on
-    result.update(models=models, num_images=int(len(indices)), num_captions=num_captions,
-                  evaluated_on=_evaluated_on(len(indices), n, "images"))
+    result.update(
+        models=models,
+        num_images=int(len(indices)),
+        num_captions=num_captions,
+        evaluated_on=_evaluated_on(len(indices), n, "images"),
+    )
     return result
 
 
-def fewshot_report(run_dirs, train_data, data, shots=fewshot.DEFAULT_SHOTS, seeds=fewshot.DEFAULT_SEEDS,
-                   l2_reg="auto", batch_size=encode.DEFAULT_BATCH_SIZE):
+def fewshot_report(
+    run_dirs,
+    train_data,
+    data,
+    shots=fewshot.DEFAULT_SHOTS,
+    seeds=fewshot.DEFAULT_SEEDS,
+    l2_reg="auto",
+    batch_size=encode.DEFAULT_BATCH_SIZE,
+):
     """Few-shot linear probes on each run of `run_dirs` (a list; a path is one run): the
     same shots (by seed) for every run, so that their numbers compare."""
     run_dirs = _run_list(run_dirs)
@@ -214,13 +246,21 @@ def fewshot_report(run_dirs, train_data, data, shots=fewshot.DEFAULT_SHOTS, seed
         num_classes = len(names[0]) if names else int(max(train.labels.max(), test.labels.max())) + 1
         zero_shot.check_labels(train.labels, train_data, num_classes)
         zero_shot.check_labels(test.labels, data, num_classes)
-        rows = fewshot.fewshot_scores(train.embeddings, train.labels, test.embeddings, test.labels, num_classes,
-                                      shots, seeds, l2_reg)
+        rows = fewshot.fewshot_scores(
+            train.embeddings, train.labels, test.embeddings, test.labels, num_classes, shots, seeds, l2_reg
+        )
         models.append(dict(_describe(run, name), shots=rows))
-    return {"task": "fewshot", "data": data, "train_data": train_data, "num_classes": num_classes,
-            "num_train": len(train.labels), "num_examples": len(test.labels),
-            "l2_reg": l2_reg, "models": models,
-            "evaluated_on": _evaluated_on(len(test.labels), len(test.labels))}
+    return {
+        "task": "fewshot",
+        "data": data,
+        "train_data": train_data,
+        "num_classes": num_classes,
+        "num_train": len(train.labels),
+        "num_examples": len(test.labels),
+        "l2_reg": l2_reg,
+        "models": models,
+        "evaluated_on": _evaluated_on(len(test.labels), len(test.labels)),
+    }
 
 
 def _evaluated_on(used, total, unit="examples"):

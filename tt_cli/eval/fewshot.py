@@ -95,8 +95,9 @@ def check_shots(shots):
     """`shots` (numbers of images per class) as a tuple; `InvalidValueError` unless each is at least 1."""
     shots = tuple(shots)
     if not shots or min(shots) < 1:
-        raise InvalidValueError(f"shots {','.join(map(str, shots)) or '(none)'}: "
-                                "every number of shots must be at least 1.")
+        raise InvalidValueError(
+            f"shots {','.join(map(str, shots)) or '(none)'}: every number of shots must be at least 1."
+        )
     return shots
 
 
@@ -114,8 +115,9 @@ def select_shots(labels, shots, seed, num_classes):
     return np.sort(np.concatenate(chosen)), short
 
 
-def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shots=DEFAULT_SHOTS,
-                   seeds=DEFAULT_SEEDS, l2_reg="auto"):
+def fewshot_scores(
+    train_x, train_labels, test_x, test_labels, num_classes, shots=DEFAULT_SHOTS, seeds=DEFAULT_SEEDS, l2_reg="auto"
+):
     """Per number of shots: mean/std over seeds of top-1 accuracy and mean per-class recall.
 
     Returns a list of dicts {"shots", "top1", "top1_std", "mean_per_class_recall",
@@ -135,9 +137,16 @@ def fewshot_scores(train_x, train_labels, test_x, test_labels, num_classes, shot
             recall.append(metrics.mean_per_class_recall(scores, test_labels))
             regs.append(probe.l2_reg)
             sizes.append(len(idx))
-        rows.append({
-            "shots": k, "top1": float(np.mean(top1)), "top1_std": float(np.std(top1)),
-            "mean_per_class_recall": float(np.mean(recall)), "l2_regs": regs,
-            "train_images": sizes[0], "short_classes": short, "seeds": seeds,
-        })
+        rows.append(
+            {
+                "shots": k,
+                "top1": float(np.mean(top1)),
+                "top1_std": float(np.std(top1)),
+                "mean_per_class_recall": float(np.mean(recall)),
+                "l2_regs": regs,
+                "train_images": sizes[0],
+                "short_classes": short,
+                "seeds": seeds,
+            }
+        )
     return rows

@@ -17,8 +17,11 @@ from tt_cli.console import STDOUT
 
 METRICS = {
     "zero-shot": [("top1", "top-1"), ("top5", "top-5"), ("mean_per_class_recall", "mean per-class recall")],
-    "retrieval": [(f"{d}_R@{k}", f"{label} R@{k}") for d, label in
-                  (("image_to_text", "image→text"), ("text_to_image", "text→image")) for k in (1, 5, 10)],
+    "retrieval": [
+        (f"{d}_R@{k}", f"{label} R@{k}")
+        for d, label in (("image_to_text", "image→text"), ("text_to_image", "text→image"))
+        for k in (1, 5, 10)
+    ],
 }
 
 
@@ -44,8 +47,10 @@ def print_result(result):
     if ens:
         # Class probabilities p for zero-shot, similarities s for retrieval.
         sym = "p" if result["task"] == "zero-shot" else "s"
-        STDOUT.print(f"ensemble α·{sym}({result['models'][0]['name']}) + (1−α)·{sym}({result['models'][1]['name']}): "
-                     f"[bold]α = {ens['alpha']:g}[/] ({ens['alpha_source']})")
+        STDOUT.print(
+            f"ensemble α·{sym}({result['models'][0]['name']}) + (1−α)·{sym}({result['models'][1]['name']}): "
+            f"[bold]α = {ens['alpha']:g}[/] ({ens['alpha_source']})"
+        )
     table = Table(show_header=True)
     table.add_column("metric (%)")
     for model in result["models"]:
@@ -63,23 +68,32 @@ def _print_fewshot(result):
     if len(result["models"]) > 1:
         return _print_fewshot_side_by_side(result)
     (model,) = result["models"]
-    STDOUT.print(f"[bold]tt eval fewshot[/] {model['name']} ({model['mode']} · step {model['step']}): "
-                 f"train {result['train_data']} ({result['num_train']}), test {result['data']} "
-                 f"({result['num_examples']}), {result['num_classes']} classes")
+    STDOUT.print(
+        f"[bold]tt eval fewshot[/] {model['name']} ({model['mode']} · step {model['step']}): "
+        f"train {result['train_data']} ({result['num_train']}), test {result['data']} "
+        f"({result['num_examples']}), {result['num_classes']} classes"
+    )
     table = Table(show_header=True)
     for name in ("shots", "top-1 (%)", "± std", "mean per-class recall (%)", "λ per seed", "train images"):
         table.add_column(name, justify="right")
     notes = []
     for row in model["shots"]:
-        table.add_row(str(row["shots"]), _percent(row["top1"]), _percent(row["top1_std"]),
-                      _percent(row["mean_per_class_recall"]), " ".join(_l2(r) for r in row["l2_regs"]),
-                      str(row["train_images"]))
+        table.add_row(
+            str(row["shots"]),
+            _percent(row["top1"]),
+            _percent(row["top1_std"]),
+            _percent(row["mean_per_class_recall"]),
+            " ".join(_l2(r) for r in row["l2_regs"]),
+            str(row["train_images"]),
+        )
         if row["short_classes"]:
             notes.append(f"{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all they have")
     STDOUT.print(table)
     seeds = model["shots"][0]["seeds"] if model["shots"] else 0
-    STDOUT.print(f"[dim]mean over {seeds} seeds of shot selection; λ {result['l2_reg']}"
-                 f"{' (leave-one-out on the shots)' if result['l2_reg'] == 'auto' else ''}[/]")
+    STDOUT.print(
+        f"[dim]mean over {seeds} seeds of shot selection; λ {result['l2_reg']}"
+        f"{' (leave-one-out on the shots)' if result['l2_reg'] == 'auto' else ''}[/]"
+    )
     for note in notes:
         STDOUT.print(f"[yellow]{note}[/]")
 
@@ -87,22 +101,31 @@ def _print_fewshot(result):
 def _print_fewshot_side_by_side(result):
     """Several runs: a row per shots and metric, a column per run (mean ± std over seeds)."""
     models = result["models"]
-    STDOUT.print(f"[bold]tt eval fewshot[/] train {result['train_data']} ({result['num_train']}), test "
-                 f"{result['data']} ({result['num_examples']}), {result['num_classes']} classes")
+    STDOUT.print(
+        f"[bold]tt eval fewshot[/] train {result['train_data']} ({result['num_train']}), test "
+        f"{result['data']} ({result['num_examples']}), {result['num_classes']} classes"
+    )
     table = Table(show_header=True)
     table.add_column("shots, metric (%)")
     for model in models:
         table.add_column(_header(model), justify="right")
     for i, row in enumerate(models[0]["shots"]):
-        table.add_row(f"{row['shots']}-shot top-1",
-                      *[f"{_percent(m['shots'][i]['top1'])} ± {_percent(m['shots'][i]['top1_std'])}" for m in models])
-        table.add_row(f"{row['shots']}-shot mean per-class recall",
-                      *[_percent(m["shots"][i]["mean_per_class_recall"]) for m in models])
+        table.add_row(
+            f"{row['shots']}-shot top-1",
+            *[f"{_percent(m['shots'][i]['top1'])} ± {_percent(m['shots'][i]['top1_std'])}" for m in models],
+        )
+        table.add_row(
+            f"{row['shots']}-shot mean per-class recall",
+            *[_percent(m["shots"][i]["mean_per_class_recall"]) for m in models],
+        )
     STDOUT.print(table)
     seeds = models[0]["shots"][0]["seeds"] if models[0]["shots"] else 0
-    STDOUT.print(f"[dim]mean ± std over {seeds} seeds of shot selection, the same shots for every run; "
-                 f"λ {result['l2_reg']}[/]")
+    STDOUT.print(
+        f"[dim]mean ± std over {seeds} seeds of shot selection, the same shots for every run; λ {result['l2_reg']}[/]"
+    )
     for row in models[0]["shots"]:
         if row["short_classes"]:
-            STDOUT.print(f"[yellow]{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all "
-                         "they have[/]")
+            STDOUT.print(
+                f"[yellow]{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all "
+                "they have[/]"
+            )

@@ -32,8 +32,10 @@ def caption_pairs(captions_per_image):
 def check_captions(captions_per_image, data):
     empty = [i for i, c in enumerate(captions_per_image) if not c]
     if empty:
-        raise InvalidValueError(f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
-                                "retrieval needs at least one per image.")
+        raise InvalidValueError(
+            f"{data}: {len(empty)} images have no caption (first: row {empty[0]}); "
+            "retrieval needs at least one per image."
+        )
 
 
 def retrieval_metrics(similarity, pairs, ks=KS):
@@ -73,18 +75,22 @@ def cosine_similarity(images, texts, block=1024):
     The product is accumulated in float64 and rounded to float32, so BLAS summation
     order hardly ever shows in a score; row blocks bound its memory.
     """
+
     def score(image_rows, text_rows):
         text_rows = np.asarray(text_rows, np.float64).T
-        return np.concatenate([
-            (np.asarray(image_rows[i : i + block], np.float64) @ text_rows).astype(np.float32)
-            for i in range(0, len(image_rows), block)
-        ])
+        return np.concatenate(
+            [
+                (np.asarray(image_rows[i : i + block], np.float64) @ text_rows).astype(np.float32)
+                for i in range(0, len(image_rows), block)
+            ]
+        )
 
     return metrics.distinct_scores(images, texts, score)
 
 
-def retrieval_recall(model, tokenizer, dataset_or_files, ks=KS, batch_size=encode.DEFAULT_BATCH_SIZE,
-                     show_progress=False):
+def retrieval_recall(
+    model, tokenizer, dataset_or_files, ks=KS, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=False
+):
     """Recall@k both ways of an in-memory model
     (the Python API; `tt train` validates with `validation_metrics`).
 
@@ -94,5 +100,6 @@ def retrieval_recall(model, tokenizer, dataset_or_files, ks=KS, batch_size=encod
     images = encode.encode_images(model, dataset_or_files, batch_size, show_progress)
     check_captions(images.captions, dataset_or_files)
     similarity, pairs = similarity_matrix(model, tokenizer, images, batch_size, show_progress)
-    return dict(retrieval_metrics(similarity, pairs, ks), num_images=similarity.shape[0],
-                num_captions=similarity.shape[1])
+    return dict(
+        retrieval_metrics(similarity, pairs, ks), num_images=similarity.shape[0], num_captions=similarity.shape[1]
+    )

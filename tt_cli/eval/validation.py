@@ -43,8 +43,9 @@ class ValidationEvaluator:
         results = {}
         if self.class_names:
             zero_shot.check_labels(images.labels, self.data, len(self.class_names))
-            probabilities = zero_shot.zero_shot_probabilities(model, tokenizer, images, self.class_names,
-                                                              self.templates, show_progress=False)
+            probabilities = zero_shot.zero_shot_probabilities(
+                model, tokenizer, images, self.class_names, self.templates, show_progress=False
+            )
             results.update(zero_shot.classification_metrics(probabilities, images.labels))
         similarity, pairs = retrieval.similarity_matrix(model, tokenizer, images, show_progress=False)
         results.update(retrieval.retrieval_metrics(similarity, pairs))

@@ -29,8 +29,9 @@ def temperature(model):
     return float(clipped_temperature(model.log_temperatures["image_text"]))
 
 
-def class_embeddings(model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE,
-                     show_progress=True):
+def class_embeddings(
+    model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True
+):
     """[C, D]: per class, the re-normalised mean of its normalised prompt embeddings.
 
     A class name given twice (ImageNet has two "crane"s) gets one embedding, copied,
@@ -84,15 +85,23 @@ def class_names_for(info, classnames_path, data):
     raise InvalidValueError(f"{data}: dataset.json has no class_names; give a file of class names (one name per line).")
 
 
-def zero_shot_probabilities(model, tokenizer, images, class_names, templates,
-                            batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True):
+def zero_shot_probabilities(
+    model, tokenizer, images, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True
+):
     """[N, C] class probabilities of already-encoded images."""
     classes = class_embeddings(model, tokenizer, class_names, templates, batch_size, show_progress)
     return class_probabilities(images.embeddings, classes, temperature(model))
 
 
-def zero_shot_accuracy(model, tokenizer, dataset_or_files, class_names, templates="clip",
-                       batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=False):
+def zero_shot_accuracy(
+    model,
+    tokenizer,
+    dataset_or_files,
+    class_names,
+    templates="clip",
+    batch_size=encode.DEFAULT_BATCH_SIZE,
+    show_progress=False,
+):
     """Zero-shot top-1/top-5/mean per-class recall of an in-memory model
     (the Python API; `tt train` validates with `validation_metrics`).
 
@@ -104,5 +113,9 @@ def zero_shot_accuracy(model, tokenizer, dataset_or_files, class_names, template
     images = encode.encode_images(model, dataset_or_files, batch_size, show_progress)
     check_labels(images.labels, dataset_or_files, len(class_names))
     probs = zero_shot_probabilities(model, tokenizer, images, class_names, templates, batch_size, show_progress)
-    return dict(classification_metrics(probs, images.labels), num_examples=len(images.labels),
-                num_classes=len(class_names), temperature=temperature(model))
+    return dict(
+        classification_metrics(probs, images.labels),
+        num_examples=len(images.labels),
+        num_classes=len(class_names),
+        temperature=temperature(model),
+    )

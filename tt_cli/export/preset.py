@@ -95,8 +95,11 @@ def _write_preset(run, out):
         "pooled_dim": int(pooled_dim),
         "embed_dim": int(model.text_tower.embed_dim),
         "max_text_len": int(model.text_tower.max_len),
-        "files": {"image_head": f"{TT_DIR}/{IMAGE_HEAD}", "text_encoder": f"{TT_DIR}/{TEXT_ENCODER}",
-                  "tokenizer": f"{TT_DIR}/{TOKENIZER}"},
+        "files": {
+            "image_head": f"{TT_DIR}/{IMAGE_HEAD}",
+            "text_encoder": f"{TT_DIR}/{TEXT_ENCODER}",
+            "tokenizer": f"{TT_DIR}/{TOKENIZER}",
+        },
         "usage": (
             "image: converter = keras_hub.layers.ImageConverter.from_preset(OUT); backbone = "
             "keras_hub.models.Backbone.from_preset(OUT); seq = backbone(converter(pixels_0_255)); pooled = "

@@ -82,14 +82,15 @@ def export_savedmodel(run, out):
     archive.track(tokenizer)
     strings = lambda name: tf.TensorSpec([None], tf.string, name=name)
     archive.add_endpoint(
-        "encode_image", encoders.encode_image,
+        "encode_image",
+        encoders.encode_image,
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
-    archive.add_endpoint("encode_image_bytes", encoders.encode_image_bytes,
-                         input_signature=[strings("image_bytes")])
+    archive.add_endpoint("encode_image_bytes", encoders.encode_image_bytes, input_signature=[strings("image_bytes")])
     archive.add_endpoint("encode_text", encoders.encode_text, input_signature=[strings("texts")])
-    archive.add_endpoint("serving_default", encoders.serving_default,
-                         input_signature=[strings("image_bytes"), strings("texts")])
+    archive.add_endpoint(
+        "serving_default", encoders.serving_default, input_signature=[strings("image_bytes"), strings("texts")]
+    )
     archive.write_out(out, verbose=False)
     return describe_endpoints(model)
 
@@ -102,6 +103,9 @@ def describe_endpoints(model):
         ("encode_image", "images: uint8 [B, H, W, 3], any size", f"[B, {d}] (resized to {height}x{width})"),
         ("encode_image_bytes", "image_bytes: string [B] (JPEG/PNG)", f"[B, {d}]"),
         ("encode_text", "texts: string [B] (raw UTF-8)", f"[B, {d}]"),
-        ("serving_default", "image_bytes: string [N], texts: string [M]",
-         f"image_embeddings [N, {d}], text_embeddings [M, {d}], similarity [N, M]"),
+        (
+            "serving_default",
+            "image_bytes: string [N], texts: string [M]",
+            f"image_embeddings [N, {d}], text_embeddings [M, {d}], similarity [N, M]",
+        ),
     ]

@@ -49,8 +49,11 @@ def prepare_report_path(out, inputs, flag=None):
 
 def report_inputs(run_dirs=(), data=None, other_files=()):
     """The paths a report's command reads: each run's own files, the data, e.g. a class-name file."""
-    return [os.path.join(r, name) for r in run_dirs if r for name in RUN_FILES] + _data_inputs(data) + \
-        [p for p in other_files if p]
+    return (
+        [os.path.join(r, name) for r in run_dirs if r for name in RUN_FILES]
+        + _data_inputs(data)
+        + [p for p in other_files if p]
+    )
 
 
 def write_report(out, text, folder):
@@ -79,8 +82,11 @@ def settings_section(config):
     (the flags as given, under "config.", only where they differ from the resolved value)."""
     top = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
     given = config.get("config", {})
-    flags = [(f"config.{k}", v) for k, v in given.items() if k not in config or config[k] != v] \
-        if isinstance(given, dict) else []
+    flags = (
+        [(f"config.{k}", v) for k, v in given.items() if k not in config or config[k] != v]
+        if isinstance(given, dict)
+        else []
+    )
     nested = [row for k, v in config.items() if isinstance(v, dict) and k != "config" for row in _flatten(v, f"{k}.")]
     return section("settings", "Settings (run.json)", name_values(top + flags + nested, "settings"))
 
@@ -107,8 +113,18 @@ def evaluation_sections(evaluations, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED)
     return sections
 
 
-def run_report(run_dir, data=None, out=None, classnames=None, templates="clip", samples=DEFAULT_SAMPLES,
-               seed=DEFAULT_SEED, batch_size=128, folder=None, run=None):
+def run_report(
+    run_dir,
+    data=None,
+    out=None,
+    classnames=None,
+    templates="clip",
+    samples=DEFAULT_SAMPLES,
+    seed=DEFAULT_SEED,
+    batch_size=128,
+    folder=None,
+    run=None,
+):
     """Writes the report of `run_dir` (to RUN/report.html by default); returns {"path", "bytes", ...}.
 
     `templates`: a template set's name, a file, or a list of prompts (zero-shot, labelled data only).
@@ -139,8 +155,9 @@ def run_report(run_dir, data=None, out=None, classnames=None, templates="clip", 
             notes.append("no galleries: the images have no captions")
         if evaluation.probabilities is None:
             notes.append("no zero-shot confusion: the data have no labels or no class names")
-    subtitle = f"{storage.abspath(run_dir)}" + (f" · evaluated on {data}" if data else "") + \
-        "".join(f" · {n}" for n in notes)
+    subtitle = (
+        f"{storage.abspath(run_dir)}" + (f" · evaluated on {data}" if data else "") + "".join(f" · {n}" for n in notes)
+    )
     text = page(f"tt report: {os.path.basename(os.path.normpath(run_dir))}", sections, subtitle)
     return dict(write_report(out, text, folder), data=data, sections=len(sections))
 
@@ -151,6 +168,9 @@ def eval_report(out, result, collected, samples=DEFAULT_SAMPLES, seed=DEFAULT_SE
     folder = folder or ownership.prepare_file(out, COMMAND, overwrite=None)
     evaluations = [(name, from_encoded(name, images, **scores)) for name, images, scores in collected]
     runs = ", ".join(m["name"] for m in result["models"])
-    text = page(f"tt eval {result['task']}: {runs}", evaluation_sections(evaluations, samples, seed),
-                f"{result['data']} · {result['evaluated_on']}")
+    text = page(
+        f"tt eval {result['task']}: {runs}",
+        evaluation_sections(evaluations, samples, seed),
+        f"{result['data']} · {result['evaluated_on']}",
+    )
     return write_report(out, text, folder)

@@ -58,9 +58,12 @@ def _cell(count, row_total, diagonal):
 
 def _matrix_table(matrix, class_names):
     head = "<tr><th></th>" + "".join(f'<th class="column">{escape(n)}</th>' for n in class_names) + "</tr>"
-    rows = "".join(f'<tr><th>{escape(class_names[i])}</th>'
-                   + "".join(_cell(int(c), int(matrix[i].sum()), i == j) for j, c in enumerate(matrix[i])) + "</tr>"
-                   for i in range(len(class_names)))
+    rows = "".join(
+        f"<tr><th>{escape(class_names[i])}</th>"
+        + "".join(_cell(int(c), int(matrix[i].sum()), i == j) for j, c in enumerate(matrix[i]))
+        + "</tr>"
+        for i in range(len(class_names))
+    )
     return f'<table class="confusion">{head}{rows}</table>'
 
 
@@ -68,18 +71,27 @@ def _top_confusions(matrix, class_names):
     off = matrix.copy()
     np.fill_diagonal(off, 0)
     flat = np.argsort(-off, axis=None, kind="stable")[:TOP_CONFUSIONS]
-    rows = [(class_names[i], class_names[j], int(off[i, j])) for i, j in zip(*np.unravel_index(flat, off.shape))
-            if off[i, j]]
+    rows = [
+        (class_names[i], class_names[j], int(off[i, j]))
+        for i, j in zip(*np.unravel_index(flat, off.shape))
+        if off[i, j]
+    ]
     body = "".join(f"<tr><td>{escape(t)}</td><td>{escape(p)}</td><td>{n}</td></tr>" for t, p, n in rows)
     return f'<table class="confusions"><tr><th>true</th><th>predicted</th><th>images</th></tr>{body}</table>'
 
 
 def _recall_table(recall, matrix, class_names):
     order = [int(c) for c in np.argsort(np.nan_to_num(recall, nan=2.0), kind="stable")]  # worst first, absent last
-    rows = "".join(f'<tr class="recall" data-class="{c}"><td>{escape(class_names[c])}</td>'
-                   + (f'<td>{100 * recall[c]:.1f}%</td><td><span class="bar" style="width:{100 * recall[c]:.0f}px">'
-                      '</span></td>' if not np.isnan(recall[c]) else '<td>—</td><td></td>')
-                   + f"<td>{int(matrix[c].sum())}</td></tr>" for c in order)
+    rows = "".join(
+        f'<tr class="recall" data-class="{c}"><td>{escape(class_names[c])}</td>'
+        + (
+            f'<td>{100 * recall[c]:.1f}%</td><td><span class="bar" style="width:{100 * recall[c]:.0f}px"></span></td>'
+            if not np.isnan(recall[c])
+            else "<td>—</td><td></td>"
+        )
+        + f"<td>{int(matrix[c].sum())}</td></tr>"
+        for c in order
+    )
     return f'<table class="per-class"><tr><th>class</th><th>recall</th><th></th><th>images</th></tr>{rows}</table>'
 
 
@@ -92,10 +104,14 @@ def confusion_section(evaluations):
         recall = per_class_recall(matrix)
         top1 = np.trace(matrix) / matrix.sum()
         shown = _matrix_table(matrix, names) if len(names) <= MAX_MATRIX_CLASSES else _top_confusions(matrix, names)
-        blocks.append(f'<div class="run" data-run="{escape(name)}"><h3>{escape(name)}: top-1 {100 * top1:.1f}%, '
-                      f'mean per-class recall {100 * np.nanmean(recall):.1f}%</h3>{shown}'
-                      f"<h4>Per-class recall (worst first)</h4>{_recall_table(recall, matrix, names)}</div>")
+        blocks.append(
+            f'<div class="run" data-run="{escape(name)}"><h3>{escape(name)}: top-1 {100 * top1:.1f}%, '
+            f"mean per-class recall {100 * np.nanmean(recall):.1f}%</h3>{shown}"
+            f"<h4>Per-class recall (worst first)</h4>{_recall_table(recall, matrix, names)}</div>"
+        )
     first = evaluations[0][1]
-    note = (f"All {len(first.labels)} images, {len(first.class_names)} classes; rows: true class, columns: "
-            "predicted (arg-max, a tie with the true class counts against it).")
+    note = (
+        f"All {len(first.labels)} images, {len(first.class_names)} classes; rows: true class, columns: "
+        "predicted (arg-max, a tie with the true class counts against it)."
+    )
     return section("zero-shot", "Zero-shot confusion", f'<div class="runs">{"".join(blocks)}</div>', note)

@@ -42,16 +42,22 @@ def from_encoded(name, images, similarity=None, probabilities=None, class_names=
     """A `RunEvaluation` of images encoded with thumbnails and the scores computed from them."""
     texts = retrieval.caption_pairs(images.captions)[0] if similarity is not None else None
     labels = images.labels if probabilities is not None else None
-    return RunEvaluation(name, images.thumbnails, images.captions, similarity, texts, probabilities, labels,
-                         list(class_names) if class_names is not None else None)
+    return RunEvaluation(
+        name,
+        images.thumbnails,
+        images.captions,
+        similarity,
+        texts,
+        probabilities,
+        labels,
+        list(class_names) if class_names is not None else None,
+    )
 
 
-def evaluate_run(run, data, class_names=None, templates=("a photo of a {}.",),
-                 batch_size=encode.DEFAULT_BATCH_SIZE):
+def evaluate_run(run, data, class_names=None, templates=("a photo of a {}.",), batch_size=encode.DEFAULT_BATCH_SIZE):
     """Retrieval scores when the images have captions, zero-shot probabilities when they have
     labels and `class_names` are given; one encoding pass for both."""
-    images = encode.encode_images(run.model, data, batch_size, description=f"images ({run_name(run)})",
-                                  thumbnails=True)
+    images = encode.encode_images(run.model, data, batch_size, description=f"images ({run_name(run)})", thumbnails=True)
     similarity = probabilities = None
     if any(images.captions):
         retrieval.check_captions(images.captions, data)
@@ -59,7 +65,9 @@ def evaluate_run(run, data, class_names=None, templates=("a photo of a {}.",),
     labelled = images.labels.size and not (images.labels == encode.NO_LABEL).any()
     if class_names and labelled:
         zero_shot.check_labels(images.labels, data, len(class_names))
-        probabilities = zero_shot.zero_shot_probabilities(run.model, run.tokenizer, images, class_names,
-                                                          list(templates), batch_size)
-    return from_encoded(run_name(run), images, similarity, probabilities, class_names if probabilities is not None
-                        else None)
+        probabilities = zero_shot.zero_shot_probabilities(
+            run.model, run.tokenizer, images, class_names, list(templates), batch_size
+        )
+    return from_encoded(
+        run_name(run), images, similarity, probabilities, class_names if probabilities is not None else None
+    )

@@ -69,8 +69,13 @@ def image_to_text(evaluation, image_rows, k=TOP_K):
     """Per sampled image: its k best distinct captions as `Retrieved` (index into the distinct strings)."""
     strings, columns = distinct_captions(evaluation.texts)
     scores = evaluation.similarity[np.ix_(image_rows, columns)]
-    return [[Retrieved(int(j), float(scores[row, j]), strings[j] in evaluation.captions[image])
-             for j in _top(scores[row], k)] for row, image in enumerate(image_rows)]
+    return [
+        [
+            Retrieved(int(j), float(scores[row, j]), strings[j] in evaluation.captions[image])
+            for j in _top(scores[row], k)
+        ]
+        for row, image in enumerate(image_rows)
+    ]
 
 
 def text_to_image(evaluation, caption_indices, k=TOP_K):
@@ -79,8 +84,9 @@ def text_to_image(evaluation, caption_indices, k=TOP_K):
     result = []
     for index in caption_indices:
         scores = evaluation.similarity[:, columns[index]]
-        result.append([Retrieved(int(i), float(scores[i]), strings[index] in evaluation.captions[i])
-                       for i in _top(scores, k)])
+        result.append(
+            [Retrieved(int(i), float(scores[i]), strings[index] in evaluation.captions[i]) for i in _top(scores, k)]
+        )
     return result
 
 
@@ -89,22 +95,28 @@ def _mark(hit):
 
 
 def _caption_list(strings, retrieved):
-    items = "".join(f'<li class="{_mark(r.hit)}" data-caption="{r.index}">{escape(strings[r.index])} '
-                    f'<span class="score">{r.score:.3f}</span></li>' for r in retrieved)
+    items = "".join(
+        f'<li class="{_mark(r.hit)}" data-caption="{r.index}">{escape(strings[r.index])} '
+        f'<span class="score">{r.score:.3f}</span></li>'
+        for r in retrieved
+    )
     return f"<ol>{items}</ol>"
 
 
 def _image_list(evaluation, retrieved):
-    figures = "".join(f'<figure class="{_mark(r.hit)}" data-image="{r.index}">'
-                      f'{image_tag(evaluation.thumbnails[r.index], "; ".join(evaluation.captions[r.index]))}'
-                      f'<figcaption>#{r.index} <span class="score">{r.score:.3f}</span></figcaption></figure>'
-                      for r in retrieved)
+    figures = "".join(
+        f'<figure class="{_mark(r.hit)}" data-image="{r.index}">'
+        f"{image_tag(evaluation.thumbnails[r.index], '; '.join(evaluation.captions[r.index]))}"
+        f'<figcaption>#{r.index} <span class="score">{r.score:.3f}</span></figcaption></figure>'
+        for r in retrieved
+    )
     return f'<div class="images">{figures}</div>'
 
 
 def _header(names, first):
-    return "<thead><tr>" + f"<th>{escape(first)}</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + \
-        "</tr></thead>"
+    return (
+        "<thead><tr>" + f"<th>{escape(first)}</th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr></thead>"
+    )
 
 
 def gallery_sections(evaluations, samples, seed):
@@ -113,27 +125,33 @@ def gallery_sections(evaluations, samples, seed):
     first = evaluations[0][1]
     strings, _ = distinct_captions(first.texts)
     sample = sample_rows(len(first.captions), len(strings), samples, seed)
-    note = (f"{len(sample.images)} of {len(first.captions)} images and {len(sample.captions)} of {len(strings)} "
-            f"distinct captions, drawn with seed {seed}; scores are the retrieval evaluation's cosine similarities; "
-            "✓ marks a hit.")
+    note = (
+        f"{len(sample.images)} of {len(first.captions)} images and {len(sample.captions)} of {len(strings)} "
+        f"distinct captions, drawn with seed {seed}; scores are the retrieval evaluation's cosine similarities; "
+        "✓ marks a hit."
+    )
 
     per_run = [image_to_text(e, sample.images) for _, e in evaluations]
     rows = []
     for n, image in enumerate(sample.images):
         own = "".join(f"<li>{escape(c)}</li>" for c in first.captions[image])
-        query = f'{image_tag(first.thumbnails[image], "; ".join(first.captions[image]))}<div>#{image}</div>' \
-                f'<ul class="note">{own}</ul>'
+        query = (
+            f"{image_tag(first.thumbnails[image], '; '.join(first.captions[image]))}<div>#{image}</div>"
+            f'<ul class="note">{own}</ul>'
+        )
         cells = "".join(f"<td>{_caption_list(strings, retrieved[n])}</td>" for retrieved in per_run)
         rows.append(f'<tr class="query" data-image="{image}"><td>{query}</td>{cells}</tr>')
-    image_table = f'<table class="gallery">{_header(names, "image and its captions")}' \
-                  f'<tbody>{"".join(rows)}</tbody></table>'
+    image_table = (
+        f'<table class="gallery">{_header(names, "image and its captions")}<tbody>{"".join(rows)}</tbody></table>'
+    )
 
     per_run = [text_to_image(e, sample.captions) for _, e in evaluations]
     rows = []
     for n, caption in enumerate(sample.captions):
-        cells = "".join(f"<td>{_image_list(e, retrieved[n])}</td>"
-                        for (_, e), retrieved in zip(evaluations, per_run))
+        cells = "".join(f"<td>{_image_list(e, retrieved[n])}</td>" for (_, e), retrieved in zip(evaluations, per_run))
         rows.append(f'<tr class="query" data-caption="{caption}"><td>{escape(strings[caption])}</td>{cells}</tr>')
     text_table = f'<table class="gallery">{_header(names, "caption")}<tbody>{"".join(rows)}</tbody></table>'
-    return [section("image-to-text", f"Image → text: top {TOP_K} captions", image_table, note),
-            section("text-to-image", f"Text → image: top {TOP_K} images", text_table, note)]
+    return [
+        section("image-to-text", f"Image → text: top {TOP_K} captions", image_table, note),
+        section("text-to-image", f"Text → image: top {TOP_K} images", text_table, note),
+    ]

@@ -61,13 +61,16 @@ def section(section_id, title, body, note=None):
 
 def name_values(rows, css_class):
     """(name, value) rows, both escaped, flowing in columns."""
-    body = "".join(f'<div><span class="name">{escape(k)}</span> <span class="value">{escape(v)}</span></div>'
-                   for k, v in rows)
+    body = "".join(
+        f'<div><span class="name">{escape(k)}</span> <span class="value">{escape(v)}</span></div>' for k, v in rows
+    )
     return f'<div class="{css_class}">{body}</div>'
 
 
 def page(title, sections, subtitle=""):
     sub = f'<p class="note">{escape(subtitle)}</p>' if subtitle else ""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            f"<h1>{escape(title)}</h1>{sub}\n" + "\n".join(sections) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        f"<h1>{escape(title)}</h1>{sub}\n" + "\n".join(sections) + "\n</body></html>\n"
+    )

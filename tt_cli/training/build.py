@@ -54,8 +54,10 @@ def embedding_folders(folders, towers, files, info):
     if folders and not towers:
         raise InvalidValueError("embeddings are the third tower's; a CLIP run has none (train 3t or lit).")
     if len(folders) > len(towers):
-        raise InvalidValueError(f"{len(folders)} embedding folders for {len(towers)} pretrained tower(s): "
-                                "give one embedding folder per tower.")
+        raise InvalidValueError(
+            f"{len(folders)} embedding folders for {len(towers)} pretrained tower(s): "
+            "give one embedding folder per tower."
+        )
     paired = []
     for folder, tower in zip(folders, towers):
         check_tower(folder, tower)
@@ -82,13 +84,20 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
         embeddings = embedding_folders(config.embeddings, towers, files, info)
         # Tower k's embeddings: beside the data (folder k of `--embeddings`), else for the first
         # tower only, inside the shards (made by an earlier `tt data embed`).
-        precomputed = tuple(k < len(embeddings) or (k == 0 and _use_precomputed(info, tower))
-                            for k, tower in enumerate(towers))
+        precomputed = tuple(
+            k < len(embeddings) or (k == 0 and _use_precomputed(info, tower)) for k, tower in enumerate(towers)
+        )
         check_features(files, need_h_embedding=bool(towers) and precomputed[0] and not embeddings)
         model = ThreeTowers.from_scale(
-            scale, mode=config.mode, vocab_size=tokenizer.vocab_size, max_len=config.max_text_len,
-            pretrained_tower=list(towers) or None, pooling=config.pooling, aux_weight=config.aux_weight,
-            lit_head=config.lit_head, loss=config.loss,
+            scale,
+            mode=config.mode,
+            vocab_size=tokenizer.vocab_size,
+            max_len=config.max_text_len,
+            pretrained_tower=list(towers) or None,
+            pooling=config.pooling,
+            aux_weight=config.aux_weight,
+            lit_head=config.lit_head,
+            loss=config.loss,
         )
         schedule = warmup_cosine(config.lr, steps, warmup)
         optimizer = make_optimizer(schedule, config.weight_decay, config.beta2, config.grad_clip_norm, runtime.policy)
@@ -98,7 +107,18 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     checkpoint_dir = os.path.join(config.out, rd.CHECKPOINTS)
     if not runtime.chief:  # other workers write their (identical) copy aside
         checkpoint_dir = os.path.join(checkpoint_dir, f".worker-{worker_id(runtime.strategy)}")
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints,
-                                         step_counter=optimizer.iterations)
-    return Built(model=model, optimizer=optimizer, schedule=schedule, warmup=warmup, checkpoint=checkpoint,
-                 manager=manager, towers=towers, precomputed=precomputed, scale=scale, embeddings=embeddings)
+    manager = tf.train.CheckpointManager(
+        checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints, step_counter=optimizer.iterations
+    )
+    return Built(
+        model=model,
+        optimizer=optimizer,
+        schedule=schedule,
+        warmup=warmup,
+        checkpoint=checkpoint,
+        manager=manager,
+        towers=towers,
+        precomputed=precomputed,
+        scale=scale,
+        embeddings=embeddings,
+    )

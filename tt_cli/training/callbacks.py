@@ -32,16 +32,31 @@ class TrainProgress(keras.callbacks.Callback):
     the bar also showing accuracy) counts images.
     """
 
-    def __init__(self, total_steps, batch_size, log_every, enabled=True, label="train", unit="pairs",
-                 bar_keys=("loss",), summary_keys=("loss", "accuracy", "t_image_text")):
+    def __init__(
+        self,
+        total_steps,
+        batch_size,
+        log_every,
+        enabled=True,
+        label="train",
+        unit="pairs",
+        bar_keys=("loss",),
+        summary_keys=("loss", "accuracy", "t_image_text"),
+    ):
         super().__init__()
         self.total, self.batch_size, self.log_every, self.enabled = total_steps, batch_size, log_every, enabled
         self.label, self.unit, self.bar_keys, self.summary_keys = label, unit, bar_keys, summary_keys
         self.progress = Progress(
-            TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[metrics]}"), TextColumn(f"{{task.fields[rate]}} {unit}/s"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=STDERR, disable=not enabled,
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TextColumn(f"{{task.fields[rate]}} {unit}/s"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=STDERR,
+            disable=not enabled,
         )
 
     def on_train_begin(self, logs=None):
@@ -194,8 +209,13 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
 
     from tt_cli import run_dir as rd
 
-    metrics_log = MetricsLog(os.path.join(config.out, rd.METRICS), os.path.join(config.out, rd.LOGS),
-                             config.log_every, schedule, config.batch_size)
+    metrics_log = MetricsLog(
+        os.path.join(config.out, rd.METRICS),
+        os.path.join(config.out, rd.LOGS),
+        config.log_every,
+        schedule,
+        config.batch_size,
+    )
     saver = Checkpoints(manager, config.checkpoint_every)
     callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
     if chief:

@@ -16,8 +16,7 @@ from tt_cli.errors import InvalidValueError
 
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
-MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len",
-              "loss")
+MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len", "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +64,8 @@ class TrainConfig:
         if self.mode == "lit" and len(self.pretrained) > 1:
             raise InvalidValueError(
                 f"LiT locks one pretrained tower, not {len(self.pretrained)}",
-                remedy=("pretrained", self.pretrained[0], "alone (3T learns from several)"))
+                remedy=("pretrained", self.pretrained[0], "alone (3T learns from several)"),
+            )
 
     def to_json(self):
         return dataclasses.asdict(self)

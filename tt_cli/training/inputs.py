@@ -18,12 +18,24 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
     # Per tower, in order: the size its images are decoded at, or the width of the shards' own embeddings.
     h_sizes = [None if pre else tower.image_size for tower, pre in zip(towers, precomputed)]
     folders = len(built.embeddings)  # towers 0..folders-1 read theirs from an embeddings folder
-    h_dims = [tower.output_dim if pre and k >= folders else None
-              for k, (tower, pre) in enumerate(zip(towers, precomputed))]
+    h_dims = [
+        tower.output_dim if pre and k >= folders else None for k, (tower, pre) in enumerate(zip(towers, precomputed))
+    ]
     # Each input pipeline makes its own tokenizer: the SentencePiece resource must
     # live where the dataset is built.
-    return runtime.strategy.distribute_datasets_from_function(lambda ctx: train_dataset(
-        files, config.batch_size, image_size, TextTokenizer(tokenizer.model_bytes, config.max_text_len),
-        h_image_size=h_sizes, h_embedding_dim=h_dims, seed=config.seed, start_step=start_step,
-        shuffle_buffer=config.shuffle_buffer, input_context=ctx, embeddings=built.embeddings, augment=config.augment,
-    ))
+    return runtime.strategy.distribute_datasets_from_function(
+        lambda ctx: train_dataset(
+            files,
+            config.batch_size,
+            image_size,
+            TextTokenizer(tokenizer.model_bytes, config.max_text_len),
+            h_image_size=h_sizes,
+            h_embedding_dim=h_dims,
+            seed=config.seed,
+            start_step=start_step,
+            shuffle_buffer=config.shuffle_buffer,
+            input_context=ctx,
+            embeddings=built.embeddings,
+            augment=config.augment,
+        )
+    )

@@ -55,14 +55,23 @@ def raise_if_stopped(saver, manager, read_error, files, data):
     from tt_cli.training.callbacks import global_step
 
     if read_error is not None:
-        kept = f"the last checkpoint, {manager.latest_checkpoint}, is kept" if manager.latest_checkpoint else \
-            "no checkpoint was saved yet"
-        raise TrainingStopped(f"{describe_read_error(read_error, files, data)}; training stopped after step "
-                              f"{saver.finished_step} and {kept}.")
+        kept = (
+            f"the last checkpoint, {manager.latest_checkpoint}, is kept"
+            if manager.latest_checkpoint
+            else "no checkpoint was saved yet"
+        )
+        raise TrainingStopped(
+            f"{describe_read_error(read_error, files, data)}; training stopped after step "
+            f"{saver.finished_step} and {kept}."
+        )
     if saver.nan_step is not None:
-        raise TrainingStopped(f"loss became NaN at step {saver.nan_step}; stopped and kept the last good "
-                              f"checkpoint ({manager.latest_checkpoint or 'none'}). Try a lower learning rate or "
-                              "float32 precision.")
+        raise TrainingStopped(
+            f"loss became NaN at step {saver.nan_step}; stopped and kept the last good "
+            f"checkpoint ({manager.latest_checkpoint or 'none'}). Try a lower learning rate or "
+            "float32 precision."
+        )
     if saver.stop_signal is not None:
-        raise TrainingStopped(f"stopped by signal {saver.stop_signal} at step {global_step(saver.model)}; "
-                              "checkpoint saved. Run the same command again to resume.")
+        raise TrainingStopped(
+            f"stopped by signal {saver.stop_signal} at step {global_step(saver.model)}; "
+            "checkpoint saved. Run the same command again to resume."
+        )

@@ -45,8 +45,12 @@ def _is_legacy_run(out):
             run_json = json.load(f)
     except (OSError, ValueError):
         return False
-    return (isinstance(run_json, dict) and all(k in run_json for k in LEGACY_RUN_KEYS)
-            and storage.isfile(os.path.join(out, rd.MODEL_JSON)) and storage.isdir(os.path.join(out, rd.CHECKPOINTS)))
+    return (
+        isinstance(run_json, dict)
+        and all(k in run_json for k in LEGACY_RUN_KEYS)
+        and storage.isfile(os.path.join(out, rd.MODEL_JSON))
+        and storage.isdir(os.path.join(out, rd.CHECKPOINTS))
+    )
 
 
 def prepare_out(config, chief):
@@ -111,8 +115,13 @@ def check_resume_matches(config, files, info):
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if not _same_bytes(config.tokenizer, os.path.join(config.out, rd.TOKENIZER)):
-            raise ResumeRefused(config.out, "tokenizer", os.path.join(config.out, rd.TOKENIZER), config.tokenizer,
-                                " (another model; given none, the run resumes with its own)")
+            raise ResumeRefused(
+                config.out,
+                "tokenizer",
+                os.path.join(config.out, rd.TOKENIZER),
+                config.tokenizer,
+                " (another model; given none, the run resumes with its own)",
+            )
 
 
 def _setting(settings, key):
@@ -154,7 +163,8 @@ def setup_tokenizer(config, files, log, chief=True):
     else:
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
         # Every worker trains the same model (deterministic).
-        train_sentencepiece(read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size,
-                            on_warning=log)
+        train_sentencepiece(
+            read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size, on_warning=log
+        )
     storage.replace(path + f".tmp{os.getpid()}", path)
     return path

@@ -84,5 +84,9 @@ def versions():
     import keras_hub
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__,
-            "python": platform.python_version()}
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_hub": keras_hub.__version__,
+        "python": platform.python_version(),
+    }

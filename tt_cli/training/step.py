@@ -21,8 +21,11 @@ def check_accum_steps(batch_size, replicas, accum_steps):
         raise InvalidValueError(
             f"batch size {batch_size} does not split into {accum_steps} equal micro-batches on each of "
             f"{replicas} replica(s): it must be a multiple of {replicas * accum_steps}.",
-            remedy=("batch_size", batch_size - batch_size % (replicas * accum_steps) or replicas * accum_steps,
-                    "(or fewer micro-batches)"),
+            remedy=(
+                "batch_size",
+                batch_size - batch_size % (replicas * accum_steps) or replicas * accum_steps,
+                "(or fewer micro-batches)",
+            ),
         )
 
 

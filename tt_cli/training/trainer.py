@@ -47,29 +47,46 @@ def _check_image_settings(config):
     if config.mode != "lit":
         return
     if config.image_size is not None:
-        raise InvalidValueError(f"image size {config.image_size}: LiT trains no image tower of its own (the locked "
-                                "tower takes the size it was trained at); give it for 3T or CLIP only.")
+        raise InvalidValueError(
+            f"image size {config.image_size}: LiT trains no image tower of its own (the locked "
+            "tower takes the size it was trained at); give it for 3T or CLIP only."
+        )
     if config.augment:
-        raise InvalidValueError("augment: LiT trains no image tower of its own, so there is nothing to augment; "
-                                "augment 3T or CLIP only.")
+        raise InvalidValueError(
+            "augment: LiT trains no image tower of its own, so there is nothing to augment; augment 3T or CLIP only."
+        )
 
 
 def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
     """run.json (every resolved setting) and model.json (the model rebuilt without network)."""
     from tt_cli.training.runtime import versions
 
-    write_json(os.path.join(config.out, rd.RUN_JSON), {
-        "config": config.to_json(), "mode": config.mode, "scale": config.scale,
-        "scale_config": built.scale.to_json(), "pretrained": built.tower.preset if built.tower else None,
-        "pretrained_towers": [tower.preset for tower in built.towers],
-        "precomputed_h_embedding": bool(any(built.precomputed)),
-        "precomputed_h_embeddings": [bool(p) for p in built.precomputed], "max_text_len": config.max_text_len,
-        "vocab_size": tokenizer.vocab_size, "batch_size": config.batch_size, "steps": steps,
-        "warmup_steps": built.warmup, "accum_steps": config.accum_steps, "loss": config.loss,
-        "precision": runtime.policy, "jit": runtime.jit,
-        "strategy": runtime.strategy_name, "replicas": runtime.replicas,
-        "dataset": prepare.fingerprint(files, info), "versions": versions(),
-    })
+    write_json(
+        os.path.join(config.out, rd.RUN_JSON),
+        {
+            "config": config.to_json(),
+            "mode": config.mode,
+            "scale": config.scale,
+            "scale_config": built.scale.to_json(),
+            "pretrained": built.tower.preset if built.tower else None,
+            "pretrained_towers": [tower.preset for tower in built.towers],
+            "precomputed_h_embedding": bool(any(built.precomputed)),
+            "precomputed_h_embeddings": [bool(p) for p in built.precomputed],
+            "max_text_len": config.max_text_len,
+            "vocab_size": tokenizer.vocab_size,
+            "batch_size": config.batch_size,
+            "steps": steps,
+            "warmup_steps": built.warmup,
+            "accum_steps": config.accum_steps,
+            "loss": config.loss,
+            "precision": runtime.policy,
+            "jit": runtime.jit,
+            "strategy": runtime.strategy_name,
+            "replicas": runtime.replicas,
+            "dataset": prepare.fingerprint(files, info),
+            "versions": versions(),
+        },
+    )
     rd.save_model_config(config.out, built.model)
 
 
@@ -83,8 +100,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
 
     from tt_cli.training.runtime import start_runtime, total_steps
 
-    runtime = start_runtime(config.strategy, config.seed, config.precision, config.jit,
-                            config.deterministic)  # before any other TensorFlow op
+    runtime = start_runtime(
+        config.strategy, config.seed, config.precision, config.jit, config.deterministic
+    )  # before any other TensorFlow op
     from tt_cli.training.config import model_scale
 
     model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
@@ -102,8 +120,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
     if resuming:
         prepare.check_resume_matches(config, files, info)
     tokenizer = TextTokenizer(prepare.setup_tokenizer(config, files, log, chief), config.max_text_len)
-    steps = total_steps(config.steps, config.epochs, info.num_examples if info else None, config.batch_size,
-                        config.data)
+    steps = total_steps(
+        config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
+    )
     built = build_training(config, runtime, tokenizer, info, files, steps, log)
     if resuming:
         rd.restore_checkpoint(built.checkpoint, rd.latest_checkpoint(config.out))
@@ -117,8 +136,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
 
     dataset = inputs.training_input(config, runtime, files, tokenizer, built, start)
-    callbacks, saver = cb.training_callbacks(config, chief, built.schedule, built.manager, steps, evaluator,
-                                             tokenizer, show_progress)
+    callbacks, saver = cb.training_callbacks(
+        config, chief, built.schedule, built.manager, steps, evaluator, tokenizer, show_progress
+    )
     with saver:
         logs, read_error = loop.fit(built.model, runtime, iter(dataset), steps - start, callbacks, config.accum_steps)
     loop.raise_if_stopped(saver, built.manager, read_error, files, config.data)
