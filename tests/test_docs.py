@@ -3,8 +3,8 @@
 - Every `tt ...` command line of a fenced shell block (every line of a `bash`/`sh` block,
   the `$ ` lines of any other block) is parsed by the real Click command tree: the command
   path exists and every flag and argument parses. Nothing is invoked; the parse runs on a
-  copy of the tree whose parameter callbacks (which read files named on the command line)
-  are removed, so a documented path need not exist.
+  copy of the tree whose parameters do not look at the files they name (no callbacks, no
+  existence checks), so a documented path need not exist.
 - Every `python examples/...` or `python benchmarks/...` line is parsed by that script's own
   argparse parser (captured in one subprocess: a script may import what this process must not).
 - Every relative link and image of README.md and docs/**/*.md resolves, anchors included.
@@ -130,6 +130,9 @@ def command_tree():
         for param in command.params:
             if not getattr(param, "is_eager", False):
                 param.callback = None  # e.g. --tokenizer reads the file, --json checks its folder
+            if isinstance(param.type, click.Path) and param.type.exists:
+                param.type = copy.copy(param.type)
+                param.type.exists = False
         commands.extend(getattr(command, "commands", {}).values())
     return tree
 
