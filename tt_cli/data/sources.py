@@ -285,6 +285,8 @@ def _finish_labels(collector, raw_labels, listing):
         return
     if labelled * 2 <= len(raw_labels):
         listing.labels_ignored = labelled
+        for row in collector.rows:
+            row.label = None
         return
     ids, names = _label_map(raw_labels)
     listing.labelled, listing.class_names = True, names
