@@ -166,24 +166,16 @@ def check_table(rows, firsts, listing, folder, quoted):
             assert reject["reason"] == "duplicate_key" and key in accepted_keys, (reject, key)
 
 
+@pytest.mark.parametrize("quoted", [True, False], ids=["csv", "tsv"])
 @PROPERTY
-@given(rows=table_rows(quoted=True))
-def test_csv_rows_are_intact_or_rejected(images, rows):
+@given(data=st.data())
+def test_csv_and_tsv_rows_are_intact_or_rejected(images, quoted, data):
+    rows = data.draw(table_rows(quoted))
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "rows.csv")
-        firsts, held = write_table(path, rows, images, quoted=True)
+        path = os.path.join(tmp, "rows.csv" if quoted else "rows.tsv")
+        firsts, held = write_table(path, rows, images, quoted)
         listing = sources.list_source(path, key_column="key")
-        check_table(held, firsts, listing, images, quoted=True)
-
-
-@PROPERTY
-@given(rows=table_rows(quoted=False))
-def test_tsv_rows_are_intact_or_rejected(images, rows):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "rows.tsv")
-        firsts, held = write_table(path, rows, images, quoted=False)
-        listing = sources.list_source(path, key_column="key")
-        check_table(held, firsts, listing, images, quoted=False)
+        check_table(held, firsts, listing, images, quoted)
 
 
 # ------------------------------------------------------------------ JSON Lines

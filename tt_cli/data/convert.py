@@ -5,7 +5,9 @@ then convert each shard in a worker process (`ProcessPoolExecutor`, one task
 per shard): decode and check every image once (`validate.py`), write the shard
 under a temporary name and rename it when complete. A rerun after an
 interruption finds the same plan in `OUT/.convert/plan.json` and converts only
-the shards whose files do not exist yet. At the end the per-shard rejections
+the shards whose files do not exist yet, or whose image files changed (size or
+modification time, `source_fingerprints`) since they were converted; a finished
+conversion whose image files changed is converted again rather than called complete. At the end the per-shard rejections
 are merged into `rejected.jsonl` (in source order), and `dataset.json` and
 `report.json` are written. No TensorFlow is imported.
 
@@ -341,8 +343,8 @@ def convert(
     finished = [_finished_stats(out_dir, n) for n in names]
     # A shard finished from image files that have changed since is converted again.
     changed += sum(stats is not None and stats.get("source") != sources_now[i] for i, stats in enumerate(finished))
-    done = [stats is not None and stats.get("source") == sources_now[i] for i, stats in enumerate(finished)]
-    tasks = [(i, rows[i::num_shards], sources_now[i]) for i in range(num_shards) if not done[i]]
+    up_to_date = [stats is not None and stats.get("source") == sources_now[i] for i, stats in enumerate(finished)]
+    tasks = [(i, rows[i::num_shards], sources_now[i]) for i in range(num_shards) if not up_to_date[i]]
     todo_rows = sum(len(r) for _, r, _ in tasks)
     try:
         if tasks and progress is None:

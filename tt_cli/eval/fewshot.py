@@ -6,7 +6,8 @@ classes there were). A linear map with a bias is fitted in closed form by
 L2-regularised least squares onto targets in {-1, +1} (one-hot scaled, as
 big_vision): with features and targets centred on their training means (the
 bias is not penalised), `W = (XᵀX + λI)⁻¹ XᵀY`. The predicted class is the
-arg-max of `xW + b`. Accuracies are averaged over seeds.
+arg-max of `xW + b`. Accuracies are averaged over seeds. The test set's classes
+are matched to the training set's by name (`align_classes`).
 
 Regularisation: with `l2_reg="auto"`, λ is chosen per fit from 2^-10 ... 2^10
 by leave-one-out error on the few-shot training set itself (closed form for
