@@ -1,7 +1,7 @@
 """Bad input gets one clear line on stderr and exit code 2, never a traceback or exit 0.
 
 Numbers out of their domain on every command, corrupt shards (named, with the advice
-to run `tt data inspect --verify`), damaged run directories, resuming a run with other
+to verify the others with `tt data inspect`), damaged run directories, resuming a run with other
 data, tokenizer or batch size, and `tt bench` with missing inputs. The TF-free `tt data`
 commands run as `tt` subprocesses (the `tfrecord` package cannot share a process with
 TensorFlow); the others run in this process.
@@ -159,14 +159,15 @@ def test_corrupt_shard_is_named_by_tf_free_commands(tiny_shards, tmp_path, comma
     if command == "tokenizer":
         args += [str(tmp_path / "tok.model"), "--vocab-size", "64"]
     result = run_tt_process(*args, check=False)
-    assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
+    advice = "tt data inspect --verify" if command == "inspect" else "verify them all with tt data inspect"
+    assert_one_clear_line(result, path, f"offset {offset}", advice)
     assert not os.path.exists(tmp_path / "tok.model")
 
 
 def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_path):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "flipped")
     result = run_tt(["train", "--data", data, "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS])
-    assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
+    assert_one_clear_line(result, path, f"offset {offset}", "verify them all with tt data inspect")
 
 
 @pytest.mark.parametrize("command", ["eval", "pretrain"])
@@ -189,7 +190,7 @@ def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_
             "16",
         ]
     )
-    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "tt data inspect --verify")
+    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "verify them all with tt data inspect")
 
 
 def copy_run(run, directory):
@@ -206,7 +207,12 @@ def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny
     flags[flags.index("--steps") + 1] = "8"
     result = run_tt(["train", "--data", data, "--out", run, "--mode", "clip", *flags])
     assert_one_clear_line(
-        result, path, f"offset {offset}", "tt data inspect --verify", "training stopped after step 4", "ckpt-4"
+        result,
+        path,
+        f"offset {offset}",
+        "verify them all with tt data inspect",
+        "training stopped after step 4",
+        "ckpt-4",
     )
     assert sorted(f for f in os.listdir(os.path.join(run, "checkpoints")) if f.endswith(".index")) == [
         "ckpt-2.index",

@@ -152,7 +152,7 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     files, data_info = schema.resolve_shards(tiny_shards)
     other_tower = tmp_path / "h_other_tower"
     shutil.copytree(h, other_tower)
-    info["h_embedding"]["pretrained"] = "/elsewhere/vit"
+    info["h_embedding"].update(pretrained="/elsewhere/vit", weights_sha256="0" * 32)  # other weights
     (other_tower / "dataset.json").write_text(json.dumps(info))
     for folders, towers, data, words in [
         ([h], [tower], (files[:1], None), ["other shards", "shard-00001-of-00002.tfrecord"]),

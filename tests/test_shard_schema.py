@@ -119,5 +119,5 @@ def test_both_read_captions_name_a_corrupt_shard_in_the_same_words(tmp_path, dam
             f.truncate(200)
     tf_free, tf_side = _tf_free_captions(files, None, "DATA"), _tf_captions(files, None, "DATA")
     assert isinstance(tf_free, str) and tf_free.startswith(f"{files[0]}: corrupt record at byte offset 0: ")
-    assert tf_free.endswith("; run `tt data inspect --verify DATA` to check every shard.")
+    assert tf_free.endswith("; other shards of DATA may be damaged too: verify them all with tt data inspect.")
     assert tf_side == tf_free

@@ -1,4 +1,4 @@
-"""Writes JSON files for every command: `--json` results, `run.json`, `dataset.json`.
+"""Writes JSON files for every command: `--json` results, `run.json`, `dataset.json`, `rejected.jsonl`.
 
 Atomic (a temporary file renamed into place, so a crash never leaves half a file), the
 parent directory made when missing, and an unwritable path is one clear line. Local
@@ -17,10 +17,20 @@ from tt_cli.errors import InvalidValueError
 def write_json(path, value):
     if not path:
         return
+    _write_atomically(path, lambda f: f.write(json.dumps(value, indent=2, ensure_ascii=False)))
+
+
+def write_json_lines(path, records):
+    """One JSON object per line (`rejected.jsonl`). A lone surrogate left in a string (text
+    that was not UTF-8) is written as `\\udcff`, so one stray row never fails the file."""
+    _write_atomically(path, lambda f: f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def _write_atomically(path, write):
     try:
         storage.makedirs(storage.dirname(path))
-        with storage.open(path + ".tmp", "w") as f:
-            f.write(json.dumps(value, indent=2, ensure_ascii=False))
+        with storage.open(path + ".tmp", "w", encoding="utf-8", errors="backslashreplace") as f:
+            write(f)
         storage.replace(path + ".tmp", path)
     except OSError as e:
         raise InvalidValueError(f"{path}: cannot write ({e.strerror or e}).")

@@ -9,7 +9,7 @@ A local path goes to `os` and `open` exactly as before this module existed (syml
 - `fsspec` in the TF-free commands (`tt data convert/inspect/tokenizer`), which call
   `use_fsspec()` first: those processes may never load TensorFlow (the `tfrecord`
   package and TensorFlow cannot share one). Remote protocols are extras
-  (`pip install 'tt[gcs]'` brings gcsfs).
+  (`pip install 'tt[gcs]'` brings gcsfs, `'tt[s3]'` s3fs).
 
 The modules both sides share (`ownership`, `jsonfile`, `schema`, `records`, `tokenizer`)
 call this module without knowing which side they run on: the backend is a property of
@@ -36,6 +36,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tempfile
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
@@ -104,6 +105,10 @@ class _Gfile:
         return info.length, info.mtime_nsec or None
 
 
+# The extras of pyproject.toml that bring a scheme's fsspec package.
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
+
+
 class _Fsspec:
     """URLs through fsspec (TF-free processes); paths keep the scheme the user wrote."""
 
@@ -113,12 +118,13 @@ class _Fsspec:
         self.scheme = _URL.match(url).group(1)
         try:
             self.fs = fsspec.filesystem(self.scheme)
-        except (ImportError, ValueError) as e:
+        except (ImportError, ValueError, TypeError) as e:
             from tt_cli.errors import InvalidValueError
 
+            extra = _EXTRAS.get(self.scheme.lower())
+            remedy = f"pip install 'tt[{extra}]'" if extra else f"install the fsspec package for {self.scheme}://"
             raise InvalidValueError(
-                f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); "
-                f"install its fsspec package, e.g. pip install 'tt[gcs]' for gs://."
+                f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); {remedy}."
             ) from None
 
     def _path(self, url):
@@ -282,6 +288,56 @@ def open(path, mode="r", encoding=None, errors=None, newline=None):
     if is_url(path):
         return _backend(path).open(path, mode, encoding=encoding, errors=errors, newline=newline)
     return builtins.open(path, mode, encoding=encoding, errors=errors, newline=newline)
+
+
+class NotARegularFile(OSError):
+    """A path that is a folder, FIFO, socket or device where a file is read (`kind` says which)."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}")
+        self.kind = kind
+
+
+def file_kind(mode):
+    """What an `os.stat` mode is, in words: "a directory", "a FIFO", "a device", ..."""
+    for test, kind in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_regular(path):
+    """Raises `NotARegularFile` unless `path` (local; a URL has no FIFOs) is a regular file,
+    looked at without opening it (`FileNotFoundError` when it is missing)."""
+    if not is_url(path):
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, file_kind(mode))
+
+
+def open_regular(path):
+    """Opens a user's file for binary reading only if it is a regular file: a FIFO would block
+    the reader forever and a device never ends. Looked at first, opened non-blocking (a FIFO
+    swapped in meanwhile is not waited on) and looked at again; raises `NotARegularFile`."""
+    if is_url(path):
+        return open(path, "rb")
+    check_regular(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, file_kind(mode))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def makedirs(path):

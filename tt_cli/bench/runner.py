@@ -259,8 +259,10 @@ class _ModeUnderTest:
         }
 
 
-def run_bench(settings, log=lambda message: None, on_step=lambda: None):
-    """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
+def run_bench(settings, log=lambda message: None, on_step=lambda: None, embeddings=()):
+    """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}.
+    `embeddings`: the embedding folders the input pipeline will be timed with; each must
+    have been made by its `settings.pretrained` tower (`lockstep.check_tower`), as in training."""
     from tt_cli.training.runtime import start_runtime, versions
 
     runtime = start_runtime(
@@ -278,6 +280,11 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     towers, tower_name = ([], None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
         towers, tower_name = _load_towers(settings, get_scale(settings.scale))  # h at its own size
+    if settings.pretrained:  # without it the towers are random: timing reads any embeddings
+        from tt_cli.data.lockstep import check_tower
+
+        for folder, tower in zip(embeddings, towers):
+            check_tower(folder, tower)
     header = {
         "device": device,
         "device_kind": device_kind,

@@ -80,7 +80,7 @@ def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **fla
     check_pipeline_inputs(data, tokenizer)
     total = len(settings.modes) * (settings.warmup + settings.steps)
     with progress_bar(total, "benchmarking", unit="steps") as advance:
-        result = run_bench(settings, log=STDERR.print, on_step=advance)
+        result = run_bench(settings, log=STDERR.print, on_step=advance, embeddings=embeddings)
     if data:
         from tt_cli.bench.pipeline_timing import time_pipeline
 

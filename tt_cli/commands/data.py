@@ -95,7 +95,11 @@ def convert(
 
 @data.command()
 @click.argument("shards")
-@click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check every record's CRC and decode every image as training does; name what is broken.",
+)
 @click.option("--samples", type=COUNT_OR_ZERO, default=3, show_default=True, help="Sample rows to show.")
 @json_option("Also write the summary here as JSON.")
 def inspect(shards, verify, samples, json_path):
@@ -106,12 +110,21 @@ def inspect(shards, verify, samples, json_path):
     summary = inspect_shards(shards, verify=verify, samples=samples)
     print_inspect_summary(summary)
     write_result(json_path, summary)
+    advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record and image"
+    if summary["damaged"]:
+        more = f" (and {len(summary['damaged']) - 1} more)" if len(summary["damaged"]) > 1 else ""
+        raise UnreadableDataError(f"{shards}: {summary['damaged'][0]}{more}; make the shards again.")
     if summary["corrupt"]:
         first = summary["corrupt"][0]
-        advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"
         raise UnreadableDataError(
             f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
             f"({first['why']}){advice}."
+        )
+    if summary["undecodable"]:
+        first = summary["undecodable"][0]
+        raise UnreadableDataError(
+            f"{summary['images_unreadable']} image(s) that training cannot decode; first: key {first['key']!r} "
+            f"in {first['file']} ({first['why']})."
         )
 
 

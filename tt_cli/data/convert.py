@@ -5,7 +5,9 @@ then convert each shard in a worker process (`ProcessPoolExecutor`, one task
 per shard): decode and check every image once (`validate.py`), write the shard
 under a temporary name and rename it when complete. A rerun after an
 interruption finds the same plan in `OUT/.convert/plan.json` and converts only
-the shards whose files do not exist yet. At the end the per-shard rejections
+the shards whose files do not exist yet, or whose image files changed (size or
+modification time, `source_fingerprints`) since they were converted; a finished
+conversion whose image files changed is converted again rather than called complete. At the end the per-shard rejections
 are merged into `rejected.jsonl` (in source order), and `dataset.json` and
 `report.json` are written. No TensorFlow is imported.
 
@@ -36,7 +38,7 @@ from tt_cli.data import schema, sources, validate
 from tt_cli.data.example_codec import encode_example
 from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import ConflictError, InvalidValueError
-from tt_cli.jsonfile import write_json
+from tt_cli.jsonfile import write_json, write_json_lines
 
 ROWS_PER_SHARD = 1000  # ~100 MB of typical web images per shard
 WORK_DIR = ".convert"  # per-shard progress while a conversion is unfinished
@@ -60,8 +62,9 @@ def _read_image(row):
     return validate.read_tar_member(tar_path, offset, size)
 
 
-def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=None):
-    """Converts one shard's rows; writes the shard, its rejections and its stats.
+def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=None, source=None):
+    """Converts one shard's rows; writes the shard, its rejections and its stats (with
+    `source`, the fingerprint of the rows' image files, `source_fingerprints`).
 
     The stats file is written before the shard is renamed into place, so a
     shard file that exists always has its stats and rejections beside it.
@@ -87,20 +90,12 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
             if pending == 8:
                 report(pending)
                 pending = 0
-        _write_json_lines(os.path.join(work, f"{name}.rejected.jsonl"), rejects)
-        stats = {"shard": name, "written": written, "conversions": dict(conversions)}
+        write_json_lines(os.path.join(work, f"{name}.rejected.jsonl"), rejects)
+        stats = {"shard": name, "written": written, "conversions": dict(conversions), "source": source}
         write_json(os.path.join(work, f"{name}.json"), stats)
     if pending:
         report(pending)
     return stats
-
-
-def _write_json_lines(path, records):
-    # Records escape undecodable bytes already (sources.reject_record); backslashreplace is
-    # the backstop that keeps one stray surrogate from failing the whole file.
-    with storage.open(path + ".tmp", "w", encoding="utf-8", errors="backslashreplace") as f:
-        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    storage.replace(path + ".tmp", path)
 
 
 def _fingerprint(listing, num_shards, max_size):
@@ -112,6 +107,36 @@ def _fingerprint(listing, num_shards, max_size):
         fields = [row.position, row.key, row.image, row.captions, row.label]
         digest.update(json.dumps(fields).encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
+
+
+def _stamp(path):
+    """[size, mtime in ns] of an image file (None for one that is missing or unreadable)."""
+    try:
+        if storage.is_url(path):
+            stamp = storage.stamp(path)
+            return [stamp["size"], stamp["mtime_ns"]]
+        info = os.stat(path)  # never opens it: a FIFO or device is only looked at
+    except (OSError, ValueError):
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def source_fingerprints(rows, num_shards):
+    """One fingerprint per shard of the image files its rows read (row i is in shard i mod N):
+    their paths with sizes and modification times (a tar's, for WebDataset rows).
+
+    Sizes and times, not hashes: any tool that rewrites a file changes its time, and a stat
+    costs no read, where hashing would read the whole source on every rerun. A copy that
+    keeps both (`cp -p` of a same-sized file) goes unnoticed: `overwrite` converts anew.
+    """
+    stamps = {}
+    digests = [hashlib.sha256() for _ in range(num_shards)]
+    for i, row in enumerate(rows):
+        path = row.image if isinstance(row.image, str) else row.image[0]
+        if path not in stamps:
+            stamps[path] = _stamp(path)
+        digests[i % num_shards].update(json.dumps([path, stamps[path]]).encode())
+    return [d.hexdigest()[:32] for d in digests]
 
 
 COMMAND = "tt data convert"
@@ -155,11 +180,14 @@ def _legacy_entries(out_dir, fingerprint, planned):
     return entries
 
 
-def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
-    """Returns 'fresh', 'resume' or 'complete' after checking what OUT holds.
+def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now):
+    """Returns ('fresh', 'resume' or 'complete', how many finished shards' image files changed)
+    after checking what OUT holds.
 
     Only what `tt data convert` wrote in OUT (its manifest, `tt_cli.ownership`) is read
     as its state or replaced; a name it needs that someone else's file holds stops it.
+    A finished conversion of the same plan whose image files changed since (`sources_now`,
+    `source_fingerprints`) is converted anew, as a rerun of the same command should.
     """
     planned = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     planned += list(_FIXED_NAMES)
@@ -169,14 +197,17 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
     owned = folder.owned()
     plan_path = os.path.join(out_dir, WORK_DIR, "plan.json")
     hint = "choose another output folder"
+    same_plan = False
     if not overwrite:
-        if REPORT in owned and _read_json_or_empty(os.path.join(out_dir, REPORT)).get("fingerprint") == fingerprint:
-            return "complete"
+        report = _read_json_or_empty(os.path.join(out_dir, REPORT)) if REPORT in owned else {}
+        same_plan = report.get("fingerprint") == fingerprint
+        if same_plan and report.get("source_fingerprints") == sources_now:
+            return "complete", 0
         if WORK_DIR in owned and _read_json_or_empty(plan_path).get("fingerprint") == fingerprint:
             folder.claim(planned, hint)
-            return "resume"
+            return "resume", 0
     folder.check_free(planned, hint)
-    if not overwrite and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
+    if not overwrite and not same_plan and any(storage.lexists(os.path.join(out_dir, n)) for n in owned):
         raise ConflictError(
             f"{out_dir} holds shards of a different source or settings",
             ("overwrite", True, "to replace them, or choose another output folder"),
@@ -185,20 +216,26 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
     folder.claim(planned, hint)
     storage.makedirs(os.path.dirname(plan_path))
     write_json(plan_path, {"fingerprint": fingerprint})
-    return "fresh"
+    if not same_plan:
+        return "fresh", 0
+    before = report.get("source_fingerprints") or [None] * num_shards
+    return "fresh", sum(a != b for a, b in zip(before, sources_now))
 
 
 def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
     """Runs the shard tasks in a process pool (or in this process for one worker)."""
     if workers <= 1 or len(tasks) <= 1:
-        for index, rows in tasks:
-            convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance)
+        for index, rows, source in tasks:
+            convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance, source=source)
         return
     progress_queue = multiprocessing.Queue()
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)), initializer=_init_worker, initargs=(progress_queue,)
     ) as pool:
-        futures = [pool.submit(convert_shard, out_dir, i, num_shards, rows, max_size) for i, rows in tasks]
+        futures = [
+            pool.submit(convert_shard, out_dir, i, num_shards, rows, max_size, source=source)
+            for i, rows, source in tasks
+        ]
         pending = set(futures)
         try:
             while pending:
@@ -246,6 +283,14 @@ def _remove_partial_files(out_dir, names):
                 storage.remove(path)
 
 
+def _finished_stats(out_dir, name):
+    """The stats of shard `name` when it is finished (the shard and its stats in place), else None."""
+    stats = os.path.join(out_dir, WORK_DIR, f"{name}.json")
+    if not (storage.isfile(os.path.join(out_dir, name)) and storage.isfile(stats)):
+        return None
+    return _read_json_or_empty(stats)
+
+
 def _nothing_converted(out_dir):
     return InvalidValueError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
@@ -283,7 +328,8 @@ def convert(
     if not storage.seen_by_other_processes(out_dir):
         workers = 1  # shards written by worker processes would be lost with them
     fingerprint = _fingerprint(listing, num_shards, max_size)
-    state = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
+    sources_now = source_fingerprints(rows, num_shards)
+    state, changed = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now)
     if state == "complete":
         with storage.open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)
@@ -294,11 +340,12 @@ def convert(
 
     work = os.path.join(out_dir, WORK_DIR)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
-    finished = [
-        storage.isfile(os.path.join(out_dir, n)) and storage.isfile(os.path.join(work, f"{n}.json")) for n in names
-    ]
-    tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
-    todo_rows = sum(len(r) for _, r in tasks)
+    finished = [_finished_stats(out_dir, n) for n in names]
+    # A shard finished from image files that have changed since is converted again.
+    changed += sum(stats is not None and stats.get("source") != sources_now[i] for i, stats in enumerate(finished))
+    up_to_date = [stats is not None and stats.get("source") == sources_now[i] for i, stats in enumerate(finished)]
+    tasks = [(i, rows[i::num_shards], sources_now[i]) for i in range(num_shards) if not up_to_date[i]]
+    todo_rows = sum(len(r) for _, r, _ in tasks)
     try:
         if tasks and progress is None:
             _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None)
@@ -313,10 +360,11 @@ def convert(
             f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
         ) from None
 
-    written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
+    written, conversions, rejects, per_shard = 0, collections.Counter(), list(listing.rejects), []
     for name in names:
         with storage.open(os.path.join(work, f"{name}.json")) as f:
             stats = json.load(f)
+        per_shard.append(stats["written"])
         written += stats["written"]
         conversions.update(stats["conversions"])
         with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
@@ -324,13 +372,15 @@ def convert(
     rejects.sort(key=lambda r: r["position"])
     for record in rejects:
         del record["position"]
-    _write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    write_json_lines(os.path.join(out_dir, REJECTED), rejects)
     info = schema.DatasetInfo(
         num_examples=written,
         num_shards=num_shards,
         source=f"{listing.format}:{validate.printable(listing.source)}",
         class_names=listing.class_names,
         shards=names,
+        shard_examples=per_shard,
+        shard_bytes=[storage.getsize(os.path.join(out_dir, n)) for n in names],
     )
     schema.write_info(out_dir, info)
     report = {
@@ -349,6 +399,9 @@ def convert(
         "seconds": round(time.time() - start, 2),
         "out": validate.printable(storage.abspath(out_dir)),
         "fingerprint": fingerprint,
+        "source_fingerprints": sources_now,
+        "source_changed": changed,
+        "labels_ignored": listing.labels_ignored,
     }
     write_json(os.path.join(out_dir, REPORT), report)
     storage.rmtree(work)

@@ -3,9 +3,10 @@
 For each source shard the output folder gets a shard of the same file name holding,
 in the same record order, only what is new: one `(key, h_embedding)` record per
 source record. Its `dataset.json` names the source dataset (`embeddings_of`), the
-tower and its preprocessing (`h_embedding`). `tt train --data SHARDS --embeddings
-OUT` reads the two in lockstep (`tt_cli.data.lockstep`), so images are never
-decoded at h's resolution and never copied. Several folders for one dataset (one per
+tower, a fingerprint of its weights (`lockstep.tower_fingerprint`) and its
+preprocessing (`h_embedding`). `tt train --data SHARDS --embeddings OUT` reads the
+two in lockstep (`tt_cli.data.lockstep`), so images are never decoded at h's
+resolution and never copied. Several folders for one dataset (one per
 tower) are normal.
 
 Images are decoded and resized to the tower's input exactly as the training pipeline
@@ -29,7 +30,7 @@ import os
 import time
 
 from tt_cli import ownership, storage
-from tt_cli.data import schema
+from tt_cli.data import lockstep, schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.presets import load_pretrained_tower
@@ -216,7 +217,12 @@ def embed_shards(
     worker, workers = worker_position(made)
     with made.scope():
         tower = load_pretrained_tower(pretrained, scale, on_note)
-    h_info = {"pretrained": tower.preset, "preprocessing": tower.preprocessing, "dim": tower.output_dim}
+    h_info = {
+        "pretrained": tower.preset,
+        "preprocessing": tower.preprocessing,
+        "dim": tower.output_dim,
+        lockstep.WEIGHTS: lockstep.tower_fingerprint(tower),  # what `tt train --embeddings` matches
+    }
     source = storage.abspath(shards) if storage.exists(shards) else shards
     plan = {"source": source, "shards": names, **h_info}
     if worker == 0:
@@ -245,6 +251,8 @@ def embed_shards(
                 num_shards=len(names),
                 source=source,
                 shards=names,
+                shard_examples=info.shard_examples if info else None,  # as many records as the data's
+                shard_bytes=[storage.getsize(os.path.join(out_dir, n)) for n in names],
                 h_embedding=h_info,
                 embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
             ),

@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 
 from tt_cli.data import schema, tf_schema
 from tt_cli.data.records import find_corrupt_record
+from tt_cli.data.shard_files import verify_advice
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -56,7 +57,7 @@ def describe_read_error(error, files, data):
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
-    return f"{what}; run `tt data inspect --verify {data}` to check every shard"
+    return f"{what}; {verify_advice(data)}"
 
 
 def _tf_words(message):

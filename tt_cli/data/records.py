@@ -71,8 +71,12 @@ def iter_records(path, verify=False):
     Raises `CorruptRecord` at a bad length; `verify=True` also checks each data CRC
     (which costs a pass of CRC32C over every byte).
     """
-    size = storage.getsize(path)
-    with storage.open(path, "rb") as f:
+    try:
+        f = storage.open_regular(path)  # a FIFO swapped in for a checked shard is not waited on
+    except storage.NotARegularFile as e:
+        raise CorruptRecord(path, 0, str(e)) from None
+    with f:
+        size = storage.getsize(path)
         offset = 0
         while (length := _read_length(f, path, offset, size)) is not None:
             yield offset, _read_data(f, path, offset, length, verify)

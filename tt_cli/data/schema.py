@@ -24,6 +24,7 @@ import json
 import os
 
 from tt_cli import storage
+from tt_cli.data.shard_files import check_shard_files
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -119,6 +120,9 @@ class DatasetInfo:
     # Set by `tt data embed`: {"pretrained": ..., "preprocessing": {...}, "dim": ...}
     h_embedding: dict = None
     shards: list = None  # file names, relative to the dataset directory
+    # Per shard of `shards`, as written: its records and its bytes (`shard_files` checks them).
+    shard_examples: list = None
+    shard_bytes: list = None
     # Set on an embedding folder of `tt data embed` (shards of (key, h_embedding) beside a
     # dataset, one per source shard, same names, same record order): the source dataset,
     # {"dataset": absolute path or glob, "num_examples": ..., "shards": [names]}.
@@ -141,25 +145,32 @@ def read_info(directory):
         with storage.open(path) as f:
             raw = json.load(f)
         fields = {f.name for f in dataclasses.fields(DatasetInfo)}
-        return DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
+        info = DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
     except (ValueError, TypeError) as e:
         raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} ({e}).")
+    counts = [info.num_examples, *(info.shard_examples or []), *(info.shard_bytes or [])]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} (its counts must be whole numbers).")
+    return info
 
 
-def resolve_shards(path):
+def resolve_shards(path, check=True):
     """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
 
-    A directory must hold `dataset.json`; a glob or single file is taken as is.
+    A directory must hold `dataset.json`; a glob or single file is taken as is. With
+    `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
     """
     if storage.isdir(path):
         info = read_info(path)
         names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
         files = [os.path.join(path, n) for n in names]
-        missing = [f for f in files if not storage.isfile(f)]
+        missing = [f for f in files if not storage.lexists(f)]
         if missing:
             raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
         files, info = sorted(storage.glob(path)), None
     if not files:
         raise UnreadableDataError(f"{path}: no TFRecord shards found.")
+    if check:
+        check_shard_files(files, info, path)
     return files, info

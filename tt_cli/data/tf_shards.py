@@ -20,17 +20,23 @@ def write_shards(out_dir, rows, num_shards, source, class_names=None):
     storage.makedirs(out_dir)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(os.path.join(out_dir, n)) for n in names]
-    count = 0
+    counts = [0] * num_shards
     for i, row in enumerate(rows):
         record = example_bytes(row["image"], row["texts"], row["key"], row.get("label"), row.get("h_embedding"))
         writers[i % num_shards].write(record)
-        count += 1
+        counts[i % num_shards] += 1
     for w in writers:
         w.close()
     schema.write_info(
         out_dir,
         schema.DatasetInfo(
-            num_examples=count, num_shards=num_shards, source=source, class_names=class_names, shards=names
+            num_examples=sum(counts),
+            num_shards=num_shards,
+            source=source,
+            class_names=class_names,
+            shards=names,
+            shard_examples=counts,
+            shard_bytes=[storage.getsize(os.path.join(out_dir, n)) for n in names],
         ),
     )
     return out_dir

@@ -241,13 +241,17 @@ def fewshot_report(
         test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})")
         zero_shot.check_labels(train.labels, train_data)
         zero_shot.check_labels(test.labels, data)
-        # Class count: dataset.json's class names when known, else the largest label seen.
-        names = [i.class_names for i in (train.info, test.info) if i is not None and i.class_names]
-        num_classes = len(names[0]) if names else int(max(train.labels.max(), test.labels.max())) + 1
-        zero_shot.check_labels(train.labels, train_data, num_classes)
-        zero_shot.check_labels(test.labels, data, num_classes)
+        train_names, test_names = (i.class_names if i is not None else None for i in (train.info, test.info))
+        if train_names:
+            zero_shot.check_labels(train.labels, train_data, len(train_names))
+        if test_names:
+            zero_shot.check_labels(test.labels, data, len(test_names))
+        # The test labels as train class ids, matched by class name.
+        num_classes, test_labels = fewshot.align_classes(
+            train_names, train.labels, test_names, test.labels, train_data, data
+        )
         rows = fewshot.fewshot_scores(
-            train.embeddings, train.labels, test.embeddings, test.labels, num_classes, shots, seeds, l2_reg
+            train.embeddings, train.labels, test.embeddings, test_labels, num_classes, shots, seeds, l2_reg
         )
         models.append(dict(_describe(run, name), shots=rows))
     return {
