@@ -1,0 +1,159 @@
+"""Opens a TFDS dataset where it is prepared, as the files and `DatasetInfo` that shards give.
+
+`schema.resolve_shards("tfds:NAME[/CONFIG]:SPLIT")` comes here. A prepared TFDS split is a set
+of TFRecord files of `tf.train.Example`s (TFDS's own features, flattened with "/"), so every
+reader of tt takes them as it takes shards: the same `tf.data` pipelines, the same position
+bookkeeping of training (and so the same exact resume), the same evaluation. Only the parse
+differs: `DatasetInfo.fields` (`tfds_catalog.RecordFields`) tells `tf_schema.parse_example`
+which features hold the image, the captions, the label and the key.
+
+Nothing is downloaded, and nothing is asked of Google Cloud Storage (`try_gcs=False`; TFDS
+4.9 keeps GCS off by default): a dataset that is not prepared in the data directory is one
+line saying how to prepare it (`tfds build ...`). TensorFlow side: imports
+`tensorflow_datasets`, which imports TensorFlow; never next to the `tfrecord` package.
+
+Example:
+>>> files, info = resolve("tfds:cifar10:test", TfdsOptions("/data/tfds"))   # doctest: +SKIP
+>>> info.num_examples, info.class_names[:2], info.tfds["version"]           # doctest: +SKIP
+(10000, ['airplane', 'automobile'], '3.0.2')
+"""
+
+import contextlib
+import logging
+
+from tt_cli.data import classnames, schema
+from tt_cli.data.tfds_catalog import CATALOG, Fields, RecordFields, TfdsOptions, parse_name, prepare_hint
+from tt_cli.errors import InvalidValueError, UnreadableDataError
+
+_DTYPE_NAMES = {"string": "string", "int64": "int64"}
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """TFDS logs a warning through absl for every version folder it finds unprepared."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        with _quiet_absl():
+            return tfds.builder(name.builder_name, data_dir=data_dir, try_gcs=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise InvalidValueError(f"{name}: TFDS has no dataset {name.name!r} (and none is prepared under that name).")
+    except ValueError as e:  # an unknown config
+        raise InvalidValueError(f"{name}: {str(e).splitlines()[0]}")
+
+
+def _serialized_features(info):
+    """{feature name flattened with "/": (dtype name, rank)} of a TFDS dataset's records."""
+    flat = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}/")
+            else:
+                flat[f"{prefix}{key}"] = (value.dtype.name, len(value.shape))
+
+    walk(info.features.get_serialized_info(), "")
+    return flat
+
+
+def _record_fields(name, fields, features, label_map):
+    """`RecordFields` of `fields` against the dataset's own features; one line for a field
+    that names no feature, or one of a kind tt cannot read (an image not stored encoded)."""
+    mapped = {}
+    wanted = {
+        schema.IMAGE: fields.image,
+        schema.TEXTS: fields.texts,
+        schema.LABEL: fields.label,
+        schema.KEY: fields.key,
+    }
+    for key, feature in wanted.items():
+        if feature is None:
+            continue
+        if feature not in features:
+            raise InvalidValueError(
+                f"{name}: no feature {feature!r} for the {key}; its features are {', '.join(sorted(features))}.",
+                remedy=("tfds_fields", f"{key}=FEATURE", "to name another"),
+            )
+        dtype, rank = features[feature]
+        readable = {
+            schema.IMAGE: dtype == "string" and rank == 0,
+            schema.TEXTS: dtype == "string" and rank <= 1,
+            schema.LABEL: dtype == "int64" and rank == 0,
+            schema.KEY: dtype in _DTYPE_NAMES and rank == 0,
+        }[key]
+        if not readable:
+            raise InvalidValueError(
+                f"{name}: feature {feature!r} ({dtype}, rank {rank}) cannot be the {key}; tt reads an encoded image, "
+                "one text or a list of texts, an integer label and a one-value key."
+            )
+        mapped[key] = (feature, dtype)
+    return RecordFields(mapped, label_map)
+
+
+def _default_fields(features):
+    """For a dataset the catalog does not know: `image` and `label` if it has them."""
+    return Fields(label="label" if features.get("label") == ("int64", 0) else None)
+
+
+def _class_names(entry, builder, fields):
+    if entry is not None and entry.classes:
+        return classnames.class_names(entry.classes, entry.label_subset)
+    label = builder.info.features.get(fields.label) if fields.label else None
+    names = getattr(label, "names", None)
+    return [n.replace("_", " ") for n in names] if names else None
+
+
+def resolve(data, options=None):
+    """(the split's TFRecord files, `schema.DatasetInfo`) of the TFDS dataset `data`
+    (`tfds:NAME[/CONFIG]:SPLIT`) under `options.data_dir`."""
+    options = options or TfdsOptions()
+    name = parse_name(data)
+    builder = _builder(name, options.data_dir)
+    if not builder.is_prepared():
+        where = options.data_dir or str(builder.data_dir).split(f"/{name.name}/")[0]
+        raise UnreadableDataError(
+            f"{name}: not prepared in {where}; prepare it with: {prepare_hint(name, options.data_dir)}."
+        )
+    splits = builder.info.splits
+    if name.split not in splits:
+        raise InvalidValueError(
+            f"{name}: no split {name.split!r}; {name.builder_name} has {', '.join(sorted(splits))}."
+        )
+    if str(builder.info.file_format.value) != "tfrecord":
+        raise InvalidValueError(
+            f"{name}: stored as {builder.info.file_format.value}; tt reads TFDS datasets stored as TFRecord "
+            f"(`tfds build {name.builder_name} --file_format tfrecord`)."
+        )
+    entry = CATALOG.get(name.name)
+    features = _serialized_features(builder.info)
+    fields = options.fields or (entry.fields if entry else _default_fields(features))
+    label_map = classnames.subset_label_map(entry.label_subset) if entry and entry.label_subset else None
+    record_fields = _record_fields(name, fields, features, label_map)
+    files = [str(instruction.filename) for instruction in splits[name.split].file_instructions]
+    info = schema.DatasetInfo(
+        num_examples=splits[name.split].num_examples,
+        num_shards=len(files),
+        source=str(name),
+        class_names=_class_names(entry, builder, fields) if record_fields.has(schema.LABEL) else None,
+        shards=[f.rsplit("/", 1)[-1] for f in files],
+        tfds={
+            "name": name.name,
+            "config": builder.builder_config.name if builder.builder_config else None,
+            "split": name.split,
+            "version": str(builder.version),
+            "data_dir": str(builder.data_dir),
+        },
+        fields=record_fields,
+    )
+    return files, info
