@@ -11,6 +11,7 @@ import click
 
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
+from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import UnreadableDataError
 
 TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
@@ -52,6 +53,7 @@ def data(ctx):
 @click.option("--max-size", type=COUNT, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
 @json_option("Also write the summary here as JSON.")
+@tfds_options
 def convert(
     src,
     out,
@@ -65,15 +67,29 @@ def convert(
     max_size,
     overwrite,
     json_path,
+    tfds_data_dir,
+    tfds_fields,
 ):
-    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
+    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars, or a TFDS split
+    tfds:NAME[/CONFIG]:SPLIT) into TFRecord shards in OUT.
 
     Every image is decoded once; bad rows go to OUT/rejected.jsonl with their
     reason. Run it again after an interruption to finish only the missing shards.
+    A TFDS split is read through TensorFlow, in one process.
     """
-    from tt_cli.data.convert import convert as run_convert
     from tt_cli.data.progress import progress_bar
     from tt_cli.data.summary import print_convert_report
+    from tt_cli.data.tfds_catalog import TfdsOptions, is_tfds
+
+    if is_tfds(src):
+        from tt_cli.data.tfds_convert import convert_tfds
+
+        tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+        report = convert_tfds(src, out, tfds, num_shards, max_size, overwrite, lambda n: progress_bar(n, "converting"))
+        print_convert_report(report)
+        write_result(json_path, report)
+        return
+    from tt_cli.data.convert import convert as run_convert
 
     report = run_convert(
         src,
@@ -160,14 +176,17 @@ def tokenizer(shards, out, vocab_size):
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
 @json_option("Also write the summary here as JSON.")
-def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path):
-    """Run the frozen pretrained tower once over SHARDS; write only (key, h_embedding) shards to OUT.
+@tfds_options
+def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path, tfds_data_dir, tfds_fields):
+    """Run the frozen pretrained tower once over SHARDS (or a TFDS split tfds:NAME:SPLIT); write
+    only (key, h_embedding) shards to OUT, one per shard (TFDS file) of SHARDS.
 
     Train with `tt train --data SHARDS --embeddings OUT`. Run it again after an
     interruption to embed only the unfinished shards."""
     from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.embed import embed_shards
     from tt_cli.data.progress import progress_bar
+    from tt_cli.data.tfds_catalog import TfdsOptions
 
     result = embed_shards(
         shards,
@@ -179,6 +198,7 @@ def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_
         strategy=strategy,
         progress=lambda total: progress_bar(total, "embedding", unit="images"),
         on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
+        tfds=TfdsOptions.from_text(tfds_data_dir, tfds_fields),
     )
     rate = f", {result['images_per_second']:,.0f} images/s" if result["images_per_second"] else ""
     STDOUT.print(

@@ -33,8 +33,6 @@ import time
 
 from tt_cli import ownership, storage
 from tt_cli.data import schema, sources, validate
-from tt_cli.data.example_codec import encode_example
-from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import ConflictError, InvalidValueError
 from tt_cli.jsonfile import write_json
 
@@ -66,6 +64,11 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
     The stats file is written before the shard is renamed into place, so a
     shard file that exists always has its stats and rejections beside it.
     """
+    # Here, not at the top: `tfds_convert` reuses this module's plan beside TensorFlow, which
+    # cannot share a process with the `tfrecord` package.
+    from tt_cli.data.example_codec import encode_example
+    from tt_cli.data.shard_writer import ShardWriter
+
     work = os.path.join(out_dir, WORK_DIR)
     name = schema.shard_name(index, num_shards)
     rejects, conversions, written, pending = [], collections.Counter(), 0, 0

@@ -152,6 +152,7 @@ def encode_images(
     description="encoding images",
     thumbnails=False,
     tfds=None,
+    advance=None,
 ):
     """Embeds every image of `data` with `model.encode_image`.
 
@@ -163,6 +164,8 @@ def encode_images(
       thumbnails: also keep a small JPEG of each image (`EncodedImages.thumbnails`);
         a ready dataset must then carry "thumbnail".
       tfds: `tfds_catalog.TfdsOptions` for a TFDS dataset `data` (`tfds:NAME:SPLIT`).
+      advance: called with the number of images after each batch, in place of a bar of its own
+        (one display for several evaluations).
     """
     import tensorflow as tf
 
@@ -170,7 +173,8 @@ def encode_images(
     encode = _encoder(model, "image")
     embeddings, labels, captions, keys, fingerprints, jpegs = [], [], [], [], [], []
     try:
-        with _bar(total, description, show_progress) as advance:
+        bar = contextlib.nullcontext(advance) if advance else _bar(total, description, show_progress)
+        with bar as step:
             for batch in dataset:
                 fingerprints += [hashlib.sha256(image.tobytes()).digest() for image in batch["image"].numpy()]
                 embeddings.append(encode(tf.cast(batch["image"], tf.float32)).numpy())
@@ -183,7 +187,7 @@ def encode_images(
                 keys += [k.decode("utf-8") for k in batch["key"].numpy()] if "key" in batch else [""] * n
                 if thumbnails:
                     jpegs += list(batch["thumbnail"].numpy())
-                advance(n)
+                step(n)
     except tf.errors.OpError as e:
         if isinstance(data, str):  # shards the user named: find the corrupt one
             from tt_cli.data.pipeline import describe_read_error

@@ -225,7 +225,7 @@ def retrieval_report(
         models=models,
         num_images=int(len(indices)),
         num_captions=num_captions,
-        captions_per_image=f"the first {retrieval.CAPTIONS_PER_IMAGE} of each image (as big_vision and CLIP_benchmark)",
+        captions_per_image=retrieval.CAPTIONS_RULE,
         evaluated_on=_evaluated_on(len(indices), n, "images"),
     )
     return result

@@ -22,6 +22,7 @@ from tt_cli.eval import encode, metrics
 
 KS = (1, 5, 10)
 CAPTIONS_PER_IMAGE = 5  # the first five captions of each image count
+CAPTIONS_RULE = f"the first {CAPTIONS_PER_IMAGE} of each image (as big_vision and CLIP_benchmark)"
 
 
 def caption_pairs(captions_per_image, limit=CAPTIONS_PER_IMAGE):
