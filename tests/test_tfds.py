@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, run_tt
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
 SHAPES_NAME, CAPTIONS_NAME = "tt_test_squares", "tt_test_captions"
@@ -209,7 +209,9 @@ def test_eval_and_suite_on_tfds_equal_the_converted_shards(tfds_data, tiny_run, 
     assert on_tfds["num_examples"] == on_shards["num_examples"] == 40
     assert [on_tfds["models"][0][k] for k in metrics] == [on_shards["models"][0][k] for k in metrics]
 
-    on_tfds_r, _ = _eval(["eval", "retrieval", run, "--data", CAPTIONS, *tfds_dir], tmp_path, "r_tfds")
+    # The features named (as for any dataset), though tt finds these usual names by itself.
+    fields = ["--tfds-fields", "image=image,caption=captions/text,key=image/id"]
+    on_tfds_r, _ = _eval(["eval", "retrieval", run, "--data", CAPTIONS, *tfds_dir, *fields], tmp_path, "r_tfds")
     on_shards_r, _ = _eval(["eval", "retrieval", run, "--data", shards["captions"]], tmp_path, "r_shards")
     recalls = [k for k in on_tfds_r["models"][0] if "_R@" in k]
     assert len(recalls) == 6

@@ -61,7 +61,8 @@ def _serialized_features(info):
             if isinstance(value, dict):
                 walk(value, f"{prefix}{key}/")
             else:
-                flat[f"{prefix}{key}"] = (value.dtype.name, len(value.shape))
+                dtype = value.tf_dtype if hasattr(value, "tf_dtype") else value.dtype  # TFDS >= 4.9.3 / older
+                flat[f"{prefix}{key}"] = (dtype.name, len(value.shape))
 
     walk(info.features.get_serialized_info(), "")
     return flat
@@ -101,15 +102,32 @@ def _record_fields(name, fields, features, label_map):
     return RecordFields(mapped, label_map)
 
 
+# For a dataset the catalog does not know, the first of these features it has, of the right kind.
+_USUAL_TEXTS = ("captions/text", "captions", "caption", "texts", "text")
+_USUAL_KEYS = ("id", "image/id", "file_name", "image/file_name", "filename", "image/filename")
+
+
 def _default_fields(features):
-    """For a dataset the catalog does not know: `image` and `label` if it has them."""
-    return Fields(label="label" if features.get("label") == ("int64", 0) else None)
+    """For a dataset the catalog does not know: `image`, `label` (an integer), the usual
+    names of captions (strings) and of an id, where it has them."""
+
+    def first(names, kinds):
+        return next((n for n in names if features.get(n) in kinds), None)
+
+    return Fields(
+        texts=first(_USUAL_TEXTS, {("string", 0), ("string", 1)}),
+        label=first(("label",), {("int64", 0)}),
+        key=first(_USUAL_KEYS, {("string", 0), ("int64", 0)}),
+    )
 
 
 def _class_names(entry, builder, fields):
     if entry is not None and entry.classes:
         return classnames.class_names(entry.classes, entry.label_subset)
-    label = builder.info.features.get(fields.label) if fields.label else None
+    try:
+        label = builder.info.features[fields.label]
+    except (KeyError, TypeError):  # nested deeper than TFDS indexes by "a/b"
+        label = None
     names = getattr(label, "names", None)
     return [n.replace("_", " ") for n in names] if names else None
 

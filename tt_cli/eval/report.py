@@ -146,7 +146,8 @@ def print_suite(result):
         first = by_cell[(task, runs[0])]
         for metric in first["metrics"]:
             cells = [_percent(by_cell[(task, run)]["metrics"][metric]) for run in runs]
-            table.add_row(f"{task} [dim]({first['dataset']})[/]", metric, *cells)
+            dataset = f" [dim]({first['dataset']})[/]" if first["dataset"] != task else ""
+            table.add_row(task + dataset, metric, *cells)
     if result["tasks"]:
         STDOUT.print(table)
     rules = {row["tt"]["captions_per_image"] for row in rows if "captions_per_image" in row["tt"]}
