@@ -44,8 +44,7 @@ def _builder(name, data_dir):
     import tensorflow_datasets as tfds
 
     try:
-        with _quiet_absl():
-            return tfds.builder(name.builder_name, data_dir=data_dir, try_gcs=False)
+        return tfds.builder(name.builder_name, data_dir=data_dir, try_gcs=False)
     except tfds.core.registered.DatasetNotFoundError:
         raise InvalidValueError(f"{name}: TFDS has no dataset {name.name!r} (and none is prepared under that name).")
     except ValueError as e:  # an unknown config
@@ -137,8 +136,10 @@ def resolve(data, options=None):
     (`tfds:NAME[/CONFIG]:SPLIT`) under `options.data_dir`."""
     options = options or TfdsOptions()
     name = parse_name(data)
-    builder = _builder(name, options.data_dir)
-    if not builder.is_prepared():
+    with _quiet_absl():
+        builder = _builder(name, options.data_dir)
+        prepared = builder.is_prepared()
+    if not prepared:
         where = options.data_dir or str(builder.data_dir).split(f"/{name.name}/")[0]
         raise UnreadableDataError(
             f"{name}: not prepared in {where}; prepare it with: {prepare_hint(name, options.data_dir)}."
