@@ -12,7 +12,7 @@ import click
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
 from tt_cli.commands.tfds_options import tfds_options
-from tt_cli.errors import UnreadableDataError
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
 
@@ -109,6 +109,18 @@ def convert(
     write_result(json_path, report)
 
 
+def _refuse_tfds(shards, command):
+    """The TF-free commands read shards only: TFDS reads through TensorFlow, which cannot share
+    their process with the `tfrecord` package."""
+    from tt_cli.data.tfds_catalog import is_tfds
+
+    if is_tfds(shards):
+        raise InvalidValueError(
+            f"{shards}: `tt data {command}` reads shards, without TensorFlow; convert the TFDS split first: "
+            f"tt data convert {shards} OUT."
+        )
+
+
 @data.command()
 @click.argument("shards")
 @click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
@@ -118,6 +130,8 @@ def inspect(shards, verify, samples, json_path):
     """Summarise SHARDS (a dataset folder or a glob): counts, features, captions, labels."""
     from tt_cli.data.inspect import inspect_shards
     from tt_cli.data.summary import print_inspect_summary
+
+    _refuse_tfds(shards, "inspect")
 
     summary = inspect_shards(shards, verify=verify, samples=samples)
     print_inspect_summary(summary)
@@ -151,6 +165,7 @@ def tokenizer(shards, out, vocab_size):
     from tt_cli.data.shard_reader import read_captions
     from tt_cli.data.tokenizer import train_sentencepiece
 
+    _refuse_tfds(shards, "tokenizer")
     files, _ = resolve_shards(shards)
     ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
     folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)

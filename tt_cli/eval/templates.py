@@ -35,7 +35,10 @@ def load_templates(name_or_path):
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
     if name_or_path.startswith(BENCHMARK_PREFIX):
-        return classnames.templates_for(name_or_path[len(BENCHMARK_PREFIX) :])
+        try:
+            return classnames.templates_for(name_or_path[len(BENCHMARK_PREFIX) :])
+        except KeyError:
+            raise InvalidValueError(f"templates {name_or_path}: no such built-in prompts.") from None
     if not storage.isfile(name_or_path):
         raise InvalidValueError(f"templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
     templates = _non_blank_lines(name_or_path)

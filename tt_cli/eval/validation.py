@@ -29,12 +29,14 @@ class ValidationEvaluator:
         self.templates = load_templates(templates) if isinstance(templates, str) else list(templates)
 
     @classmethod
-    def for_shards(cls, data, templates="clip", keys=None, tfds=None):
+    def for_shards(cls, data, templates=None, keys=None, tfds=None):
         """An evaluator with the class names of the shards' dataset.json (if any), or of the
-        TFDS dataset `data` (`tfds`: its `tfds_catalog.TfdsOptions`)."""
+        TFDS dataset `data` (`tfds`: its `tfds_catalog.TfdsOptions`); `templates` None: the
+        data's own prompts (a TFDS benchmark's), else CLIP's 80."""
         from tt_cli.data import schema
 
         _, info = schema.resolve_shards(data, tfds)
+        templates = templates or zero_shot.default_templates(info)
         return cls(data, info.class_names if info is not None else None, templates, keys, tfds)
 
     def evaluate(self, model, tokenizer):
