@@ -176,6 +176,60 @@ def test_names_fields_and_builtin_class_lists():
         suite.parse_tasks("imagenet1k,mnist")
 
 
+def test_feature_maps_of_tfds_records():
+    """How a TFDS record's features become tt's: guessed names, refused kinds, the parse itself."""
+    import tensorflow as tf
+
+    from tt_cli.data import schema, tfds_source
+    from tt_cli.data.tf_schema import parse_example
+    from tt_cli.data.tfds_catalog import Fields, parse_name
+    from tt_cli.errors import InvalidValueError
+
+    features = {
+        "image": ("string", 0),
+        "captions/text": ("string", 1),
+        "image/id": ("int64", 0),
+        "bbox": ("float32", 2),
+    }
+    guessed = tfds_source._default_fields(features)
+    assert guessed == Fields(texts="captions/text", key="image/id")
+    name = parse_name("tfds:some_set:test")
+    with pytest.raises(InvalidValueError, match="no feature 'label'.*tfds_fields"):
+        tfds_source._record_fields(name, Fields(label="label"), features, None)
+    with pytest.raises(InvalidValueError, match="'bbox' .* cannot be the texts"):
+        tfds_source._record_fields(name, Fields(texts="bbox"), features, None)
+
+    # A 1,000-way label renumbered onto a subset, an integer key, captions as a list.
+    fields = tfds_source._record_fields(
+        name,
+        Fields(texts="captions/text", key="image/id", label="y"),
+        {
+            **features,
+            "y": ("int64", 0),
+        },
+        label_map=(-1, 0, -1, 1),
+    )
+    feature = tf.train.Feature
+    record = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+                "captions/text": feature(bytes_list=tf.train.BytesList(value=[b"a", b"b"])),
+                "image/id": feature(int64_list=tf.train.Int64List(value=[42])),
+                "y": feature(int64_list=tf.train.Int64List(value=[3])),
+            }
+        )
+    ).SerializeToString()
+    keys = (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY)
+    parsed = {k: v.numpy() for k, v in parse_example(record, keys, fields=fields).items()}
+    assert parsed[schema.IMAGE] == b"png" and list(parsed[schema.TEXTS]) == [b"a", b"b"]
+    assert (parsed[schema.LABEL], parsed[schema.KEY]) == (1, b"42")
+    # A dataset without captions or labels reads as a shard without them.
+    bare = tfds_source._record_fields(name, Fields(), features, None)
+    parsed = parse_example(record, keys, fields=bare)
+    assert parsed[schema.TEXTS].shape == (0,) and int(parsed[schema.LABEL]) == schema.NO_LABEL
+
+
 def test_help_and_tf_free_modules_do_not_load_tensorflow_datasets():
     code = (
         "import sys, tt_cli.main, tt_cli.data.schema, tt_cli.data.tfds_catalog, tt_cli.data.classnames, "

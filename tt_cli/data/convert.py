@@ -249,6 +249,26 @@ def _remove_partial_files(out_dir, names):
                 storage.remove(path)
 
 
+def merge_shards(out_dir, names, rejects=()):
+    """(rows written, conversions, rejections) of the finished shards `names`, from their stats
+    in the work folder; writes `rejected.jsonl` (`rejects` of the listing and the shards', in
+    source order)."""
+    work = os.path.join(out_dir, WORK_DIR)
+    written, conversions, rejects = 0, collections.Counter(), list(rejects)
+    for name in names:
+        with storage.open(os.path.join(work, f"{name}.json")) as f:
+            stats = json.load(f)
+        written += stats["written"]
+        conversions.update(stats["conversions"])
+        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
+            rejects.extend(json.loads(line) for line in f)
+    rejects.sort(key=lambda r: r["position"])
+    for record in rejects:
+        del record["position"]
+    _write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    return written, conversions, rejects
+
+
 def _nothing_converted(out_dir):
     return InvalidValueError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
@@ -316,18 +336,7 @@ def convert(
             f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
         ) from None
 
-    written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
-    for name in names:
-        with storage.open(os.path.join(work, f"{name}.json")) as f:
-            stats = json.load(f)
-        written += stats["written"]
-        conversions.update(stats["conversions"])
-        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
-            rejects.extend(json.loads(line) for line in f)
-    rejects.sort(key=lambda r: r["position"])
-    for record in rejects:
-        del record["position"]
-    _write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    written, conversions, rejects = merge_shards(out_dir, names, listing.rejects)
     info = schema.DatasetInfo(
         num_examples=written,
         num_shards=num_shards,

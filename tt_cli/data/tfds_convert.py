@@ -17,6 +17,7 @@ Example:
 """
 
 import collections
+import contextlib
 import hashlib
 import json
 import math
@@ -93,42 +94,30 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     done = [storage.isfile(os.path.join(out_dir, n)) and storage.isfile(os.path.join(work, f"{n}.json")) for n in names]
     shards = {i: _Shard(out_dir, n) for i, n in enumerate(names) if not done[i]}
-    bar = progress(total) if progress and shards else None
+    bar = progress(total) if progress and shards else contextlib.nullcontext(lambda n: None)
     try:
-        advance = bar.__enter__() if bar else (lambda n: None)
-        for position, (image, texts, key, label) in enumerate(_records(files, info.fields) if shards else ()):
-            shard = shards.get(position % num_shards)
-            advance(1)
-            if shard is None:  # finished by an earlier run
-                continue
-            checked = validate.check_image_bytes(image, max_size)
-            if isinstance(checked, validate.Rejection):
-                shard.rejects.append(sources.reject_record(position, key, source, checked))
-                continue
-            shard.writer.write(example_bytes(checked.data, texts, key, label))
-            shard.conversions.update(checked.conversions)
-            shard.written += 1
-        for shard in shards.values():
-            shard.finish(work)
+        with bar as advance:
+            for position, (image, texts, key, label) in enumerate(_records(files, info.fields) if shards else ()):
+                advance(1)
+                shard = shards.get(position % num_shards)
+                if shard is None:  # finished by an earlier run
+                    continue
+                checked = validate.check_image_bytes(image, max_size)
+                if isinstance(checked, validate.Rejection):
+                    shard.rejects.append(sources.reject_record(position, key, source, checked))
+                    continue
+                shard.writer.write(example_bytes(checked.data, texts, key, label))
+                shard.conversions.update(checked.conversions)
+                shard.written += 1
+            for shard in shards.values():
+                shard.finish(work)
     except KeyboardInterrupt:
         for shard in shards.values():
             if storage.exists(shard.path + ".tmp"):
                 storage.remove(shard.path + ".tmp")
         raise InvalidValueError("interrupted; run the same command again to resume.") from None
-    finally:
-        if bar:
-            bar.__exit__(None, None, None)
 
-    written, conversions, rejects = 0, collections.Counter(), []
-    for name in names:
-        with storage.open(os.path.join(work, f"{name}.json")) as f:
-            stats = json.load(f)
-        written += stats["written"]
-        conversions.update(stats["conversions"])
-        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
-            rejects.extend(json.loads(line) for line in f)
-    rejects.sort(key=lambda r: r.pop("position"))
-    convert._write_json_lines(os.path.join(out_dir, convert.REJECTED), rejects)
+    written, conversions, rejects = convert.merge_shards(out_dir, names)
     labelled = info.fields.has(schema.LABEL)
     schema.write_info(
         out_dir,

@@ -26,7 +26,7 @@ from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
-from tt_cli.eval.templates import load_templates
+from tt_cli.eval.templates import is_builtin, load_templates
 
 
 def _run_list(run_dirs):
@@ -158,7 +158,7 @@ def zero_shot_report(
         "task": "zero-shot",
         "data": data,
         "num_classes": len(class_names),
-        "templates": templates if not storage.exists(templates) else storage.abspath(templates),
+        "templates": templates if is_builtin(templates) else storage.abspath(templates),
         "num_templates": len(template_list),
     }
     indices = np.arange(n)

@@ -29,6 +29,11 @@ def _non_blank_lines(path):
         return [line.strip() for line in f if line.strip()]
 
 
+def is_builtin(name):
+    """Whether `name` names built-in prompts rather than a file of them."""
+    return name in BUILTIN or name.startswith(BENCHMARK_PREFIX)
+
+
 def load_templates(name_or_path):
     """`clip`, `simple`, `builtin:NAME` (a benchmark's own, `classnames.templates_for`), or a
     file of one template per line (blank lines ignored)."""
