@@ -125,7 +125,7 @@ class DatasetInfo:
     # {"dataset": absolute path or glob, "num_examples": ..., "shards": [names]}.
     embeddings_of: dict = None
     # A TFDS dataset read where it is (`tfds_source`): {"name", "config", "split", "version",
-    # "data_dir"}, and how its records map onto the schema (`tfds_catalog.RecordFields`).
+    # "path" (its prepared folder)}, and how its records map onto the schema (`tfds_catalog.RecordFields`).
     tfds: dict = None
     fields: object = None
 

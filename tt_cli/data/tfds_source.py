@@ -48,7 +48,13 @@ def _builder(name, data_dir):
     except tfds.core.registered.DatasetNotFoundError:
         raise InvalidValueError(f"{name}: TFDS has no dataset {name.name!r} (and none is prepared under that name).")
     except ValueError as e:  # an unknown config
-        raise InvalidValueError(f"{name}: {str(e).splitlines()[0]}")
+        if name.config is None:
+            raise InvalidValueError(f"{name}: {str(e).splitlines()[0]}")
+        configs = sorted(getattr(tfds.builder_cls(name.name), "builder_configs", None) or ())
+        raise InvalidValueError(
+            f"{name}: {name.name} has no config {name.config!r}"
+            + (f"; it has {', '.join(configs)}." if configs else ".")
+        )
 
 
 def _serialized_features(info):
@@ -171,7 +177,7 @@ def resolve(data, options=None):
             "config": builder.builder_config.name if builder.builder_config else None,
             "split": name.split,
             "version": str(builder.version),
-            "data_dir": str(builder.data_dir),
+            "path": str(builder.data_dir),
         },
         fields=record_fields,
     )
