@@ -6,7 +6,7 @@ import click
 TFDS_DATA_DIR = click.option(
     "--tfds-data-dir",
     type=click.Path(file_okay=False),
-    help="Where TFDS datasets (--data tfds:NAME[/CONFIG]:SPLIT) are prepared.  "
+    help="Where TFDS datasets (tfds:NAME[/CONFIG]:SPLIT) are prepared.  "
     "[default: TFDS's own, ~/tensorflow_datasets or $TFDS_DATA_DIR]",
 )
 TFDS_FIELDS = click.option(
