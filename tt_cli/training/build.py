@@ -88,9 +88,8 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
         precomputed = tuple(
             k < len(embeddings) or (k == 0 and _use_precomputed(info, tower)) for k, tower in enumerate(towers)
         )
-        check_features(
-            files, bool(towers) and precomputed[0] and not embeddings, schema.record_fields(info) if info else None
-        )
+        need_h_embedding = bool(towers) and precomputed[0] and not embeddings
+        check_features(files, need_h_embedding=need_h_embedding, fields=schema.record_fields(info))
         model = ThreeTowers.from_scale(
             scale,
             mode=config.mode,
