@@ -281,6 +281,8 @@ def test_eval_and_suite_on_tfds_equal_the_converted_shards(tfds_data, tiny_run, 
     def norm(name):
         return name.lower().replace("_", " ").replace("-", " ")
 
+    imagenet = tfds.builder("imagenet2012", data_dir=data_dir, try_gcs=False).info.features["label"].names
+    assert tuple(imagenet) == classnames.imagenet_wnids_and_names()[0]  # the synsets TFDS reports, in order
     renamed = {"oxford_flowers102": [("pink-yellow dahlia?", "pink and yellow dahlia"), ("ball moss", "air plant")]}
     for name in ("oxford_iiit_pet", "dtd", "oxford_flowers102"):
         theirs = tfds.builder(name, data_dir=data_dir, try_gcs=False).info.features["label"].names
