@@ -177,11 +177,8 @@ def test_names_fields_and_builtin_class_lists():
 
 
 def test_feature_maps_of_tfds_records():
-    """How a TFDS record's features become tt's: guessed names, refused kinds, the parse itself."""
-    import tensorflow as tf
-
-    from tt_cli.data import schema, tfds_source
-    from tt_cli.data.tf_schema import parse_example
+    """How a TFDS record's features become tt's: guessed names, refused kinds (no TensorFlow)."""
+    from tt_cli.data import tfds_source
     from tt_cli.data.tfds_catalog import Fields, parse_name
     from tt_cli.errors import InvalidValueError
 
@@ -199,7 +196,18 @@ def test_feature_maps_of_tfds_records():
     with pytest.raises(InvalidValueError, match="'bbox' .* cannot be the texts"):
         tfds_source._record_fields(name, Fields(texts="bbox"), features, None)
 
-    # A 1,000-way label renumbered onto a subset, an integer key, captions as a list.
+
+@pytest.mark.slow  # (TensorFlow's import, when no earlier test made it)
+def test_tfds_records_parse_like_shards():
+    """A 1,000-way label renumbered onto a subset, an integer key, captions as a list; absent fields."""
+    import tensorflow as tf
+
+    from tt_cli.data import schema, tfds_source
+    from tt_cli.data.tf_schema import parse_example
+    from tt_cli.data.tfds_catalog import Fields, parse_name
+
+    features = {"image": ("string", 0), "captions/text": ("string", 1), "image/id": ("int64", 0)}
+    name = parse_name("tfds:some_set:test")
     fields = tfds_source._record_fields(
         name,
         Fields(texts="captions/text", key="image/id", label="y"),
