@@ -211,10 +211,7 @@ def test_tfds_records_parse_like_shards():
     fields = tfds_source._record_fields(
         name,
         Fields(texts="captions/text", key="image/id", label="y"),
-        {
-            **features,
-            "y": ("int64", 0),
-        },
+        features | {"y": ("int64", 0)},
         label_map=(-1, 0, -1, 1),
     )
     feature = tf.train.Feature

@@ -25,9 +25,6 @@ from tt_cli.data import classnames, schema
 from tt_cli.data.tfds_catalog import CATALOG, Fields, RecordFields, TfdsOptions, parse_name, prepare_hint
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
-_DTYPE_NAMES = {"string": "string", "int64": "int64"}
-
-
 @contextlib.contextmanager
 def _quiet_absl():
     """TFDS logs a warning through absl for every version folder it finds unprepared."""
@@ -96,7 +93,7 @@ def _record_fields(name, fields, features, label_map):
             schema.IMAGE: dtype == "string" and rank == 0,
             schema.TEXTS: dtype == "string" and rank <= 1,
             schema.LABEL: dtype == "int64" and rank == 0,
-            schema.KEY: dtype in _DTYPE_NAMES and rank == 0,
+            schema.KEY: dtype in ("string", "int64") and rank == 0,
         }[key]
         if not readable:
             raise InvalidValueError(
