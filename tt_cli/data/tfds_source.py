@@ -25,6 +25,7 @@ from tt_cli.data import classnames, schema
 from tt_cli.data.tfds_catalog import CATALOG, Fields, RecordFields, TfdsOptions, parse_name, prepare_hint
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
+
 @contextlib.contextmanager
 def _quiet_absl():
     """TFDS logs a warning through absl for every version folder it finds unprepared."""
