@@ -28,7 +28,7 @@ import sys
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from tt_cli.data import schema, tf_schema
+from tt_cli.data import schema, tf_schema, tfds_catalog
 from tt_cli.data.records import find_corrupt_record
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
@@ -56,6 +56,8 @@ def describe_read_error(error, files, data):
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
+    if tfds_catalog.is_tfds(data):  # TFDS's own files: `tt data inspect` reads shards only
+        return what
     return f"{what}; run `tt data inspect --verify {data}` to check every shard"
 
 
