@@ -47,29 +47,41 @@ def time_pipeline(
     h_image_size=None,
     log=lambda message: None,
     embeddings=(),
+    tfds=None,
 ):
-    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`;
-    `embeddings`: embedding folders of `tt data embed` read beside them, as `tt train` reads them."""
+    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data` (or the
+    TFDS dataset `data` under the options `tfds`); `embeddings`: embedding folders of
+    `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
 
-    from tt_cli.data import lockstep, pipeline, schema
+    from tt_cli.data import lockstep, pipeline, schema, tfds_catalog
     from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
 
-    if not storage.exists(data) and not any(c in data for c in "*?["):
+    if not tfds_catalog.is_tfds(data) and not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
-    files, info = schema.resolve_shards(data)
-    pipeline.check_features(files)
+    files, info = schema.resolve_shards(data, tfds)
+    fields = schema.record_fields(info)
+    pipeline.check_features(files, fields=fields)
     paired = tuple(lockstep.embedding_files(folder, files, info) for folder in embeddings)
     with tempfile.TemporaryDirectory() as tmp:
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
             log(f"training a SentencePiece tokenizer (vocab {vocab_size}) on the shards' captions")
             vocab_size = train_sentencepiece(
-                pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path, vocab_size, on_warning=log
+                pipeline.read_captions(files, limit=200_000, data=data, fields=fields),
+                tokenizer_path,
+                vocab_size,
+                on_warning=log,
             )
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
         dataset = pipeline.train_dataset(
-            files, batch_size, tuple(image_size), tokenizer, h_image_size=h_image_size, embeddings=paired
+            files,
+            batch_size,
+            tuple(image_size),
+            tokenizer,
+            h_image_size=h_image_size,
+            embeddings=paired,
+            fields=fields,
         )
         try:
             warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)

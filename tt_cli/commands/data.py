@@ -11,7 +11,8 @@ import click
 
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
-from tt_cli.errors import UnreadableDataError
+from tt_cli.commands.tfds_options import tfds_options
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
 
@@ -52,6 +53,7 @@ def data(ctx):
 @click.option("--max-size", type=COUNT, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
 @json_option("Also write the summary here as JSON.")
+@tfds_options
 def convert(
     src,
     out,
@@ -65,15 +67,29 @@ def convert(
     max_size,
     overwrite,
     json_path,
+    tfds_data_dir,
+    tfds_fields,
 ):
-    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
+    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars, or a TFDS split
+    tfds:NAME[/CONFIG]:SPLIT) into TFRecord shards in OUT.
 
     Every image is decoded once; bad rows go to OUT/rejected.jsonl with their
     reason. Run it again after an interruption to finish only the missing shards.
+    A TFDS split is read through TensorFlow, in one process.
     """
-    from tt_cli.data.convert import convert as run_convert
     from tt_cli.data.progress import progress_bar
     from tt_cli.data.summary import print_convert_report
+    from tt_cli.data.tfds_catalog import TfdsOptions, is_tfds
+
+    if is_tfds(src):
+        from tt_cli.data.tfds_convert import convert_tfds
+
+        tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+        report = convert_tfds(src, out, tfds, num_shards, max_size, overwrite, lambda n: progress_bar(n, "converting"))
+        print_convert_report(report)
+        write_result(json_path, report)
+        return
+    from tt_cli.data.convert import convert as run_convert
 
     report = run_convert(
         src,
@@ -93,6 +109,18 @@ def convert(
     write_result(json_path, report)
 
 
+def _refuse_tfds(shards, command):
+    """The TF-free commands read shards only: TFDS reads through TensorFlow, which cannot share
+    their process with the `tfrecord` package."""
+    from tt_cli.data.tfds_catalog import is_tfds
+
+    if is_tfds(shards):
+        raise InvalidValueError(
+            f"{shards}: `tt data {command}` reads shards, without TensorFlow; convert the TFDS split first: "
+            f"tt data convert {shards} OUT."
+        )
+
+
 @data.command()
 @click.argument("shards")
 @click.option(
@@ -106,6 +134,8 @@ def inspect(shards, verify, samples, json_path):
     """Summarise SHARDS (a dataset folder or a glob): counts, features, captions, labels."""
     from tt_cli.data.inspect import inspect_shards
     from tt_cli.data.summary import print_inspect_summary
+
+    _refuse_tfds(shards, "inspect")
 
     summary = inspect_shards(shards, verify=verify, samples=samples)
     print_inspect_summary(summary)
@@ -148,6 +178,7 @@ def tokenizer(shards, out, vocab_size):
     from tt_cli.data.shard_reader import read_captions
     from tt_cli.data.tokenizer import train_sentencepiece
 
+    _refuse_tfds(shards, "tokenizer")
     files, _ = resolve_shards(shards)
     ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
     folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
@@ -173,14 +204,17 @@ def tokenizer(shards, out, vocab_size):
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
 @json_option("Also write the summary here as JSON.")
-def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path):
-    """Run the frozen pretrained tower once over SHARDS; write only (key, h_embedding) shards to OUT.
+@tfds_options
+def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path, tfds_data_dir, tfds_fields):
+    """Run the frozen pretrained tower once over SHARDS (or a TFDS split tfds:NAME:SPLIT); write
+    only (key, h_embedding) shards to OUT, one per shard (TFDS file) of SHARDS.
 
     Train with `tt train --data SHARDS --embeddings OUT`. Run it again after an
     interruption to embed only the unfinished shards."""
     from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.embed import embed_shards
     from tt_cli.data.progress import progress_bar
+    from tt_cli.data.tfds_catalog import TfdsOptions
 
     result = embed_shards(
         shards,
@@ -192,6 +226,7 @@ def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_
         strategy=strategy,
         progress=lambda total: progress_bar(total, "embedding", unit="images"),
         on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
+        tfds=TfdsOptions.from_text(tfds_data_dir, tfds_fields),
     )
     rate = f", {result['images_per_second']:,.0f} images/s" if result["images_per_second"] else ""
     STDOUT.print(

@@ -15,9 +15,8 @@ CLASSNAMES = click.option(
 )
 TEMPLATES = click.option(
     "--templates",
-    default="clip",
-    show_default=True,
-    help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line with {}.",
+    help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line "
+    "with {}.  [default: a TFDS benchmark's own prompts, else 'clip']",
 )
 SAMPLES = click.option(
     "--samples",

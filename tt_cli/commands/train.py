@@ -14,6 +14,7 @@ from tt_cli.commands.option_types import (
     VOCAB_SIZE,
     tokenizer_file,
 )
+from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError
 from tt_cli.training.config import TrainConfig
 
@@ -21,7 +22,11 @@ D = TrainConfig()  # the defaults, shown in --help
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", help="Training shards: a `tt data convert` directory or a glob. Omit for the built-in demo.")
+@click.option(
+    "--data",
+    help="Training shards: a `tt data convert` directory or a glob, or a TFDS dataset tfds:NAME[/CONFIG]:SPLIT. "
+    "Omit for the built-in demo.",
+)
 @click.option(
     "--embeddings",
     multiple=True,
@@ -29,6 +34,7 @@ D = TrainConfig()  # the defaults, shown in --help
     "the shards: h never runs).",
 )
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
+@tfds_options
 @click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
 @click.option(

@@ -35,8 +35,6 @@ import time
 
 from tt_cli import ownership, storage
 from tt_cli.data import schema, sources, validate
-from tt_cli.data.example_codec import encode_example
-from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import ConflictError, InvalidValueError
 from tt_cli.jsonfile import write_json, write_json_lines
 
@@ -69,6 +67,11 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
     The stats file is written before the shard is renamed into place, so a
     shard file that exists always has its stats and rejections beside it.
     """
+    # Here, not at the top: `tfds_convert` reuses this module's plan beside TensorFlow, which
+    # cannot share a process with the `tfrecord` package.
+    from tt_cli.data.example_codec import encode_example
+    from tt_cli.data.shard_writer import ShardWriter
+
     work = os.path.join(out_dir, WORK_DIR)
     name = schema.shard_name(index, num_shards)
     rejects, conversions, written, pending = [], collections.Counter(), 0, 0
@@ -291,6 +294,27 @@ def _finished_stats(out_dir, name):
     return _read_json_or_empty(stats)
 
 
+def merge_shards(out_dir, names, rejects=()):
+    """(rows written, conversions, rejections, rows of each shard) of the finished shards `names`,
+    from their stats in the work folder; writes `rejected.jsonl` (`rejects` of the listing and the
+    shards', in source order)."""
+    work = os.path.join(out_dir, WORK_DIR)
+    written, conversions, rejects, per_shard = 0, collections.Counter(), list(rejects), []
+    for name in names:
+        with storage.open(os.path.join(work, f"{name}.json")) as f:
+            stats = json.load(f)
+        per_shard.append(stats["written"])
+        written += stats["written"]
+        conversions.update(stats["conversions"])
+        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
+            rejects.extend(json.loads(line) for line in f)
+    rejects.sort(key=lambda r: r["position"])
+    for record in rejects:
+        del record["position"]
+    write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    return written, conversions, rejects, per_shard
+
+
 def _nothing_converted(out_dir):
     return InvalidValueError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
@@ -360,19 +384,7 @@ def convert(
             f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
         ) from None
 
-    written, conversions, rejects, per_shard = 0, collections.Counter(), list(listing.rejects), []
-    for name in names:
-        with storage.open(os.path.join(work, f"{name}.json")) as f:
-            stats = json.load(f)
-        per_shard.append(stats["written"])
-        written += stats["written"]
-        conversions.update(stats["conversions"])
-        with storage.open(os.path.join(work, f"{name}.rejected.jsonl")) as f:
-            rejects.extend(json.loads(line) for line in f)
-    rejects.sort(key=lambda r: r["position"])
-    for record in rejects:
-        del record["position"]
-    write_json_lines(os.path.join(out_dir, REJECTED), rejects)
+    written, conversions, rejects, per_shard = merge_shards(out_dir, names, listing.rejects)
     info = schema.DatasetInfo(
         num_examples=written,
         num_shards=num_shards,

@@ -126,9 +126,10 @@ def check_tower(folder, tower):
         )
 
 
-def read_aligned(paths, count):
-    """The records of the data shard `paths[0]` with those of its `count` embedding shards
-    `paths[1:]`, as (data record, (embedding record, ...)), in record order.
+def read_aligned(paths, count, fields=None):
+    """The records of the data shard `paths[0]` (of a TFDS dataset with `fields`) with those
+    of its `count` embedding shards `paths[1:]`, as (data record, (embedding record, ...)), in
+    record order.
 
     Every key is compared: a different key, or one shard ending before the others (a
     sentinel is appended to each stream to see it), fails the read with a message that
@@ -146,7 +147,10 @@ def read_aligned(paths, count):
 
     def check(position, pairs):
         records, ends = [p[0] for p in pairs], [p[1] for p in pairs]
-        keys = [parse_example(r, (schema.KEY,))[schema.KEY] for r in records]
+        keys = [
+            parse_example(r, (schema.KEY,), fields=fields if i == 0 else None)[schema.KEY]
+            for i, r in enumerate(records)
+        ]
         for i in range(1, count + 1):
             same = tf.logical_and(tf.equal(ends[0], ends[i]), tf.equal(keys[0], keys[i]))
             said = lambda end, key: tf.where(

@@ -28,7 +28,7 @@ import sys
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from tt_cli.data import schema, tf_schema
+from tt_cli.data import schema, tf_schema, tfds_catalog
 from tt_cli.data.records import find_corrupt_record
 from tt_cli.data.shard_files import verify_advice
 from tt_cli.errors import InvalidValueError, UnreadableDataError
@@ -57,6 +57,8 @@ def describe_read_error(error, files, data):
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
+    if tfds_catalog.is_tfds(data):  # TFDS's own files: `tt data inspect` reads shards only
+        return what
     return f"{what}; {verify_advice(data)}"
 
 
@@ -200,11 +202,17 @@ def first_record_features(files):
         raise InvalidValueError(f"{files[0]}: records are not tf.train.Example protos.")
 
 
-def check_features(files, need_h_embedding=False):
-    """Fails with one clear line when the first record lacks what training needs."""
-    present = first_record_features(files)
+def check_features(files, need_h_embedding=False, fields=None):
+    """Fails with one clear line when the first record lacks what training needs
+    (`fields`: the records are a TFDS dataset's, whose mapped fields are what it has)."""
+    present = first_record_features(files) if fields is None else set(fields.features)
     needed = set(schema.TRAINING_FEATURES) | ({schema.H_EMBEDDING} if need_h_embedding else set())
     missing = sorted(needed - present)
+    if missing and fields is not None:
+        raise InvalidValueError(
+            f"{files[0]}: this TFDS dataset has no {', '.join(missing)} for training",
+            remedy=("tfds_fields", "caption=FEATURE", "to name the feature that holds its captions"),
+        )
     if missing:
         raise UnreadableDataError(
             f"{files[0]}: records lack the feature(s) {', '.join(missing)}; make shards with `tt data convert`."
@@ -251,6 +259,7 @@ def train_dataset(
     input_context=None,
     embeddings=(),
     augment=False,
+    fields=None,
 ):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
@@ -267,6 +276,7 @@ def train_dataset(
     per-replica batches.
     `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
     tower's input, stays the whole image.
+    `fields`: the records are a TFDS dataset's (`schema.record_fields`).
     """
     from models.three_towers import tower_input_key
     from tt_cli.data import lockstep
@@ -280,7 +290,7 @@ def train_dataset(
         )
     paired = [list(files)] + [list(paths) for paths, _ in embeddings]
     files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
-    read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
+    read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings), fields)) if embeddings else None
     per_pipeline_batch, replicas_per_pipeline = batch_size, 1
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
@@ -301,7 +311,7 @@ def train_dataset(
 
     def parse(position, record):
         serialized, embedded = record if embeddings else (record, ())
-        example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
+        example = tf_schema.parse_example(serialized, keys, h_embedding_dim, fields)
         texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
@@ -361,16 +371,20 @@ def _tower_inputs(h_image_size, h_embedding_dim):
     return towers if any(size is not None or dim for size, dim in towers) else []
 
 
-def read_captions(files, limit=1_000_000, data=None):
+def read_captions(files, limit=1_000_000, data=None, fields=None):
     """Up to `limit` (None: all) captions (str) of the shard `files` (`data`, as the user
-    named them), for training a tokenizer; one clear line naming the shard when one is corrupt.
+    named them; `fields`: of a TFDS dataset), for training a tokenizer; one clear line naming
+    the shard when one is corrupt.
 
     `shard_reader.read_captions` is its TF-free twin (same signature, same words) for
     `tt data tokenizer`: a TensorFlow process cannot import the `tfrecord` package.
     """
     texts = (
         tf.data.TFRecordDataset(list(files), num_parallel_reads=AUTOTUNE)
-        .map(lambda s: tf_schema.parse_example(s, (schema.TEXTS,))[schema.TEXTS], num_parallel_calls=AUTOTUNE)
+        .map(
+            lambda s: tf_schema.parse_example(s, (schema.TEXTS,), fields=fields)[schema.TEXTS],
+            num_parallel_calls=AUTOTUNE,
+        )
         .unbatch()
         .take(-1 if limit is None else limit)
         .batch(4096)

@@ -24,6 +24,7 @@ import json
 import os
 
 from tt_cli import storage
+from tt_cli.data import tfds_catalog
 from tt_cli.data.shard_files import check_shard_files
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -127,6 +128,10 @@ class DatasetInfo:
     # dataset, one per source shard, same names, same record order): the source dataset,
     # {"dataset": absolute path or glob, "num_examples": ..., "shards": [names]}.
     embeddings_of: dict = None
+    # A TFDS dataset read where it is (`tfds_source`): {"name", "config", "split", "version",
+    # "path" (its prepared folder)}, and how its records map onto the schema (`tfds_catalog.RecordFields`).
+    tfds: dict = None
+    fields: object = None
 
     def to_json(self):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -154,12 +159,19 @@ def read_info(directory):
     return info
 
 
-def resolve_shards(path, check=True):
+def resolve_shards(path, tfds=None, check=True):
     """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
 
     A directory must hold `dataset.json`; a glob or single file is taken as is. With
     `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
+    A TFDS dataset `tfds:NAME[/CONFIG]:SPLIT` gives its split's files, read where they are
+    (`tfds_source`; needs TensorFlow), under the data directory of `tfds`
+    (`tfds_catalog.TfdsOptions`).
     """
+    if tfds_catalog.is_tfds(path):
+        from tt_cli.data import tfds_source
+
+        return tfds_source.resolve(path, tfds)
     if storage.isdir(path):
         info = read_info(path)
         names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
@@ -174,3 +186,9 @@ def resolve_shards(path, check=True):
     if check:
         check_shard_files(files, info, path)
     return files, info
+
+
+def record_fields(info):
+    """How the records of the data `info` describes map onto the schema: None for shards
+    (the schema itself), a `tfds_catalog.RecordFields` for a TFDS dataset."""
+    return info.fields if info is not None else None

@@ -26,7 +26,7 @@ from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
-from tt_cli.eval.templates import load_templates
+from tt_cli.eval.templates import is_builtin, load_templates
 
 
 def _run_list(run_dirs):
@@ -123,25 +123,28 @@ def zero_shot_report(
     run_dirs,
     data,
     classnames=None,
-    templates="clip",
+    templates=None,
     other_run=None,
     alpha=None,
     batch_size=encode.DEFAULT_BATCH_SIZE,
     collect=None,
+    tfds=None,
 ):
     """Zero-shot classification of each run of `run_dirs` (a list; a path is one run) on
-    `data`, and with `other_run` their ensemble (one run only); see the module's docstring."""
+    `data`, and with `other_run` their ensemble (one run only); see the module's docstring.
+    `templates` None: the dataset's built-in prompts (a TFDS benchmark), else CLIP's 80."""
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    _, info = schema.resolve_shards(data)
+    _, info = schema.resolve_shards(data, tfds)
+    templates = templates or zero_shot.default_templates(info)
     template_list = load_templates(templates)
     class_names = zero_shot.class_names_for(info, classnames, data)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     probs, labels, models = [], None, []
     for run, name in zip(_load_runs(run_dirs, other_run), names):
         images = encode.encode_images(
-            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
         zero_shot.check_labels(images.labels, data, len(class_names))
         labels = images.labels
@@ -155,7 +158,7 @@ def zero_shot_report(
         "task": "zero-shot",
         "data": data,
         "num_classes": len(class_names),
-        "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
+        "templates": templates if is_builtin(templates) else storage.abspath(templates),
         "num_templates": len(template_list),
     }
     indices = np.arange(n)
@@ -173,7 +176,14 @@ def zero_shot_report(
 
 
 def retrieval_report(
-    run_dirs, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE, ks=retrieval.KS, collect=None
+    run_dirs,
+    data,
+    other_run=None,
+    alpha=None,
+    batch_size=encode.DEFAULT_BATCH_SIZE,
+    ks=retrieval.KS,
+    collect=None,
+    tfds=None,
 ):
     """Image-text retrieval of each run of `run_dirs` (a list; a path is one run) on `data`,
     and with `other_run` their ensemble (one run only). Without an ensemble each run's
@@ -181,7 +191,7 @@ def retrieval_report(
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    schema.resolve_shards(data)
+    schema.resolve_shards(data, tfds)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     similarities, pairs, models, n = [], None, [], None
 
@@ -190,7 +200,7 @@ def retrieval_report(
 
     for run, name in zip(_load_runs(run_dirs, other_run), names):
         images = encode.encode_images(
-            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
         retrieval.check_captions(images.captions, data)
         similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
@@ -215,6 +225,7 @@ def retrieval_report(
         models=models,
         num_images=int(len(indices)),
         num_captions=num_captions,
+        captions_per_image=retrieval.CAPTIONS_RULE,
         evaluated_on=_evaluated_on(len(indices), n, "images"),
     )
     return result
@@ -228,17 +239,18 @@ def fewshot_report(
     seeds=fewshot.DEFAULT_SEEDS,
     l2_reg="auto",
     batch_size=encode.DEFAULT_BATCH_SIZE,
+    tfds=None,
 ):
     """Few-shot linear probes on each run of `run_dirs` (a list; a path is one run): the
     same shots (by seed) for every run, so that their numbers compare."""
     run_dirs = _run_list(run_dirs)
     _check_runs(run_dirs)
-    schema.resolve_shards(train_data)
-    schema.resolve_shards(data)
+    schema.resolve_shards(train_data, tfds)
+    schema.resolve_shards(data, tfds)
     models = []
     for run, name in zip(_load_runs(run_dirs), column_names(run_dirs)):
-        train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})")
-        test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})")
+        train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})", tfds=tfds)
+        test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})", tfds=tfds)
         zero_shot.check_labels(train.labels, train_data)
         zero_shot.check_labels(test.labels, data)
         train_names, test_names = (i.class_names if i is not None else None for i in (train.info, test.info))

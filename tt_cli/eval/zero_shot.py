@@ -74,6 +74,17 @@ def check_labels(labels, data, num_classes=None):
         raise InvalidValueError(f"{data}: label {labels.max()} but only {num_classes} class names.")
 
 
+def default_templates(info):
+    """The prompts a dataset is evaluated with by default: its built-in ones when it is a
+    benchmark tt knows (`tfds_catalog.CATALOG`), else CLIP's 80 ImageNet prompts ("clip")."""
+    from tt_cli.data.tfds_catalog import CATALOG
+
+    entry = CATALOG.get((info.tfds or {}).get("name")) if info is not None else None
+    if entry is not None and entry.templates:
+        return f"builtin:{entry.templates}"
+    return "clip"
+
+
 def class_names_for(info, classnames_path, data):
     """Class names from the file `classnames`, else from the shards' dataset.json."""
     from tt_cli.eval.templates import load_class_names

@@ -118,16 +118,19 @@ def run_report(
     data=None,
     out=None,
     classnames=None,
-    templates="clip",
+    templates=None,
     samples=DEFAULT_SAMPLES,
     seed=DEFAULT_SEED,
     batch_size=128,
     folder=None,
     run=None,
+    tfds=None,
 ):
     """Writes the report of `run_dir` (to RUN/report.html by default); returns {"path", "bytes", ...}.
 
-    `templates`: a template set's name, a file, or a list of prompts (zero-shot, labelled data only).
+    `templates`: a template set's name, a file, or a list of prompts (zero-shot, labelled data only);
+    None: the data's own (a TFDS benchmark's built-in prompts), else CLIP's 80.
+    `tfds`: `tfds_catalog.TfdsOptions` when `data` is a TFDS dataset (tfds:NAME:SPLIT).
     `folder`: what `prepare_report_path` returned, when the caller checked the path already.
     `run`: the run already in memory (`tt_cli.run_dir.Run`; the demo's), else its latest checkpoint is loaded.
     """
@@ -143,13 +146,14 @@ def run_report(
         from tt_cli.report.evaluation import evaluate_run
         from tt_cli.run_dir import load_run
 
-        _, info = schema.resolve_shards(data)
+        _, info = schema.resolve_shards(data, tfds)
         names = None
         if classnames or (info is not None and info.class_names):
             names = zero_shot.class_names_for(info, classnames, data)
+        templates = templates or zero_shot.default_templates(info)
         prompts = load_templates(templates) if isinstance(templates, str) else list(templates)
         run = run or load_run(run_dir)
-        evaluation = evaluate_run(run, data, names, prompts, batch_size)
+        evaluation = evaluate_run(run, data, names, prompts, batch_size, tfds)
         sections += evaluation_sections([(f"{evaluation.name} (step {run.step})", evaluation)], samples, seed)
         if evaluation.similarity is None:
             notes.append("no galleries: the images have no captions")

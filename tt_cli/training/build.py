@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from tt_cli import run_dir as rd
+from tt_cli.data import schema
 from tt_cli.presets import load_pretrained_tower
 from tt_cli.training.config import model_scale
 
@@ -87,7 +88,8 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
         precomputed = tuple(
             k < len(embeddings) or (k == 0 and _use_precomputed(info, tower)) for k, tower in enumerate(towers)
         )
-        check_features(files, need_h_embedding=bool(towers) and precomputed[0] and not embeddings)
+        need_h_embedding = bool(towers) and precomputed[0] and not embeddings
+        check_features(files, need_h_embedding=need_h_embedding, fields=schema.record_fields(info))
         model = ThreeTowers.from_scale(
             scale,
             mode=config.mode,

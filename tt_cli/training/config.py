@@ -26,6 +26,11 @@ class TrainConfig:
     embeddings: tuple = ()
     out: str = "runs/tt"
     val_data: str = None
+    # TFDS datasets (`data` or `val_data` of the form tfds:NAME[/CONFIG]:SPLIT): where they are
+    # prepared (None: TFDS's default) and, for one tt does not know, which features hold its
+    # fields ("image=...,caption=...,label=...,key=...").
+    tfds_data_dir: str = None
+    tfds_fields: str = None
     mode: str = "3t"
     pretrained: tuple = ("imagenet21k",)  # the third towers, in order (3T learns from each)
     scale: str = "b16"
@@ -69,6 +74,13 @@ class TrainConfig:
 
     def to_json(self):
         return dataclasses.asdict(self)
+
+    @property
+    def tfds(self):
+        """The `tfds_catalog.TfdsOptions` of `tfds_data_dir` and `tfds_fields`."""
+        from tt_cli.data.tfds_catalog import TfdsOptions
+
+        return TfdsOptions.from_text(self.tfds_data_dir, self.tfds_fields)
 
 
 def model_scale(scale, image_size=None):

@@ -6,10 +6,11 @@ Example:
 """
 
 
-def training_input(config, runtime, files, tokenizer, built, start_step):
+def training_input(config, runtime, files, tokenizer, built, start_step, fields=None):
     """A distributed dataset: each input pipeline (worker) reads its own shards. Each frozen
     tower's images are decoded at its own size unless its embeddings are precomputed (in an
-    embeddings folder beside the shards, or, for the first tower, in the shards themselves)."""
+    embeddings folder beside the shards, or, for the first tower, in the shards themselves).
+    `fields`: the files are a TFDS dataset's (`schema.record_fields`)."""
     from tt_cli.data.pipeline import train_dataset
     from tt_cli.data.tokenizer import TextTokenizer
 
@@ -37,5 +38,6 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
             input_context=ctx,
             embeddings=built.embeddings,
             augment=config.augment,
+            fields=fields,
         )
     )

@@ -24,7 +24,12 @@ from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale, pretrai
 
 
 def fingerprint(files, info):
-    """The shards' identity by their names and sizes (not their path), recorded in run.json."""
+    """The shards' identity by their names and sizes (not their path), recorded in run.json;
+    a TFDS dataset's by its name, config, split and version (not where it is prepared)."""
+    if info is not None and info.tfds:
+        source = {k: info.tfds[k] for k in ("name", "config", "split", "version")}
+        digest = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16]
+        return {"files": len(files), "num_examples": info.num_examples, "sha256": digest, "tfds": source}
     digest = hashlib.sha256()
     for f in files:
         digest.update(f"{os.path.basename(f)}:{storage.getsize(f)}".encode())
@@ -142,10 +147,11 @@ def _same_bytes(path, other):
     return storage.read_bytes(path) == storage.read_bytes(other)
 
 
-def setup_tokenizer(config, files, log, chief=True):
+def setup_tokenizer(config, files, log, chief=True, fields=None):
     """The run's tokenizer.model: the run's own when resuming, else --tokenizer or one
-    trained on the captions. Only the chief writes into the run directory (which it has
-    checked and claimed); other workers make their identical copy in a private folder."""
+    trained on the captions (of a TFDS dataset with `fields`). Only the chief writes into the
+    run directory (which it has checked and claimed); other workers make their identical copy
+    in a private folder."""
     from tt_cli.data.pipeline import read_captions
     from tt_cli.data.tokenizer import train_sentencepiece
 
@@ -164,7 +170,10 @@ def setup_tokenizer(config, files, log, chief=True):
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
         # Every worker trains the same model (deterministic).
         train_sentencepiece(
-            read_captions(files, data=config.data), path + f".tmp{os.getpid()}", config.vocab_size, on_warning=log
+            read_captions(files, data=config.data, fields=fields),
+            path + f".tmp{os.getpid()}",
+            config.vocab_size,
+            on_warning=log,
         )
     storage.replace(path + f".tmp{os.getpid()}", path)
     return path

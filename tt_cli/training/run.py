@@ -27,7 +27,7 @@ def run_training(config):
     if config.val_data:
         from tt_cli.eval.validation import ValidationEvaluator
 
-        evaluator = ValidationEvaluator.for_shards(config.val_data)
+        evaluator = ValidationEvaluator.for_shards(config.val_data, tfds=config.tfds)
     result = train(config, log=STDERR.print, evaluator=evaluator)
     if result.logs:
         STDERR.print("done: " + " ".join(f"{k} {v:.4g}" for k, v in result.logs.items()))

@@ -18,7 +18,7 @@ import os
 
 from tt_cli import run_dir as rd
 from tt_cli import storage
-from tt_cli.data import schema
+from tt_cli.data import schema, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.training import prepare
@@ -37,6 +37,8 @@ class TrainResult:
 
 def _check_data_exists(config):
     # The commonest mistake, checked before TensorFlow starts (and prints its start-up lines).
+    if tfds_catalog.is_tfds(config.data):
+        return
     if not config.data or not storage.exists(config.data) and not any(c in config.data for c in "*?["):
         raise UnreadableDataError(f"{config.data}: no such file or directory (the training shards).")
 
@@ -96,7 +98,7 @@ def train(config, log=print, evaluator=None, show_progress=True):
     when given. A run that stops early raises `loop.TrainingStopped`."""
     _check_data_exists(config)
     _check_image_settings(config)
-    files, info = schema.resolve_shards(config.data)
+    files, info = schema.resolve_shards(config.data, config.tfds)
 
     from tt_cli.training.runtime import start_runtime, total_steps
 
@@ -119,7 +121,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
     resuming = prepare.prepare_out(config, chief)
     if resuming:
         prepare.check_resume_matches(config, files, info)
-    tokenizer = TextTokenizer(prepare.setup_tokenizer(config, files, log, chief), config.max_text_len)
+    tokenizer = TextTokenizer(
+        prepare.setup_tokenizer(config, files, log, chief, schema.record_fields(info)), config.max_text_len
+    )
     steps = total_steps(
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
@@ -135,7 +139,7 @@ def train(config, log=print, evaluator=None, show_progress=True):
         log(f"{config.out} already finished {steps} steps")
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
 
-    dataset = inputs.training_input(config, runtime, files, tokenizer, built, start)
+    dataset = inputs.training_input(config, runtime, files, tokenizer, built, start, schema.record_fields(info))
     callbacks, saver = cb.training_callbacks(
         config, chief, built.schedule, built.manager, steps, evaluator, tokenizer, show_progress
     )
