@@ -27,6 +27,7 @@ import time
 from tt_cli import ownership, storage
 from tt_cli.data import convert, schema, sources, validate
 from tt_cli.errors import InvalidValueError
+from tt_cli.jsonfile import write_json, write_json_lines
 
 
 def _fingerprint(info, num_shards, max_size):
@@ -34,6 +35,12 @@ def _fingerprint(info, num_shards, max_size):
     source = {k: info.tfds[k] for k in ("name", "config", "split", "version")}
     head = [schema.SCHEMA_VERSION, "tfds", source, num_shards, max_size, info.class_names]
     return hashlib.sha256(json.dumps(head).encode()).hexdigest()
+
+
+def _files_fingerprint(files):
+    """The split's files as they are now (names and sizes): a rebuilt split converts again."""
+    stats = [[os.path.basename(f), storage.getsize(f)] for f in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
 
 
 def _records(files, fields):
@@ -69,9 +76,9 @@ class _Shard:
     def finish(self, work):
         """Stats and rejections first, then the shard renamed into place (as `convert_shard`)."""
         self.writer.close()
-        convert._write_json_lines(os.path.join(work, f"{self.name}.rejected.jsonl"), self.rejects)
+        write_json_lines(os.path.join(work, f"{self.name}.rejected.jsonl"), self.rejects)
         stats = {"shard": self.name, "written": self.written, "conversions": dict(self.conversions)}
-        convert.write_json(os.path.join(work, f"{self.name}.json"), stats)
+        write_json(os.path.join(work, f"{self.name}.json"), stats)
         storage.replace(self.path + ".tmp", self.path)
 
 
@@ -86,7 +93,9 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
     total = info.num_examples
     num_shards = max(1, min(num_shards or math.ceil(total / convert.ROWS_PER_SHARD), total))
     fingerprint = _fingerprint(info, num_shards, max_size)
-    state = convert._prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
+    # Every output shard draws on every file of the split: one fingerprint of them all, per shard.
+    sources_now = [_files_fingerprint(files)] * num_shards
+    state, _ = convert._prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now)
     if state == "complete":
         with storage.open(os.path.join(out_dir, convert.REPORT)) as f:
             return dict(json.load(f), already_complete=True)
@@ -147,9 +156,10 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
         "seconds": round(time.time() - start, 2),
         "out": storage.abspath(out_dir),
         "fingerprint": fingerprint,
+        "source_fingerprints": sources_now,
         "tfds": info.tfds,
     }
-    convert.write_json(os.path.join(out_dir, convert.REPORT), report)
+    write_json(os.path.join(out_dir, convert.REPORT), report)
     storage.rmtree(work)
     if written == 0:
         raise convert._nothing_converted(out_dir)
