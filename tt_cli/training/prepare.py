@@ -31,9 +31,10 @@ def fingerprint(files, info):
     return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
 
 
-# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer.
-RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
-RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON)
+# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer and
+# W&B's local files (an offline run there may not be uploaded yet; the new run gets a new id).
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS, rd.WANDB_JSON, rd.WANDB)
+RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON, rd.WANDB_JSON)
 # Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
 # run directory written before tt kept a manifest.
 LEGACY_RUN_KEYS = ("config", "mode", "scale", "steps", "dataset", "versions")
