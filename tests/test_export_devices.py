@@ -166,3 +166,31 @@ def test_litert_and_onnx_encoders_equal_the_savedmodel_in_a_fresh_process(tiny_r
     clear = ranked[:, -1] - ranked[:, -2] > 2 * perturbation
     np.testing.assert_array_equal(int8_scores.argmax(1)[clear], float_scores.argmax(1)[clear])
     print(f"zero-shot top-1: float {float_top1:.4f}, int8 {int8_top1:.4f}, max score change {perturbation:.2e}")
+
+
+def test_token_ids_of_the_usage_note_equal_the_tokenizer_inside_tt(tmp_path):
+    """What `encoders.json` tells a device user to do with `sentencepiece` gives tt's own ids."""
+    import sentencepiece as spm
+    import tensorflow as tf
+
+    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+
+    corpus = [f"a {c} {s} in the {p}" for c in ("red", "blue", "green") for s in ("circle", "square") for p in "ab"]
+    path = str(tmp_path / "tok.model")
+    train_sentencepiece(corpus * 20, path, 40)
+    texts = ["a red circle", "", "Ünïcödé ✓ " * 30, "a green square in the a " * 10, "A BLUE  Circle"]
+    ids = encoders.token_ids(spm.SentencePieceProcessor(model_file=path), texts, 12)
+    np.testing.assert_array_equal(ids, TextTokenizer(path, 12).tokenize(tf.constant(texts)).numpy())
+
+
+def test_device_exports_refuse_bad_input_with_one_line(tmp_path, monkeypatch):
+    from tt_cli.errors import InvalidValueError
+    from tt_cli.export.litert import export_litert
+
+    with pytest.raises(InvalidValueError, match="quantization 'int4'"):
+        export_litert(None, str(tmp_path / "out"), quantize="int4")
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
+    result = cli(["export", "onnx", str(tmp_path / "no_run"), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "pip install 'tt[export]'" in result.output, result.output
+    result = cli(["export", "litert", str(tmp_path / "no_run"), str(tmp_path / "out"), "--quantize", "int4"])
+    assert result.exit_code == 2 and "'int4' is not one of" in result.output

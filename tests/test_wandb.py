@@ -118,3 +118,15 @@ def test_wandb_offline_run_holds_the_metrics_and_a_resume_continues_it(tiny_shar
     images = {k: v for k, v in history[4].items() if k.startswith("curves/")}
     assert {"curves/Losses", "curves/Learning rate"} <= set(images)
     assert all(v["_type"] == "image-file" for v in images.values())
+
+
+def test_a_resume_finds_the_wandb_run_of_its_project(tmp_path):
+    from tt_cli.training.wandb_log import _saved_id
+
+    out = str(tmp_path)
+    assert _saved_id(out, "proj") is None
+    (tmp_path / "wandb.json").write_text(json.dumps({"project": "proj", "id": "abc123"}))
+    assert _saved_id(out, "proj") == "abc123"
+    assert _saved_id(out, "other") is None  # another project: a new run there
+    (tmp_path / "wandb.json").write_text("{cut short")
+    assert _saved_id(out, "proj") is None
