@@ -56,7 +56,7 @@ FRESH_PROCESS = textwrap.dedent("""
 
     out = {}
     for kind, folder in inputs["exports"].items():
-        run, ext = (litert, "tflite") if kind.startswith("litert") else (onnx, "onnx")
+        run, ext = (litert, "tflite") if "litert" in kind else (onnx, "onnx")
         out[f"{kind}/images"] = run(f"{folder}/image_encoder.{ext}", images)
         for texts in ("captions", "prompts"):
             out[f"{kind}/{texts}"] = run(f"{folder}/text_encoder.{ext}", tokens(folder, inputs[texts]))
@@ -105,6 +105,7 @@ def test_litert_and_onnx_encoders_equal_the_savedmodel_in_a_fresh_process(tiny_r
     import tensorflow_text  # noqa: F401  the SavedModel's tokenizer ops
 
     from tt_cli.eval.templates import CLIP_IMAGENET_TEMPLATES, fill
+    from tt_cli.run_dir import load_run
 
     run_dir = tiny_run("3t")
     exports = {
@@ -112,10 +113,14 @@ def test_litert_and_onnx_encoders_equal_the_savedmodel_in_a_fresh_process(tiny_r
         "litert_int8": ["litert", "--quantize", "dynamic"],
         "onnx": ["onnx"],
         "savedmodel": ["savedmodel"],
+        # LiT's image side is the locked tower h (compared with the Keras model below).
+        "lit_litert": ["litert"],
+        "lit_onnx": ["onnx"],
     }
     for kind, args in exports.items():
         out = str(tmp_path / kind)
-        result = cli(["export", args[0], run_dir, out, *args[1:], "--json", str(tmp_path / f"{kind}.json")])
+        run = tiny_run("lit") if kind.startswith("lit_") else run_dir
+        result = cli(["export", args[0], run, out, *args[1:], "--json", str(tmp_path / f"{kind}.json")])
         assert result.exit_code == 0, (result.output, result.exception)
         exports[kind] = out
     savedmodel = tf.saved_model.load(exports.pop("savedmodel"))
@@ -153,6 +158,18 @@ def test_litert_and_onnx_encoders_equal_the_savedmodel_in_a_fresh_process(tiny_r
             assert cosines.min() >= 0.9999, (kind, texts, cosines)
         norms = np.linalg.norm(got[f"{kind}/images"], axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    lit = load_run(tiny_run("lit"))
+    assert json.load(open(os.path.join(exports["lit_onnx"], encoders.INFO)))["image_encoder"]["image_side"] == (
+        "locked pretrained tower h"
+    )
+    lit_reference = {
+        "images": lit.model.encode_image(images[:16]).numpy(),
+        "captions": lit.model.encode_text(lit.tokenizer.tokenize(tf.constant(captions[:16]))).numpy(),
+    }
+    for kind in ("lit_litert", "lit_onnx"):
+        for texts, reference_embeddings in lit_reference.items():
+            cosines = _cosines(got[f"{kind}/{texts}"][:16], reference_embeddings)
+            assert cosines.min() >= 0.9999, (kind, texts, cosines)
 
     # int8: embeddings close, zero-shot top-1 within the bound, and only near-ties flip.
     assert _cosines(got["litert_int8/images"], reference["images"]).min() >= 0.99
