@@ -194,7 +194,7 @@ def test_token_ids_of_the_usage_note_equal_the_tokenizer_inside_tt(tmp_path):
 
     corpus = [f"a {c} {s} in the {p}" for c in ("red", "blue", "green") for s in ("circle", "square") for p in "ab"]
     path = str(tmp_path / "tok.model")
-    train_sentencepiece(corpus * 20, path, 40)
+    train_sentencepiece(corpus * 20, path, 20)
     texts = ["a red circle", "", "Ünïcödé ✓ " * 30, "a green square in the a " * 10, "A BLUE  Circle"]
     ids = encoders.token_ids(spm.SentencePieceProcessor(model_file=path), texts, 12)
     np.testing.assert_array_equal(ids, TextTokenizer(path, 12).tokenize(tf.constant(texts)).numpy())
