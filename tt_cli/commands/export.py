@@ -159,7 +159,7 @@ def _export_encoders(run_dir, out, overwrite, json_path, kind, write, **fields):
     type=click.Choice(["none", "dynamic"]),
     default="none",
     show_default=True,
-    help="dynamic: int8 weights (dynamic-range quantization), about a quarter of the size.",
+    help="dynamic: int8 weights (dynamic-range quantization; a quarter of float32's bytes per weight).",
 )
 @overwrite_option
 @JSON

@@ -8,9 +8,9 @@ browsers and microcontrollers.
 
 Converted by TensorFlow's `TFLiteConverter` from the encoders' SavedModel with built-in
 ops only, so any LiteRT runtime runs them (`ai-edge-litert` in Python, no TensorFlow
-needed). The batch axis is dynamic: `resize_tensor_input` before `allocate_tensors`.
-`quantize="dynamic"` stores the weights as int8 (dynamic-range quantization: about a
-quarter of the size; activations stay float and are quantized on the fly).
+needed). The batch axis is dynamic: a signature runner sizes it to its input.
+`quantize="dynamic"` stores the weights as int8 (dynamic-range quantization: a
+quarter of float32's bytes per weight; activations stay float and are quantized on the fly).
 
 Usage (a trained run is needed): `export_litert(load_run("runs/demo"), "exports/demo_litert",
 quantize="dynamic")` returns the paths it wrote; docs/guide/deploy.md runs the files.
