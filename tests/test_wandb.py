@@ -92,6 +92,9 @@ def test_wandb_offline_run_holds_the_metrics_and_a_resume_continues_it(tiny_shar
     assert second.exit_code == 0, second.output
     assert json.load(open(os.path.join(out, "wandb.json"))) == saved
     assert json.load(open(os.path.join(out, "run.json")))["config"]["remat"] is True
+    from tt_cli.ownership import MANIFEST
+
+    assert {"wandb.json", "wandb"} <= set(json.load(open(os.path.join(out, MANIFEST)))["entries"])  # tt's to replace
 
     files = sorted(glob.glob(os.path.join(out, "wandb", "offline-run-*", "run-*.wandb")))
     assert len(files) == 2 and all(f.endswith(f"run-{saved['id']}.wandb") for f in files)
