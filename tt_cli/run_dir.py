@@ -6,6 +6,8 @@
     RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming
     RUN/metrics.jsonl     one JSON line per logged step
     RUN/logs/             TensorBoard event files
+    RUN/wandb.json        with --wandb: the W&B run's project and id (a resume continues it)
+    RUN/wandb/            with --wandb: W&B's local files
 
 Example:
 >>> run = load_run("runs/demo")          # doctest: +SKIP
@@ -26,6 +28,8 @@ TOKENIZER = "tokenizer.model"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 LOGS = "logs"
+WANDB_JSON = "wandb.json"
+WANDB = "wandb"
 
 
 def read_run_config(run_dir):

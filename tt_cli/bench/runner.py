@@ -17,7 +17,8 @@ to load instead: several make 3T learn from each (LiT locks one, so its modes ar
 left out). `3t-precomputed` feeds `h_embedding` (and `h_embedding_{k}` for tower k)
 instead of `h_image`, as training on shards made by `tt data embed` does.
 `accum_steps` runs every step in that many micro-batches, as `tt train --accum-steps`
-does (the global batch stays `batch_size`).
+does (the global batch stays `batch_size`); `remat` rematerialises the towers' blocks, as
+`tt train --remat` does.
 
 Example:
 >>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
@@ -55,6 +56,7 @@ class BenchSettings:
     image_size: int = None  # the trained image tower's side; None: the scale's
     batch_size: int = 256
     accum_steps: int = 1
+    remat: bool = False  # rematerialise the towers' transformer blocks, as `tt train --remat`
     steps: int = 20
     warmup: int = 3
     modes: tuple = None  # None: DEFAULT_MODES (without LiT's when there are several towers)
@@ -173,6 +175,7 @@ class _ModeUnderTest:
         import tensorflow as tf
 
         from models import ThreeTowers
+        from models.remat import rematerialize_towers
         from tt_cli.training.optimizer import make_optimizer
         from tt_cli.training.step import make_distributed_step
 
@@ -194,6 +197,8 @@ class _ModeUnderTest:
                 pooling=settings.pooling,
                 lit_head=settings.lit_head,
             )
+            if settings.remat:
+                rematerialize_towers(self.model)
             # tt train's optimizer, at a constant learning rate (a schedule costs nothing).
             self.model.compile(optimizer=make_optimizer(5e-4, policy=policy))
             # Slots made now, eagerly: a tf.function that creates variables is traced twice.
@@ -220,7 +225,11 @@ class _ModeUnderTest:
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
         self.flops = flops_lib.train_step_flops(
-            self.model, settings.batch_size, precomputed=self.precomputed, accum_steps=settings.accum_steps
+            self.model,
+            settings.batch_size,
+            precomputed=self.precomputed,
+            accum_steps=settings.accum_steps,
+            remat=settings.remat,
         )
 
     def step(self):
@@ -296,6 +305,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None, embeddin
         "image_size": scale.image_size,
         "batch_size": settings.batch_size,
         "accum_steps": settings.accum_steps,
+        "remat": settings.remat,
         "steps": settings.steps,
         "warmup": settings.warmup,
         "max_text_len": settings.max_text_len,

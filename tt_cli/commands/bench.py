@@ -28,6 +28,11 @@ D = BenchSettings()
     default=D.accum_steps,
     help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).",
 )
+@click.option(
+    "--remat",
+    is_flag=True,
+    help="Rematerialise the towers' transformer blocks, as `tt train --remat` (compare peak memory and time).",
+)
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
 @click.option(

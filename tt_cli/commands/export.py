@@ -1,4 +1,5 @@
-"""`tt export`: a trained run as a SavedModel, a `.keras` file or a KerasHub preset.
+"""`tt export`: a trained run as a SavedModel, a `.keras` file, a KerasHub preset, or LiteRT
+and ONNX encoders.
 
 Each command reads only the run directory (its latest checkpoint, model config and
 tokenizer). TensorFlow, Keras and KerasHub are imported inside the commands. OUT is
@@ -16,7 +17,7 @@ from tt_cli.commands.json_output import json_option, write_result
 
 @click.group()
 def export():
-    """Export a trained run: savedmodel, keras, preset."""
+    """Export a trained run: savedmodel, keras, preset, litert, onnx."""
 
 
 def _prepare_out(run_dir, out, overwrite, kind):
@@ -130,3 +131,65 @@ def preset(run_dir, out, overwrite, json_path):
         [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")],
     )
     _write_json(json_path, run, out, "preset", tt_json=info)
+
+
+def _export_encoders(run_dir, out, overwrite, json_path, kind, write, **fields):
+    """The device exports (`litert`, `onnx`): OUT is a whole folder of tt's, as a SavedModel's."""
+    folder = _prepare_out(run_dir, out, overwrite, kind)
+    run = _load(run_dir)
+    ownership.begin_whole_folder(folder)
+    from tt_cli.console import STDERR
+
+    with STDERR.status(f"converting and writing {out}"):
+        files = write(run, out)
+    ownership.record_all(folder)
+    _print_table(
+        f"{kind} encoders {out} (step {run.step}, mode {run.config.get('mode')})",
+        ["file", "bytes"],
+        [(f, storage.getsize(f)) for f in files],
+    )
+    _write_json(json_path, run, out, kind, files=files, **fields)
+
+
+@export.command()
+@click.argument("run_dir", metavar="RUN")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "dynamic"]),
+    default="none",
+    show_default=True,
+    help="dynamic: int8 weights (dynamic-range quantization; a quarter of float32's bytes per weight).",
+)
+@overwrite_option
+@JSON
+def litert(run_dir, out, quantize, overwrite, json_path):
+    """Write RUN's image and text encoders as LiteRT (.tflite) files in OUT: uint8 images at the
+    model's size / token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside."""
+    from tt_cli.export.litert import export_litert
+
+    _export_encoders(
+        run_dir,
+        out,
+        overwrite,
+        json_path,
+        "litert",
+        lambda run, folder: export_litert(run, folder, quantize=quantize),
+        quantize=quantize,
+    )
+
+
+@export.command()
+@click.argument("run_dir", metavar="RUN")
+@click.argument("out", type=click.Path(file_okay=False))
+@overwrite_option
+@JSON
+def onnx(run_dir, out, overwrite, json_path):
+    """Write RUN's image and text encoders as ONNX models in OUT: uint8 images at the model's size /
+    token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside. Needs tt[export]."""
+    from tt_cli.optional import require
+
+    require("tf2onnx", "export", "ONNX export")  # before the run is read
+    from tt_cli.export.onnx import export_onnx
+
+    _export_encoders(run_dir, out, overwrite, json_path, "onnx", export_onnx)

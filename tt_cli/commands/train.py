@@ -75,6 +75,12 @@ D = TrainConfig()  # the defaults, shown in --help
     help="Micro-batches per step: the loss still covers the whole batch (gradient caching), "
     "activation memory falls about N-fold, one more forward pass. Must divide the batch per replica.",
 )
+@click.option(
+    "--remat",
+    is_flag=True,
+    help="Rematerialise each transformer block of the image and text towers: its activations are "
+    "recomputed in the backward pass instead of kept (much less memory, about one more forward pass; same values).",
+)
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
@@ -104,9 +110,22 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--checkpoint-every", type=COUNT, default=D.checkpoint_every)
 @click.option("--val-every", type=COUNT, default=D.val_every)
 @click.option("--restart", is_flag=True, help="Ignore existing checkpoints in --out and start over.")
+@click.option(
+    "--wandb",
+    metavar="PROJECT",
+    help="Also log to this Weights & Biases project: the scalars, the settings, the curves at the end "
+    "(needs tt[wandb]; WANDB_MODE=offline works without a network).",
+)
+@click.option("--wandb-run", metavar="NAME", help="Display name of the W&B run.  [default: W&B picks one]")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
     config = TrainConfig(data=data, out=out, **flags)
+    if config.wandb_run and not config.wandb:
+        raise InvalidValueError("--wandb-run names a run of the --wandb project; give the project too.")
+    if config.wandb:
+        from tt_cli.optional import require
+
+        require("wandb", "wandb", "--wandb")  # before any work
     if data is None and config.embeddings:
         raise InvalidValueError("--embeddings are read beside --data; the demo makes its own data.")
     if data is None:

@@ -101,6 +101,10 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
             lit_head=config.lit_head,
             loss=config.loss,
         )
+        if config.remat:
+            from models.remat import rematerialize_towers
+
+            rematerialize_towers(model)
         schedule = warmup_cosine(config.lr, steps, warmup)
         optimizer = make_optimizer(schedule, config.weight_decay, config.beta2, config.grad_clip_norm, runtime.policy)
         model.compile(optimizer=optimizer)

@@ -99,13 +99,15 @@ class ResetMetricsEvery(keras.callbacks.Callback):
 
 
 class MetricsLog(keras.callbacks.Callback):
-    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps."""
+    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps, and hands
+    the same numbers to each of `also` (`write(step, values)`: the W&B logger)."""
 
-    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size):
+    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, also=()):
         super().__init__()
         self.path, self.log_every, self.lr, self.batch_size = path, log_every, learning_rate_fn, batch_size
         self.writer = tf.summary.create_file_writer(logdir)
         self.window = None
+        self.also = tuple(also)
 
     def write(self, step, values):
         with storage.open(self.path, "a") as f:
@@ -115,6 +117,8 @@ class MetricsLog(keras.callbacks.Callback):
                 if isinstance(v, (int, float)):
                     tf.summary.scalar(k, v)
         self.writer.flush()
+        for logger in self.also:
+            logger.write(step, values)
 
     def on_train_batch_end(self, batch, logs=None):
         step = global_step(self.model)
@@ -209,12 +213,18 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
 
     from tt_cli import run_dir as rd
 
+    wandb_log = None
+    if chief and config.wandb:
+        from tt_cli.training.wandb_log import WandbLog
+
+        wandb_log = WandbLog(config.wandb, config.wandb_run, config.out, config.to_json())
     metrics_log = MetricsLog(
         os.path.join(config.out, rd.METRICS),
         os.path.join(config.out, rd.LOGS),
         config.log_every,
         schedule,
         config.batch_size,
+        also=[wandb_log] if wandb_log else (),
     )
     saver = Checkpoints(manager, config.checkpoint_every)
     callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
@@ -222,5 +232,7 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
         callbacks.insert(1, metrics_log)
         if evaluator is not None:
             callbacks.append(Validation(evaluator, tokenizer, config.val_every, metrics_log))
+    if wandb_log is not None:
+        callbacks.append(wandb_log)  # after the metrics log: its curves read metrics.jsonl at the end
     callbacks.append(ResetMetricsEvery(config.log_every, steps))
     return callbacks, saver

@@ -41,6 +41,7 @@ class TrainConfig:
     loss: str = "softmax"  # of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's)
     batch_size: int = 256  # global, over all replicas and workers, per optimizer step
     accum_steps: int = 1  # micro-batches per step (gradient caching: the loss still sees the whole batch)
+    remat: bool = False  # recompute each transformer block's forward in the backward pass (less memory)
     steps: int = None  # default: `epochs` passes over the training set
     epochs: float = 10.0
     lr: float = 5e-4
@@ -63,6 +64,8 @@ class TrainConfig:
     val_every: int = 1000
     keep_checkpoints: int = 3
     restart: bool = False
+    wandb: str = None  # a Weights & Biases project to log to (chief only)
+    wandb_run: str = None  # the W&B run's display name (None: W&B picks one)
 
     def __post_init__(self):
         object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))

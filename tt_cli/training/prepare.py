@@ -36,9 +36,12 @@ def fingerprint(files, info):
     return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
 
 
-# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer.
+# Everything `tt train` writes in --out (and with --wandb, WANDB_ENTRIES); --restart removes all of
+# them but the tokenizer and W&B's local files (an offline run there may not be uploaded yet; the
+# restarted run gets a new W&B id).
 RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
-RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON)
+WANDB_ENTRIES = (rd.WANDB_JSON, rd.WANDB)
+RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON, rd.WANDB_JSON)
 # Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
 # run directory written before tt kept a manifest.
 LEGACY_RUN_KEYS = ("config", "mode", "scale", "steps", "dataset", "versions")
@@ -82,10 +85,11 @@ def prepare_out(config, chief):
         if not folder.has_manifest and _is_legacy_run(config.out):
             folder.adopt(RUN_ENTRIES)
         hint = "choose another run directory (a new folder, or one tt train wrote)"
-        folder.check_free(RUN_ENTRIES, hint)
+        entries = RUN_ENTRIES + (WANDB_ENTRIES if config.wandb else ())
+        folder.check_free(entries, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
-        folder.claim(RUN_ENTRIES, hint)
+        folder.claim(entries, hint)
     return storage.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
 
 
