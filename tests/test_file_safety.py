@@ -129,7 +129,12 @@ def test_convert_overwrite_replaces_only_its_own_shards(sources, tmp_path):
     ]  # tt's 3-shard set replaced, the user's file kept
     manifest = json.loads((sources / MANIFEST).read_text())
     assert manifest["created_folder"] is False
-    assert manifest["entries"]["shard-00000-of-00002.tfrecord"] == {"command": "tt data convert"}
+    shard = sources / "shard-00000-of-00002.tfrecord"  # stamped by its content, hashed as it was written
+    assert manifest["entries"][shard.name] == {
+        "command": "tt data convert",
+        "size": shard.stat().st_size,
+        "sha256": hashlib.sha256(shard.read_bytes()).hexdigest(),
+    }
 
     # A folder the WebDataset tars are in is refused as OUT, but their sibling is fine, and
     # --overwrite there never touches the user's `shard-*.tar` names.

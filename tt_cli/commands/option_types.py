@@ -94,6 +94,29 @@ ALPHA = LibraryChecked("auto|alpha", _alpha)  # an ensemble weight in [0, 1], or
 L2_REG = AutoOr(NON_NEGATIVE)  # a ridge strength, or 'auto' (leave-one-out)
 
 
+class OutputPath(click.Path):
+    """A path a command writes: local, or a URL of a store that outlives the command, never
+    a store inside tt's own process (`ram://`, `memory://`), gone when the command exits.
+    (From Python those stay allowed: a test's process keeps them.)"""
+
+    def convert(self, value, param, ctx):
+        from tt_cli import storage
+
+        if storage.lives_in_process(value):
+            self.fail(
+                f"{value} would be written into this tt process's memory and be gone when it exits; "
+                "give a local path or a bucket URL.",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+OUTPUT = OutputPath()
+OUTPUT_FOLDER = OutputPath(file_okay=False)
+OUTPUT_FILE = OutputPath(dir_okay=False)
+
+
 def tokenizer_file(ctx, param, path):
     """Callback of `--tokenizer`: a SentencePiece model, checked while flags are parsed."""
     from tt_cli.data.tokenizer import check_sentencepiece_file

@@ -7,6 +7,7 @@ from tt_cli.commands.option_types import (
     COUNT,
     COUNT_OR_ZERO,
     NON_NEGATIVE,
+    OUTPUT_FOLDER,
     POSITIVE,
     SCALE,
     SEED,
@@ -29,7 +30,9 @@ D = TrainConfig()  # the defaults, shown in --help
     "the shards: h never runs).",
 )
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
-@click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
+@click.option(
+    "--out", type=OUTPUT_FOLDER, default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]"
+)
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
 @click.option(
     "--pretrained",

@@ -21,6 +21,7 @@ Example:
 
 import collections
 import concurrent.futures
+import functools
 import hashlib
 import json
 import math
@@ -92,7 +93,7 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
         write_json(os.path.join(work, f"{name}.json"), stats)
     if pending:
         report(pending)
-    return stats
+    return dict(stats, stamp=writer.content.stamp())  # the shard's hash, for the manifest the parent keeps
 
 
 def _write_json_lines(path, records):
@@ -119,17 +120,32 @@ _SHARD_NAME = re.compile(r"shard-\d{5}-of-\d{5}\.tfrecord")
 _FIXED_NAMES = (schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR)
 
 
+def _is_output_name(name):
+    return name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name)
+
+
 def _check_out_vs_source(source, out_dir):
     """OUT may not be a source folder (an image tree, a folder of tars, the folders a tar
     glob matches), lie inside one or hold one. It may be the folder of a CSV, JSONL or
     tar file (nothing but tt's own files is ever removed there) unless the file has a
     name convert writes (a `report.json` given as the source)."""
-    is_glob = not storage.exists(source) and any(c in source for c in "*?[")
+    is_glob = not storage.exists(source) and storage.has_glob_characters(source)
     ownership.refuse_overlap(
-        out_dir,
-        ownership.glob_folders(source) if is_glob else [source],
-        is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name),
+        out_dir, ownership.glob_folders(source) if is_glob else [source], is_output_name=_is_output_name
     )
+
+
+def _check_result_path(out_dir, result_path):
+    """A result file (`--json`) may not be one of the files the conversion writes in `out_dir`."""
+    if not result_path:
+        return
+    folder, name = storage.realpath(storage.dirname(result_path)), os.path.basename(result_path)
+    real_out = storage.realpath(out_dir)
+    ours = name.endswith(ownership.TMP) or name in (ownership.MANIFEST,) or _is_output_name(name)
+    if (folder == real_out and ours) or folder == storage.realpath(os.path.join(out_dir, WORK_DIR)):
+        raise InvalidValueError(
+            f"result file {result_path}: the conversion writes that file in {out_dir} itself; choose another path."
+        )
 
 
 def _read_json_or_empty(path):
@@ -155,16 +171,16 @@ def _legacy_entries(out_dir, fingerprint, planned):
     return entries
 
 
-def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
+def _prepare_out_dir(folder, fingerprint, overwrite, num_shards):
     """Returns 'fresh', 'resume' or 'complete' after checking what OUT holds.
 
     Only what `tt data convert` wrote in OUT (its manifest, `tt_cli.ownership`) is read
     as its state or replaced; a name it needs that someone else's file holds stops it.
     """
+    out_dir = folder.path
     planned = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     planned += list(_FIXED_NAMES)
-    folder = ownership.OutputFolder(out_dir, COMMAND)
-    if not folder.has_manifest:
+    if not folder.hashed():  # no manifest, or one of a tt that kept no hashes
         folder.adopt(_legacy_entries(out_dir, fingerprint, planned))
     owned = folder.owned()
     plan_path = os.path.join(out_dir, WORK_DIR, "plan.json")
@@ -185,14 +201,23 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards):
     folder.claim(planned, hint)
     storage.makedirs(os.path.dirname(plan_path))
     write_json(plan_path, {"fingerprint": fingerprint})
+    folder.record([f"{WORK_DIR}/plan.json"])
     return "fresh"
 
 
-def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
-    """Runs the shard tasks in a process pool (or in this process for one worker)."""
+def _record_shard(folder, stats):
+    """Stamps a finished shard (hashed as it was written) and its work files in the manifest."""
+    name = stats["shard"]
+    folder.record([name], stamps={name: stats["stamp"]})
+    folder.record([f"{WORK_DIR}/{name}.json", f"{WORK_DIR}/{name}.rejected.jsonl"])
+
+
+def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, done):
+    """Runs the shard tasks in a process pool (or in this process for one worker); `done(stats)`
+    after each shard, in this process."""
     if workers <= 1 or len(tasks) <= 1:
         for index, rows in tasks:
-            convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance)
+            done(convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance))
         return
     progress_queue = multiprocessing.Queue()
     with concurrent.futures.ProcessPoolExecutor(
@@ -202,9 +227,9 @@ def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
         pending = set(futures)
         try:
             while pending:
-                done, pending = concurrent.futures.wait(pending, timeout=0.1)
-                for future in done:
-                    future.result()  # re-raise a worker's error here
+                finished, pending = concurrent.futures.wait(pending, timeout=0.1)
+                for future in finished:
+                    done(future.result())  # re-raises a worker's error here
                 while True:
                     try:
                         advance(progress_queue.get_nowait())
@@ -263,15 +288,19 @@ def convert(
     max_size=None,
     overwrite=False,
     progress=None,
+    result_path=None,
 ):
     """Converts `source` into shards in `out_dir`; returns the report dict.
 
     Args:
       progress: optional `progress(total_rows)` context manager factory that
         yields an `advance(n)` function (e.g. `progress.progress_bar`).
+      result_path: where the caller will write the report (checked first: not a file the
+        conversion writes).
     """
     start = time.time()
     _check_out_vs_source(source, out_dir)
+    _check_result_path(out_dir, result_path)
     listing = sources.list_source(source, fmt, image_column, caption_column, key_column, label_column)
     rows = listing.rows
     if num_shards is None:
@@ -283,7 +312,8 @@ def convert(
     if not storage.seen_by_other_processes(out_dir):
         workers = 1  # shards written by worker processes would be lost with them
     fingerprint = _fingerprint(listing, num_shards, max_size)
-    state = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards)
+    folder = ownership.OutputFolder(out_dir, COMMAND, inputs=storage.expand(source))
+    state = _prepare_out_dir(folder, fingerprint, overwrite, num_shards)
     if state == "complete":
         with storage.open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)
@@ -299,12 +329,13 @@ def convert(
     ]
     tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
     todo_rows = sum(len(r) for _, r in tasks)
+    done = functools.partial(_record_shard, folder)
     try:
         if tasks and progress is None:
-            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None)
+            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None, done)
         elif tasks:
             with progress(todo_rows) as advance:
-                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance)
+                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, done)
     except KeyboardInterrupt:
         _terminate_workers()
         _remove_partial_files(out_dir, names)
@@ -351,7 +382,15 @@ def convert(
         "fingerprint": fingerprint,
     }
     write_json(os.path.join(out_dir, REPORT), report)
-    storage.rmtree(work)
+    # Shards finished by an earlier session that was stopped before it could stamp them are
+    # hashed now; then the work folder goes, unless something in it is not tt's (then it stays).
+    listed = folder.listed()
+    folder.record([n for n in names if "sha256" not in listed.get(n, {})])
+    folder.record([schema.DATASET_JSON, REJECTED, REPORT])
+    try:
+        folder.remove_owned([WORK_DIR])
+    except ConflictError:
+        pass
     if written == 0:
         raise _nothing_converted(out_dir)
     return report

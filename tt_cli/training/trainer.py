@@ -18,6 +18,7 @@ import os
 
 from tt_cli import run_dir as rd
 from tt_cli import storage
+from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -124,13 +125,14 @@ def train(config, log=print, evaluator=None, show_progress=True):
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
     built = build_training(config, runtime, tokenizer, info, files, steps, log)
-    if resuming:
-        rd.restore_checkpoint(built.checkpoint, rd.latest_checkpoint(config.out))
+    if resuming:  # every worker from the chief's checkpoints: the newest intact one, named
+        restored = RunCheckpoints(built.checkpoint, config.out, log=log).restore_newest(training=True)
     start = int(built.optimizer.iterations.numpy())
     if resuming:
-        log(f"resuming {config.out} at step {start}/{steps}")
+        log(f"resuming {config.out} from {rd.CHECKPOINTS}/ckpt-{restored} at step {start}/{steps}")
     if chief:
         _write_run_record(config, runtime, built, tokenizer, files, info, steps)
+        prepare.record_run_files(config.out, [rd.RUN_JSON, rd.MODEL_JSON])
     if start >= steps:
         log(f"{config.out} already finished {steps} steps")
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
