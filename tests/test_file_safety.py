@@ -232,7 +232,15 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [2, 4]  # one fresh run, nothing kept from the old log
     entries = json.loads((out / MANIFEST).read_text())["entries"]
-    assert set(entries) == {"run.json", "model.json", "tokenizer.model", "checkpoints", "metrics.jsonl", "logs"}
+    assert {e.split("/")[0] for e in entries} == {
+        "run.json",
+        "model.json",
+        "tokenizer.model",
+        "checkpoints",
+        "metrics.jsonl",
+        "logs",
+    }  # with the files tt wrote in its folders, each stamped
+    assert all("sha256" in e or "bound_to" in e for e in entries.values() if not e.get("folder"))
 
 
 # ---------------------------------------------------------------- tt export
