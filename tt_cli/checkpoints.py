@@ -102,10 +102,11 @@ class RunCheckpoints:
       worker: None for the chief (RUN/checkpoints, listed in the run's manifest); k for
         another training worker (RUN/checkpoints/.worker-k, listed in a manifest of its own).
       log: where notes go (a checkpoint skipped or kept).
+      readonly: only read the chief's checkpoints (another worker resuming from them).
     """
 
-    def __init__(self, checkpoint, run_dir, keep=None, worker=None, log=None):
-        self.checkpoint, self.run_dir, self.keep = checkpoint, run_dir, keep
+    def __init__(self, checkpoint, run_dir, keep=None, worker=None, log=None, readonly=False):
+        self.checkpoint, self.run_dir, self.keep, self.readonly = checkpoint, run_dir, keep, readonly
         self.chief = worker is None
         self.log = log or (lambda message: None)
         if self.chief:
@@ -138,7 +139,7 @@ class RunCheckpoints:
         for key, entry in self.folder.listed().items():
             folder, _, name = key.rpartition("/")
             match = _INDEX.fullmatch(name)
-            if folder == self.subdir and match and "sha256" in entry:
+            if folder == self.subdir and match and "sha256" in entry and not entry.get("damaged"):
                 steps.append(int(match.group(1)))
         return sorted(steps, reverse=True)
 
@@ -158,7 +159,8 @@ class RunCheckpoints:
         ]
 
     def unrecorded(self):
-        """`ckpt-<step>.index` files in the folder that tt did not record (nor was writing)."""
+        """`ckpt-<step>.index` files in the folder that tt did not record (nor was writing;
+        recorded ones set aside as damaged count as recorded)."""
         if not self.folder.hashed():
             return []
         listed = self.folder.listed()
@@ -175,13 +177,13 @@ class RunCheckpoints:
         step = checkpoint_number
         name = f"ckpt-{step}"
         self._discard_unfinished()
-        owned = self.folder.owned()
-        for n in self._on_disk():  # what TensorFlow is about to write must be free or tt's
-            if re.fullmatch(re.escape(name) + ownership.CHECKPOINT_FILES, n) and self._key(n) not in owned:
-                raise ConflictError(
-                    f"{os.path.join(self._directory(), n)} exists and tt did not write it; move it away so "
-                    f"that the run can save its checkpoint at step {step}."
-                )
+        hint = f"move it away so that the run can save its checkpoint at step {step}"
+        listed = self.folder.listed()
+        for n in self._on_disk():  # what TensorFlow is about to write over must be provably tt's
+            if re.fullmatch(re.escape(name) + ownership.CHECKPOINT_FILES, n):
+                if self._key(n) not in listed:
+                    raise ConflictError(f"{os.path.join(self._directory(), n)} exists and tt did not write it; {hint}.")
+                self.folder.check_replaceable([self._key(n)], hint)
         self.folder.mark_pending(self._key(name))
         self.checkpoint.write(self.prefix(step))
         index = self._key(f"{name}.index")
@@ -230,28 +232,57 @@ class RunCheckpoints:
         why = self.folder.first_damage(self._keys_of(step))
         return why and why.rpartition("/")[2]
 
-    def restore_newest(self, partial=False, training=False):
-        """Restores the newest intact checkpoint into `checkpoint`; returns its step (None when
-        the run has none). Skipped newer ones are named in the log; when none is intact,
-        `UnreadableDataError` names each with its reason (`training`: with the remedy of
-        starting over, which tt never takes by itself)."""
+    def _restore_step(self, step, partial):
+        """None when checkpoint `step` is intact and restored, else why not."""
+        why = self.damage(step)
+        if why is None:
+            try:
+                restore(self.checkpoint, self.prefix(step), partial)
+            except UnreadableDataError as e:
+                why = e.reason.split(": ", 1)[-1].rstrip(".")
+        return why
+
+    def restore_latest(self):
+        """Restores the newest recorded checkpoint (evaluation, export: the run as it stands);
+        returns its step, None when there is none; one line naming it when it is damaged."""
+        steps = self.steps()
+        if not steps:
+            return None
+        why = self._restore_step(steps[0], partial=True)
+        if why:
+            raise UnreadableDataError(f"{self.prefix(steps[0])}: {why}; the run's newest checkpoint is damaged.")
+        return steps[0]
+
+    def restore_newest(self):
+        """Restores the newest intact checkpoint (resuming); returns its step, None when the run
+        has none. Each newer damaged one is named in the log with its reason and marked damaged
+        in the manifest (replaced when the run saves that step again: its `.index` still proves
+        it tt's), or, when its `.index` changed too, no longer listed. When none is intact:
+        `UnreadableDataError` naming each, with the remedy of starting over, which tt never
+        takes by itself."""
         skipped = []
         for step in self.steps():
-            why = self.damage(step)
-            if why is None:
-                try:
-                    restore(self.checkpoint, self.prefix(step), partial)
-                except UnreadableDataError as e:
-                    why = e.reason.split(": ", 1)[-1].rstrip(".")
+            why = self._restore_step(step, partial=False)
             if why is None:
                 for name, reason in skipped:
-                    self.log(f"skipped the damaged checkpoint {name} ({reason}); restored {self.prefix(step)}")
+                    self.log(f"skipped the damaged checkpoint {name} ({reason}); resuming from {self.prefix(step)}")
                 return step
             skipped.append((self.prefix(step), why))
+            self._set_aside(step)
         if not skipped:
             return None
         reasons = "; ".join(f"{os.path.basename(name)}: {why}" for name, why in skipped)
-        reason = f"{self.run_dir}: none of its checkpoints is intact ({reasons}); tt never starts a run over by itself"
-        if training:
-            raise UnreadableDataError(reason, ("restart", True, "to start it over, or restore the checkpoint files"))
-        raise UnreadableDataError(f"{reason}: restore the checkpoint files, or train the run again from the start.")
+        raise UnreadableDataError(
+            f"{self.run_dir}: none of its checkpoints is intact ({reasons}); tt never starts a run over by itself",
+            ("restart", True, "to start it over, or restore the checkpoint files"),
+        )
+
+    def _set_aside(self, step):
+        if self.readonly or not self.folder.hashed():
+            return
+        index = self._key(f"ckpt-{step}.index")
+        entry = self.folder.listed().get(index)
+        if entry and self.folder.first_damage([index]) is None:
+            self.folder.record([index], stamps={index: {**entry, "damaged": True}})
+        else:  # its .index changed: nothing proves these files tt's any more
+            self.folder.forget(self._keys_of(step))

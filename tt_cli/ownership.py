@@ -264,7 +264,7 @@ class OutputFolder:
         names = set()
         for name, entry in self._mine().items():
             path = self._path_of(name)
-            if isinstance(entry.get("size"), int) and storage.isfile(path):
+            if isinstance(entry.get("size"), int) and "bound_to" not in entry and storage.isfile(path):
                 size = storage.getsize(path)
                 if size < entry["size"] or (size != entry["size"] and not entry.get("grows")):
                     continue  # replaced by someone else since tt wrote it
@@ -447,7 +447,12 @@ class OutputFolder:
         if entry is None or entry.get("pending"):  # a checkpoint TensorFlow was writing
             return ([], [name]) if storage.isdir(path) else ([name], [])
         if not storage.isdir(path):
-            if "sha256" not in entry and "bound_to" not in entry:
+            if "bound_to" in entry:  # a checkpoint's data file: tt's while its .index is (whole or damaged)
+                bound = self._mine().get(entry["bound_to"])
+                if bound is None or not self._matches(entry["bound_to"], bound):
+                    self._refuse(name, f"its {entry['bound_to']} changed since tt wrote it", hint)
+                return [name], []
+            if "sha256" not in entry:
                 self._refuse(
                     name,
                     "tt recorded no content hash of it (an earlier tt, or an interrupted run) to prove it wrote it",
@@ -490,6 +495,8 @@ class OutputFolder:
     def removal_of_everything(self, hint=KEEP_HINT):
         """Proves that everything in this folder is this command's (used for a sub-folder with
         its own manifest); raises `ConflictError` on the first thing that is not."""
+        if not (self._manifest or {}).get("created_folder"):
+            raise ConflictError(f"{self.path}: a folder tt did not create; {hint}.")
         for name in self.existing():
             if name in self._mine():
                 self._removal(name, hint)

@@ -97,7 +97,7 @@ def load_run(run_dir):
             f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
         ) from None
     checkpoints.checkpoint = tf.train.Checkpoint(model=model, weights=checkpointed_weights(model))
-    step = checkpoints.restore_newest(partial=True)
+    step = checkpoints.restore_latest()
     try:
         tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
     except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file

@@ -10,7 +10,7 @@ import os
 import click
 
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, OUTPUT_FILE, OUTPUT_FOLDER, SCALE, VOCAB_SIZE
+from tt_cli.commands.option_types import BATCH, COUNT, COUNT_OR_ZERO, OUTPUT_FILE, OUTPUT_FOLDER, SCALE, VOCAB_SIZE
 from tt_cli.errors import UnreadableDataError
 
 TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
@@ -157,7 +157,7 @@ def tokenizer(shards, out, vocab_size):
     type=OUTPUT_FOLDER,
     help="Folder for the embedding shards (one per shard of SHARDS, same names).",
 )
-@click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Global batch (split over replicas).")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Global batch (split over replicas).")
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
 @json_option("Also write the summary here as JSON.")

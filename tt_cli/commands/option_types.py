@@ -29,8 +29,10 @@ POSITIVE = FiniteRange(min=0, min_open=True)  # learning rates, epochs
 NON_NEGATIVE = FiniteRange(min=0)  # weight decay, loss weights, clipping norms
 FRACTION = FiniteRange(min=0, max=1, max_open=True)  # a held-out share: [0, 1)
 SEED = click.IntRange(min=0, max=2**32 - 1)  # what NumPy's (and so Keras') seeding accepts
-TEXT_LEN = click.IntRange(min=2)  # at least one piece and the EOS
-VOCAB_SIZE = click.IntRange(min=MIN_VOCAB_SIZE)
+INT32 = 2**31 - 1  # token ids and tensor sizes are int32 in TensorFlow and SentencePiece
+BATCH = click.IntRange(min=1, max=INT32)  # what memory allows is checked by tt_cli.step_memory
+TEXT_LEN = click.IntRange(min=2, max=INT32)  # at least one piece and the EOS
+VOCAB_SIZE = click.IntRange(min=MIN_VOCAB_SIZE, max=INT32)
 
 # `models.SCALES`' names. A constant here because importing `models` imports Keras, which
 # `tt --help` must not wait for; tests/test_cli_errors.py checks that the two agree.

@@ -7,6 +7,7 @@ import click
 
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import (
+    BATCH,
     COUNT,
     COUNT_OR_ZERO,
     FRACTION,
@@ -39,7 +40,7 @@ D = PretrainConfig()  # the defaults, shown in --help
 )
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
-@click.option("--batch-size", type=COUNT, default=D.batch_size)
+@click.option("--batch-size", type=BATCH, default=D.batch_size)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
 @click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps]")
 @click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)

@@ -4,6 +4,7 @@ import click
 from click.core import ParameterSource
 
 from tt_cli.commands.option_types import (
+    BATCH,
     COUNT,
     COUNT_OR_ZERO,
     NON_NEGATIVE,
@@ -64,7 +65,7 @@ D = TrainConfig()  # the defaults, shown in --help
     default=D.loss,
     help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).",
 )
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size (per optimizer step).")
+@click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size (per optimizer step).")
 @click.option(
     "--accum-steps",
     type=COUNT,

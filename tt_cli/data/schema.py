@@ -149,17 +149,18 @@ def read_info(directory):
 def resolve_shards(path):
     """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
 
-    A directory must hold `dataset.json`; a glob or single file is taken as is.
+    A directory must hold `dataset.json`; a single file is taken as is, a path that does not
+    exist as a glob (`storage.expand`: an existing path is never read as a pattern).
     """
     if storage.isdir(path):
         info = read_info(path)
-        names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
+        names = info.shards or storage.names_ending(path, ".tfrecord")
         files = [os.path.join(path, n) for n in names]
         missing = [f for f in files if not storage.isfile(f)]
         if missing:
             raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
-        files, info = sorted(storage.glob(path)), None
+        files, info = storage.expand(path), None
     if not files:
         raise UnreadableDataError(f"{path}: no TFRecord shards found.")
     return files, info
