@@ -60,6 +60,7 @@ result holds notes.txt, which tt did not write; choose another path.
 ['.tt-manifest.json', 'notes.txt']
 """
 
+import bisect
 import hashlib
 import json
 import os
@@ -190,7 +191,7 @@ class OutputFolder:
     def __init__(self, path, command, inputs=()):
         self.path = path
         self.command = command
-        self.inputs = [_real(p) for p in inputs if p and storage.lexists(p)]
+        self._inputs, self._real_inputs = inputs, None
         self._existed = storage.isdir(path)
         self._manifest = self._read()
 
@@ -226,6 +227,13 @@ class OutputFolder:
             why = _bad_name(name, entries)
             if why:
                 self._refuse_manifest(f"lists {name!r}, {why}")
+            bound = entry.get("bound_to")
+            if bound is not None and not (
+                isinstance(bound, str)
+                and bound.endswith(".index")
+                and re.fullmatch(re.escape(bound[: -len(".index")]) + r"\.data-\d{5}-of-\d{5}", name)
+            ):
+                self._refuse_manifest(f"binds {name!r} to {bound!r}, which is not its checkpoint's .index")
         return manifest
 
     @property
@@ -414,10 +422,19 @@ class OutputFolder:
         raise ConflictError(f"{self._path_of(name)}: {why}; {hint}.")
 
     def _check_not_input(self, name, hint):
+        if self._real_inputs is None:  # resolved once, when something is about to be removed
+            self._real_inputs_set = {_real(p) for p in self._inputs if p and storage.lexists(p)}
+            self._real_inputs = sorted(self._real_inputs_set)
         real = _real(self._path_of(name))
-        for path in self.inputs:
-            if path == real or _is_within(path, real):
-                self._refuse(name, "listed as tt's, but it is an input of this command", hint)
+        below = real.rstrip(storage.sep_of(real)) + storage.sep_of(real)
+        first = bisect.bisect_left(self._real_inputs, below)  # sorted: what lies below `real` starts here
+        is_input = real in self._real_inputs_set or (
+            first < len(self._real_inputs) and self._real_inputs[first].startswith(below)
+        )
+        if is_input:
+            self._refuse(
+                name, "listed in the manifest as tt's, but it is an input of this command, which tt never removes", hint
+            )
 
     def is_pending_leftover(self, name):
         """Whether `name` is what TensorFlow writes for a checkpoint prefix tt marked pending."""
@@ -476,7 +493,7 @@ class OutputFolder:
                     folders.append(sub)
                 elif storage.lexists(os.path.join(self._path_of(sub), MANIFEST)):  # another process's, listed there
                     dirs.remove(d)
-                    OutputFolder(self._path_of(sub), self.command, self.inputs).removal_of_everything(hint)
+                    OutputFolder(self._path_of(sub), self.command, self._inputs).removal_of_everything(hint)
                     folders.append(sub)
                 else:
                     folders.append(sub)

@@ -312,7 +312,9 @@ def convert(
     if not storage.seen_by_other_processes(out_dir):
         workers = 1  # shards written by worker processes would be lost with them
     fingerprint = _fingerprint(listing, num_shards, max_size)
-    folder = ownership.OutputFolder(out_dir, COMMAND, inputs=storage.expand(source))
+    # Inputs: the source and every file its rows read (never removed, whatever a manifest says).
+    inputs = [*storage.expand(source), *(r.image if isinstance(r.image, str) else r.image[0] for r in rows)]
+    folder = ownership.OutputFolder(out_dir, COMMAND, inputs)
     state = _prepare_out_dir(folder, fingerprint, overwrite, num_shards)
     if state == "complete":
         with storage.open(os.path.join(out_dir, REPORT)) as f:
