@@ -264,17 +264,20 @@ class RunCheckpoints:
         for step in self.steps():
             why = self._restore_step(step, partial=False)
             if why is None:
-                for name, reason in skipped:
-                    self.log(f"skipped the damaged checkpoint {name} ({reason}); resuming from {self.prefix(step)}")
+                for damaged, reason in skipped:
+                    self.log(
+                        f"skipped the damaged checkpoint {self.prefix(damaged)} ({reason}); "
+                        f"resuming from {self.prefix(step)}"
+                    )
+                    self._set_aside(damaged)
                 return step
-            skipped.append((self.prefix(step), why))
-            self._set_aside(step)
+            skipped.append((step, why))
         if not skipped:
             return None
-        reasons = "; ".join(f"{os.path.basename(name)}: {why}" for name, why in skipped)
+        reasons = "; ".join(f"ckpt-{step}: {why}" for step, why in skipped)
         raise UnreadableDataError(
             f"{self.run_dir}: none of its checkpoints is intact ({reasons}); tt never starts a run over by itself",
-            ("restart", True, "to start it over, or restore the checkpoint files"),
+            ("restart", True, "to start it over once the damaged files are restored or moved away"),
         )
 
     def _set_aside(self, step):

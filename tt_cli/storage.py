@@ -98,8 +98,8 @@ class _Gfile:
     def exists(self, path):
         return self._call(path, lambda: self.gfile.exists(path), query=True)
 
-    def isdir(self, path):
-        return self._call(path, lambda: self.gfile.isdir(path), query=True)
+    def isdir(self, path):  # (gfile.isdir says False where exists says what went wrong)
+        return self.exists(path) and self._call(path, lambda: self.gfile.isdir(path), query=True)
 
     def isfile(self, path):
         return self.exists(path) and not self.isdir(path)
