@@ -565,7 +565,8 @@ class OutputFolder:
     def first_damage(self, names=None):
         """What no longer matches this command's record of `names` (default: all), a file
         missing or changed, or None."""
-        for name, entry in sorted(self._mine().items()):
+        # Files bound to another (a checkpoint's data to its .index) after it: the damage named is the first cause.
+        for name, entry in sorted(self._mine().items(), key=lambda item: ("bound_to" in item[1], item[0])):
             if names is not None and name not in names:
                 continue
             if "size" not in entry:  # a folder, a claim, a checkpoint being written
