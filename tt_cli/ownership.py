@@ -560,7 +560,8 @@ class OutputFolder:
                 if key in gone or any(key.startswith(t + "/") for t in gone):
                     del self._manifest["entries"][key]
             self._write()
-        return [n for n in removed if "/" not in n or names is not None]
+        asked = set(targets) | {t + TMP for t in targets}
+        return [n for n in removed if n in asked]  # what was asked for (a folder by its name, not its files)
 
     def first_damage(self, names=None):
         """What no longer matches this command's record of `names` (default: all), a file
