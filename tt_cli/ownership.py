@@ -10,13 +10,14 @@ reports) goes through this module, so the rule is written once:
    may receive outputs: nothing of the user's is removed there.
 2. tt writes a manifest, `.tt-manifest.json`, in each folder it writes into. It lists,
    per command, the names tt claimed (free when claimed) and, once written, their stamp:
-   a file's size and SHA-256 (hashed while writing where tt streams the bytes itself),
-   a file tt appends to (`metrics.jsonl`, TensorBoard events) by the hash of the bytes it
-   had written when it last recorded them, a checkpoint's data file by its size and the
-   hash of its `.index` (which holds the CRC32C of every tensor in it). A folder entry
-   records whether tt created it; the files inside are entries of their own,
-   `folder/name` (the only separator an entry may hold), or, for a folder another process
-   writes (a training worker's checkpoints), listed in that folder's own manifest.
+   a file's size and SHA-256 (hashed while writing where tt streams the bytes itself:
+   convert's shards), a file tt appends to (`metrics.jsonl`, TensorBoard events) by the
+   hash of the bytes it had written when it last recorded them, a checkpoint's data file
+   by its size and its `.index` (which holds the CRC32C of every tensor in the data; the
+   data file is tt's while that `.index` is). A folder entry records whether tt created
+   it; the files inside are entries of their own, `folder/name` (the only separator an
+   entry may hold), or, for a folder another process writes (a training worker's
+   checkpoints), listed in that folder's own manifest.
 3. Something is removed or replaced only when every check holds: its entry is a plain name
    inside the folder (no `..`, not absolute, nested only below a folder entry), it is
    listed for the same command, its stamp still matches, it is not an input of the
@@ -65,6 +66,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 from tt_cli import storage
 from tt_cli.errors import ConflictError, InvalidValueError
@@ -192,6 +194,7 @@ class OutputFolder:
         self.path = path
         self.command = command
         self._inputs, self._real_inputs = inputs, None
+        self._every, self._written_at, self._unwritten = None, 0.0, False
         self._existed = storage.isdir(path)
         self._manifest = self._read()
 
@@ -370,8 +373,20 @@ class OutputFolder:
 
     def _reload(self):
         """Reads the manifest again before changing it: other objects of this process (the run's
-        checkpoints, its record of run.json) write it too."""
-        self._manifest = self._read() or self._manifest
+        checkpoints, its record of run.json) write it too. (Not while changes wait for `flush`.)"""
+        if not self._unwritten:
+            self._manifest = self._read() or self._manifest
+
+    def deferred(self, seconds):
+        """From now on, writes the manifest at most every `seconds` (`flush` writes the rest): for
+        a command recording many outputs one by one (convert's shards)."""
+        self._every, self._written_at = seconds, time.monotonic()
+
+    def flush(self):
+        """Writes changes `deferred` has held back."""
+        if self._unwritten:
+            self._unwritten = False
+            self._write()
 
     def _update(self, entries):
         self._reload()
@@ -393,6 +408,11 @@ class OutputFolder:
                     "created": bool(claimed.get("created", False)),
                 }
         self._manifest["entries"].update(entries)
+        if self._every and time.monotonic() - self._written_at < self._every:
+            self._unwritten = True
+            return
+        self._unwritten = False
+        self._written_at = time.monotonic()
         self._write()
 
     def _write(self):
@@ -522,6 +542,7 @@ class OutputFolder:
 
     def check_replaceable(self, names, hint=KEEP_HINT):
         """Refuses (one line) unless each of `names` that exists is provably this command's."""
+        self._reload()
         for name in names:
             if storage.lexists(self._path_of(name)):
                 self._removal(name, hint)
@@ -530,6 +551,7 @@ class OutputFolder:
         """Removes this command's entries (default: all of them) with their exact `.tmp`
         files, after proving every one is tt's; returns the names removed. Nothing else in
         the folder is touched, and nothing at all when one proof fails."""
+        self._reload()
         mine = self._mine()
         if names is None:
             targets = sorted(n for n in mine if "/" not in n)
@@ -553,7 +575,6 @@ class OutputFolder:
             if storage.lexists(path):
                 _remove(path)  # empty of anything but tt's (proved above)
                 removed.append(name)
-        self._reload()
         if self._manifest is not None:
             gone = set(targets)
             for key in list(self._manifest["entries"]):

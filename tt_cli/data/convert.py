@@ -205,11 +205,18 @@ def _prepare_out_dir(folder, fingerprint, overwrite, num_shards):
     return "fresh"
 
 
+MANIFEST_EVERY = 10  # seconds: convert records each finished shard, and writes its manifest this often
+
+
+def _work_files(name):
+    return [f"{WORK_DIR}/{name}.json", f"{WORK_DIR}/{name}.rejected.jsonl"]
+
+
 def _record_shard(folder, stats):
     """Stamps a finished shard (hashed as it was written) and its work files in the manifest."""
     name = stats["shard"]
     folder.record([name], stamps={name: stats["stamp"]})
-    folder.record([f"{WORK_DIR}/{name}.json", f"{WORK_DIR}/{name}.rejected.jsonl"])
+    folder.record(_work_files(name))
 
 
 def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, done):
@@ -331,13 +338,14 @@ def convert(
     ]
     tasks = [(i, rows[i::num_shards]) for i in range(num_shards) if not finished[i]]
     todo_rows = sum(len(r) for _, r in tasks)
-    done = functools.partial(_record_shard, folder)
+    record = functools.partial(_record_shard, folder)
+    folder.deferred(MANIFEST_EVERY)  # (a write per shard would be quadratic in the shards)
     try:
         if tasks and progress is None:
-            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None, done)
+            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None, record)
         elif tasks:
             with progress(todo_rows) as advance:
-                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, done)
+                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, record)
     except KeyboardInterrupt:
         _terminate_workers()
         _remove_partial_files(out_dir, names)
@@ -345,6 +353,8 @@ def convert(
         raise InvalidValueError(
             f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
         ) from None
+    finally:
+        folder.flush()  # the shards finished so far, stamped, whatever stopped the rest
 
     written, conversions, rejects = 0, collections.Counter(), list(listing.rejects)
     for name in names:
@@ -387,8 +397,9 @@ def convert(
     # Shards finished by an earlier session that was stopped before it could stamp them are
     # hashed now; then the work folder goes, unless something in it is not tt's (then it stays).
     listed = folder.listed()
-    folder.record([n for n in names if "sha256" not in listed.get(n, {})])
-    folder.record([schema.DATASET_JSON, REJECTED, REPORT])
+    unstamped = [n for n in names if "sha256" not in listed.get(n, {})]
+    folder.record(unstamped + [w for n in unstamped for w in _work_files(n)] + [schema.DATASET_JSON, REJECTED, REPORT])
+    folder.flush()
     try:
         folder.remove_owned([WORK_DIR])
     except ConflictError:
