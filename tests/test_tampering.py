@@ -11,11 +11,12 @@ tree after each.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import run_tt
+from conftest import TINY_TRAIN_FLAGS, run_tt
 from data_corpus import ENV, good_rows, write_jsonl
 from test_file_safety import MANIFEST, assert_refused, tree_state
 
@@ -154,3 +155,19 @@ def test_export_overwrite_never_follows_a_manifest_out_of_out(tiny_run, tmp_path
     with pytest.raises(ConflictError, match="not a plain name"):  # the library call alike
         from_run.savedmodel(run, str(out), overwrite=True)
     assert tree_state(tmp_path) == before and tree_state(run) == run_before
+
+
+# ---------------------------------------------------------------- tt train --restart
+
+
+def test_restart_never_follows_a_manifest_out_of_the_run(tiny_run, tiny_shards, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run("clip"), run)
+    (tmp_path / "victim").write_text("outside the run")
+    manifest = json.loads((run / MANIFEST).read_text())
+    manifest["entries"]["../victim"] = {"command": "tt train", **stamp_of(tmp_path / "victim")}
+    (run / MANIFEST).write_text(json.dumps(manifest))
+    before = tree_state(tmp_path)
+    args = ["train", "--data", tiny_shards, "--out", str(run), "--mode", "clip", *TINY_TRAIN_FLAGS, "--restart"]
+    assert_refused(run_tt(args), "'../victim', not a plain name")
+    assert tree_state(tmp_path) == before
