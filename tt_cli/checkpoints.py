@@ -23,10 +23,18 @@ below a local folder whose path holds `*`, `?`, `[` or `\\` is read through a sy
 temporary folder; below such a URL it is refused with one line.
 
 Example:
->>> saver = RunCheckpoints(checkpoint, "runs/demo", keep=3)   # doctest: +SKIP
->>> saver.save(checkpoint_number=100)                          # doctest: +SKIP
->>> saver.restore_newest()                                     # doctest: +SKIP
-100
+>>> import tempfile
+>>> import tensorflow as tf
+>>> run, step = tempfile.mkdtemp(), tf.Variable(0)
+>>> saver = RunCheckpoints(tf.train.Checkpoint(step=step), run, keep=2)
+>>> for n in (1, 2, 3):
+...     _ = step.assign(n)
+...     saver.save(checkpoint_number=n)
+>>> saver.steps(), sorted(os.listdir(os.path.join(run, "checkpoints")))
+([3, 2], ['ckpt-2.data-00000-of-00001', 'ckpt-2.index', 'ckpt-3.data-00000-of-00001', 'ckpt-3.index'])
+>>> _ = step.assign(0)
+>>> saver.restore_newest(), int(step.numpy())
+(3, 3)
 """
 
 import contextlib

@@ -8,10 +8,11 @@ newest intact checkpoint, writes the export and records what it wrote. The modul
 this one (`savedmodel`, `keras_file`, `preset`) write each format from a loaded run, with no
 such checks.
 
-Example:
->>> exported = savedmodel("runs/demo", "exports/demo")        # doctest: +SKIP
->>> exported.run.step, [row[0] for row in exported.details]   # doctest: +SKIP
-(100, ['encode_image', 'encode_image_bytes', 'encode_text', 'serving_default'])
+For example, `savedmodel("runs/demo", "exports/demo")` returns an `Exported` whose `run.step`
+is the step of the checkpoint exported and whose `details` name the SavedModel's endpoints;
+called again, it refuses (`ConflictError`, with the remedy `overwrite=True`) rather than
+replace the earlier export, and with `overwrite=True` it replaces that export only while
+every file of it is still as tt wrote it.
 """
 
 import contextlib
