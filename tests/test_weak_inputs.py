@@ -5,6 +5,7 @@ Everything here is refused before a model is built (TensorFlow commands in this 
 TF-free ones in a `tt` subprocess), and leaves the user's files as they were.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -108,6 +109,8 @@ def test_an_output_in_tts_own_memory_is_refused(args):
 def test_tf_free_commands_refuse_an_output_in_their_own_memory(tmp_path):
     for args in (["convert", tmp_path / "x.csv", "memory://out"], ["tokenizer", tmp_path, "memory://tok.model"]):
         assert_one_clear_line(run_tt_process("data", *args, check=False), "gone when it exits")
+    if importlib.util.find_spec("s3fs") is None:  # the extra that reaches s3:// is named, not gcs's
+        assert_one_clear_line(run_tt_process("data", "inspect", "s3://tt-test/x", check=False), "pip install 'tt[s3]'")
 
 
 def test_a_damaged_cached_demo_tower_is_refused_not_used_or_removed(tiny_vit_preset, tmp_path, monkeypatch):
