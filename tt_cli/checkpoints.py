@@ -117,6 +117,7 @@ class RunCheckpoints:
         self.checkpoint, self.run_dir, self.keep, self.readonly = checkpoint, run_dir, keep, readonly
         self.chief = worker is None
         self.log = log or (lambda message: None)
+        self._new_logs_recorded = False
         if self.chief:
             self.folder, self.subdir = ownership.OutputFolder(run_dir, COMMAND), CHECKPOINTS
         else:
@@ -226,9 +227,18 @@ class RunCheckpoints:
                 self.log(f"kept {self.prefix(step)} and no longer count it among the run's checkpoints: {e}")
 
     def record_logs(self):
-        """Stamps what the chief appends to (metrics.jsonl, TensorBoard events) by the bytes so far."""
+        """Stamps what the chief appends to (metrics.jsonl, TensorBoard events) by the bytes so
+        far: at each save, and when a session's logs first appear (`record_new_logs`); what is
+        appended after the last stamp stays tt's (a stamp vouches for the bytes it covers)."""
         if self.chief:
             self.folder.record([METRICS, LOGS], grows=True)
+
+    def record_new_logs(self):
+        """`record_logs` once a session, after its first metrics line (hashing the logs at every
+        line would read them again and again)."""
+        if not self._new_logs_recorded:
+            self._new_logs_recorded = True
+            self.record_logs()
 
     # -------------------------------------------------------------- restoring
 

@@ -223,7 +223,7 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
             schedule,
             config.batch_size,
         )
-        metrics_log.after_write = manager.record_logs
+        metrics_log.after_write = manager.record_new_logs
         manager.record_logs()
         callbacks.insert(1, metrics_log)
         if evaluator is not None:
