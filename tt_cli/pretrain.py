@@ -31,6 +31,7 @@ from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 PRETRAIN_JSON = "tt_pretrain.json"
+COMMAND = "tt pretrain"  # its entries in the manifest of the preset folder
 HOLDOUT_BUCKETS = 1000  # the held-out fraction is resolved to 1/1000ths
 
 
@@ -67,7 +68,8 @@ def _check_out(config):
     for data in (config.data, config.val_data):
         inputs = [data] if not data or storage.exists(data) else ownership.glob_folders(data)
         ownership.refuse_overlap(config.out, inputs, "output folder")
-    return ownership.prepare_whole_folder(config.out, "tt pretrain", config.overwrite, "a tt pretrain preset")
+    inputs = [p for data in (config.data, config.val_data) if data for p in storage.expand(data)]
+    return ownership.prepare_whole_folder(config.out, COMMAND, config.overwrite, "a tt pretrain preset", inputs)
 
 
 def _resolve(path, what):
@@ -201,6 +203,7 @@ def pretrain(config, log=print, show_progress=True):
 
     import keras
 
+    from tt_cli.step_memory import check_step_fits
     from tt_cli.training.callbacks import ResetMetricsEvery, TrainProgress
     from tt_cli.training.config import model_scale
 
@@ -209,6 +212,7 @@ def pretrain(config, log=print, show_progress=True):
     if config.batch_size < 1:
         raise InvalidValueError(f"batch size {config.batch_size}: must be at least 1.")
     scale = model_scale(config.scale, config.image_size)
+    check_step_fits(scale, config.batch_size, runtime.replicas, max_text_len=1)  # images only
     size = (scale.image_size, scale.image_size)
     out_folder = _check_out(config)
     files, info = _resolve(config.data, "training shards")

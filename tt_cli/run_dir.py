@@ -3,7 +3,8 @@
     RUN/run.json          every resolved setting, versions, dataset fingerprint
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
-    RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming
+    RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming, listed in the
+                          run's manifest (`tt_cli.checkpoints`)
     RUN/metrics.jsonl     one JSON line per logged step
     RUN/logs/             TensorBoard event files
     RUN/wandb.json        with --wandb: the W&B run's project and id (a resume continues it)
@@ -19,15 +20,13 @@ import json
 import os
 
 from tt_cli import storage
+from tt_cli.checkpoints import CHECKPOINTS, LOGS, METRICS, RunCheckpoints  # noqa: F401  (the run's names)
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
 TOKENIZER = "tokenizer.model"
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
-LOGS = "logs"
 WANDB_JSON = "wandb.json"
 WANDB = "wandb"
 
@@ -61,12 +60,6 @@ def build_model(run_dir):
         return keras.saving.deserialize_keras_object(json.load(f))
 
 
-def latest_checkpoint(run_dir):
-    import tensorflow as tf
-
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
-
-
 def checkpointed_weights(model):
     """Every weight of the model, in its build order, for tf.train checkpoints.
 
@@ -75,22 +68,6 @@ def checkpointed_weights(model):
     frozen tower's would be lost. Listing them all makes every checkpoint complete.
     """
     return list(model.weights)
-
-
-def restore_checkpoint(checkpoint, path, partial=False):
-    """Restores the checkpoint files at `path` into `checkpoint` (a `tf.train.Checkpoint`);
-    one clear line naming them when they are truncated, corrupt or another model's.
-    `partial`: the checkpoint may hold more than `checkpoint` asks for (an optimizer)."""
-    import tensorflow as tf
-
-    try:
-        status = checkpoint.restore(path)
-        return status.expect_partial() if partial else status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: a truncated data file
-        raise UnreadableDataError(
-            f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
-            "its files are damaged or belong to another model."
-        ) from None
 
 
 def _first_line(error):
@@ -114,8 +91,8 @@ def load_run(run_dir):
     from tt_cli.data.tokenizer import TextTokenizer
 
     config = read_run_config(run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
+    checkpoints = RunCheckpoints(None, run_dir)
+    if not checkpoints.steps() or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
     try:
         model = build_model(run_dir)
@@ -123,10 +100,10 @@ def load_run(run_dir):
         raise UnreadableDataError(
             f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
         ) from None
-    restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
+    checkpoints.checkpoint = tf.train.Checkpoint(model=model, weights=checkpointed_weights(model))
+    step = checkpoints.restore_latest()
     try:
         tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
     except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
         raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
-    # Checkpoints are numbered by their global step (ckpt-<step>).
-    return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
+    return Run(run_dir, config, model, tokenizer, step)

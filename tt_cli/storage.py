@@ -32,6 +32,7 @@ import builtins
 import contextlib
 import datetime
 import glob as local_glob
+import hashlib
 import os
 import posixpath
 import re
@@ -54,6 +55,12 @@ def is_url(path):
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def lives_in_process(path):
+    """True for `ram://` (TensorFlow's) and `memory://` (fsspec's): stores in this process's
+    memory, gone when it exits (fine from Python, useless as the output of a command)."""
+    return is_url(path) and _URL.match(path).group(1) in ("ram", "memory")
+
+
 def seen_by_other_processes(path):
     """Whether another process sees what this one writes at `path`: not for filesystems that
     live in one process's memory (fsspec's memory://), where worker processes' writes vanish."""
@@ -61,47 +68,68 @@ def seen_by_other_processes(path):
 
 
 class _Gfile:
-    """URLs through TensorFlow's filesystems."""
+    """URLs through TensorFlow's filesystems. Every TensorFlow error becomes what callers
+    handle: a missing path FileNotFoundError, a failed write OSError, and a scheme TensorFlow
+    has no filesystem for, or a store it cannot reach, one line naming the path (`TtError`)."""
 
     def __init__(self):
         import tensorflow as tf
 
         self.gfile, self.errors = tf.io.gfile, tf.errors
 
-    def exists(self, path):
-        return self.gfile.exists(path)
+    def _call(self, path, call, query=False):
+        try:
+            return call()
+        except self.errors.OpError as e:
+            from tt_cli.errors import UnreadableDataError
 
-    def isdir(self, path):
-        return self.gfile.isdir(path)
+            message = _first_line(getattr(e, "message", None) or e)
+            scheme = _URL.match(path).group(1) if is_url(path) else ""
+            if isinstance(e, self.errors.UnimplementedError):
+                raise UnreadableDataError(
+                    f"{path}: TensorFlow has no filesystem for {scheme}:// (its in-process memory is ram://; "
+                    "other schemes need a TensorFlow filesystem plugin installed)."
+                ) from None
+            if isinstance(e, self.errors.NotFoundError):
+                raise FileNotFoundError(message) from None
+            if query:  # a store that cannot be reached or read (no network, no credentials)
+                raise UnreadableDataError(f"{path}: cannot reach it ({message}).") from None
+            raise OSError(message) from None
+
+    def exists(self, path):
+        return self._call(path, lambda: self.gfile.exists(path), query=True)
+
+    def isdir(self, path):  # (gfile.isdir says False where exists says what went wrong)
+        return self.exists(path) and self._call(path, lambda: self.gfile.isdir(path), query=True)
 
     def isfile(self, path):
-        return self.gfile.exists(path) and not self.gfile.isdir(path)
+        return self.exists(path) and not self.isdir(path)
 
     def listdir(self, path):
-        return [n.rstrip("/") for n in self.gfile.listdir(path)]
+        return [n.rstrip("/") for n in self._call(path, lambda: self.gfile.listdir(path), query=True)]
 
     def glob(self, pattern):
-        return self.gfile.glob(pattern)
+        return self._call(pattern, lambda: self.gfile.glob(pattern), query=True)
 
     def makedirs(self, path):
-        self.gfile.makedirs(path)
+        self._call(path, lambda: self.gfile.makedirs(path))
 
     def open(self, path, mode, **text):
-        if "r" in mode and not self.gfile.exists(path):  # GFile itself fails only at the first read
+        if "r" in mode and not self.exists(path):  # GFile itself fails only at the first read
             raise FileNotFoundError(f"{path}: no such file")
-        return _translate(self.errors.OpError, lambda: self.gfile.GFile(path, mode))
+        return self._call(path, lambda: self.gfile.GFile(path, mode))
 
     def replace(self, src, dst):
-        _translate(self.errors.OpError, lambda: self.gfile.rename(src, dst, overwrite=True))
+        self._call(src, lambda: self.gfile.rename(src, dst, overwrite=True))
 
     def remove(self, path):
-        _translate(self.errors.OpError, lambda: self.gfile.remove(path))
+        self._call(path, lambda: self.gfile.remove(path))
 
     def rmtree(self, path):
-        _translate(self.errors.OpError, lambda: self.gfile.rmtree(path))
+        self._call(path, lambda: self.gfile.rmtree(path))
 
     def stat(self, path):
-        info = _translate(self.errors.OpError, lambda: self.gfile.stat(path))
+        info = self._call(path, lambda: self.gfile.stat(path))
         return info.length, info.mtime_nsec or None
 
 
@@ -181,15 +209,6 @@ def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _translate(op_error, call):
-    """TensorFlow's OpError as the OSError every caller already handles (NotFound -> FileNotFoundError)."""
-    try:
-        return call()
-    except op_error as e:
-        kind = FileNotFoundError if type(e).__name__ == "NotFoundError" else OSError
-        raise kind(getattr(e, "message", str(e))) from None
-
-
 _backends = {}
 
 
@@ -263,22 +282,54 @@ def listdir(path):
 
 
 def glob(pattern):
-    """Matching paths, unsorted like glob.glob; a URL pattern gives URLs."""
+    """Matching paths, unsorted like glob.glob; a URL pattern gives URLs. Callers go through
+    `expand`, which takes an existing path literally first."""
     return _backend(pattern).glob(pattern) if is_url(pattern) else local_glob.glob(pattern)
+
+
+GLOB_CHARACTERS = "*?[\\"  # what Python's glob and TensorFlow's file matching read as a pattern
+
+
+def has_glob_characters(path):
+    return any(c in path for c in GLOB_CHARACTERS)
+
+
+def expand(path):
+    """The paths `path` names: itself when it exists, whatever characters it holds (a folder
+    called `run[1]` is that folder), else the paths it matches as a glob pattern, sorted.
+
+    >>> expand("/")
+    ['/']
+    """
+    if exists(path):
+        return [path]
+    return sorted(glob(path)) if has_glob_characters(path) else []
+
+
+def names_ending(folder, suffix):
+    """The names in `folder` ending in `suffix`, sorted: a listing, never a pattern (the folder's
+    own name may hold `[` or `*`)."""
+    return sorted(n for n in listdir(folder) if n.endswith(suffix))
 
 
 def getsize(path):
     return _backend(path).stat(path)[0] if is_url(path) else os.path.getsize(path)
 
 
-def stamp(path):
-    """{size, mtime_ns}: what tells a file tt wrote from one replaced since (mtime_ns None
-    where the store keeps no time, as TensorFlow's ram://)."""
-    if is_url(path):
-        size, mtime = _backend(path).stat(path)
-        return {"size": size, "mtime_ns": mtime}
-    info = os.stat(path)
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+def sha256(path, length=None):
+    """(size, hex SHA-256) of the file's bytes, or of its first `length` bytes."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while length is None or size < length:
+            chunk = f.read(_CHUNK if length is None else min(_CHUNK, length - size))
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+_CHUNK = 1 << 20
 
 
 # Changes.

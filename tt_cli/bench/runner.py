@@ -280,11 +280,20 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None, embeddin
     strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale
+    from tt_cli.step_memory import check_step_fits, out_of_memory_named
     from tt_cli.training.config import model_scale
     from tt_cli.training.step import check_accum_steps
 
     check_accum_steps(settings.batch_size, strategy.num_replicas_in_sync, settings.accum_steps)
     scale = model_scale(settings.scale, settings.image_size)  # the trained image tower's
+    check_step_fits(
+        scale,
+        settings.batch_size,
+        strategy.num_replicas_in_sync,
+        settings.max_text_len,
+        settings.vocab_size,
+        settings.accum_steps,
+    )
     device, device_kind = _device_description(strategy)
     towers, tower_name = ([], None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
@@ -318,14 +327,16 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None, embeddin
     }
     header["baseline_memory_bytes"] = memory.current_bytes()
     modes = []
-    for name in settings.modes:
-        log(f"{name}: building and warming up ({settings.warmup} steps)")
-        modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, towers, on_step))
-    log(f"timing {settings.steps} steps per mode, the modes taking turns")
-    for _ in range(settings.steps):
-        for mode in modes:
-            mode.timed_step()
-            on_step()
+    sizes = dict(batch_size=settings.batch_size, max_text_len=settings.max_text_len, vocab_size=settings.vocab_size)
+    with out_of_memory_named(**sizes):
+        for name in settings.modes:
+            log(f"{name}: building and warming up ({settings.warmup} steps)")
+            modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, towers, on_step))
+        log(f"timing {settings.steps} steps per mode, the modes taking turns")
+        for _ in range(settings.steps):
+            for mode in modes:
+                mode.timed_step()
+                on_step()
     results = [mode.result() for mode in modes]
     header["load_average_end"] = os.getloadavg()[0]
     clip = next((r for r in results if r["mode"] == "clip"), None)

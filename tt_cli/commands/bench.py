@@ -4,7 +4,7 @@ import click
 
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE, tokenizer_file
+from tt_cli.commands.option_types import BATCH, COUNT, SCALE, TEXT_LEN, VOCAB_SIZE, tokenizer_file
 from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError
 
@@ -21,7 +21,7 @@ D = BenchSettings()
     default=None,
     help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  [default: the scale's]",
 )
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size.")
 @click.option(
     "--accum-steps",
     type=COUNT,

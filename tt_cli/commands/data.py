@@ -10,7 +10,7 @@ import os
 import click
 
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
+from tt_cli.commands.option_types import BATCH, COUNT, COUNT_OR_ZERO, OUTPUT_FILE, OUTPUT_FOLDER, SCALE, VOCAB_SIZE
 from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
@@ -29,7 +29,7 @@ def data(ctx):
 
 @data.command()
 @click.argument("src")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=OUTPUT_FOLDER)
 @click.option(
     "--format",
     "fmt",
@@ -104,6 +104,7 @@ def convert(
         max_size,
         overwrite,
         progress=lambda total: progress_bar(total, "converting"),
+        result_path=json_path,
     )
     print_convert_report(report)
     write_result(json_path, report)
@@ -160,7 +161,7 @@ def inspect(shards, verify, samples, json_path):
 
 @data.command()
 @click.argument("shards")
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=OUTPUT_FILE)
 @click.option(
     "--vocab-size",
     type=VOCAB_SIZE,
@@ -184,7 +185,7 @@ def tokenizer(shards, out, vocab_size):
     folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
     captions = list(read_captions(files, limit=None, data=shards))
     size = train_sentencepiece(captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
-    folder.record([os.path.basename(out)], stamp=True)
+    folder.record([os.path.basename(out)])
     STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
 
 
@@ -197,10 +198,10 @@ def tokenizer(shards, out, vocab_size):
 @click.option(
     "--out",
     required=True,
-    type=click.Path(file_okay=False),
+    type=OUTPUT_FOLDER,
     help="Folder for the embedding shards (one per shard of SHARDS, same names).",
 )
-@click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Global batch (split over replicas).")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Global batch (split over replicas).")
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
 @json_option("Also write the summary here as JSON.")

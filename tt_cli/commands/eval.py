@@ -31,7 +31,7 @@ ALPHA = click.option(
 REPORT = click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False),
+    type=option_types.OUTPUT_FILE,
     help="Also write an HTML page of this evaluation (see `tt report`).",
 )
 

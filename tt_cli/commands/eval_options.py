@@ -3,10 +3,10 @@ means the same in both and is declared once here."""
 
 import click
 
-from tt_cli.commands.option_types import COUNT, SEED
+from tt_cli.commands.option_types import BATCH, COUNT, SEED
 
 BATCH_SIZE = click.option(
-    "--batch-size", type=COUNT, default=128, show_default=True, help="Images or texts per forward pass."
+    "--batch-size", type=BATCH, default=128, show_default=True, help="Images or texts per forward pass."
 )
 CLASSNAMES = click.option(
     "--classnames",

@@ -6,6 +6,7 @@ Thin Click layer: the path is checked while flags are parsed, then `tt_cli.repor
 import click
 
 from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, SAMPLE_SEED, SAMPLES, TEMPLATES
+from tt_cli.commands.option_types import OUTPUT_FILE
 from tt_cli.commands.tfds_options import tfds_options
 
 
@@ -14,7 +15,7 @@ from tt_cli.commands.tfds_options import tfds_options
 @click.option(
     "--data", help="Shards (or tfds:NAME:SPLIT) to show the galleries (captions) and zero-shot confusion (labels) on."
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="The HTML file.  [default: RUN/report.html]")
+@click.option("--out", type=OUTPUT_FILE, help="The HTML file.  [default: RUN/report.html]")
 @CLASSNAMES
 @TEMPLATES
 @SAMPLES

@@ -4,9 +4,11 @@ import click
 from click.core import ParameterSource
 
 from tt_cli.commands.option_types import (
+    BATCH,
     COUNT,
     COUNT_OR_ZERO,
     NON_NEGATIVE,
+    OUTPUT_FOLDER,
     POSITIVE,
     SCALE,
     SEED,
@@ -35,7 +37,9 @@ D = TrainConfig()  # the defaults, shown in --help
 )
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
 @tfds_options
-@click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
+@click.option(
+    "--out", type=OUTPUT_FOLDER, default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]"
+)
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
 @click.option(
     "--pretrained",
@@ -67,7 +71,7 @@ D = TrainConfig()  # the defaults, shown in --help
     default=D.loss,
     help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).",
 )
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size (per optimizer step).")
+@click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size (per optimizer step).")
 @click.option(
     "--accum-steps",
     type=COUNT,

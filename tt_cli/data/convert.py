@@ -23,6 +23,7 @@ Example:
 
 import collections
 import concurrent.futures
+import functools
 import hashlib
 import json
 import math
@@ -98,7 +99,7 @@ def convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=No
         write_json(os.path.join(work, f"{name}.json"), stats)
     if pending:
         report(pending)
-    return stats
+    return dict(stats, stamp=writer.content.stamp())  # the shard's hash, for the manifest the parent keeps
 
 
 def _fingerprint(listing, num_shards, max_size):
@@ -147,17 +148,32 @@ _SHARD_NAME = re.compile(r"shard-\d{5}-of-\d{5}\.tfrecord")
 _FIXED_NAMES = (schema.DATASET_JSON, REJECTED, REPORT, WORK_DIR)
 
 
+def _is_output_name(name):
+    return name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name)
+
+
 def _check_out_vs_source(source, out_dir):
     """OUT may not be a source folder (an image tree, a folder of tars, the folders a tar
     glob matches), lie inside one or hold one. It may be the folder of a CSV, JSONL or
     tar file (nothing but tt's own files is ever removed there) unless the file has a
     name convert writes (a `report.json` given as the source)."""
-    is_glob = not storage.exists(source) and any(c in source for c in "*?[")
+    is_glob = not storage.exists(source) and storage.has_glob_characters(source)
     ownership.refuse_overlap(
-        out_dir,
-        ownership.glob_folders(source) if is_glob else [source],
-        is_output_name=lambda name: name in _FIXED_NAMES or _SHARD_NAME.fullmatch(name),
+        out_dir, ownership.glob_folders(source) if is_glob else [source], is_output_name=_is_output_name
     )
+
+
+def _check_result_path(out_dir, result_path):
+    """A result file (`--json`) may not be one of the files the conversion writes in `out_dir`."""
+    if not result_path:
+        return
+    folder, name = storage.realpath(storage.dirname(result_path)), os.path.basename(result_path)
+    real_out = storage.realpath(out_dir)
+    ours = name.endswith(ownership.TMP) or name in (ownership.MANIFEST,) or _is_output_name(name)
+    if (folder == real_out and ours) or folder == storage.realpath(os.path.join(out_dir, WORK_DIR)):
+        raise InvalidValueError(
+            f"result file {result_path}: the conversion writes that file in {out_dir} itself; choose another path."
+        )
 
 
 def _read_json_or_empty(path):
@@ -183,19 +199,19 @@ def _legacy_entries(out_dir, fingerprint, planned):
     return entries
 
 
-def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now):
+def prepare_out_dir(folder, fingerprint, overwrite, num_shards, sources_now):
     """Returns ('fresh', 'resume' or 'complete', how many finished shards' image files changed)
-    after checking what OUT holds.
+    after checking what OUT (`folder`, an `ownership.OutputFolder`) holds.
 
     Only what `tt data convert` wrote in OUT (its manifest, `tt_cli.ownership`) is read
     as its state or replaced; a name it needs that someone else's file holds stops it.
     A finished conversion of the same plan whose image files changed since (`sources_now`,
     `source_fingerprints`) is converted anew, as a rerun of the same command should.
     """
+    out_dir = folder.path
     planned = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     planned += list(_FIXED_NAMES)
-    folder = ownership.OutputFolder(out_dir, COMMAND)
-    if not folder.has_manifest:
+    if not folder.hashed():  # no manifest, or one of a tt that kept no hashes
         folder.adopt(_legacy_entries(out_dir, fingerprint, planned))
     owned = folder.owned()
     plan_path = os.path.join(out_dir, WORK_DIR, "plan.json")
@@ -219,17 +235,33 @@ def _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now):
     folder.claim(planned, hint)
     storage.makedirs(os.path.dirname(plan_path))
     write_json(plan_path, {"fingerprint": fingerprint})
+    folder.record([f"{WORK_DIR}/plan.json"])
     if not same_plan:
         return "fresh", 0
     before = report.get("source_fingerprints") or [None] * num_shards
     return "fresh", sum(a != b for a, b in zip(before, sources_now))
 
 
-def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
-    """Runs the shard tasks in a process pool (or in this process for one worker)."""
+MANIFEST_EVERY = 10  # seconds: convert records each finished shard, and writes its manifest this often
+
+
+def _work_files(name):
+    return [f"{WORK_DIR}/{name}.json", f"{WORK_DIR}/{name}.rejected.jsonl"]
+
+
+def _record_shard(folder, stats):
+    """Stamps a finished shard (hashed as it was written) and its work files in the manifest."""
+    name = stats["shard"]
+    folder.record([name], stamps={name: stats["stamp"]})
+    folder.record(_work_files(name))
+
+
+def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, done):
+    """Runs the shard tasks in a process pool (or in this process for one worker); `done(stats)`
+    after each shard, in this process."""
     if workers <= 1 or len(tasks) <= 1:
         for index, rows, source in tasks:
-            convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance, source=source)
+            done(convert_shard(out_dir, index, num_shards, rows, max_size, report_progress=advance, source=source))
         return
     progress_queue = multiprocessing.Queue()
     with concurrent.futures.ProcessPoolExecutor(
@@ -242,9 +274,9 @@ def _run_shards(out_dir, tasks, workers, max_size, num_shards, advance):
         pending = set(futures)
         try:
             while pending:
-                done, pending = concurrent.futures.wait(pending, timeout=0.1)
-                for future in done:
-                    future.result()  # re-raise a worker's error here
+                finished, pending = concurrent.futures.wait(pending, timeout=0.1)
+                for future in finished:
+                    done(future.result())  # re-raises a worker's error here
                 while True:
                     try:
                         advance(progress_queue.get_nowait())
@@ -315,7 +347,21 @@ def merge_shards(out_dir, names, rejects=()):
     return written, conversions, rejects, per_shard
 
 
-def _nothing_converted(out_dir):
+def finish_out_dir(folder, names):
+    """Stamps what a finished conversion wrote into `folder` (an `ownership.OutputFolder`) and
+    removes its work folder. Shards finished by an earlier session that was stopped before it
+    could stamp them are hashed now; the work folder stays if something in it is not tt's."""
+    listed = folder.listed()
+    unstamped = [n for n in names if "sha256" not in listed.get(n, {})]
+    folder.record(unstamped + [w for n in unstamped for w in _work_files(n)] + [schema.DATASET_JSON, REJECTED, REPORT])
+    folder.flush()
+    try:
+        folder.remove_owned([WORK_DIR])
+    except ConflictError:
+        pass
+
+
+def nothing_converted(out_dir):
     return InvalidValueError(f"no row could be converted; the reasons are in {os.path.join(out_dir, REJECTED)}.")
 
 
@@ -332,15 +378,19 @@ def convert(
     max_size=None,
     overwrite=False,
     progress=None,
+    result_path=None,
 ):
     """Converts `source` into shards in `out_dir`; returns the report dict.
 
     Args:
       progress: optional `progress(total_rows)` context manager factory that
         yields an `advance(n)` function (e.g. `progress.progress_bar`).
+      result_path: where the caller will write the report (checked first: not a file the
+        conversion writes).
     """
     start = time.time()
     _check_out_vs_source(source, out_dir)
+    _check_result_path(out_dir, result_path)
     listing = sources.list_source(source, fmt, image_column, caption_column, key_column, label_column)
     rows = listing.rows
     if num_shards is None:
@@ -353,16 +403,18 @@ def convert(
         workers = 1  # shards written by worker processes would be lost with them
     fingerprint = _fingerprint(listing, num_shards, max_size)
     sources_now = source_fingerprints(rows, num_shards)
-    state, changed = _prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now)
+    # Inputs: the source and every file its rows read (never removed, whatever a manifest says).
+    inputs = [*storage.expand(source), *(r.image if isinstance(r.image, str) else r.image[0] for r in rows)]
+    folder = ownership.OutputFolder(out_dir, COMMAND, inputs)
+    state, changed = prepare_out_dir(folder, fingerprint, overwrite, num_shards, sources_now)
     if state == "complete":
         with storage.open(os.path.join(out_dir, REPORT)) as f:
             report = json.load(f)
         if report["written"] == 0:  # the earlier run failed; so does this one
-            raise _nothing_converted(out_dir)
+            raise nothing_converted(out_dir)
         report["already_complete"] = True
         return report
 
-    work = os.path.join(out_dir, WORK_DIR)
     names = [schema.shard_name(i, num_shards) for i in range(num_shards)]
     finished = [_finished_stats(out_dir, n) for n in names]
     # A shard finished from image files that have changed since is converted again.
@@ -370,12 +422,14 @@ def convert(
     up_to_date = [stats is not None and stats.get("source") == sources_now[i] for i, stats in enumerate(finished)]
     tasks = [(i, rows[i::num_shards], sources_now[i]) for i in range(num_shards) if not up_to_date[i]]
     todo_rows = sum(len(r) for _, r, _ in tasks)
+    record = functools.partial(_record_shard, folder)
+    folder.deferred(MANIFEST_EVERY)  # (a write per shard would be quadratic in the shards)
     try:
         if tasks and progress is None:
-            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None)
+            _run_shards(out_dir, tasks, workers, max_size, num_shards, lambda n: None, record)
         elif tasks:
             with progress(todo_rows) as advance:
-                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance)
+                _run_shards(out_dir, tasks, workers, max_size, num_shards, advance, record)
     except KeyboardInterrupt:
         _terminate_workers()
         _remove_partial_files(out_dir, names)
@@ -383,6 +437,8 @@ def convert(
         raise InvalidValueError(
             f"interrupted with {done} of {num_shards} shard(s) finished; run the same command again to resume."
         ) from None
+    finally:
+        folder.flush()  # the shards finished so far, stamped, whatever stopped the rest
 
     written, conversions, rejects, per_shard = merge_shards(out_dir, names, listing.rejects)
     info = schema.DatasetInfo(
@@ -416,7 +472,7 @@ def convert(
         "labels_ignored": listing.labels_ignored,
     }
     write_json(os.path.join(out_dir, REPORT), report)
-    storage.rmtree(work)
+    finish_out_dir(folder, names)
     if written == 0:
-        raise _nothing_converted(out_dir)
+        raise nothing_converted(out_dir)
     return report

@@ -263,6 +263,7 @@ def embed_shards(
                 embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
             ),
         )
+        folder.record(names + [schema.DATASET_JSON, PLAN])  # hashed: what a later overwrite may prove and remove
     return {
         "embedded_now": count,
         "num_shards": len(names),

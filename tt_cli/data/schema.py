@@ -162,7 +162,8 @@ def read_info(directory):
 def resolve_shards(path, tfds=None, check=True):
     """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
 
-    A directory must hold `dataset.json`; a glob or single file is taken as is. With
+    A directory must hold `dataset.json`; a single file is taken as is, a path that does not
+    exist as a glob (`storage.expand`: an existing path is never read as a pattern). With
     `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
     A TFDS dataset `tfds:NAME[/CONFIG]:SPLIT` gives its split's files, read where they are
     (`tfds_source`; needs TensorFlow), under the data directory of `tfds`
@@ -174,13 +175,13 @@ def resolve_shards(path, tfds=None, check=True):
         return tfds_source.resolve(path, tfds)
     if storage.isdir(path):
         info = read_info(path)
-        names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
+        names = info.shards or storage.names_ending(path, ".tfrecord")
         files = [os.path.join(path, n) for n in names]
         missing = [f for f in files if not storage.lexists(f)]
         if missing:
             raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
-        files, info = sorted(storage.glob(path)), None
+        files, info = storage.expand(path), None
     if not files:
         raise UnreadableDataError(f"{path}: no TFRecord shards found.")
     if check:

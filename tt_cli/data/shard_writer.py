@@ -16,6 +16,7 @@ import struct
 from tfrecord.writer import TFRecordWriter
 
 from tt_cli import storage
+from tt_cli.ownership import ContentStamp
 
 
 class ShardWriter:
@@ -25,14 +26,14 @@ class ShardWriter:
         self.path = path
         self._file = storage.open(path + ".tmp", "wb")
         self.count = 0
+        self.content = ContentStamp()  # the shard's hash for tt's manifest, taken as the bytes go out
 
     def write(self, record):
         # The framing of TFRecordWriter.write, which takes a dict; records here are already serialized.
         length = struct.pack("<Q", len(record))
-        self._file.write(length)
-        self._file.write(TFRecordWriter.masked_crc(length))
-        self._file.write(record)
-        self._file.write(TFRecordWriter.masked_crc(record))
+        for part in (length, TFRecordWriter.masked_crc(length), record, TFRecordWriter.masked_crc(record)):
+            self._file.write(part)
+            self.content.update(part)
         self.count += 1
 
     def close(self):

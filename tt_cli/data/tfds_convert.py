@@ -6,7 +6,7 @@ The one conversion that needs TensorFlow: TFDS datasets are read through it (`tf
 `tf_schema.example_bytes` and written by TensorFlow's `tf.io.TFRecordWriter`, each shard under
 `NAME.tmp` and renamed when complete. Everything else is `tt data convert`'s: the plan in
 `OUT/.convert/` (a rerun converts only the missing shards), what OUT may hold
-(`convert._prepare_out_dir`), every image decoded and checked once (`validate`), rejections in
+(`convert.prepare_out_dir`), every image decoded and checked once (`validate`), rejections in
 `rejected.jsonl`, `dataset.json` with the class names, `report.json`. Row i goes to shard
 i mod N in TFDS's record order, so one shard keeps that order exactly.
 
@@ -95,7 +95,8 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
     fingerprint = _fingerprint(info, num_shards, max_size)
     # Every output shard draws on every file of the split: one fingerprint of them all, per shard.
     sources_now = [_files_fingerprint(files)] * num_shards
-    state, _ = convert._prepare_out_dir(out_dir, fingerprint, overwrite, num_shards, sources_now)
+    folder = ownership.OutputFolder(out_dir, convert.COMMAND, files)  # the split's files are inputs
+    state, _ = convert.prepare_out_dir(folder, fingerprint, overwrite, num_shards, sources_now)
     if state == "complete":
         with storage.open(os.path.join(out_dir, convert.REPORT)) as f:
             return dict(json.load(f), already_complete=True)
@@ -160,7 +161,7 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
         "tfds": info.tfds,
     }
     write_json(os.path.join(out_dir, convert.REPORT), report)
-    storage.rmtree(work)
+    convert.finish_out_dir(folder, names)
     if written == 0:
-        raise convert._nothing_converted(out_dir)
+        raise convert.nothing_converted(out_dir)
     return report

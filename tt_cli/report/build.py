@@ -6,7 +6,7 @@ confusion of the latest checkpoint on it. An evaluation report holds the galleri
 and confusion of the runs an evaluation scored, side by side.
 
 The file follows tt's ownership rule (`tt_cli.ownership`): it may replace only a
-report tt wrote (listed in its folder's manifest with an unchanged size and time),
+report tt wrote (listed in its folder's manifest with the hash of its content),
 never an input of the same command: a run file, the data, a class-name file.
 
 Example:
@@ -65,7 +65,7 @@ def write_report(out, text, folder):
         storage.replace(out + ".tmp", out)
     except OSError as e:
         raise InvalidValueError(f"{out}: cannot write ({e.strerror}).")
-    folder.record([os.path.basename(out)], stamp=True)
+    folder.record([os.path.basename(out)])
     return {"path": out, "bytes": storage.getsize(out)}
 
 

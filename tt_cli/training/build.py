@@ -8,9 +8,9 @@ Example:
 """
 
 import dataclasses
-import os
 
 from tt_cli import run_dir as rd
+from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema
 from tt_cli.presets import load_pretrained_tower
 from tt_cli.training.config import model_scale
@@ -27,7 +27,7 @@ class Built:
     schedule: object  # learning rate by step
     warmup: int
     checkpoint: object  # tf.train.Checkpoint of model, optimizer and every weight
-    manager: object  # tf.train.CheckpointManager numbering checkpoints by the optimizer's step
+    manager: object  # tt_cli.checkpoints.RunCheckpoints numbering checkpoints by the optimizer's step
     towers: tuple
     precomputed: tuple  # of bool, one per tower
     scale: object  # models.scales.Scale
@@ -110,12 +110,8 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, weights=rd.checkpointed_weights(model))
-    checkpoint_dir = os.path.join(config.out, rd.CHECKPOINTS)
-    if not runtime.chief:  # other workers write their (identical) copy aside
-        checkpoint_dir = os.path.join(checkpoint_dir, f".worker-{worker_id(runtime.strategy)}")
-    manager = tf.train.CheckpointManager(
-        checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints, step_counter=optimizer.iterations
-    )
+    worker = None if runtime.chief else worker_id(runtime.strategy)
+    manager = RunCheckpoints(checkpoint, config.out, config.keep_checkpoints, worker, log)
     return Built(
         model=model,
         optimizer=optimizer,

@@ -119,6 +119,10 @@ class MetricsLog(keras.callbacks.Callback):
         self.writer.flush()
         for logger in self.also:
             logger.write(step, values)
+        self.after_write()
+
+    def after_write(self):
+        """Called after each write (the run stamps what it appended: `RunCheckpoints.record_logs`)."""
 
     def on_train_batch_end(self, batch, logs=None):
         step = global_step(self.model)
@@ -218,17 +222,19 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
         from tt_cli.training.wandb_log import WandbLog
 
         wandb_log = WandbLog(config.wandb, config.wandb_run, config.out, config.to_json())
-    metrics_log = MetricsLog(
-        os.path.join(config.out, rd.METRICS),
-        os.path.join(config.out, rd.LOGS),
-        config.log_every,
-        schedule,
-        config.batch_size,
-        also=[wandb_log] if wandb_log else (),
-    )
     saver = Checkpoints(manager, config.checkpoint_every)
     callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
-    if chief:
+    if chief:  # (its event file appears as the writer is made: other workers make none in RUN/logs)
+        metrics_log = MetricsLog(
+            os.path.join(config.out, rd.METRICS),
+            os.path.join(config.out, rd.LOGS),
+            config.log_every,
+            schedule,
+            config.batch_size,
+            also=[wandb_log] if wandb_log else (),
+        )
+        metrics_log.after_write = manager.record_new_logs
+        manager.record_logs()
         callbacks.insert(1, metrics_log)
         if evaluator is not None:
             callbacks.append(Validation(evaluator, tokenizer, config.val_every, metrics_log))

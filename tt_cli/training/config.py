@@ -69,6 +69,10 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))
+        if self.lit_head and self.mode != "lit":
+            raise InvalidValueError(
+                f"lit_head: a head on the locked tower is LiT's; mode {self.mode} has no locked tower to put it on."
+            )
         if self.mode == "lit" and len(self.pretrained) > 1:
             raise InvalidValueError(
                 f"LiT locks one pretrained tower, not {len(self.pretrained)}",

@@ -18,6 +18,7 @@ import uuid
 
 from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
+from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
 from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale, pretrained_names
@@ -62,12 +63,14 @@ def _is_legacy_run(out):
 
 
 def prepare_out(config, chief):
-    """Makes --out a run directory of tt's; returns True if it holds a checkpoint to resume.
+    """Makes --out a run directory of tt's; returns True if it holds checkpoints to resume
+    (by its manifest: `tt_cli.checkpoints`).
 
     The chief refuses a folder whose run-directory names (run.json, logs/, ...) tt did
-    not write, and records them as tt's (`tt_cli.ownership`); --restart removes only those.
+    not write, or checkpoints tt did not record, and lists the names as tt's
+    (`tt_cli.ownership`); --restart removes only what it proves is tt's.
     """
-    folder = ownership.OutputFolder(config.out, "tt train")
+    folder = ownership.OutputFolder(config.out, "tt train", [config.tokenizer])
     try:
         storage.makedirs(config.out)
         if storage.is_url(config.out):  # an object store: a probe object of a name no one else writes
@@ -80,17 +83,29 @@ def prepare_out(config, chief):
         storage.remove(probe)
     except OSError as e:
         raise InvalidValueError(f"{config.out}: cannot write the run directory ({e.strerror or e}).")
-    checkpoints = os.path.join(config.out, rd.CHECKPOINTS)
     if chief:
-        if not folder.has_manifest and _is_legacy_run(config.out):
-            folder.adopt(RUN_ENTRIES)
+        if not folder.hashed() and _is_legacy_run(config.out):
+            folder.adopt(RUN_ENTRIES, grows=(rd.METRICS, rd.LOGS))
         hint = "choose another run directory (a new folder, or one tt train wrote)"
         entries = RUN_ENTRIES + (WANDB_ENTRIES if config.wandb else ())
         folder.check_free(entries, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
         folder.claim(entries, hint)
-    return storage.isdir(checkpoints) and rd.latest_checkpoint(config.out) is not None
+        folder.check_replaceable([rd.RUN_JSON, rd.MODEL_JSON])  # rewritten by every session
+    checkpoints = RunCheckpoints(None, config.out)
+    unrecorded = checkpoints.unrecorded()
+    if unrecorded:
+        raise ConflictError(
+            f"{os.path.join(config.out, rd.CHECKPOINTS, unrecorded[0])}: a checkpoint tt did not record; move it "
+            "away (tt resumes only from checkpoints it wrote) or choose another run directory."
+        )
+    return bool(checkpoints.steps())
+
+
+def record_run_files(out, names):
+    """Stamps run files the chief has just written (run.json, the tokenizer, ...)."""
+    ownership.OutputFolder(out, "tt train").record(names)
 
 
 class ResumeRefused(ConflictError):
@@ -162,22 +177,24 @@ def setup_tokenizer(config, files, log, chief=True, fields=None):
     path = os.path.join(config.out, rd.TOKENIZER)
     if not chief and not (storage.isfile(path) and not config.restart and not config.tokenizer):
         path = os.path.join(tempfile.mkdtemp(prefix="tt-worker-"), rd.TOKENIZER)
+    tmp = path + ownership.TMP
+    if chief and (config.tokenizer or config.restart):  # may replace the run's tokenizer: only tt's own
+        ownership.OutputFolder(config.out, "tt train").check_replaceable([rd.TOKENIZER])
     if config.tokenizer:
         check_sentencepiece_file(config.tokenizer)
         if _same_bytes(config.tokenizer, path):
             return path
         # A run resumes only with its own tokenizer (checked before); here no checkpoint uses the old one.
-        storage.copyfile(config.tokenizer, path + f".tmp{os.getpid()}")
+        storage.copyfile(config.tokenizer, tmp)
     elif storage.isfile(path) and not config.restart:
         return path
     else:
         log(f"training a SentencePiece tokenizer (vocab {config.vocab_size}) on the training captions")
         # Every worker trains the same model (deterministic).
         train_sentencepiece(
-            read_captions(files, data=config.data, fields=fields),
-            path + f".tmp{os.getpid()}",
-            config.vocab_size,
-            on_warning=log,
+            read_captions(files, data=config.data, fields=fields), tmp, config.vocab_size, on_warning=log
         )
-    storage.replace(path + f".tmp{os.getpid()}", path)
+    storage.replace(tmp, path)
+    if chief:
+        record_run_files(config.out, [rd.TOKENIZER])
     return path

@@ -18,9 +18,11 @@ import os
 
 from tt_cli import run_dir as rd
 from tt_cli import storage
+from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
+from tt_cli.step_memory import check_step_fits, out_of_memory_named
 from tt_cli.training import prepare
 
 
@@ -95,7 +97,14 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
 def train(config, log=print, evaluator=None, show_progress=True):
     """Trains one run; returns a `TrainResult`. `evaluator.evaluate(model, tokenizer) -> dict`
     (e.g. `tt_cli.eval.validation.ValidationEvaluator`) runs every `config.val_every` steps
-    when given. A run that stops early raises `loop.TrainingStopped`."""
+    when given. A run that stops early raises `loop.TrainingStopped`; one that runs out of
+    memory, an `InvalidValueError` naming its sizes."""
+    sizes = dict(batch_size=config.batch_size, max_text_len=config.max_text_len, image_size=config.image_size)
+    with out_of_memory_named(**sizes):
+        return _train(config, log, evaluator, show_progress)
+
+
+def _train(config, log, evaluator, show_progress):
     _check_data_exists(config)
     _check_image_settings(config)
     files, info = schema.resolve_shards(config.data, config.tfds)
@@ -107,7 +116,7 @@ def train(config, log=print, evaluator=None, show_progress=True):
     )  # before any other TensorFlow op
     from tt_cli.training.config import model_scale
 
-    model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
+    scale = model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
 
     from tt_cli.data.tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
@@ -116,6 +125,7 @@ def train(config, log=print, evaluator=None, show_progress=True):
     from tt_cli.training.step import check_accum_steps
 
     check_accum_steps(config.batch_size, runtime.replicas, config.accum_steps)
+    check_step_fits(scale, config.batch_size, runtime.replicas, config.max_text_len, accum_steps=config.accum_steps)
     chief = runtime.chief
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
@@ -128,13 +138,14 @@ def train(config, log=print, evaluator=None, show_progress=True):
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
     built = build_training(config, runtime, tokenizer, info, files, steps, log)
-    if resuming:
-        rd.restore_checkpoint(built.checkpoint, rd.latest_checkpoint(config.out))
+    if resuming:  # every worker from the chief's checkpoints: the newest intact one, named
+        restored = RunCheckpoints(built.checkpoint, config.out, log=log, readonly=not chief).restore_newest()
     start = int(built.optimizer.iterations.numpy())
     if resuming:
-        log(f"resuming {config.out} at step {start}/{steps}")
+        log(f"resuming {config.out} from {rd.CHECKPOINTS}/ckpt-{restored} at step {start}/{steps}")
     if chief:
         _write_run_record(config, runtime, built, tokenizer, files, info, steps)
+        prepare.record_run_files(config.out, [rd.RUN_JSON, rd.MODEL_JSON])
     if start >= steps:
         log(f"{config.out} already finished {steps} steps")
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
