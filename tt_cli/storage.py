@@ -316,6 +316,15 @@ def getsize(path):
     return _backend(path).stat(path)[0] if is_url(path) else os.path.getsize(path)
 
 
+def size_and_mtime(path):
+    """(size, modification time in ns) of a file; the time is None where the store keeps none
+    (TensorFlow's ram://). What tells a changed source file cheaply, without reading it."""
+    if is_url(path):
+        return _backend(path).stat(path)
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
 def sha256(path, length=None):
     """(size, hex SHA-256) of the file's bytes, or of its first `length` bytes."""
     digest, size = hashlib.sha256(), 0

@@ -116,13 +116,9 @@ def _fingerprint(listing, num_shards, max_size):
 def _stamp(path):
     """[size, mtime in ns] of an image file (None for one that is missing or unreadable)."""
     try:
-        if storage.is_url(path):
-            stamp = storage.stamp(path)
-            return [stamp["size"], stamp["mtime_ns"]]
-        info = os.stat(path)  # never opens it: a FIFO or device is only looked at
+        return list(storage.size_and_mtime(path))  # never opens it: a FIFO or device is only looked at
     except (OSError, ValueError):
         return None
-    return [info.st_size, info.st_mtime_ns]
 
 
 def source_fingerprints(rows, num_shards):
