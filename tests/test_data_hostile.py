@@ -407,7 +407,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(pipeline.train_dataset([shard], batch_size=4, image_size=(32, 32), tokenizer=tokenizer)))
     assert pipeline.is_read_error(error.value)
-    assert "tt data inspect --verify" in pipeline.describe_read_error(error.value, [shard], shard)
+    said = pipeline.shard_read_error(error.value, [shard], shard)
+    assert said.shards == shard and f"inspect_shards({shard!r}, verify=True)" in str(said)
 
     result = run_tt("data", "inspect", shard, "--json", tmp_path / "s.json", "--samples", 4, timeout=HANG)
     summary = json.loads((tmp_path / "s.json").read_text())

@@ -35,7 +35,7 @@ def read_run_record(run_dir):
     if not storage.isdir(run_dir):
         raise UnreadableDataError(f"{run_dir}: no such run directory.")
     if not storage.isfile(path):
-        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
+        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); `tt train` makes one.")
     try:
         with storage.open(path) as f:
             raw = json.load(f)
@@ -124,7 +124,7 @@ def load_run(run_dir):
     record = read_run_record(run_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
-        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
+        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train` until it saves one.")
     try:
         model = build_model(run_dir)
     except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config

@@ -75,7 +75,7 @@ def time_pipeline(
         except tf.errors.OpError as e:
             if not pipeline.is_read_error(e):
                 raise
-            raise UnreadableDataError(pipeline.describe_read_error(e, files, data) + ".") from None
+            raise pipeline.shard_read_error(e, files, data) from None
     return {
         "available": True,
         "pairs_per_second": batches * batch_size / seconds,

@@ -45,18 +45,19 @@ def is_read_error(error):
     )
 
 
-def describe_read_error(error, files, data):
-    """One line for a `tf.data` error while reading `files` (what the user gave as
-    `data`): the corrupt shard and byte offset when TensorFlow's offset leads to one
-    (it names no file), TensorFlow's own words otherwise, and what to run next."""
+def shard_read_error(error, files, data, error_class=UnreadableDataError, then=""):
+    """The one-line `TtError` (an `error_class`) for a `tf.data` error while reading `files`
+    (what the caller gave as `data`): the corrupt shard and byte offset when TensorFlow's
+    offset leads to one (it names no file), TensorFlow's own words otherwise, with how to
+    check every shard; `then` continues the sentence (what became of the work)."""
     from tt_cli.data.lockstep import mismatch_message
 
     if mismatch_message(error):  # the data and an embedding folder disagree: not a corrupt shard
-        return mismatch_message(error)
+        return error_class(f"{mismatch_message(error)}{then}.")
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
-    return f"{what}; run `tt data inspect --verify {data}` to check every shard"
+    return error_class(f"{what}{then}", shards=data)
 
 
 def _tf_words(message):
@@ -359,4 +360,4 @@ def read_captions(files, limit=1_000_000, data=None):
         for batch in texts.as_numpy_iterator():
             yield from (t.decode("utf-8", "replace") for t in batch)
     except tf.errors.OpError as e:  # everything in this pipeline reads the shards
-        raise UnreadableDataError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
+        raise shard_read_error(e, files, data or os.path.dirname(files[0])) from None

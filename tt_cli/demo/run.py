@@ -54,7 +54,7 @@ def run_demo(config, explicit=frozenset()):
     config = settings.config
     log = STDERR.print
     log(
-        f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
+        f"[bold]tt demo[/]: no training data given, so training {config.mode} at scale {config.scale} on synthetic "
         f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}"
     )
     _quiet_tensorflow()
