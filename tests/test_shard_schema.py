@@ -27,8 +27,9 @@ def _shard_bytes(directory):
 
 
 def test_convert_and_the_tensorflow_writer_write_the_same_shard(tmp_path):
-    """One shard of the same rows, written by `tt data convert` (TF-free codec) and by
-    `tf_shards.write_shards` (TensorFlow builder), is the same file byte for byte."""
+    """One shard of the same rows, written by `tt data convert` (TF-free codec), by
+    `tf_shards.write_shards` (TensorFlow builder) and by TensorFlow's own writer, is the same
+    file byte for byte."""
     from tt_cli.data.tf_shards import write_shards
 
     source, rows = _source(tmp_path)
@@ -49,6 +50,14 @@ def test_convert_and_the_tensorflow_writer_write_the_same_shard(tmp_path):
     assert list(converted) == list(written) == ["shard-00000-of-00001.tfrecord"]
     assert len(converted["shard-00000-of-00001.tfrecord"]) > sum(len(r["image"]) for r in tf_rows)
     assert converted == written
+    # tt's one framing (records.frame, which every shard writer of tt uses) is TensorFlow's own.
+    import tensorflow as tf
+
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "tf" / "shard-00000-of-00001.tfrecord"))]
+    with tf.io.TFRecordWriter(str(tmp_path / "by_tensorflow.tfrecord")) as writer:
+        for record in records:
+            writer.write(record)
+    assert (tmp_path / "by_tensorflow.tfrecord").read_bytes() == written["shard-00000-of-00001.tfrecord"]
 
 
 def test_convert_writes_the_same_bytes_every_run(tmp_path):

@@ -13,9 +13,10 @@ Example:
 >>> preset = demo_tower(settings, "runs/demo", log=print)                                  # doctest: +SKIP
 """
 
+import contextlib
 import os
-import shutil
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.demo.settings import DEMO
 from tt_cli.errors import ConflictError
@@ -33,9 +34,15 @@ def cache_root():
 def _publish(tmp, final):
     """Renames a finished temporary directory into place (another process may have won)."""
     try:
-        os.replace(tmp, final)
+        storage.replace(tmp, final)
     except OSError:  # `final` appeared meanwhile and is not empty: keep it
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_leftover(tmp)
+
+
+def _remove_leftover(tmp):
+    """Removes this process's temporary folder `tmp`, if there is one."""
+    with contextlib.suppress(OSError):
+        storage.rmtree(tmp)
 
 
 def demo_split(data_dir, name, count, seed, image_size):
@@ -43,12 +50,12 @@ def demo_split(data_dir, name, count, seed, image_size):
     from tt_cli.demo.shapes import write_demo_split
 
     path = os.path.join(data_dir, f"{name}-{count}-s{seed}-{image_size}px")
-    if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
+    if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
         tmp = f"{path}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_leftover(tmp)
         write_demo_split(tmp, count, seed, image_size=image_size, num_shards=2)
         _publish(tmp, path)
-        if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
+        if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
             # Splits appear only whole (renamed into place): this folder is not one of tt's.
             raise ConflictError(
                 f"{path} exists and is not a demo split tt wrote; move it away or choose another run directory."
@@ -63,25 +70,17 @@ def _tower_name(settings):
     )
 
 
-def _writable_dir(path):
-    try:
-        os.makedirs(path, exist_ok=True)
-        return os.access(path, os.W_OK)
-    except OSError:
-        return False
-
-
 def demo_tower(settings, data_dir, log):
     """The preset directory of the demo's pretrained third tower, made by `tt pretrain` if missing."""
     from models.scales import SCALES
     from tt_cli.pretrain import PRETRAIN_JSON, PretrainConfig, pretrain
 
     root = cache_root()
-    if not _writable_dir(root):
+    if not storage.can_write_in(root):
         root = os.path.join(settings.config.out, "demo_pretrained")
-        os.makedirs(root, exist_ok=True)
+        storage.makedirs(root)
     preset = os.path.join(root, _tower_name(settings))
-    if os.path.isfile(os.path.join(preset, PRETRAIN_JSON)):
+    if storage.isfile(os.path.join(preset, PRETRAIN_JSON)):
         log(f"third tower: {preset} (cached)")
         return preset
     size = SCALES[DEMO.pretrain_scale].image_size
@@ -93,7 +92,7 @@ def demo_tower(settings, data_dir, log):
     )
     log(f"making the demo's pretrained third tower (once; cached): {command}")
     tmp = f"{preset}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_leftover(tmp)
     summary = pretrain(
         PretrainConfig(
             data=labelled,

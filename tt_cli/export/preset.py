@@ -19,13 +19,13 @@ Example:
 >>> keras_hub.models.Backbone.from_preset("exports/demo_preset")  # doctest: +SKIP
 """
 
-import json
 import os
 
 import keras
 
 from models import vit_image_converter
 from tt_cli import storage
+from tt_cli.jsonfile import write_json
 
 TT_DIR = "tt"
 TT_JSON = "tt.json"
@@ -77,10 +77,10 @@ def _write_preset(run, out):
     backbone.save_to_preset(out)
     converter.save_to_preset(out)
     tt_dir = os.path.join(out, TT_DIR)
-    os.makedirs(tt_dir, exist_ok=True)
+    storage.makedirs(tt_dir)
     _image_head_model(head, pooled_dim).save(os.path.join(tt_dir, IMAGE_HEAD))
     _text_encoder_model(model.text_tower).save(os.path.join(tt_dir, TEXT_ENCODER))
-    with open(os.path.join(tt_dir, TOKENIZER), "wb") as f:
+    with storage.open(os.path.join(tt_dir, TOKENIZER), "wb") as f:
         f.write(run.tokenizer.model_bytes)
     info = {
         "mode": model.mode,
@@ -109,6 +109,5 @@ def _write_preset(run, out):
             "max_text_len).tokenize(texts))."
         ),
     }
-    with open(os.path.join(tt_dir, TT_JSON), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    write_json(os.path.join(tt_dir, TT_JSON), info)
     return info
