@@ -15,10 +15,12 @@ CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\]")
 # What TensorFlow 2.21 prints on its way up on a CPU machine with the CUDA stubs of its wheel.
 START_UP = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
-I0000 00:00:1796455669.291469   10955 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+I0000 00:00:1796455669.291469   10955 cudart_stub.cc:31] Could not find cuda drivers on your machine, \
+GPU will not be used.
 I0000 00:00:1796455669.355818   10955 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use available \
 CPU instructions in performance-critical operations.
-To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
+To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate \
+compiler flags.
 I0000 00:00:1796455673.1   10955 port.cc:153] oneDNN custom operations are on. You may see slightly different \
 numerical results due to floating-point round-off errors from different computation orders.
 E0000 00:00:1796459124.432458   21096 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call \

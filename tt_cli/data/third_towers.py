@@ -82,21 +82,22 @@ def third_towers(towers, folders, files, info):
     records = []
     for index, tower in enumerate(towers):
         if index < len(folders):
-            lockstep.check_tower(folders[index], tower)
-            records.append(folder_tower(index, folders[index], files, info))
-            continue
-        if index == 0 and _made_by(info, tower):
+            records.append(folder_tower(index, folders[index], files, info, tower))
+        elif index == 0 and _made_by(info, tower):
             records.append(ThirdTower(index, tower.preset, tower.output_dim, source=SHARDS))
         else:
             records.append(ThirdTower.online(tower, index))
     return tuple(records)
 
 
-def folder_tower(index, folder, files, info):
-    """Tower `index` read from the embeddings folder `folder` of `files` (after checking that
-    the folder was made for them; `lockstep.embedding_files`), with the preset it records."""
+def folder_tower(index, folder, files, info, tower=None):
+    """Tower `index` read from the embeddings folder `folder` of `files`, after checking that
+    the folder was made for them and, when given, by `tower` (the loaded tower); its preset
+    is the tower's, else the one the folder records."""
+    if tower is not None:
+        lockstep.check_tower(folder, tower)
     paths, dim = lockstep.embedding_files(folder, files, info)
-    preset = lockstep.read_folder_info(folder).h_embedding.get("pretrained")
+    preset = tower.preset if tower is not None else lockstep.read_folder_info(folder).h_embedding.get("pretrained")
     return ThirdTower(index, preset, dim, source=FOLDER, folder=folder, embedding_files=tuple(paths))
 
 
