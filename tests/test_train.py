@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
 
 
 @pytest.mark.parametrize("mode", ["3t", "lit", "clip"])
@@ -69,26 +69,6 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
         ["train", "--data", tiny_shards, "--out", run, "--mode", "clip", *TINY_TRAIN_FLAGS, "--max-text-len", "20"]
     )
     assert result.exit_code != 0 and "--restart" in result.output
-
-
-def first_layout(record):
-    """run.json as tt wrote it before run.json had a "format": the settings in "config" and
-    again at the top level, beside the values it resolved."""
-    config, resolved = record["config"], record["resolved"]
-    presets = [tower["preset"] for tower in resolved["third_towers"]]
-    copies = {k: config[k] for k in ("mode", "scale", "max_text_len", "batch_size", "accum_steps", "loss")}
-    return {
-        "config": config,
-        **copies,
-        "scale_config": resolved["scale"],
-        "pretrained": presets[0] if presets else None,
-        "pretrained_towers": presets,
-        "precomputed_h_embedding": False,
-        "precomputed_h_embeddings": [False] * len(presets),
-        **{k: resolved[k] for k in ("vocab_size", "steps", "warmup_steps", "precision", "jit", "strategy", "replicas")},
-        "dataset": record["dataset"],
-        "versions": record["versions"],
-    }
 
 
 def test_run_of_an_earlier_version_loads_and_resumes(tiny_run, tiny_shards, tmp_path):
