@@ -30,7 +30,12 @@ to cuInit: UNKNOWN ERROR (303)
 
 def test_start_up_lines_are_dropped_and_every_other_line_kept():
     other = "E0000 00:00:1.5   7 checkpoint_reader.cc:12] a checkpoint cannot be read\nsome Python warning"
-    assert quiet._lines_to_keep(START_UP + other) == other.splitlines()
+    assert quiet.lines_to_keep(START_UP + other) == other.splitlines()
+    # At the user's own level: TensorFlow's lines of that severity and above, with their notice.
+    lines = START_UP.splitlines()
+    assert quiet.lines_to_keep(START_UP + other, level=2) == [lines[-1], *other.splitlines()]
+    assert quiet.lines_to_keep(START_UP + other, level=0) == (START_UP + other).splitlines()
+    assert quiet.lines_to_keep(START_UP, level=3) == []
 
 
 def test_who_decides_the_level(monkeypatch):
@@ -38,9 +43,9 @@ def test_who_decides_the_level(monkeypatch):
     monkeypatch.delenv(quiet.LEVEL, raising=False)
     quiet.quiet_tensorflow_start(verbose=True)
     assert os.environ[quiet.LEVEL] == "0"
-    monkeypatch.setenv(quiet.LEVEL, "1")
+    monkeypatch.setenv(quiet.LEVEL, "3")
     quiet.quiet_tensorflow_start(verbose=False)  # the user's own level stands
-    assert os.environ[quiet.LEVEL] == "1" and not any(isinstance(f, quiet._QuietImport) for f in sys.meta_path)
+    assert os.environ[quiet.LEVEL] == "3"
     monkeypatch.delenv(quiet.LEVEL)
     quiet.quiet_tensorflow_start(verbose=False)
     assert os.environ[quiet.LEVEL] == "2"

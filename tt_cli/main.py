@@ -21,7 +21,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 @click.option(
     "--verbose",
     is_flag=True,
-    help="Show TensorFlow's own start-up and log lines (hidden unless TF_CPP_MIN_LOG_LEVEL is yours).",
+    help="Show all of TensorFlow's start-up lines (else hidden; a TF_CPP_MIN_LOG_LEVEL of yours shows its level's).",
 )
 def cli(verbose):
     """tt: Three Towers contrastive image-text training (3T, LiT, CLIP)."""

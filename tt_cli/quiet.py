@@ -1,22 +1,28 @@
 """A quiet start: TensorFlow's own start-up lines stay off the terminal unless asked for.
 
 Importing TensorFlow and finding its devices prints lines that tell a user of tt nothing,
-on every machine and whatever `TF_CPP_MIN_LOG_LEVEL` says (absl prints before it reads
-it): absl's notice that logging is not set up yet, CUDA stubs that find no driver, notes
-on CPU instructions and oneDNN, a failed `cuInit` where CUDA libraries are installed
-without a GPU. `quiet_tensorflow_start()` makes the first import of TensorFlow in this
-process catch the process's stderr (the file descriptor, where C++ writes) while
-TensorFlow loads and lists its devices; it drops those lines, passes every other one on,
-and says in tt's words the one thing among them that matters: a machine with an NVIDIA
-driver on which TensorFlow finds no GPU. `tt --verbose`, or a `TF_CPP_MIN_LOG_LEVEL` of
-the user's own, leaves TensorFlow's output as it is.
+on every machine: absl's notice that logging is not set up yet, CUDA stubs that find no
+driver, notes on CPU instructions and oneDNN, a failed `cuInit` where CUDA libraries are
+installed without a GPU. `TF_CPP_MIN_LOG_LEVEL` does not silence them all: absl writes
+before it reads it. `quiet_tensorflow_start()` makes the first import of TensorFlow in
+this process catch the process's stderr (the file descriptor, where C++ writes) while
+TensorFlow loads and lists its devices, and then passes on what is asked for: with no
+level of the user's own, every line but those start-up lines; with the user's own
+`TF_CPP_MIN_LOG_LEVEL`, the lines of TensorFlow's log at that severity or above, and every
+line that is not TensorFlow's log. The one thing among the start-up lines that matters is
+said in tt's words: a machine with an NVIDIA driver on which TensorFlow finds no GPU.
+Verbose, nothing is caught.
 
 Example:
->>> [line for line in _lines_to_keep(
+>>> caught = (
 ...     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n"
 ...     "I0000 00:00:1796.2   10955 cudart_stub.cc:31] Could not find cuda drivers on your machine.\\n"
-...     "a line of someone else's\\n")]
+...     "E0000 00:00:1796.5   10955 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n"
+...     "a line of someone else's\\n")
+>>> lines_to_keep(caught)
 ["a line of someone else's"]
+>>> [line[:6] for line in lines_to_keep(caught, level=2)]
+['E0000 ', 'a line']
 """
 
 import contextlib
@@ -28,38 +34,68 @@ import sys
 import tempfile
 
 LEVEL = "TF_CPP_MIN_LOG_LEVEL"
-# What TensorFlow says on its way up that says nothing to a user of tt.
-_START_UP = re.compile(
-    r"All log messages before absl::InitializeLog\(\) is called"
-    r"|^[IWE]\d{4} [\d:.]+\s+\d+ (cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics|cpu_feature_guard"
-    r"|port|cuda_dnn|cuda_fft|cuda_blas)\.cc:\d+\]"
-    r"|^To enable the following instructions: .* rebuild TensorFlow"
-    r"|oneDNN custom operations are on"
-)
+# A line of TensorFlow's C++ log (absl's format): severity I, W, E or F, then date, time, thread, file:line].
+_LOG_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ (\S+)\.cc:\d+\]")
+_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+_ABSL_NOTICE = "All log messages before absl::InitializeLog() is called"
+_CONTINUATION = re.compile(r"^To enable the following instructions: ")  # of cpu_feature_guard's line
+# The files whose start-up lines say nothing to a user of tt (CUDA probes, CPU features, oneDNN).
+_START_UP_FILES = {"cudart_stub", "cuda_platform", "cuda_executor", "cuda_diagnostics", "cpu_feature_guard", "port"}
 _NO_USABLE_GPU = re.compile(r"failed call to cuInit|Could not find cuda drivers")
 NVIDIA_DRIVER = "/proc/driver/nvidia/version"
 
 
 def quiet_tensorflow_start(verbose=False, warn=lambda message: print(message, file=sys.stderr)):
-    """Sets how TensorFlow starts in this process: with `verbose`, all its lines (at the
-    user's own `TF_CPP_MIN_LOG_LEVEL`, else 0); with a level of the user's own, as that
-    level says; else quietly (level 2, and the start-up lines caught as the module says).
-    `warn(message)` says what matters among them."""
+    """Sets how TensorFlow starts in this process: with `verbose`, uncaught, at the user's
+    own `TF_CPP_MIN_LOG_LEVEL` or else 0; otherwise caught as the module says (at level 2
+    when the user set none). `warn(message)` says what matters among the lines caught."""
     if verbose:
         os.environ.setdefault(LEVEL, "0")
         return
-    if LEVEL in os.environ:
-        return
-    os.environ[LEVEL] = "2"
+    users_level = os.environ.get(LEVEL)
+    os.environ.setdefault(LEVEL, "2")
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport(warn))
+        sys.meta_path.insert(0, _QuietImport(_level(users_level), warn))
+
+
+def _level(value):
+    """The user's `TF_CPP_MIN_LOG_LEVEL` as a number (None: they set none)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return 0  # TensorFlow reads a level it cannot parse as 0
+
+
+def lines_to_keep(text, level=None):
+    """The lines of `text` (what TensorFlow printed on its way up) to pass on: with no
+    `level`, all but the start-up lines; with one, all but TensorFlow's log lines below that
+    severity. A log line's continuation goes with it, and absl's notice with the log line
+    after it; every other line is kept."""
+    kept, notice, keep = [], None, True
+    for line in text.splitlines():
+        if _ABSL_NOTICE in line:
+            notice = line
+            continue
+        log = _LOG_LINE.match(line)
+        if log:
+            keep = log.group(2) not in _START_UP_FILES if level is None else _SEVERITY[log.group(1)] >= level
+            if keep and notice:
+                kept.append(notice)
+            notice = None
+        elif not _CONTINUATION.match(line):
+            keep = True  # a line of someone else's
+        if keep and line.strip():
+            kept.append(line)
+    return kept
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
     """Finds `tensorflow` once, with a loader that runs it with stderr caught."""
 
-    def __init__(self, warn):
-        self.warn = warn
+    def __init__(self, level, warn):
+        self.level, self.warn = level, warn
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
@@ -67,13 +103,13 @@ class _QuietImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)  # once: the real finders find the real module
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader, self.warn)
+            spec.loader = _QuietLoader(spec.loader, self.level, self.warn)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader, warn):
-        self.loader, self.warn = loader, warn
+    def __init__(self, loader, level, warn):
+        self.loader, self.level, self.warn = loader, level, warn
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -83,7 +119,7 @@ class _QuietLoader(importlib.abc.Loader):
         with _caught_stderr() as caught:
             self.loader.exec_module(module)
             module.config.list_physical_devices()  # where CUDA is probed (and says so)
-        for line in _lines_to_keep(caught.text):
+        for line in lines_to_keep(caught.text, self.level):
             print(line, file=sys.stderr)
         if _NO_USABLE_GPU.search(caught.text) and os.path.exists(NVIDIA_DRIVER):
             self.warn(
@@ -121,8 +157,3 @@ def _caught_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _lines_to_keep(text):
-    """The lines of `text` that are not TensorFlow's start-up chatter."""
-    return [line for line in text.splitlines() if line.strip() and not _START_UP.search(line)]
