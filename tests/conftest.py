@@ -137,3 +137,23 @@ def tiny_run(tmp_path_factory, tiny_shards, tiny_vit_preset):
         return runs[mode]
 
     return make
+
+
+def first_layout(record):
+    """run.json as tt wrote it before run.json had a "format": the settings in "config" and
+    again at the top level, beside the values it resolved."""
+    config, resolved = record["config"], record["resolved"]
+    presets = [tower["preset"] for tower in resolved["third_towers"]]
+    copies = {k: config[k] for k in ("mode", "scale", "max_text_len", "batch_size", "accum_steps", "loss")}
+    return {
+        "config": config,
+        **copies,
+        "scale_config": resolved["scale"],
+        "pretrained": presets[0] if presets else None,
+        "pretrained_towers": presets,
+        "precomputed_h_embedding": False,
+        "precomputed_h_embeddings": [False] * len(presets),
+        **{k: resolved[k] for k in ("vocab_size", "steps", "warmup_steps", "precision", "jit", "strategy", "replicas")},
+        "dataset": record["dataset"],
+        "versions": record["versions"],
+    }

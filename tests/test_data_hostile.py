@@ -370,7 +370,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     import tensorflow as tf
 
     from tt_cli.data import pipeline
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     good = pixels(0, 32, 32)
     buffer = io.BytesIO()
@@ -414,7 +415,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(pipeline.train_dataset([shard], batch_size=4, image_size=(32, 32), tokenizer=tokenizer)))
     assert pipeline.is_read_error(error.value)
-    assert "verify them all with tt data inspect" in pipeline.describe_read_error(error.value, [shard], shard)
+    said = pipeline.shard_read_error(error.value, [shard], shard)
+    assert said.shards == shard and f"inspect_shards({shard!r}, verify=True)" in str(said)
 
     result = run_tt("data", "inspect", shard, "--json", tmp_path / "s.json", "--samples", 4, timeout=HANG)
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -433,7 +435,8 @@ def test_tokenizer_cost_does_not_grow_with_caption_length(tmp_path):
     import sentencepiece as spm
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import EOS_ID, TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import EOS_ID, train_sentencepiece
 
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a cat on the grass", "a dog in the sky"] * 20, model, 19)

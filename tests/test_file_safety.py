@@ -15,7 +15,7 @@ import os
 import shutil
 
 import pytest
-from conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
 from data_corpus import good_rows, write_jsonl, write_wds
 from data_corpus import run_tt as run_tt_process
 
@@ -219,8 +219,10 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
     written = {p: os.stat(p).st_mtime_ns for p in (checkpoint, out / "metrics.jsonl")}
     args = ["train", "--data", tiny_shards, "--out", str(out), "--pretrained", tiny_vit_preset, *TINY_TRAIN_FLAGS]
 
-    # Written before manifests existed: recognised as a run directory, and resumed as before.
+    # Written before manifests existed (and before run.json had a "format"): recognised as a
+    # run directory, and resumed as before.
     os.remove(out / MANIFEST)
+    (out / "run.json").write_text(json.dumps(first_layout(json.loads((out / "run.json").read_text()))))
     result = run_tt(args)
     assert result.exit_code == 0 and "already finished 4 steps" in " ".join(result.output.split()), result.output
 

@@ -27,16 +27,20 @@ def _remote_host(preset):
     for prefix, host in REMOTE_HOSTS.items():
         if preset.startswith(prefix):
             return host
-    if os.path.sep in preset or os.path.exists(preset):
+    if os.path.sep in preset or storage.exists(preset):
         return None
     return REMOTE_HOSTS["kaggle://"]  # built-in KerasHub names live on Kaggle
 
 
 def _unavailable(preset, reason):
     return InvalidValueError(
-        f"cannot load pretrained preset {preset!r} ({reason}). Without a network, pass a "
-        "local preset directory instead: --pretrained /path/to/preset (a KerasHub, timm or "
-        "Hugging Face directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)."
+        f"cannot load pretrained preset {preset!r} ({reason})",
+        remedy=(
+            "pretrained",
+            "/path/to/preset",
+            "instead: a local preset directory needs no network (a KerasHub, timm or Hugging Face "
+            "directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)",
+        ),
     )
 
 

@@ -183,14 +183,14 @@ def _read_errors_named(files, data):
     """Turns a `tf.data` error reading `files` into one line naming the corrupt shard."""
     import tensorflow as tf
 
-    from tt_cli.data.pipeline import describe_read_error, is_read_error
+    from tt_cli.data.pipeline import is_read_error, shard_read_error
 
     try:
         yield
     except tf.errors.OpError as e:
         if not is_read_error(e):
             raise
-        raise UnreadableDataError(describe_read_error(e, files, data) + ".") from None
+        raise shard_read_error(e, files, data) from None
 
 
 def pretrain(config, log=print, show_progress=True):
@@ -304,7 +304,7 @@ def pretrain(config, log=print, show_progress=True):
         "class_names": class_names,
         "train_accuracy": train_accuracy,
         "heldout_accuracy": heldout_accuracy,
-        "heldout": config.val_data or f"{holdout:.0%} of --data",
+        "heldout": config.val_data or f"{holdout:.0%} of {config.data}",
         "num_heldout": num_heldout,
         "chance": 1 / len(class_names),
         "output_dim": scale.width,

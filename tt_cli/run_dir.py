@@ -1,6 +1,6 @@
 """The run directory (ARCHITECTURE.md, "Data flow"): everything needed to resume, evaluate and export.
 
-    RUN/run.json          every resolved setting, versions, dataset fingerprint
+    RUN/run.json          every setting as given and as resolved, versions, dataset fingerprint (`run_record`)
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
     RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming, listed in the
@@ -23,6 +23,7 @@ from tt_cli import storage
 from tt_cli.checkpoints import CHECKPOINTS, LOGS, METRICS, RunCheckpoints  # noqa: F401  (the run's names)
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
+from tt_cli.run_record import RunRecord
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
@@ -31,17 +32,23 @@ WANDB_JSON = "wandb.json"
 WANDB = "wandb"
 
 
-def read_run_config(run_dir):
+def read_run_record(run_dir):
+    """The `RunRecord` of `run.json` in `run_dir`; one line when there is none or it is damaged."""
     path = os.path.join(run_dir, RUN_JSON)
     if not storage.isdir(run_dir):
         raise UnreadableDataError(f"{run_dir}: no such run directory.")
     if not storage.isfile(path):
-        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
+        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); `tt train` makes one.")
     try:
         with storage.open(path) as f:
-            return json.load(f)
+            raw = json.load(f)
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
         raise UnreadableDataError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
+    return RunRecord.from_json(raw, path)
+
+
+def write_run_record(run_dir, record):
+    write_json(os.path.join(run_dir, RUN_JSON), record.to_json())
 
 
 def save_model_config(run_dir, model):
@@ -78,22 +85,27 @@ def _first_line(error):
 @dataclasses.dataclass
 class Run:
     path: str
-    config: dict
+    record: RunRecord  # run.json
     model: object  # models.ThreeTowers with the latest checkpoint's weights
-    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer
+    tokenizer: object  # a tt_cli.data.tokenizer_interface.Tokenizer
     step: int
+
+    @property
+    def config(self):
+        """The run's settings as given (`TrainConfig` fields)."""
+        return self.record.config
 
 
 def load_run(run_dir):
     """Loads a trained run for evaluation or export; one clear line if it cannot."""
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
 
-    config = read_run_config(run_dir)
+    record = read_run_record(run_dir)
     checkpoints = RunCheckpoints(None, run_dir)
     if not checkpoints.steps() or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
-        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
+        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train` until it saves one.")
     try:
         model = build_model(run_dir)
     except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config
@@ -103,7 +115,7 @@ def load_run(run_dir):
     checkpoints.checkpoint = tf.train.Checkpoint(model=model, weights=checkpointed_weights(model))
     step = checkpoints.restore_latest()
     try:
-        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=record.config["max_text_len"])
     except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
         raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
-    return Run(run_dir, config, model, tokenizer, step)
+    return Run(run_dir, record, model, tokenizer, step)

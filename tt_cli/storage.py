@@ -430,6 +430,16 @@ def rmtree(path):
         shutil.rmtree(path)
 
 
+def can_write_in(folder):
+    """Whether this process can write in `folder`, made first when missing (False when it
+    cannot be made). On an object store, a folder that can be made is taken as writable."""
+    try:
+        makedirs(folder)
+    except OSError:
+        return False
+    return is_url(folder) or os.access(folder, os.W_OK)
+
+
 def copyfile(src, dst):
     if not is_url(src) and not is_url(dst):
         shutil.copyfile(src, dst)

@@ -173,20 +173,12 @@ def tokenizer(shards, out, vocab_size):
     """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT.
 
     OUT may replace only a tokenizer this command wrote there earlier, never an input."""
-    from tt_cli import ownership
     from tt_cli.console import STDERR, STDOUT
-    from tt_cli.data.schema import DATASET_JSON, resolve_shards
-    from tt_cli.data.shard_reader import read_captions
-    from tt_cli.data.tokenizer import train_sentencepiece
+    from tt_cli.data.make_tokenizer import make_tokenizer
 
     _refuse_tfds(shards, "tokenizer")
-    files, _ = resolve_shards(shards)
-    ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
-    folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
-    captions = list(read_captions(files, limit=None, data=shards))
-    size = train_sentencepiece(captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
-    folder.record([os.path.basename(out)])
-    STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
+    made = make_tokenizer(shards, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
+    STDOUT.print(f"tokenizer: {out} ({made['pieces']:,} pieces, trained on {made['captions']:,} captions)")
 
 
 @data.command()

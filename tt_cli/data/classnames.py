@@ -29,12 +29,14 @@ import functools
 import json
 import os
 
+from tt_cli import storage
+
 DATA = os.path.join(os.path.dirname(__file__), "classnames_data")
 IMAGENET = "imagenet1k"
 
 
 def _lines(name):
-    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+    with storage.open(os.path.join(DATA, name), encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
@@ -72,7 +74,7 @@ def class_names(classes, subset=None):
 
 @functools.cache
 def _templates():
-    with open(os.path.join(DATA, "templates.json"), encoding="utf-8") as f:
+    with storage.open(os.path.join(DATA, "templates.json"), encoding="utf-8") as f:
         return json.load(f)
 
 

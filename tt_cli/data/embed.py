@@ -165,24 +165,20 @@ def _embed_file(file, target, tower, embed, batch_size, advance, fields=None):
     """Writes the (key, embedding) records of `file` to `target` (via `target.tmp`); returns their count."""
     import tensorflow as tf
 
+    from tt_cli.data.shard_writer import ShardWriter
     from tt_cli.data.tf_schema import embedding_example_bytes
 
-    count = 0
     try:
-        with tf.io.TFRecordWriter(target + ".tmp") as writer:
+        with ShardWriter(target) as writer:  # a failed read leaves no `target.tmp` behind
             for keys, images in image_dataset(file, tower, batch_size, fields):
                 embeddings = embed(images).numpy()
                 for key, embedding in zip(keys.numpy(), embeddings):
                     writer.write(embedding_example_bytes(key, embedding))
-                count += len(embeddings)
                 advance(len(embeddings))
     except tf.errors.OpError as e:
-        if storage.exists(target + ".tmp"):
-            storage.remove(target + ".tmp")
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
-    storage.replace(target + ".tmp", target)
-    return count
+    return writer.count
 
 
 def _count_records(files):

@@ -66,9 +66,3 @@ def check_shard_files(files, info, data, remedy="make the shards again with `tt 
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise UnreadableDataError(f"{data}: {problems[0]}{more}; {remedy}.")
-
-
-def verify_advice(data):
-    """What to do after a corrupt record of `data` (the shards as the user named them), in the
-    same words from every reader of shards, TF-free and TensorFlow alike."""
-    return f"other shards of {data} may be damaged too: verify them all with tt data inspect"

@@ -17,7 +17,6 @@ from google.protobuf.message import DecodeError
 from tt_cli.data import schema
 from tt_cli.data.example_codec import decode_example
 from tt_cli.data.records import CorruptRecord, iter_records
-from tt_cli.data.shard_files import verify_advice
 from tt_cli.errors import UnreadableDataError
 
 
@@ -51,4 +50,4 @@ def read_captions(files, limit=1_000_000, data=None):
                     yield text.decode("utf-8", "replace")
         except CorruptRecord as e:
             data = data or os.path.dirname(files[0])
-            raise UnreadableDataError(f"{e}; {verify_advice(data)}.") from None
+            raise UnreadableDataError(str(e), shards=data) from None

@@ -26,6 +26,7 @@ import time
 
 from tt_cli import ownership, storage
 from tt_cli.data import convert, schema, sources, validate
+from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import InvalidValueError
 from tt_cli.jsonfile import write_json, write_json_lines
 
@@ -64,22 +65,22 @@ def _records(files, fields):
 
 
 class _Shard:
-    """One shard being written: its records (TensorFlow's writer), rejections and conversions."""
+    """One shard being written: its records (tt's one `ShardWriter`), rejections and conversions."""
 
     def __init__(self, out_dir, name):
-        import tensorflow as tf
-
         self.path, self.name = os.path.join(out_dir, name), name
-        self.writer = tf.io.TFRecordWriter(self.path + ".tmp")
+        self.writer = ShardWriter(self.path)
         self.rejects, self.conversions, self.written = [], collections.Counter(), 0
 
     def finish(self, work):
         """Stats and rejections first, then the shard renamed into place (as `convert_shard`)."""
-        self.writer.close()
         write_json_lines(os.path.join(work, f"{self.name}.rejected.jsonl"), self.rejects)
         stats = {"shard": self.name, "written": self.written, "conversions": dict(self.conversions)}
         write_json(os.path.join(work, f"{self.name}.json"), stats)
-        storage.replace(self.path + ".tmp", self.path)
+        self.writer.close()  # renames the shard into place
+
+    def abort(self):
+        self.writer.abort()
 
 
 def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, overwrite=False, progress=None):
@@ -123,8 +124,7 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
                 shard.finish(work)
     except KeyboardInterrupt:
         for shard in shards.values():
-            if storage.exists(shard.path + ".tmp"):
-                storage.remove(shard.path + ".tmp")
+            shard.abort()
         raise InvalidValueError("interrupted; run the same command again to resume.") from None
 
     written, conversions, rejects, per_shard = convert.merge_shards(out_dir, names)

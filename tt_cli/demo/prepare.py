@@ -17,10 +17,11 @@ Example:
 >>> preset = demo_tower(settings, "runs/demo", log=print)                                  # doctest: +SKIP
 """
 
+import contextlib
 import os
-import shutil
 import tempfile
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.demo.settings import DEMO
 from tt_cli.errors import ConflictError
@@ -40,9 +41,15 @@ def _publish(tmp, final):
     """Renames a finished temporary directory (tt's own, from `tempfile.mkdtemp`) into place
     (another process may have won)."""
     try:
-        os.replace(tmp, final)
+        storage.replace(tmp, final)
     except OSError:  # `final` appeared meanwhile and is not empty: keep it
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_leftover(tmp)
+
+
+def _remove_leftover(tmp):
+    """Removes this process's temporary folder `tmp`, if there is one."""
+    with contextlib.suppress(OSError):
+        storage.rmtree(tmp)
 
 
 def _fresh_tmp(final):
@@ -55,12 +62,12 @@ def demo_split(data_dir, name, count, seed, image_size):
     from tt_cli.demo.shapes import write_demo_split
 
     path = os.path.join(data_dir, f"{name}-{count}-s{seed}-{image_size}px")
-    if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
-        os.makedirs(data_dir, exist_ok=True)
+    if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
+        storage.makedirs(data_dir)
         tmp = _fresh_tmp(path)
         write_demo_split(tmp, count, seed, image_size=image_size, num_shards=2)
         _publish(tmp, path)
-        if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
+        if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
             # Splits appear only whole (renamed into place): this folder is not one of tt's.
             raise ConflictError(
                 f"{path} exists and is not a demo split tt wrote; move it away or choose another run directory."
@@ -75,24 +82,16 @@ def _tower_name(settings):
     )
 
 
-def _writable_dir(path):
-    try:
-        os.makedirs(path, exist_ok=True)
-        return os.access(path, os.W_OK)
-    except OSError:
-        return False
-
-
 def demo_tower(settings, data_dir, log):
     """The preset directory of the demo's pretrained third tower, made by `tt pretrain` if missing."""
     from models.scales import SCALES
 
     root = cache_root()
-    if not _writable_dir(root):
+    if not storage.can_write_in(root):
         root = os.path.join(settings.config.out, "demo_pretrained")
-        os.makedirs(root, exist_ok=True)
+        storage.makedirs(root)
     preset = os.path.join(root, _tower_name(settings))
-    if os.path.lexists(preset):
+    if storage.lexists(preset):
         damage = cache_damage(preset)
         if damage:
             raise ConflictError(
@@ -113,7 +112,7 @@ def demo_tower(settings, data_dir, log):
     try:
         summary = _pretrain_tower(labelled, tmp, settings, command, log)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # the fresh folder this call made, half-written
+        _remove_leftover(tmp)  # the fresh folder this call made, half-written
         raise
     accuracy = summary["heldout_accuracy"]
     log(

@@ -190,11 +190,9 @@ def encode_images(
                 step(n)
     except tf.errors.OpError as e:
         if isinstance(data, str):  # shards the user named: find the corrupt one
-            from tt_cli.data.pipeline import describe_read_error
+            from tt_cli.data.pipeline import shard_read_error
 
-            raise UnreadableDataError(
-                describe_read_error(e, schema.resolve_shards(data, tfds)[0], data) + "."
-            ) from None
+            raise shard_read_error(e, schema.resolve_shards(data, tfds)[0], data) from None
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
     if not embeddings:

@@ -40,7 +40,7 @@ def _run_list(run_dirs):
 def _check_runs(run_dirs, other_run=None):
     """Fails fast, before TensorFlow loads, when a run directory is not one, or when an
     ensemble (`other_run`) is asked of other than one run."""
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     if other_run is not None and len(run_dirs) != 1:
         raise InvalidValueError(
@@ -49,7 +49,7 @@ def _check_runs(run_dirs, other_run=None):
         )
     for run_dir in [*run_dirs, other_run]:
         if run_dir is not None:
-            read_run_config(run_dir)
+            read_run_record(run_dir)
 
 
 def _load_runs(run_dirs, other_run=None):

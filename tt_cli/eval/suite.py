@@ -139,14 +139,14 @@ def run_suite(run_dirs, tasks=DEFAULT_TASKS, tfds=None, batch_size=encode.DEFAUL
     """
     import contextlib
 
-    from tt_cli.run_dir import load_run, read_run_config
+    from tt_cli.run_dir import load_run, read_run_record
 
     run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
     if not run_dirs:
         raise InvalidValueError("no run directory given: name at least one run to evaluate.")
     tasks = parse_tasks(tasks) if not all(isinstance(t, Task) for t in tasks) else list(tasks)
     for run_dir in run_dirs:
-        read_run_config(run_dir)  # not a run: one line before any work
+        read_run_record(run_dir)  # not a run: one line before any work
     ready, skipped = _ready(tasks, tfds)
     names = column_names(run_dirs)
     total = sum(info.num_examples if info else 0 for _, info, _ in ready) * len(run_dirs)

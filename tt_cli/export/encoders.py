@@ -25,13 +25,12 @@ then `tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=[IMAGE])`.
 """
 
 import contextlib
-import json
 import os
-import shutil
 import tempfile
 
 from models.tokens import EOS_ID, PAD_ID
 from tt_cli import storage
+from tt_cli.jsonfile import write_json
 
 IMAGE, TEXT = "image_encoder", "text_encoder"
 TOKENIZER = "tokenizer.model"
@@ -67,7 +66,8 @@ def encoder_savedmodel(run):
         archive.write_out(directory, verbose=False)
         yield directory
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            storage.rmtree(directory)
 
 
 def encoder_info(run, files, runtime):
@@ -130,6 +130,5 @@ def write_beside(run, out, files, runtime):
     tokenizer_path, info_path = os.path.join(out, TOKENIZER), os.path.join(out, INFO)
     with storage.open(tokenizer_path, "wb") as f:
         f.write(run.tokenizer.model_bytes)
-    with storage.open(info_path, "w") as f:
-        json.dump(encoder_info(run, files, runtime), f, indent=2)
+    write_json(info_path, encoder_info(run, files, runtime))
     return [tokenizer_path, info_path]

@@ -4,7 +4,6 @@ Each reads the global step from the optimizer, so a resumed run logs and
 checkpoints at the same step numbers an uninterrupted run would.
 """
 
-import json
 import math
 import signal
 import time
@@ -13,8 +12,8 @@ import keras
 import tensorflow as tf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tt_cli import storage
 from tt_cli.console import STDERR
+from tt_cli.jsonfile import append_json_lines
 
 
 def global_step(model):
@@ -110,8 +109,7 @@ class MetricsLog(keras.callbacks.Callback):
         self.also = tuple(also)
 
     def write(self, step, values):
-        with storage.open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        append_json_lines(self.path, [{"step": step, **values}])
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 if isinstance(v, (int, float)):

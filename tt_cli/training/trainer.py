@@ -14,14 +14,12 @@ Example:
 """
 
 import dataclasses
-import os
 
 from tt_cli import run_dir as rd
 from tt_cli import storage
 from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
-from tt_cli.jsonfile import write_json
 from tt_cli.step_memory import check_step_fits, out_of_memory_named
 from tt_cli.training import prepare
 
@@ -62,35 +60,24 @@ def _check_image_settings(config):
 
 
 def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
-    """run.json (every resolved setting) and model.json (the model rebuilt without network)."""
+    """run.json (the settings as given and what they resolved to, `tt_cli.run_record`) and
+    model.json (the model rebuilt without network)."""
+    from tt_cli.run_record import RunRecord
     from tt_cli.training.runtime import versions
 
-    write_json(
-        os.path.join(config.out, rd.RUN_JSON),
-        {
-            "config": config.to_json(),
-            "mode": config.mode,
-            "scale": config.scale,
-            "scale_config": built.scale.to_json(),
-            "pretrained": built.tower.preset if built.tower else None,
-            "pretrained_towers": [tower.preset for tower in built.towers],
-            "precomputed_h_embedding": bool(any(built.precomputed)),
-            "precomputed_h_embeddings": [bool(p) for p in built.precomputed],
-            "max_text_len": config.max_text_len,
-            "vocab_size": tokenizer.vocab_size,
-            "batch_size": config.batch_size,
-            "steps": steps,
-            "warmup_steps": built.warmup,
-            "accum_steps": config.accum_steps,
-            "loss": config.loss,
-            "precision": runtime.policy,
-            "jit": runtime.jit,
-            "strategy": runtime.strategy_name,
-            "replicas": runtime.replicas,
-            "dataset": prepare.fingerprint(files, info),
-            "versions": versions(),
-        },
-    )
+    resolved = {
+        "scale": built.scale.to_json(),
+        "third_towers": [tower.to_json() for tower in built.third_towers],
+        "vocab_size": tokenizer.vocab_size,
+        "steps": steps,
+        "warmup_steps": built.warmup,
+        "precision": runtime.policy,
+        "jit": runtime.jit,
+        "strategy": runtime.strategy_name,
+        "replicas": runtime.replicas,
+    }
+    record = RunRecord(config.to_json(), resolved, prepare.fingerprint(files, info), versions())
+    rd.write_run_record(config.out, record)
     rd.save_model_config(config.out, built.model)
 
 
@@ -118,7 +105,7 @@ def _train(config, log, evaluator, show_progress):
 
     scale = model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
     from tt_cli.training import inputs, loop
     from tt_cli.training.build import build_training
@@ -130,14 +117,14 @@ def _train(config, log, evaluator, show_progress):
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
     if resuming:
-        prepare.check_resume_matches(config, files, info)
+        prepare.check_resume_matches(config, scale, files, info)
     tokenizer = TextTokenizer(
         prepare.setup_tokenizer(config, files, log, chief, schema.record_fields(info)), config.max_text_len
     )
     steps = total_steps(
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
-    built = build_training(config, runtime, tokenizer, info, files, steps, log)
+    built = build_training(config, runtime, scale, tokenizer, info, files, steps, log)
     if resuming:  # every worker from the chief's checkpoints: the newest intact one, named
         restored = RunCheckpoints(built.checkpoint, config.out, log=log, readonly=not chief).restore_newest()
     start = int(built.optimizer.iterations.numpy())
