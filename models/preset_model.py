@@ -59,7 +59,7 @@ def clipped_temperature(log_temperature):
 
 
 def three_towers_from_preset(
-    preset, mode="3t", pretrained_tower=None, aux_weight=1.0, lit_head=False, loss=None, dtype=None
+    preset, mode="3t", pretrained_tower=None, aux_weight=1.0, lit_head=False, loss=None, dtype=None, parts=None
 ):
     """A `ThreeTowers` whose f and g (and the image-text temperature and bias) start from
     `preset`.
@@ -73,9 +73,10 @@ def three_towers_from_preset(
       aux_weight, lit_head: as for `ThreeTowers`.
       loss: `softmax` or `sigmoid`; None: the preset's own (sigmoid for SigLIP).
       dtype: the layers' dtype policy (None: the global one).
+      parts: `load_preset_parts(preset)` when the caller has loaded them already.
     """
-    parts = load_preset_parts(preset, dtype=dtype)
-    if mode == "lit" or (mode == "3t" and pretrained_tower is None):
+    parts = parts or load_preset_parts(preset, dtype=dtype)
+    if mode != "clip" and pretrained_tower is None:
         pretrained_tower = frozen_image_tower(preset, dtype=dtype)
     loss = loss or parts.family.loss
     model = ThreeTowers(

@@ -244,6 +244,13 @@ class ThreeTowers(keras.Model):
         tower = self.pretrained_tower if self.mode == "lit" else self.image_tower
         return tower.image_size
 
+    @property
+    def image_resizing(self):
+        """How images are resized for `encode_image` (`keras.layers.Resizing` arguments): a
+        preset's own way for towers from a KerasHub preset, else None (tt's)."""
+        tower = self.pretrained_tower if self.mode == "lit" else self.image_tower
+        return getattr(tower, "resizing", None)
+
     def encode_image(self, images, training=False):
         """L2-normalised image embeddings: f, or in `lit` mode the locked h side."""
         if self.mode == "lit":

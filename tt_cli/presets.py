@@ -40,18 +40,27 @@ def _unavailable(preset, reason):
     )
 
 
-def check_reachable(preset):
-    """Raises `TtError` within seconds when `preset` is neither a directory nor on a
-    host that answers."""
+def unreachable_reason(preset):
+    """Why `preset` cannot be loaded, found within seconds (no such directory, its host does
+    not answer), or None when it is a directory or on a host that answers."""
     if storage.isdir(preset):  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
-        return
+        return None
     host = _remote_host(preset)
     if host is None:
-        raise _unavailable(preset, "no such directory")
+        return "no such directory"
     try:
         socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_SECONDS).close()
     except OSError as e:
-        raise _unavailable(preset, f"{host} is unreachable: {e.__class__.__name__}") from None
+        return f"{host} is unreachable: {e.__class__.__name__}"
+    return None
+
+
+def check_reachable(preset):
+    """Raises `TtError` within seconds when `preset` is neither a directory nor on a
+    host that answers."""
+    reason = unreachable_reason(preset)
+    if reason is not None:
+        raise _unavailable(preset, reason)
 
 
 def load_pretrained_tower(name, scale_name, on_note=None):

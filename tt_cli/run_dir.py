@@ -3,6 +3,7 @@
     RUN/run.json          every resolved setting, versions, dataset fingerprint
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
+    RUN/init/             with --init: the preset's copy (`tt_cli.init_preset`), its tokenizer
     RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming
     RUN/metrics.jsonl     one JSON line per logged step
     RUN/logs/             TensorBoard event files
@@ -99,16 +100,26 @@ class Run:
     path: str
     config: dict
     model: object  # models.ThreeTowers with the latest checkpoint's weights
-    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer
+    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer, or a PresetTokenizer (--init runs)
     step: int
 
 
-def load_run(run_dir):
-    """Loads a trained run for evaluation or export; one clear line if it cannot."""
+def load_run(run_dir, interpolate=None):
+    """Loads a trained run for evaluation or export; one clear line if it cannot.
+
+    `interpolate`: for a run started from a preset, WiSE-FT's weight A of the trained model
+    (`tt_cli.init_preset.interpolate`): A x trained + (1 - A) x the preset's model at step 0.
+    A KerasHub CLIP, SigLIP or MetaCLIP 2 preset directory (`tt export preset` writes them)
+    loads as a run too: its model as it is, in clip mode, at step 0."""
     import tensorflow as tf
 
+    from tt_cli import init_preset
     from tt_cli.data.tokenizer import TextTokenizer
 
+    if init_preset.is_preset_dir(run_dir):
+        if interpolate is not None:
+            raise InvalidValueError(f"{run_dir}: a KerasHub preset, not a run; interpolation {interpolate} needs one.")
+        return Run(run_dir, *init_preset.load_preset_model(run_dir), 0)
     config = read_run_config(run_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
@@ -120,9 +131,17 @@ def load_run(run_dir):
             f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
         ) from None
     restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
-    try:
-        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
-    except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
-        raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
+    if config.get("init"):  # the preset's own tokenizer, from the run's copy of it
+        tokenizer = init_preset.run_tokenizer(os.path.join(run_dir, init_preset.INIT_DIR))
+    else:
+        try:
+            tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+        except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
+            raise UnreadableDataError(
+                f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model."
+            ) from None
     # Checkpoints are numbered by their global step (ckpt-<step>).
-    return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
+    run = Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
+    if interpolate is not None:
+        init_preset.interpolate(run, interpolate)
+    return run

@@ -8,7 +8,7 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 import click
 
 from tt_cli.commands import option_types
-from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, SAMPLE_SEED, SAMPLES, TEMPLATES
+from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, INTERPOLATE, SAMPLE_SEED, SAMPLES, TEMPLATES
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT
 from tt_cli.errors import InvalidValueError
@@ -84,16 +84,19 @@ def eval_group():
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
-def zero_shot(runs, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path):
+def zero_shot(runs, data, classnames, templates, other_run, alpha, batch_size, interpolate, json_path, report_path):
     """Zero-shot classification of each RUN on --data: top-1, top-5, mean per-class recall."""
     from tt_cli.eval.evaluate import zero_shot_report
 
     _check_alpha_has_ensemble(runs, other_run, alpha)
     folder = _report_folder(report_path, [*runs, other_run], data, classnames)
     collected = [] if report_path else None
-    result = zero_shot_report(runs, data, classnames, templates, other_run, alpha, batch_size, collect=collected)
+    result = zero_shot_report(
+        runs, data, classnames, templates, other_run, alpha, batch_size, collect=collected, interpolate=interpolate
+    )
     _finish(result, json_path, (report_path, folder, collected))
 
 
@@ -103,18 +106,19 @@ def zero_shot(runs, data, classnames, templates, other_run, alpha, batch_size, j
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
 @SAMPLES
 @SAMPLE_SEED
-def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, samples, seed):
+def retrieval(runs, data, other_run, alpha, batch_size, interpolate, json_path, report_path, samples, seed):
     """Image<->text retrieval of each RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
     from tt_cli.eval.evaluate import retrieval_report
 
     _check_alpha_has_ensemble(runs, other_run, alpha)
     folder = _report_folder(report_path, [*runs, other_run], data)
     collected = [] if report_path else None
-    result = retrieval_report(runs, data, other_run, alpha, batch_size, collect=collected)
+    result = retrieval_report(runs, data, other_run, alpha, batch_size, collect=collected, interpolate=interpolate)
     _finish(result, json_path, (report_path, folder, collected), samples, seed)
 
 
@@ -138,9 +142,10 @@ def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, 
     help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.",
 )
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
-def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
+def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, interpolate, json_path):
     """Few-shot linear probes (closed-form ridge) on each RUN's frozen image embeddings."""
     from tt_cli.eval.evaluate import fewshot_report
 
-    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size), json_path)
+    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size, interpolate), json_path)

@@ -11,6 +11,7 @@ import os
 import click
 
 from tt_cli import ownership, storage
+from tt_cli.commands.eval_options import INTERPOLATE
 from tt_cli.commands.json_output import json_option, write_result
 
 
@@ -26,12 +27,12 @@ def _prepare_out(run_dir, out, overwrite, kind):
     return ownership.prepare_whole_folder(out, f"tt export {kind}", overwrite, f"a {kind} export")
 
 
-def _load(run_dir):
+def _load(run_dir, interpolate=None):
     from tt_cli.console import STDERR
     from tt_cli.run_dir import load_run
 
     with STDERR.status(f"loading {run_dir}"):
-        return load_run(run_dir)
+        return load_run(run_dir, interpolate)
 
 
 def _print_table(title, columns, rows):
@@ -52,8 +53,18 @@ JSON = json_option("Also write what was exported here as JSON.")
 
 
 def _write_json(path, run, out, kind, **fields):
+    interpolate = run.config.get("interpolate")
     write_result(
-        path, {"export": kind, "run": run.path, "step": run.step, "mode": run.config.get("mode"), "out": out, **fields}
+        path,
+        {
+            "export": kind,
+            "run": run.path,
+            "step": run.step,
+            "mode": run.config.get("mode"),
+            "out": out,
+            **({"interpolate": interpolate} if interpolate is not None else {}),
+            **fields,
+        },
     )
 
 
@@ -61,12 +72,13 @@ def _write_json(path, run, out, kind, **fields):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path())
 @overwrite_option
+@INTERPOLATE
 @JSON
-def savedmodel(run_dir, out, overwrite, json_path):
+def savedmodel(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN as a TensorFlow SavedModel in OUT: raw images / JPEG-PNG bytes / raw text in,
     L2-normalised embeddings out. Load it after `import tensorflow_text`."""
     folder = _prepare_out(run_dir, out, overwrite, "savedmodel")
-    run = _load(run_dir)
+    run = _load(run_dir, interpolate)
     ownership.begin_whole_folder(folder)
     from tt_cli.console import STDERR
     from tt_cli.export.savedmodel import export_savedmodel
@@ -86,8 +98,9 @@ def savedmodel(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path(dir_okay=False))
 @overwrite_option
+@INTERPOLATE
 @JSON
-def keras_file(run_dir, out, overwrite, json_path):
+def keras_file(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     from tt_cli.export.keras_file import check_keras_path, export_keras, tokenizer_path_for
 
@@ -97,7 +110,7 @@ def keras_file(run_dir, out, overwrite, json_path):
     ownership.refuse_overlap(tokenizer_path_for(out), [run_dir])
     folder = ownership.prepare_file(out, command, overwrite)
     ownership.prepare_file(tokenizer_path_for(out), command, overwrite)
-    run = _load(run_dir)
+    run = _load(run_dir, interpolate)
     files = export_keras(run, out)
     folder.record([os.path.basename(f) for f in files], stamp=True)
     _print_table(
@@ -112,21 +125,25 @@ def keras_file(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=click.Path(file_okay=False))
 @overwrite_option
+@INTERPOLATE
 @JSON
-def preset(run_dir, out, overwrite, json_path):
-    """Write RUN's image tower as a KerasHub preset directory OUT (text side in OUT/tt/).
+def preset(run_dir, out, overwrite, interpolate, json_path):
+    """Write RUN as a KerasHub preset directory OUT. A run trained with --init: a preset of the
+    same class (CLIPBackbone, SigLIPBackbone, ...) with its preprocessor, which that class's
+    from_preset loads. A run from scratch: its image tower (a ViTBackbone; text side in OUT/tt/).
 
     LiT runs export their locked pretrained tower."""
     folder = _prepare_out(run_dir, out, overwrite, "preset")
-    run = _load(run_dir)
+    run = _load(run_dir, interpolate)
     ownership.begin_whole_folder(folder)
     from tt_cli.export.preset import export_preset
 
     info = export_preset(run, out)
     ownership.record_all(folder)
+    fields = ("class", "mode", "init", "interpolate", "image_tower", "image_size", "pooling", "pooled_dim")
     _print_table(
         f"KerasHub preset {out} (step {run.step})",
         ["field", "value"],
-        [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")],
+        [(k, info[k]) for k in (*fields, "embed_dim", "max_text_len") if info.get(k) is not None],
     )
     _write_json(json_path, run, out, "preset", tt_json=info)

@@ -70,11 +70,19 @@ def _tf_words(message):
     return message.strip()[:200]
 
 
-def resize(images, size):
+def resize(images, size, resizing=None):
     """Pixels [H, W, 3] or [B, H, W, 3] -> float32 in [0, 255] at `size`: area averaging
     when shrinking (alias-free, and twice as fast in the input pipeline as antialiased
-    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here."""
+    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here.
+
+    `resizing`: the `keras.layers.Resizing` arguments of a KerasHub preset's image converter
+    (`models.PresetImageTower.resizing`: interpolation, antialias, crop or pad to the aspect
+    ratio) to resize as the preset does instead, for the towers of a run started from it."""
     images = tf.cast(images, tf.float32)
+    if resizing is not None:
+        import keras
+
+        return keras.layers.Resizing(size[0], size[1], dtype="float32", **resizing)(images)
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
     shrinking = tf.logical_and(height >= size[0], width >= size[1])
     return tf.cond(
@@ -147,8 +155,8 @@ def random_crop(image, seed, position):
     return tf.slice(image, begin, size)
 
 
-def decode_image(encoded, size, fits=None, crop=None):
-    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
+def decode_image(encoded, size, fits=None, crop=None, resizing=None):
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size` (resized as `resize` says).
 
     An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
     it comes out black, with a warning on stderr, so evaluation keeps its row order.
@@ -156,13 +164,14 @@ def decode_image(encoded, size, fits=None, crop=None):
     then read once per record). `crop(image)`: applied to the decoded image at its full
     resolution, before the resize (`random_crop` for augmentation).
     """
-    return decode_image_sizes(encoded, [size], fits, crop)[0]
+    return decode_image_sizes(encoded, [size], fits, crop, resizing)[0]
 
 
-def decode_image_sizes(encoded, sizes, fits=None, crop=None):
+def decode_image_sizes(encoded, sizes, fits=None, crop=None, resizing=None):
     """`decode_image` at each of `sizes` (a list), decoding the image once: the image
     tower and every third tower that runs online each take it at their own size.
-    `crop` applies to the first size's image only (the main tower's, with `--augment`)."""
+    `crop` applies to the first size's image only (the main tower's, with `--augment`);
+    `resizing` (see `resize`) to every size."""
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -170,7 +179,9 @@ def decode_image_sizes(encoded, sizes, fits=None, crop=None):
         sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
         # A crop's shape is only known when it runs: say the resized one, which is fixed.
         return tuple(
-            tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8), [*size, 3])
+            tf.ensure_shape(
+                tf.cast(tf.clip_by_value(tf.round(resize(source, size, resizing)), 0, 255), tf.uint8), [*size, 3]
+            )
             for source, size in zip(sources, sizes)
         )
 
@@ -250,6 +261,7 @@ def train_dataset(
     input_context=None,
     embeddings=(),
     augment=False,
+    resizing=None,
 ):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
@@ -265,7 +277,7 @@ def train_dataset(
     the `input_context`: each input pipeline (worker) reads its own shards and yields
     per-replica batches.
     `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
-    tower's input, stays the whole image.
+    tower's input, stays the whole image. `resizing`: how images are resized (`resize`).
     """
     from models.three_towers import tower_input_key
     from tt_cli.data import lockstep
@@ -311,7 +323,7 @@ def train_dataset(
         h_sizes = list(dict.fromkeys(tuple(size) for size, dim in towers if size is not None and not dim))
         others = [size for size in h_sizes if augment or size != main]
         crop = (lambda image: random_crop(image, seed, position)) if augment else None
-        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop)
+        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop, resizing)
         pixels = dict(zip(others, images[1:])) if augment else dict(zip([main] + others, images))
         out = {"image": images[0], "caption": texts[pick], "fits": fits}
         for k, (size, dim) in enumerate(towers):

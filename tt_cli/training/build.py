@@ -10,6 +10,7 @@ Example:
 import dataclasses
 import os
 
+from tt_cli import init_preset
 from tt_cli import run_dir as rd
 from tt_cli.presets import load_pretrained_tower
 from tt_cli.training.config import model_scale
@@ -65,10 +66,11 @@ def embedding_folders(folders, towers, files, info):
     return tuple(paired)
 
 
-def build_training(config, runtime, tokenizer, info, files, steps, log):
+def build_training(config, runtime, tokenizer, info, files, steps, log, init=None):
     """Builds the model and its optimizer in the strategy's scope (fresh weights from the
-    run's seed) and the checkpoint manager; non-chief workers write their (identical)
-    checkpoints aside, under `checkpoints/.worker-<id>`."""
+    run's seed, or f and g from the `init` preset, a `tt_cli.init_preset.InitPreset`) and
+    the checkpoint manager; non-chief workers write their (identical) checkpoints aside,
+    under `checkpoints/.worker-<id>`."""
     import tensorflow as tf
 
     from models import ThreeTowers
@@ -80,7 +82,10 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
     with runtime.strategy.scope():
         names = config.pretrained if config.mode != "clip" else ()
-        towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
+        if init is not None:
+            towers = tuple(init_preset.third_towers(names, init, config.scale, log))
+        else:
+            towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
         embeddings = embedding_folders(config.embeddings, towers, files, info)
         # Tower k's embeddings: beside the data (folder k of `--embeddings`), else for the first
         # tower only, inside the shards (made by an earlier `tt data embed`).
@@ -88,17 +93,20 @@ def build_training(config, runtime, tokenizer, info, files, steps, log):
             k < len(embeddings) or (k == 0 and _use_precomputed(info, tower)) for k, tower in enumerate(towers)
         )
         check_features(files, need_h_embedding=bool(towers) and precomputed[0] and not embeddings)
-        model = ThreeTowers.from_scale(
-            scale,
-            mode=config.mode,
-            vocab_size=tokenizer.vocab_size,
-            max_len=config.max_text_len,
-            pretrained_tower=list(towers) or None,
-            pooling=config.pooling,
-            aux_weight=config.aux_weight,
-            lit_head=config.lit_head,
-            loss=config.loss,
-        )
+        if init is not None:
+            model = init_preset.build_model(config, init, towers, log)
+        else:
+            model = ThreeTowers.from_scale(
+                scale,
+                mode=config.mode,
+                vocab_size=tokenizer.vocab_size,
+                max_len=config.max_text_len,
+                pretrained_tower=list(towers) or None,
+                pooling=config.pooling,
+                aux_weight=config.aux_weight,
+                lit_head=config.lit_head,
+                loss=config.loss,
+            )
         schedule = warmup_cosine(config.lr, steps, warmup)
         optimizer = make_optimizer(schedule, config.weight_decay, config.beta2, config.grad_clip_norm, runtime.policy)
         model.compile(optimizer=optimizer)

@@ -16,7 +16,18 @@ from tt_cli.errors import InvalidValueError
 
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
-MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len", "loss")
+MODEL_KEYS = (
+    "mode",
+    "scale",
+    "image_size",
+    "pretrained",
+    "pooling",
+    "aux_weight",
+    "lit_head",
+    "max_text_len",
+    "loss",
+    "init",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,13 +38,18 @@ class TrainConfig:
     out: str = "runs/tt"
     val_data: str = None
     mode: str = "3t"
-    pretrained: tuple = ("imagenet21k",)  # the third towers, in order (3T learns from each)
+    # A KerasHub CLIP/SigLIP/MetaCLIP 2 preset f and g start from (`tt_cli.init_preset`); None: from scratch.
+    init: str = None
+    # The third towers, in order (3T learns from each); "init" is a frozen copy of the init preset's
+    # image tower. Empty: that copy with `init`, else imagenet21k.
+    pretrained: tuple = ()
     scale: str = "b16"
     image_size: int = None  # side of the main image tower's input; None: the scale's own
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
     lit_head: bool = False
-    loss: str = "softmax"  # of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's)
+    # Of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's). None: the init preset's own, else softmax.
+    loss: str = None
     batch_size: int = 256  # global, over all replicas and workers, per optimizer step
     accum_steps: int = 1  # micro-batches per step (gradient caching: the loss still sees the whole batch)
     steps: int = None  # default: `epochs` passes over the training set
@@ -60,7 +76,15 @@ class TrainConfig:
     restart: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))
+        pretrained = pretrained_names(self.pretrained) or (("init",) if self.init else ("imagenet21k",))
+        object.__setattr__(self, "pretrained", pretrained)
+        if self.loss is None and not self.init:
+            object.__setattr__(self, "loss", "softmax")
+        if "init" in pretrained and not self.init and self.mode != "clip":
+            raise InvalidValueError(
+                "pretrained tower 'init' is a frozen copy of the init preset's image tower; no init preset was given",
+                remedy=("init", "PRESET", "(a KerasHub CLIP or SigLIP preset)"),
+            )
         if self.mode == "lit" and len(self.pretrained) > 1:
             raise InvalidValueError(
                 f"LiT locks one pretrained tower, not {len(self.pretrained)}",

@@ -11,6 +11,7 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
     tower's images are decoded at its own size unless its embeddings are precomputed (in an
     embeddings folder beside the shards, or, for the first tower, in the shards themselves)."""
     from tt_cli.data.pipeline import train_dataset
+    from tt_cli.data.preset_tokenizer import PresetTokenizer
     from tt_cli.data.tokenizer import TextTokenizer
 
     model, towers, precomputed = built.model, built.towers, built.precomputed
@@ -21,14 +22,18 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
     h_dims = [
         tower.output_dim if pre and k >= folders else None for k, (tower, pre) in enumerate(zip(towers, precomputed))
     ]
-    # Each input pipeline makes its own tokenizer: the SentencePiece resource must
-    # live where the dataset is built.
+    # Each input pipeline makes its own tokenizer: the SentencePiece resource (and the
+    # byte-pair tables of a CLIP preset's) must live where the dataset is built.
+    if config.init:
+        own_tokenizer = lambda: PresetTokenizer(tokenizer.preset_dir)
+    else:
+        own_tokenizer = lambda: TextTokenizer(tokenizer.model_bytes, config.max_text_len)
     return runtime.strategy.distribute_datasets_from_function(
         lambda ctx: train_dataset(
             files,
             config.batch_size,
             image_size,
-            TextTokenizer(tokenizer.model_bytes, config.max_text_len),
+            own_tokenizer(),
             h_image_size=h_sizes,
             h_embedding_dim=h_dims,
             seed=config.seed,
@@ -37,5 +42,6 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
             input_context=ctx,
             embeddings=built.embeddings,
             augment=config.augment,
+            resizing=model.image_resizing,
         )
     )

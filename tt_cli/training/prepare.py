@@ -20,6 +20,7 @@ from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
+from tt_cli.init_preset import INIT_DIR
 from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale, pretrained_names
 
 
@@ -31,8 +32,9 @@ def fingerprint(files, info):
     return {"files": len(files), "num_examples": info.num_examples if info else None, "sha256": digest.hexdigest()[:16]}
 
 
-# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer.
-RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
+# Everything `tt train` writes in --out; --restart removes all of them but the tokenizer and the
+# copy of the init preset (replaced when the run restarts from another one).
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS, INIT_DIR)
 RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON)
 # Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
 # run directory written before tt kept a manifest.
@@ -124,11 +126,21 @@ def check_resume_matches(config, files, info):
             )
 
 
+def check_init_matches(config):
+    """Refuses to resume a run from another init preset than it started from, before the
+    run's copy of that preset is touched."""
+    previous = rd.read_run_config(config.out).get("config", {}).get("init")
+    if previous != config.init:
+        raise ResumeRefused(config.out, "init", previous, config.init)
+
+
 def _setting(settings, key):
     """`key` of a run's settings as trained: a setting run.json lacks did not exist yet when
     it was written (its default then), no image size means the scale's own, and runs before
     several third towers recorded `pretrained` as one name."""
     value = settings.get(key, getattr(TrainConfig, key))
+    if key == "loss" and value is None:  # runs before `--loss` trained with the softmax loss
+        value = "softmax"
     if key == "image_size" and value is None:
         value = model_scale(settings["scale"]).image_size
     if key == "pretrained":

@@ -16,8 +16,8 @@ Example:
 import dataclasses
 import os
 
+from tt_cli import init_preset, storage
 from tt_cli import run_dir as rd
-from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
@@ -57,7 +57,7 @@ def _check_image_settings(config):
         )
 
 
-def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
+def _write_run_record(config, runtime, built, tokenizer, files, info, steps, init=None):
     """run.json (every resolved setting) and model.json (the model rebuilt without network)."""
     from tt_cli.training.runtime import versions
 
@@ -67,7 +67,7 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
             "config": config.to_json(),
             "mode": config.mode,
             "scale": config.scale,
-            "scale_config": built.scale.to_json(),
+            "scale_config": built.scale.to_json() if init is None else None,  # --init: the preset's towers
             "pretrained": built.tower.preset if built.tower else None,
             "pretrained_towers": [tower.preset for tower in built.towers],
             "precomputed_h_embedding": bool(any(built.precomputed)),
@@ -84,6 +84,7 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
             "strategy": runtime.strategy_name,
             "replicas": runtime.replicas,
             "dataset": prepare.fingerprint(files, info),
+            "init": init.describe() if init is not None else None,
             "versions": versions(),
         },
     )
@@ -96,6 +97,8 @@ def train(config, log=print, evaluator=None, show_progress=True):
     when given. A run that stops early raises `loop.TrainingStopped`."""
     _check_data_exists(config)
     _check_image_settings(config)
+    if config.init:
+        init_preset.check_source(config)
     files, info = schema.resolve_shards(config.data)
 
     from tt_cli.training.runtime import start_runtime, total_steps
@@ -117,20 +120,29 @@ def train(config, log=print, evaluator=None, show_progress=True):
     chief = runtime.chief
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
+    init = None
+    if config.init:  # the preset decides the sequence length and the loss (`tt_cli.init_preset`)
+        if resuming:
+            prepare.check_init_matches(config)
+        init = init_preset.prepare_init(config, chief, log)
+        config = init_preset.resolve_config(config, init)
     if resuming:
         prepare.check_resume_matches(config, files, info)
-    tokenizer = TextTokenizer(prepare.setup_tokenizer(config, files, log, chief), config.max_text_len)
+    if init is not None:
+        tokenizer = init_preset.run_tokenizer(init.path)
+    else:
+        tokenizer = TextTokenizer(prepare.setup_tokenizer(config, files, log, chief), config.max_text_len)
     steps = total_steps(
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
-    built = build_training(config, runtime, tokenizer, info, files, steps, log)
+    built = build_training(config, runtime, tokenizer, info, files, steps, log, init=init)
     if resuming:
         rd.restore_checkpoint(built.checkpoint, rd.latest_checkpoint(config.out))
     start = int(built.optimizer.iterations.numpy())
     if resuming:
         log(f"resuming {config.out} at step {start}/{steps}")
     if chief:
-        _write_run_record(config, runtime, built, tokenizer, files, info, steps)
+        _write_run_record(config, runtime, built, tokenizer, files, info, steps, init)
     if start >= steps:
         log(f"{config.out} already finished {steps} steps")
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
