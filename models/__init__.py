@@ -13,6 +13,7 @@ from models.preset_image_tower import PresetImageTower
 from models.preset_model import three_towers_from_preset
 from models.preset_text_tower import PresetTextTower
 from models.pretrained_presets import resolve_pretrained
+from models.pretrained_text_tower import PretrainedTextTower
 from models.pretrained_tower import PretrainedTower
 from models.scales import SCALES, Scale, get_scale
 from models.sigmoid_loss import sigmoid_loss
@@ -25,6 +26,7 @@ __all__ = [
     "ImageTower",
     "PresetImageTower",
     "PresetTextTower",
+    "PretrainedTextTower",
     "PretrainedTower",
     "ProjectionHead",
     "Scale",

@@ -278,7 +278,8 @@ class ThreeTowers(keras.Model):
         embedding = tower_input_key("h_embedding", k)
         if embedding in batch:
             return tf.cast(batch[embedding], tf.float32)
-        return self.pretrained_towers[k](batch[tower_input_key("h_image", k)])
+        tower = self.pretrained_towers[k]  # reads its own input: `h_image`, or a text tower's `h_text`
+        return tower(batch[tower_input_key(getattr(tower, "input_key", "h_image"), k)])
 
     def compute_embeddings(self, batch, training=False):
         """The towers' outputs that the losses consume, before heads and normalisation:

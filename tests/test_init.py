@@ -59,12 +59,12 @@ def tt_embeddings(run, images, strings):
 
 
 @pytest.fixture(scope="module")
-def clip_run(tmp_path_factory, tiny_shards, tiny_clip_preset):
-    """3T from the tiny CLIP preset: its third tower a frozen copy of the preset's image tower."""
+def clip_run(tmp_path_factory, tiny_shards, tiny_clip_preset, tiny_sentence_encoder_preset):
+    """3T from the tiny CLIP preset: its third towers a frozen copy of the preset's image tower
+    and, on the text side, a sentence encoder."""
     out = str(tmp_path_factory.mktemp("init_clip_3t"))
-    result = run_tt(
-        ["train", "--data", tiny_shards, "--out", out, "--init", tiny_clip_preset, "--steps", "4"] + INIT_FLAGS
-    )
+    args = ["train", "--data", tiny_shards, "--out", out, "--init", tiny_clip_preset, "--steps", "4"]
+    result = run_tt(args + ["--pretrained-text", tiny_sentence_encoder_preset] + INIT_FLAGS)
     assert result.exit_code == 0, result.output
     return out
 
@@ -80,7 +80,9 @@ def siglip_run(tmp_path_factory, tiny_shards, tiny_siglip_preset):
 
 
 @pytest.mark.slow
-def test_clip_run_exports_back_to_keras_hub(clip_run, tiny_clip_preset, tiny_siglip_preset, tiny_shards, tmp_path):
+def test_clip_run_exports_back_to_keras_hub(
+    clip_run, tiny_clip_preset, tiny_siglip_preset, tiny_sentence_encoder_preset, tiny_shards, tmp_path
+):
     """The run records the preset and its copy; resuming needs nothing more; `tt export preset`
     writes a CLIPBackbone whose embeddings (and tokens, and logits) are tt's; `tt eval` reads
     the export as it reads the run."""
@@ -92,14 +94,19 @@ def test_clip_run_exports_back_to_keras_hub(clip_run, tiny_clip_preset, tiny_sig
     assert record["init"]["class"] == "CLIPBackbone" and record["init"]["copy"] == "init"
     assert record["init"]["copy_bytes"] > 0 and record["loss"] == "softmax" and record["max_text_len"] == 16
     assert not os.path.exists(os.path.join(clip_run, "tokenizer.model"))  # the preset's own tokenizer instead
+    # Two third towers: the frozen copy (image side) and the sentence encoder (text side), each with its pairs.
+    assert record["pretrained_towers"] == ["init", os.path.abspath(tiny_sentence_encoder_preset)]
+    with open(os.path.join(clip_run, "metrics.jsonl")) as f:
+        logged = json.loads(f.readlines()[-1])
+    pairs = ("image_pretrained", "text_pretrained", "image_pretrained_1", "text_pretrained_1")
+    assert {f"loss_{pair}" for pair in pairs} <= set(logged)
 
     # Resumed with more steps: from the run's copy, without touching the preset again.
     moved = str(tmp_path / "preset_gone")
     os.rename(tiny_clip_preset, moved)
     try:
-        result = run_tt(
-            ["train", "--data", tiny_shards, "--out", clip_run, "--init", tiny_clip_preset, "--steps", "5"] + INIT_FLAGS
-        )
+        resume = ["train", "--data", tiny_shards, "--out", clip_run, "--init", tiny_clip_preset, "--steps", "5"]
+        result = run_tt(resume + ["--pretrained-text", tiny_sentence_encoder_preset] + INIT_FLAGS)
     finally:
         os.rename(moved, tiny_clip_preset)
     assert result.exit_code == 0, result.output

@@ -140,3 +140,83 @@ def test_preset_temperature_and_bias(tiny_siglip_preset, tiny_clip_preset):
 def test_not_an_image_text_preset(tiny_vit_preset):
     with pytest.raises(ValueError, match="ViTBackbone is not an image-text backbone.*CLIPBackbone"):
         load_preset_parts(tiny_vit_preset)
+
+
+@pytest.mark.parametrize("preset_fixture", PRESETS)
+def test_tokens_equal_the_preset_tokenizer(preset_fixture, request):
+    """tt's tokenizer inside tf.data (KerasHub's TensorFlow path) gives the ids KerasHub's own
+    preprocessor gives called eagerly (its Python path): case, punctuation, empty, overlong."""
+    import tensorflow as tf
+
+    from tt_cli.data.preset_tokenizer import PresetTokenizer
+
+    preset = request.getfixturevalue(preset_fixture)
+    _, preprocessor = keras_hub_model(preset)
+    preprocessor.image_converter = None  # text only (SigLIP's would convert images=None)
+    strings = STRINGS + ["", "  spaced   out  ", "ünïcode & symbols: 3 + 4 = 7", "red " * 40]
+    tokenizer = PresetTokenizer(preset)
+    dataset = tf.data.Dataset.from_tensor_slices(strings).batch(3).map(tokenizer.tokenize, num_parallel_calls=2)
+    ours = np.concatenate([batch.numpy() for batch in dataset])
+    theirs = keras.ops.convert_to_numpy(preprocessor({"prompts": strings, "images": None})["token_ids"])
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.dtype == np.int32 and ours.shape == (len(strings), tokenizer.max_len)
+    assert tokenizer.tokenize(tf.constant("a red circle")).shape == (tokenizer.max_len,)
+
+
+def test_images_resized_as_the_preset_does(tiny_clip_preset):
+    """Images of another size and aspect go through the pipeline as the preset's converter
+    resizes them (bicubic, centre crop), up to the rounding to uint8 the pipeline stores."""
+    import tensorflow as tf
+
+    from tt_cli.data.pipeline import decode_image
+
+    _, preprocessor = keras_hub_model(tiny_clip_preset)
+    tower = load_preset_parts(tiny_clip_preset).image_tower
+    converter = preprocessor.image_converter
+    for shape in [(48, 80, 3), (20, 17, 3)]:
+        image = np.random.default_rng(1).integers(0, 256, shape).astype("uint8")
+        ours = decode_image(tf.io.encode_png(image), tower.image_size, resizing=tower.resizing).numpy()
+        # The converter's resize alone: undo its normalisation.
+        theirs = (
+            keras.ops.convert_to_numpy(converter(image[None].astype("float32")))[0] - tower._offset
+        ) / tower._scale
+        assert ours.shape == theirs.shape == (32, 32, 3)
+        np.testing.assert_allclose(ours, np.clip(np.round(theirs), 0, 255), atol=1.0)
+        assert np.abs(ours - np.clip(theirs, 0, 255)).max() <= 0.5 + 1e-3
+
+
+def test_interpolation_of_weights(tiny_clip_preset):
+    from models.weight_interpolation import interpolate_towers
+
+    trained, initial = (three_towers_from_preset(tiny_clip_preset, mode="clip") for _ in range(2))
+    rng = np.random.default_rng(0)
+    for variable in trained.image_tower.weights + trained.text_tower.weights:
+        if variable.dtype.startswith("float"):
+            variable.assign(variable.numpy() + rng.normal(size=variable.shape).astype("float32"))
+    trained.log_temperatures["image_text"].assign(1.0)
+    expected = [(v.numpy() + w.numpy()) / 2 for v, w in zip(trained.text_tower.weights, initial.text_tower.weights)]
+    interpolate_towers(trained, initial, 0.5)
+    for value, variable in zip(expected, trained.text_tower.weights):
+        np.testing.assert_allclose(variable.numpy(), value, atol=1e-6)
+    start = float(initial.log_temperatures["image_text"].numpy())
+    assert float(trained.log_temperatures["image_text"].numpy()) == pytest.approx((1.0 + start) / 2)
+    interpolate_towers(trained, initial, 0.0)
+    for variable, start in zip(trained.image_tower.weights, initial.image_tower.weights):
+        np.testing.assert_array_equal(variable.numpy(), start.numpy())
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_towers(trained, initial, 1.5)
+
+
+def test_text_third_tower_is_the_sentence_encoder(tiny_sentence_encoder_preset):
+    """A text third tower gives what KerasHub's TextEmbedder gives on the same strings, frozen."""
+    import keras_hub
+    import tensorflow as tf
+
+    from models import PretrainedTextTower
+
+    tower = PretrainedTextTower.from_preset(tiny_sentence_encoder_preset)
+    inputs = tf.data.Dataset.from_tensor_slices(STRINGS).batch(len(STRINGS)).map(tower.preprocessor())
+    ours = tower(next(iter(inputs))).numpy()
+    theirs = keras_hub.models.TextEmbedder.from_preset(tiny_sentence_encoder_preset).predict(STRINGS, verbose=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert ours.shape == (len(STRINGS), tower.output_dim) and not tower.trainable_weights

@@ -18,10 +18,9 @@ costs the preset's size once per run (its weights in float32: ~600 MB for
 A KerasHub preset directory (`tt export preset` writes one) can also be evaluated as it
 is (`load_preset_model`): its model at step 0, in `clip` mode.
 
-Example:
->>> init = prepare_init(config, chief=True, log=print)   # doctest: +SKIP
->>> init.family.backbone, init.max_len, init.image_size                  # doctest: +SKIP
-('CLIPBackbone', 77, (224, 224))
+`tt train` calls, in order: `check_source` (before TensorFlow starts), `prepare_init`
+(the copy; an `InitPreset` such as ('CLIPBackbone', max_len 77, image size 224x224) for
+`clip_vit_base_patch16`), `resolve_config`, `third_towers` and `build_model`.
 """
 
 import dataclasses

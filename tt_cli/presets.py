@@ -63,6 +63,19 @@ def check_reachable(preset):
         raise _unavailable(preset, reason)
 
 
+def load_pretrained_text_tower(name):
+    """The frozen `PretrainedTextTower` of a KerasHub `TextEmbedder` preset (a sentence
+    encoder: name, `hf://`/`kaggle://` handle or directory); one line when it cannot load."""
+    from models import PretrainedTextTower
+
+    check_reachable(name)
+    try:
+        return PretrainedTextTower.from_preset(name)
+    except Exception as e:  # hub, file and format errors (a preset that is no text embedder) alike
+        first_line = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        raise _unavailable(name, first_line[:200]) from None
+
+
 def load_pretrained_tower(name, scale_name, on_note=None):
     """The frozen `PretrainedTower` that `name` (alias, preset name, `hf://`/`kaggle://`
     handle or directory) means at scale `scale_name`. `on_note(text)` hears when an alias

@@ -47,6 +47,13 @@ D = TrainConfig()  # the defaults, shown in --help
     "the preset's image tower). Repeat it for several third towers (3T only).  "
     "[default: imagenet21k; with --init: init]",
 )
+@click.option(
+    "--pretrained-text",
+    multiple=True,
+    help="A third tower on the text side (3T only; off unless given): a frozen KerasHub sentence encoder, a "
+    "TextEmbedder preset (all_minilm_l6_v2_en, ...) or directory, that teaches f and g through its own pair of "
+    "heads, from the caption. Repeatable; after the --pretrained towers.",
+)
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option(
     "--image-size",

@@ -262,6 +262,7 @@ def train_dataset(
     embeddings=(),
     augment=False,
     resizing=None,
+    text_inputs=(),
 ):
     """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
 
@@ -278,6 +279,8 @@ def train_dataset(
     per-replica batches.
     `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
     tower's input, stays the whole image. `resizing`: how images are resized (`resize`).
+    `text_inputs`: (batch key, preprocessor) of each text third tower, which reads the same
+    caption as the text tower through its own preprocessor.
     """
     from models.three_towers import tower_input_key
     from tt_cli.data import lockstep
@@ -338,7 +341,10 @@ def train_dataset(
 
     def tokenize(batch):
         batch.pop("fits")
-        batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
+        caption = batch.pop("caption")
+        batch["tokens"] = tokenizer.tokenize(caption)
+        for key, preprocessor in text_inputs:
+            batch[key] = preprocessor(caption)
         return batch
 
     options = tf.data.Options()

@@ -13,10 +13,9 @@ The image side of a LiT run is its locked tower, the preset's own image tower (a
 has no place in these classes: such a run cannot be written as one). With
 `--interpolate A` the run's weights are WiSE-FT's before they are written.
 
-Example:
->>> run = load_run("runs/clip_finetuned")                          # doctest: +SKIP
->>> export_keras_hub_preset(run, "exports/clip_finetuned")         # doctest: +SKIP
->>> keras_hub.models.CLIPBackbone.from_preset("exports/clip_finetuned")  # doctest: +SKIP
+Usage: `export_keras_hub_preset(load_run("runs/clip_finetuned"), "exports/clip_finetuned")`,
+then `keras_hub.models.CLIPBackbone.from_preset("exports/clip_finetuned")` in any Keras
+program (`tests/test_init.py` checks its embeddings against tt's).
 """
 
 import os

@@ -12,7 +12,7 @@ import os
 
 from tt_cli import init_preset
 from tt_cli import run_dir as rd
-from tt_cli.presets import load_pretrained_tower
+from tt_cli.presets import load_pretrained_text_tower, load_pretrained_tower
 from tt_cli.training.config import model_scale
 
 
@@ -86,6 +86,7 @@ def build_training(config, runtime, tokenizer, info, files, steps, log, init=Non
             towers = tuple(init_preset.third_towers(names, init, config.scale, log))
         else:
             towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
+        towers += tuple(load_pretrained_text_tower(name) for name in config.pretrained_text)
         embeddings = embedding_folders(config.embeddings, towers, files, info)
         # Tower k's embeddings: beside the data (folder k of `--embeddings`), else for the first
         # tower only, inside the shards (made by an earlier `tt data embed`).

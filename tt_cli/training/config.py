@@ -27,6 +27,7 @@ MODEL_KEYS = (
     "max_text_len",
     "loss",
     "init",
+    "pretrained_text",
 )
 
 
@@ -43,6 +44,8 @@ class TrainConfig:
     # The third towers, in order (3T learns from each); "init" is a frozen copy of the init preset's
     # image tower. Empty: that copy with `init`, else imagenet21k.
     pretrained: tuple = ()
+    # Frozen KerasHub sentence encoders (`TextEmbedder` presets): 3T third towers on the text side, after `pretrained`.
+    pretrained_text: tuple = ()
     scale: str = "b16"
     image_size: int = None  # side of the main image tower's input; None: the scale's own
     pooling: str = "token"
@@ -78,6 +81,12 @@ class TrainConfig:
     def __post_init__(self):
         pretrained = pretrained_names(self.pretrained) or (("init",) if self.init else ("imagenet21k",))
         object.__setattr__(self, "pretrained", pretrained)
+        object.__setattr__(self, "pretrained_text", pretrained_names(self.pretrained_text))
+        if self.pretrained_text and self.mode != "3t":
+            raise InvalidValueError(
+                f"pretrained text tower {self.pretrained_text[0]}: text third towers teach 3T; "
+                f"{self.mode} has no place for them."
+            )
         if self.loss is None and not self.init:
             object.__setattr__(self, "loss", "softmax")
         if "init" in pretrained and not self.init and self.mode != "clip":

@@ -143,7 +143,7 @@ def _setting(settings, key):
         value = "softmax"
     if key == "image_size" and value is None:
         value = model_scale(settings["scale"]).image_size
-    if key == "pretrained":
+    if key in ("pretrained", "pretrained_text"):
         value = " ".join(pretrained_names(value))
     return value
 
