@@ -81,7 +81,7 @@ def siglip_run(tmp_path_factory, tiny_shards, tiny_siglip_preset):
 
 @pytest.mark.slow
 def test_clip_run_exports_back_to_keras_hub(
-    clip_run, tiny_clip_preset, tiny_siglip_preset, tiny_sentence_encoder_preset, tiny_shards, tmp_path
+    clip_run, tiny_clip_preset, tiny_siglip_preset, tiny_sentence_encoder_preset, tiny_shards, tiny_val_shards, tmp_path
 ):
     """The run records the preset and its copy; resuming needs nothing more; `tt export preset`
     writes a CLIPBackbone whose embeddings (and tokens, and logits) are tt's; `tt eval` reads
@@ -130,16 +130,17 @@ def test_clip_run_exports_back_to_keras_hub(
     initial = keras_hub_embeddings(tiny_clip_preset, "CLIPBackbone", "CLIPPreprocessor", images, STRINGS)
     assert np.abs(initial["image"] - theirs["image"]).max() > 1e-3
 
-    results = []
-    for model in (clip_run, out):
-        path = str(tmp_path / f"{os.path.basename(model)}.json")
-        result = run_tt(["eval", "zero-shot", model, "--data", tiny_shards, "--templates", "simple", "--json", path])
-        assert result.exit_code == 0, result.output
-        with open(path) as f:
-            results.append(json.load(f)["models"][0])
-    assert results[1]["mode"] == "clip" and results[1]["step"] == 0
+    # The run and its export side by side: one model, the same numbers.
+    path = str(tmp_path / "zero_shot.json")
+    result = run_tt(
+        ["eval", "zero-shot", clip_run, out, "--data", tiny_val_shards, "--templates", "simple", "--json", path]
+    )
+    assert result.exit_code == 0, result.output
+    with open(path) as f:
+        trained, exported = json.load(f)["models"]
+    assert (trained["step"], exported["mode"], exported["step"]) == (5, "clip", 0)
     for key in ("top1", "top5", "mean_per_class_recall"):
-        assert results[0][key] == pytest.approx(results[1][key])
+        assert trained[key] == pytest.approx(exported[key])
 
 
 @pytest.mark.slow
@@ -149,6 +150,7 @@ def test_interpolation_ends_at_the_preset_and_the_trained_run(clip_run, tiny_cli
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece and byte-pair ops)
 
+    from models.preset_model import load_preset_parts
     from tt_cli.run_dir import load_run
 
     images = raw_images()
@@ -160,12 +162,13 @@ def test_interpolation_ends_at_the_preset_and_the_trained_run(clip_run, tiny_cli
     np.testing.assert_allclose(exported.encode_image(tf.constant(images)).numpy(), initial["image"], atol=1e-5)
     np.testing.assert_allclose(exported.encode_text(tf.constant(STRINGS)).numpy(), initial["text"], atol=1e-5)
 
-    runs = {alpha: load_run(clip_run, alpha) for alpha in (None, 0.0, 0.5, 1.0)}
+    runs = {alpha: load_run(clip_run, alpha) for alpha in (None, 0.5, 1.0)}
     assert runs[0.5].config["interpolate"] == 0.5
+    preset = load_preset_parts(tiny_clip_preset)
     for name in ("image_tower", "text_tower"):
         towers = {alpha: getattr(run.model, name).weights for alpha, run in runs.items()}
         moved = False
-        for trained, start, half, end in zip(towers[None], towers[0.0], towers[0.5], towers[1.0]):
+        for trained, start, half, end in zip(towers[None], getattr(preset, name).weights, towers[0.5], towers[1.0]):
             np.testing.assert_array_equal(end.numpy(), trained.numpy())
             if start.dtype.startswith("float"):
                 np.testing.assert_allclose(half.numpy(), (start.numpy() + trained.numpy()) / 2, atol=1e-6)
@@ -176,9 +179,10 @@ def test_interpolation_ends_at_the_preset_and_the_trained_run(clip_run, tiny_cli
 
 
 @pytest.mark.slow
-def test_siglip_lit_run(siglip_run, tiny_siglip_preset, tmp_path):
+def test_siglip_lit_run(siglip_run, tiny_siglip_preset, tiny_val_shards, tmp_path):
     """LiT from SigLIP: the sigmoid loss and the preset's bias by default; the image side stays
-    the preset's; the text side moves; the export is a SigLIPBackbone with tt's logits (bias in)."""
+    the preset's; the text side moves; the export is a SigLIPBackbone with tt's logits (bias in);
+    `tt report` reads the run alone."""
     from tt_cli.run_dir import load_run
 
     with open(os.path.join(siglip_run, "run.json")) as f:
@@ -200,6 +204,11 @@ def test_siglip_lit_run(siglip_run, tiny_siglip_preset, tmp_path):
     for key in ("image", "text"):
         np.testing.assert_allclose(ours[key], theirs[key], atol=1e-5)
     np.testing.assert_allclose(ours["logits"], theirs["logits"], rtol=1e-5, atol=1e-5)
+
+    report = str(tmp_path / "report.html")
+    result = run_tt(["report", siglip_run, "--data", tiny_val_shards, "--templates", "simple", "--out", report])
+    assert result.exit_code == 0, result.output
+    assert "SigLIPBackbone" in open(report).read()
 
 
 def test_preset_evaluated_as_it_is_equals_keras_hub(tiny_siglip_preset, tiny_shards):
