@@ -17,6 +17,8 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
 
     model, towers, precomputed = built.model, built.towers, built.precomputed
     image_size = model.image_tower.image_size if model.image_tower is not None else (built.scale.image_size,) * 2
+    if config.init and model.image_tower is None:  # LiT: the locked tower's images, decoded once
+        image_size = model.image_size
     # Per tower, in order: the size its images are decoded at, or the width of the shards' own embeddings.
     h_sizes = [None if pre else getattr(tower, "image_size", None) for tower, pre in zip(towers, precomputed)]
     folders = len(built.embeddings)  # towers 0..folders-1 read theirs from an embeddings folder
