@@ -4,7 +4,7 @@ preset such as `all_minilm_l6_v2_en`).
 3T's image third tower h teaches f and g through two pairs of heads; a text third tower
 teaches them the same way, from the caption instead of the image: `L(f_h, h_f)` aligns
 the image tower with the sentence encoder's embedding of the caption, `L(g_h, h_g)` the
-text tower. It reads the caption tokenized by its own preprocessor (`preprocessor`,
+text tower. It reads the caption tokenized by its own preprocessor (`text_preprocessor`,
 run in the input pipeline) under the batch key `h_text` (`input_key`; `h_text_{k}` for
 third tower k), is never trained and always runs in inference mode.
 
@@ -29,8 +29,20 @@ import keras
 from keras import ops
 
 from models.preset_image_tower import _deserialize, _serialize
+from models.three_towers import TOWER_TEXT
 
 MAX_LEN = 64
+
+
+def text_preprocessor(preset):
+    """A new preprocessor of a `TextEmbedder` preset (each input pipeline makes its own):
+    caption strings -> the inputs of its `PretrainedTextTower`, packed to at most `MAX_LEN`
+    tokens."""
+    import keras_hub
+
+    preprocessor = keras_hub.models.TextEmbedderPreprocessor.from_preset(preset)
+    preprocessor.sequence_length = min(preprocessor.sequence_length, MAX_LEN)
+    return preprocessor
 
 
 @keras.saving.register_keras_serializable(package="tt")
@@ -45,7 +57,8 @@ class PretrainedTextTower(keras.layers.Layer):
       **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
     """
 
-    input_key = "h_text"  # the batch key of its input (`models.three_towers.tower_input_key`)
+    input_key = TOWER_TEXT  # the batch key of its input (`models.three_towers.tower_input_key`)
+    modality = "text"  # what it embeds (`tt_cli.data.third_towers.ThirdTower.modality`)
 
     def __init__(self, embedder, preset=None, **kwargs):
         super().__init__(**kwargs)
@@ -66,15 +79,6 @@ class PretrainedTextTower(keras.layers.Layer):
         embedder = keras_hub.models.TextEmbedder.from_preset(preset, preprocessor=None)
         name = os.path.abspath(preset) if os.path.isdir(preset) else preset
         return cls(embedder, preset=name, name="pretrained_text_tower")
-
-    def preprocessor(self):
-        """A new preprocessor of the preset (each input pipeline makes its own): strings ->
-        this tower's inputs, packed to at most `MAX_LEN` tokens."""
-        import keras_hub
-
-        preprocessor = keras_hub.models.TextEmbedderPreprocessor.from_preset(self.preset)
-        preprocessor.sequence_length = min(preprocessor.sequence_length, MAX_LEN)
-        return preprocessor
 
     @property
     def preprocessing(self):

@@ -328,13 +328,13 @@ def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, 
 def test_the_python_api_raises_plain_exceptions_that_name_values(tmp_path):
     from tt_cli.errors import InvalidValueError, TtError, UnreadableDataError
     from tt_cli.eval.fewshot import check_shots
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     with pytest.raises(InvalidValueError, match="shots 5,0: every number of shots must be at least 1") as bad:
         check_shots([5, 0])
     missing = str(tmp_path / "no-run")
     with pytest.raises(UnreadableDataError, match="no such run directory") as unreadable:
-        read_run_config(missing)
+        read_run_record(missing)
     for error in (bad.value, unreadable.value):
         assert isinstance(error, TtError) and not isinstance(error, click.ClickException)
         assert "--" not in str(error)  # a value, never a flag
@@ -362,11 +362,11 @@ def test_a_remedy_is_an_argument_to_python_and_a_flag_on_the_command_line(tiny_r
 
 def test_a_library_error_reaches_the_user_as_one_error_line_and_exit_2(tmp_path):
     from tt_cli.errors import UnreadableDataError
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     missing = str(tmp_path / "no-run")
     with pytest.raises(UnreadableDataError) as raised:
-        read_run_config(missing)
+        read_run_record(missing)
     result = run_tt(["eval", "retrieval", missing, "--data", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"Error: {raised.value}"]

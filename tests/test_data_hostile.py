@@ -362,7 +362,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     import tensorflow as tf
 
     from tt_cli.data import pipeline
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     good = pixels(0, 32, 32)
     buffer = io.BytesIO()
@@ -425,7 +426,8 @@ def test_tokenizer_cost_does_not_grow_with_caption_length(tmp_path):
     import sentencepiece as spm
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import EOS_ID, TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import EOS_ID, train_sentencepiece
 
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a cat on the grass", "a dog in the sky"] * 20, model, 19)

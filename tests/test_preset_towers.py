@@ -213,9 +213,11 @@ def test_text_third_tower_is_the_sentence_encoder(tiny_sentence_encoder_preset):
     import tensorflow as tf
 
     from models import PretrainedTextTower
+    from models.pretrained_text_tower import text_preprocessor
 
     tower = PretrainedTextTower.from_preset(tiny_sentence_encoder_preset)
-    inputs = tf.data.Dataset.from_tensor_slices(STRINGS).batch(len(STRINGS)).map(tower.preprocessor())
+    preprocessor = text_preprocessor(tiny_sentence_encoder_preset)
+    inputs = tf.data.Dataset.from_tensor_slices(STRINGS).batch(len(STRINGS)).map(preprocessor)
     ours = tower(next(iter(inputs))).numpy()
     theirs = keras_hub.models.TextEmbedder.from_preset(tiny_sentence_encoder_preset).predict(STRINGS, verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)

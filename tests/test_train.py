@@ -12,10 +12,14 @@ from conftest import TINY_TRAIN_FLAGS, run_tt
 @pytest.mark.parametrize("mode", ["3t", "lit", "clip"])
 def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
     run = tiny_run(mode)
-    config = json.load(open(os.path.join(run, "run.json")))
-    assert config["mode"] == mode and config["scale"] == "tiny" and config["steps"] == 4
-    assert config["pretrained_towers"] == ([] if mode == "clip" else config["config"]["pretrained"])
-    assert config["pretrained"] == (None if mode == "clip" else config["config"]["pretrained"][0])
+    record = json.load(open(os.path.join(run, "run.json")))
+    config, resolved = record["config"], record["resolved"]
+    assert config["mode"] == mode and config["scale"] == "tiny" and resolved["steps"] == 4
+    towers = [] if mode == "clip" else [{"index": 0, "preset": config["pretrained"][0], "embedding_dim": 16}]
+    assert [{k: t[k] for k in ("index", "preset", "embedding_dim")} for t in resolved["third_towers"]] == towers
+    assert all(t["source"] == "online" and t["image_size"] == [32, 32] for t in resolved["third_towers"])
+    assert resolved["scale"]["image_size"] == 32 and record["dataset"]["num_examples"] == 96
+    assert not {"mode", "scale", "steps", "max_text_len", "pretrained_towers"} & set(record)  # each setting once
     assert os.path.getsize(os.path.join(run, "tokenizer.model")) > 0
     assert os.path.exists(os.path.join(run, "checkpoints", "ckpt-4.index"))
     lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
@@ -67,15 +71,40 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
     assert result.exit_code != 0 and "--restart" in result.output
 
 
-def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards, tmp_path):
-    """run.json of earlier versions recorded an `embed_dim` (never applied); such a run
-    still resumes, and trains on from its last checkpoint."""
+def first_layout(record):
+    """run.json as tt wrote it before run.json had a "format": the settings in "config" and
+    again at the top level, beside the values it resolved."""
+    config, resolved = record["config"], record["resolved"]
+    presets = [tower["preset"] for tower in resolved["third_towers"]]
+    copies = {k: config[k] for k in ("mode", "scale", "max_text_len", "batch_size", "accum_steps", "loss")}
+    return {
+        "config": config,
+        **copies,
+        "scale_config": resolved["scale"],
+        "pretrained": presets[0] if presets else None,
+        "pretrained_towers": presets,
+        "precomputed_h_embedding": False,
+        "precomputed_h_embeddings": [False] * len(presets),
+        **{k: resolved[k] for k in ("vocab_size", "steps", "warmup_steps", "precision", "jit", "strategy", "replicas")},
+        "dataset": record["dataset"],
+        "versions": record["versions"],
+    }
+
+
+def test_run_of_an_earlier_version_loads_and_resumes(tiny_run, tiny_shards, tmp_path):
+    """A run.json of the first layout (which also recorded an `embed_dim`, never applied)
+    still loads for evaluation, resumes, and trains on from its last checkpoint."""
+    from tt_cli.run_dir import load_run
+
     run = str(tmp_path / "run")
     shutil.copytree(tiny_run("clip"), run)
     run_json = os.path.join(run, "run.json")
     recorded = json.load(open(run_json))
-    recorded["config"]["embed_dim"] = None
-    json.dump(recorded, open(run_json, "w"))
+    old = first_layout(recorded)
+    old["config"]["embed_dim"] = None
+    json.dump(old, open(run_json, "w"))
+    loaded = load_run(run)
+    assert (loaded.config["mode"], loaded.record.image_size, loaded.record.resolved["steps"]) == ("clip", 32, 4)
     flags = [
         *TINY_TRAIN_FLAGS[: TINY_TRAIN_FLAGS.index("--steps")],
         "--steps",
@@ -86,7 +115,8 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output
     assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [2, 4, 6]
-    assert "embed_dim" not in json.load(open(run_json))["config"]
+    rewritten = json.load(open(run_json))
+    assert rewritten["format"] == 2 and "embed_dim" not in rewritten["config"]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +198,7 @@ def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
         ]
     )
     assert result.exit_code == 0, result.output
-    assert json.load(open(os.path.join(out, "run.json")))["jit"] is True
+    assert json.load(open(os.path.join(out, "run.json")))["resolved"]["jit"] is True
     logged = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     validation = [l for l in logged if any(k.startswith("val/") for k in l)]
     assert validation and validation[0]["step"] == 2

@@ -270,7 +270,7 @@ def interpolate(run, alpha):
     if not 0.0 <= float(alpha) <= 1.0:
         raise InvalidValueError(f"interpolation {alpha}: the weight of the fine-tuned model must be in [0, 1].")
     interpolate_towers(run.model, initial_model(run), alpha)
-    run.config = dict(run.config, interpolate=float(alpha))
+    run.interpolate = float(alpha)
 
 
 def run_tokenizer(path):
@@ -291,10 +291,13 @@ def is_preset_dir(path):
 
 
 def load_preset_model(path):
-    """(config, model, tokenizer) of a KerasHub CLIP, SigLIP or MetaCLIP 2 preset directory
-    (e.g. `tt export preset`'s), evaluated as it is: its model at step 0, in `clip` mode."""
+    """(record, model, tokenizer) of a KerasHub CLIP, SigLIP or MetaCLIP 2 preset directory
+    (e.g. `tt export preset`'s), evaluated as it is: its model at step 0, in `clip` mode.
+    Its `run_record.RunRecord` holds the mode and the preset (`InitPreset.describe`)."""
     from models.preset_model import three_towers_from_preset
+    from tt_cli.run_record import RunRecord
 
     init = read_init(path)
     model = three_towers_from_preset(path, mode="clip")
-    return {"mode": "clip", "init": init.describe(), "max_text_len": init.max_len}, model, run_tokenizer(path)
+    record = RunRecord({"mode": "clip", "init": path}, {"init": init.describe(), "loss": model.loss_name})
+    return record, model, run_tokenizer(path)

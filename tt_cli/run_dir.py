@@ -1,6 +1,6 @@
 """The run directory (ARCHITECTURE.md, "Data flow"): everything needed to resume, evaluate and export.
 
-    RUN/run.json          every resolved setting, versions, dataset fingerprint
+    RUN/run.json          every setting as given and as resolved, versions, dataset fingerprint (`run_record`)
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
     RUN/init/             with --init: the preset's copy (`tt_cli.init_preset`), its tokenizer
@@ -20,6 +20,7 @@ import os
 from tt_cli import storage
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
+from tt_cli.run_record import RunRecord
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
@@ -29,7 +30,8 @@ METRICS = "metrics.jsonl"
 LOGS = "logs"
 
 
-def read_run_config(run_dir):
+def read_run_record(run_dir):
+    """The `RunRecord` of `run.json` in `run_dir`; one line when there is none or it is damaged."""
     path = os.path.join(run_dir, RUN_JSON)
     if not storage.isdir(run_dir):
         raise UnreadableDataError(f"{run_dir}: no such run directory.")
@@ -37,9 +39,14 @@ def read_run_config(run_dir):
         raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
     try:
         with storage.open(path) as f:
-            return json.load(f)
+            raw = json.load(f)
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
         raise UnreadableDataError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
+    return RunRecord.from_json(raw, path)
+
+
+def write_run_record(run_dir, record):
+    write_json(os.path.join(run_dir, RUN_JSON), record.to_json())
 
 
 def save_model_config(run_dir, model):
@@ -98,10 +105,16 @@ def _first_line(error):
 @dataclasses.dataclass
 class Run:
     path: str
-    config: dict
+    record: RunRecord  # run.json
     model: object  # models.ThreeTowers with the latest checkpoint's weights
-    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer, or a PresetTokenizer (--init runs)
+    tokenizer: object  # a tt_cli.data.tokenizer_interface.Tokenizer
     step: int
+    interpolate: float = None  # WiSE-FT's weight of the trained model, when asked for (`load_run`)
+
+    @property
+    def config(self):
+        """The run's settings as given (`TrainConfig` fields)."""
+        return self.record.config
 
 
 def load_run(run_dir, interpolate=None):
@@ -114,13 +127,13 @@ def load_run(run_dir, interpolate=None):
     import tensorflow as tf
 
     from tt_cli import init_preset
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
 
     if init_preset.is_preset_dir(run_dir):
         if interpolate is not None:
             raise InvalidValueError(f"{run_dir}: a KerasHub preset, not a run; interpolation {interpolate} needs one.")
         return Run(run_dir, *init_preset.load_preset_model(run_dir), 0)
-    config = read_run_config(run_dir)
+    record = read_run_record(run_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
         raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
@@ -131,17 +144,17 @@ def load_run(run_dir, interpolate=None):
             f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
         ) from None
     restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
-    if config.get("init"):  # the preset's own tokenizer, from the run's copy of it
+    if record.config.get("init"):  # the preset's own tokenizer, from the run's copy of it
         tokenizer = init_preset.run_tokenizer(os.path.join(run_dir, init_preset.INIT_DIR))
     else:
         try:
-            tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
+            tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=record.config["max_text_len"])
         except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
             raise UnreadableDataError(
                 f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model."
             ) from None
     # Checkpoints are numbered by their global step (ckpt-<step>).
-    run = Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
+    run = Run(run_dir, record, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
     if interpolate is not None:
         init_preset.interpolate(run, interpolate)
     return run

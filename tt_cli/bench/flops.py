@@ -125,11 +125,11 @@ def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
     batch = {"tokens": tf.TensorSpec((batch_size, tokens), tf.int32)}
     if model.image_tower is not None:
         batch["image"] = tf.TensorSpec((batch_size, *model.image_tower.image_size, 3), tf.uint8)
-    from models.three_towers import tower_input_key
+    from models.three_towers import TOWER_EMBEDDING, tower_input_key
 
     towers = model.pretrained_towers
     for k, h in enumerate(towers):
-        batch[tower_input_key("h_embedding", k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
+        batch[tower_input_key(TOWER_EMBEDDING, k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
     trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
     frozen = 0 if precomputed else batch_size * sum(pretrained_tower_forward_flops(h) for h in towers)
     recomputed = forward_flops(lambda b: model.trained_embeddings(b, training=False), batch) if accum_steps > 1 else 0

@@ -44,7 +44,6 @@ def time_pipeline(
     tokenizer_path=None,
     batches=30,
     warmup=3,
-    h_image_size=None,
     log=lambda message: None,
     embeddings=(),
 ):
@@ -52,14 +51,16 @@ def time_pipeline(
     `embeddings`: embedding folders of `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
 
-    from tt_cli.data import lockstep, pipeline, schema
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data import pipeline, schema
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.third_towers import folder_tower
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     if not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
     files, info = schema.resolve_shards(data)
     pipeline.check_features(files)
-    paired = tuple(lockstep.embedding_files(folder, files, info) for folder in embeddings)
+    towers = tuple(folder_tower(index, folder, files, info) for index, folder in enumerate(embeddings))
     with tempfile.TemporaryDirectory() as tmp:
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
@@ -68,9 +69,7 @@ def time_pipeline(
                 pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path, vocab_size, on_warning=log
             )
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
-        dataset = pipeline.train_dataset(
-            files, batch_size, tuple(image_size), tokenizer, h_image_size=h_image_size, embeddings=paired
-        )
+        dataset = pipeline.train_dataset(files, batch_size, tuple(image_size), tokenizer, third_towers=towers)
         try:
             warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)
         except tf.errors.OpError as e:

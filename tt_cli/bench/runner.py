@@ -145,7 +145,7 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
     `h_image_size`/`h_dim` may be lists, one entry per third tower."""
     import tensorflow as tf
 
-    from models.three_towers import tower_input_key
+    from models.three_towers import TOWER_EMBEDDING, TOWER_IMAGE, tower_input_key
     from models.tokens import EOS_ID, PAD_ID
 
     tokens = rng.integers(3, vocab_size, size=(batch_size, max_len)).astype("int32")
@@ -158,9 +158,9 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
     }
     as_list = lambda value: value if isinstance(value, list) else ([] if value is None else [value])
     for k, size in enumerate(as_list(h_image_size)):
-        batch[tower_input_key("h_image", k)] = rng.integers(0, 256, size=(batch_size, *size, 3)).astype("uint8")
+        batch[tower_input_key(TOWER_IMAGE, k)] = rng.integers(0, 256, size=(batch_size, *size, 3)).astype("uint8")
     for k, dim in enumerate(as_list(h_dim)):
-        batch[tower_input_key("h_embedding", k)] = rng.standard_normal((batch_size, dim)).astype("float32")
+        batch[tower_input_key(TOWER_EMBEDDING, k)] = rng.standard_normal((batch_size, dim)).astype("float32")
     return {k: tf.constant(v) for k, v in batch.items()}
 
 

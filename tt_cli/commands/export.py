@@ -53,7 +53,7 @@ JSON = json_option("Also write what was exported here as JSON.")
 
 
 def _write_json(path, run, out, kind, **fields):
-    interpolate = run.config.get("interpolate")
+    interpolate = run.interpolate
     write_result(
         path,
         {

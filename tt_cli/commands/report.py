@@ -22,9 +22,9 @@ def report(run, data, out, classnames, templates, samples, seed, batch_size):
     and a zero-shot confusion matrix. Self-contained: images embedded, no network needed."""
     from tt_cli.console import STDOUT
     from tt_cli.report import build
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
-    read_run_config(run)  # not a run: one line before anything else
+    read_run_record(run)  # not a run: one line before anything else
     out = out or build.default_path(run)
     folder = build.prepare_report_path(out, build.report_inputs([run], data, [classnames]), "--out")
     written = build.run_report(run, data, out, classnames, templates, samples, seed, batch_size, folder=folder)

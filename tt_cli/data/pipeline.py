@@ -253,48 +253,46 @@ def train_dataset(
     batch_size,
     image_size,
     tokenizer,
-    h_image_size=None,
-    h_embedding_dim=None,
+    third_towers=(),
     seed=0,
     start_step=0,
     shuffle_buffer=10_000,
     input_context=None,
-    embeddings=(),
     augment=False,
     resizing=None,
-    text_inputs=(),
 ):
-    """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
+    """Endless batches {"image", "tokens"[, each third tower's input]} for training.
 
-    Third towers: `h_image_size` (pixels decoded at that size) or `h_embedding_dim` (the
-    shards' own precomputed `h_embedding`, of that width; the first tower's only); either
-    may be a list with one entry per tower (None where the tower's input comes otherwise):
-    tower k >= 1's input is `h_image_{k}` (`models.three_towers.tower_input_key`).
-    `embeddings`: (embedding shard of each of `files`, width) per embedding folder
-    (`lockstep.embedding_files`), read in lockstep with the shards; folder i is tower i's
-    input `h_embedding` / `h_embedding_{i}` (`schema.embedding_key`).
+    `third_towers`: a `third_towers.ThirdTower` per frozen third tower; each gets its input
+    under its own key (`ThirdTower.input_key`): pixels at its size when it runs online,
+    else its precomputed features, from the shards' own `h_embedding` or from its embeddings
+    folder, read in lockstep with the shards (`lockstep.read_aligned`); a text third tower
+    (`modality` "text") gets the caption the text tower reads, packed by its own preprocessor
+    (made here: each input pipeline makes its own).
 
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
     per-replica batches.
-    `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
-    tower's input, stays the whole image. `resizing`: how images are resized (`resize`).
-    `text_inputs`: (batch key, preprocessor) of each text third tower, which reads the same
-    caption as the text tower through its own preprocessor.
+    `augment`: "image" is a random resized crop (`random_crop`); a third tower's
+    pixels stay the whole image. `resizing`: how images are resized (`resize`).
     """
-    from models.three_towers import tower_input_key
+    from models.pretrained_text_tower import text_preprocessor
     from tt_cli.data import lockstep
+    from tt_cli.data.third_towers import FOLDER, ONLINE, SHARDS, TEXT
 
-    towers = _tower_inputs(h_image_size, h_embedding_dim)
-    h_embedding_dim = towers[0][1] if towers else None
-    if any(dim for _, dim in towers[1:]):
+    text = [(tower.input_key, text_preprocessor(tower.preset)) for tower in third_towers if tower.modality == TEXT]
+    third_towers = [tower for tower in third_towers if tower.modality != TEXT]
+    online = [tower for tower in third_towers if tower.source == ONLINE]
+    in_shards = [tower for tower in third_towers if tower.source == SHARDS]
+    in_folders = [tower for tower in third_towers if tower.source == FOLDER]
+    if any(tower.index != 0 for tower in in_shards):
         raise InvalidValueError(
             "the shards hold the first third tower's embeddings only; the others run online "
             "or read theirs from an embeddings folder."
         )
-    paired = [list(files)] + [list(paths) for paths, _ in embeddings]
-    files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
-    read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
+    paired = [list(files)] + [list(tower.embedding_files) for tower in in_folders]
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not in_folders else list(zip(*paired)))
+    read_file = (lambda paths: lockstep.read_aligned(paths, len(in_folders))) if in_folders else None
     per_pipeline_batch, replicas_per_pipeline = batch_size, 1
     if input_context is not None:
         if input_context.num_input_pipelines > 1:
@@ -311,39 +309,39 @@ def train_dataset(
     records = positioned_records(
         files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file
     ).skip(start_step * replicas_per_pipeline * per_pipeline_batch)
-    keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if h_embedding_dim else ())
+    h_embedding_dim = in_shards[0].embedding_dim if in_shards else None
+    keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if in_shards else ())
+    # Decoded once, resized for the image tower (cropped first with `augment`) and each
+    # online third tower, which always sees the whole image.
+    main = tuple(image_size)
+    h_sizes = list(dict.fromkeys(tuple(tower.image_size) for tower in online))
+    others = [size for size in h_sizes if augment or size != main]
 
     def parse(position, record):
-        serialized, embedded = record if embeddings else (record, ())
+        serialized, embedded = record if in_folders else (record, ())
         example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
         texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
-        # Decoded once, resized for the image tower (cropped first with `augment`) and each
-        # online third tower, which always sees the whole image.
-        main = tuple(image_size)
-        h_sizes = list(dict.fromkeys(tuple(size) for size, dim in towers if size is not None and not dim))
-        others = [size for size in h_sizes if augment or size != main]
         crop = (lambda image: random_crop(image, seed, position)) if augment else None
         images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop, resizing)
         pixels = dict(zip(others, images[1:])) if augment else dict(zip([main] + others, images))
         out = {"image": images[0], "caption": texts[pick], "fits": fits}
-        for k, (size, dim) in enumerate(towers):
-            if dim:
-                out[tower_input_key("h_embedding", k)] = example[schema.H_EMBEDDING]
-            elif size is not None:
-                out[tower_input_key("h_image", k)] = pixels[tuple(size)]
-        for i, (embedding_record, (_, dim)) in enumerate(zip(embedded, embeddings)):
-            parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), dim)
-            out[schema.embedding_key(i)] = parsed[schema.H_EMBEDDING]
+        for tower in online:
+            out[tower.input_key] = pixels[tuple(tower.image_size)]
+        for tower in in_shards:
+            out[tower.input_key] = example[schema.H_EMBEDDING]
+        for tower, embedding_record in zip(in_folders, embedded):
+            parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), tower.embedding_dim)
+            out[tower.input_key] = parsed[schema.H_EMBEDDING]
         return out
 
     def tokenize(batch):
         batch.pop("fits")
         caption = batch.pop("caption")
         batch["tokens"] = tokenizer.tokenize(caption)
-        for key, preprocessor in text_inputs:
+        for key, preprocessor in text:
             batch[key] = preprocessor(caption)
         return batch
 
@@ -361,21 +359,6 @@ def train_dataset(
         .prefetch(AUTOTUNE)
         .with_options(options)
     )
-
-
-def _tower_inputs(h_image_size, h_embedding_dim):
-    """[(image size or None, embedding width or None)] per third tower, from one value
-    (the first tower's) or a list of them per tower.
-
-    >>> _tower_inputs((224, 224), None), _tower_inputs([None, (32, 32)], [16, None])
-    ([((224, 224), None)], [(None, 16), ((32, 32), None)])
-    """
-    sizes = h_image_size if isinstance(h_image_size, list) else [h_image_size]
-    dims = h_embedding_dim if isinstance(h_embedding_dim, list) else [h_embedding_dim]
-    count = max(len(sizes), len(dims))
-    sizes, dims = sizes + [None] * (count - len(sizes)), dims + [None] * (count - len(dims))
-    towers = list(zip(sizes, dims))
-    return towers if any(size is not None or dim for size, dim in towers) else []
 
 
 def read_captions(files, limit=1_000_000, data=None):

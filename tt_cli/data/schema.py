@@ -80,12 +80,6 @@ def build_embedding_example(protos, key, embedding):
     return serialize(protos.Example(features=protos.Features(feature=features)))
 
 
-def embedding_key(index):
-    """The batch key of the `index`-th embedding folder (pretrained tower) of a run:
-    `h_embedding`, then `h_embedding_1`, `h_embedding_2`, ..."""
-    return H_EMBEDDING if index == 0 else f"{H_EMBEDDING}_{index}"
-
-
 def serialize(example):
     """The bytes of an Example, its features in name order. Protobuf's default order of map
     entries varies from process to process; this makes equal Examples equal bytes, whichever

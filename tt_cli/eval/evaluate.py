@@ -41,7 +41,7 @@ def _check_runs(run_dirs, other_run=None):
     """Fails fast, before TensorFlow loads, when a run directory is not one, or when an
     ensemble (`other_run`) is asked of other than one run."""
     from tt_cli.init_preset import is_preset_dir
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     if other_run is not None and len(run_dirs) != 1:
         raise InvalidValueError(
@@ -50,7 +50,7 @@ def _check_runs(run_dirs, other_run=None):
         )
     for run_dir in [*run_dirs, other_run]:
         if run_dir is not None and not is_preset_dir(run_dir):  # a KerasHub preset is evaluated as it is
-            read_run_config(run_dir)
+            read_run_record(run_dir)
 
 
 def _load_runs(run_dirs, other_run=None, interpolate=None):
@@ -89,8 +89,8 @@ def column_names(paths):
 
 def _describe(run, name):
     described = {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
-    if run.config.get("interpolate") is not None:
-        described["interpolate"] = run.config["interpolate"]
+    if run.interpolate is not None:
+        described["interpolate"] = run.interpolate
     return described
 
 

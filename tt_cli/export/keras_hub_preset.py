@@ -31,7 +31,7 @@ def _image_tower(run):
     if model.lit_head or not getattr(model.pretrained_tower, "frozen", False):
         raise InvalidValueError(
             f"{run.path}: a LiT run with a head, or locking another tower than the preset's own, has an image "
-            f"side a {run.config['init']['class']} cannot hold; export it as a savedmodel or a .keras file."
+            f"side a {run.record.resolved['init']['class']} cannot hold; export it as a savedmodel."
         )
     return model.pretrained_tower
 
@@ -51,7 +51,7 @@ def _write(run, out):
     from models.preset_model import load_preset_parts
     from tt_cli.init_preset import INIT_DIR
 
-    model, init = run.model, run.config["init"]
+    model, init = run.model, run.record.resolved["init"]
     family = family_of(init["class"])
     copy = os.path.join(run.path, INIT_DIR)
     image_tower = _image_tower(run)
@@ -69,7 +69,7 @@ def _write(run, out):
         "mode": model.mode,
         "step": run.step,
         "init": init["preset"],
-        "interpolate": run.config.get("interpolate"),
+        "interpolate": run.interpolate,
         "image_size": [int(s) for s in model.image_size],
         "embed_dim": int(model.text_tower.embed_dim),
         "max_text_len": int(model.text_tower.max_len),

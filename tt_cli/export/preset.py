@@ -4,7 +4,7 @@
     OUT/image_converter.json                            its preprocessing (pixels in [0, 255])
     OUT/tt/image_head.keras     pooled backbone features -> L2-normalised image embedding
     OUT/tt/text_encoder.keras   token ids -> L2-normalised text embedding (`import models` first)
-    OUT/tt/tokenizer.model      the SentencePiece model (`tt_cli.data.tokenizer.TextTokenizer`)
+    OUT/tt/tokenizer.model      the SentencePiece model (`tt_cli.data.text_tokenizer.TextTokenizer`)
     OUT/tt/tt.json              mode, pooling, sizes and the files above
 
 `keras_hub.models.Backbone.from_preset(OUT)` gives the image tower to fine-tune: for
@@ -94,12 +94,12 @@ def _write_preset(run, out):
         f.write(run.tokenizer.model_bytes)
     info = {
         "mode": model.mode,
-        "scale": run.config.get("scale"),
+        "scale": run.config["scale"],
         "step": run.step,
         "source_run": storage.abspath(run.path),
         "image_tower": "pretrained (locked) tower h" if model.mode == "lit" else "main image tower f",
-        "pretrained": run.config.get("pretrained"),
-        "pretrained_towers": run.config.get("pretrained_towers"),  # 3T's teachers; none is exported
+        "pretrained": (run.record.pretrained_presets or [None])[0],
+        "pretrained_towers": run.record.pretrained_presets,  # 3T's teachers; none is exported
         "image_size": [int(s) for s in model.image_size],
         "pooling": pooling,
         "pooled_dim": int(pooled_dim),

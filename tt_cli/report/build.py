@@ -77,18 +77,12 @@ def _flatten(value, prefix=""):
     return [(prefix[:-1], value)]
 
 
-def settings_section(config):
-    """run.json as name/value rows: the top-level settings first, then the nested groups
-    (the flags as given, under "config.", only where they differ from the resolved value)."""
-    top = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
-    given = config.get("config", {})
-    flags = (
-        [(f"config.{k}", v) for k, v in given.items() if k not in config or config[k] != v]
-        if isinstance(given, dict)
-        else []
-    )
-    nested = [row for k, v in config.items() if isinstance(v, dict) and k != "config" for row in _flatten(v, f"{k}.")]
-    return section("settings", "Settings (run.json)", name_values(top + flags + nested, "settings"))
+def settings_section(record):
+    """run.json (a `RunRecord`) as name/value rows: the settings as given, then what tt
+    resolved from them, the data's fingerprint and the versions (`group.name`)."""
+    groups = {"resolved": record.resolved, "dataset": record.dataset or {}, "versions": record.versions or {}}
+    rows = _flatten(record.config) + [row for name, group in groups.items() for row in _flatten(group, f"{name}.")]
+    return section("settings", "Settings (run.json)", name_values(rows, "settings"))
 
 
 def curves_section(run_dir):
@@ -131,10 +125,10 @@ def run_report(
     `folder`: what `prepare_report_path` returned, when the caller checked the path already.
     `run`: the run already in memory (`tt_cli.run_dir.Run`; the demo's), else its latest checkpoint is loaded.
     """
-    config = rd.read_run_config(run_dir)
+    record = rd.read_run_record(run_dir)
     out = out or default_path(run_dir)
     folder = folder or prepare_report_path(out, report_inputs([run_dir], data, [classnames]))
-    sections = [settings_section(config), curves_section(run_dir)]
+    sections = [settings_section(record), curves_section(run_dir)]
     notes = []
     if data:
         from tt_cli.data import schema

@@ -21,7 +21,7 @@ from tt_cli import run_dir as rd
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
 from tt_cli.init_preset import INIT_DIR
-from tt_cli.training.config import MODEL_KEYS, TrainConfig, model_scale, pretrained_names
+from tt_cli.training.config import MODEL_KEYS, TrainConfig, pretrained_names
 
 
 def fingerprint(files, info):
@@ -95,23 +95,26 @@ class ResumeRefused(ConflictError):
         super().__init__(f"{out} holds a run trained with {setting} {previous}, not {given}{note}; {advice}.")
 
 
-def check_resume_matches(config, files, info):
+def check_resume_matches(config, scale, files, info):
     """Refuses to resume a run with settings other than those it was trained with (and
-    that run.json would then wrongly record): the model's, the batch size, the data, the
-    tokenizer. Other settings (--steps, --lr, --accum-steps, logging) may change between sessions."""
-    run = rd.read_run_config(config.out)
-    previous = run["config"]
+    that run.json would then wrongly record): the model's (`scale`: the main image tower's,
+    as resolved now), the batch size, the data, the tokenizer. Other settings (--steps,
+    --lr, --accum-steps, logging) may change between sessions."""
+    run = rd.read_run_record(config.out)
+    # The image size as resolved (none given means the scale's own).
+    previous = dict(run.config, image_size=run.image_size)
+    given = dict(config.to_json(), image_size=scale.image_size)
     keys = [k for k in MODEL_KEYS if not (k == "pretrained" and config.mode == "clip")]  # CLIP has no h
     keys.append("batch_size")  # the schedule, the data order and the resume position all depend on it
     keys.append("augment")  # the images the steps to come see
     if not config.tokenizer and not previous.get("tokenizer"):
         keys.append("vocab_size")  # of the tokenizer the run trained itself
     for k in keys:
-        if _setting(previous, k) != _setting(config.to_json(), k):
-            raise ResumeRefused(config.out, k, _setting(previous, k), _setting(config.to_json(), k))
+        if _setting(previous, k) != _setting(given, k):
+            raise ResumeRefused(config.out, k, _setting(previous, k), _setting(given, k))
     # The data by the fingerprint of its shards' names and sizes rather than by its path:
     # a dataset moved to another disk still resumes; other shards under the same path do not.
-    trained_on = run.get("dataset", {}).get("sha256")
+    trained_on = (run.dataset or {}).get("sha256")
     if trained_on is not None and trained_on != fingerprint(files, info)["sha256"]:
         raise ResumeRefused(config.out, "data", previous.get("data"), config.data, " (other shards)")
     if config.tokenizer:
@@ -129,20 +132,18 @@ def check_resume_matches(config, files, info):
 def check_init_matches(config):
     """Refuses to resume a run from another init preset than it started from, before the
     run's copy of that preset is touched."""
-    previous = rd.read_run_config(config.out).get("config", {}).get("init")
+    previous = rd.read_run_record(config.out).config.get("init")
     if previous != config.init:
         raise ResumeRefused(config.out, "init", previous, config.init)
 
 
 def _setting(settings, key):
     """`key` of a run's settings as trained: a setting run.json lacks did not exist yet when
-    it was written (its default then), no image size means the scale's own, and runs before
-    several third towers recorded `pretrained` as one name."""
+    it was written (its default then), and runs before several third towers recorded
+    `pretrained` as one name."""
     value = settings.get(key, getattr(TrainConfig, key))
-    if key == "loss" and value is None:  # runs before `--loss` trained with the softmax loss
+    if key == "loss" and value is None and not settings.get("init"):  # none given: softmax, but for --init
         value = "softmax"
-    if key == "image_size" and value is None:
-        value = model_scale(settings["scale"]).image_size
     if key in ("pretrained", "pretrained_text"):
         value = " ".join(pretrained_names(value))
     return value

@@ -14,13 +14,11 @@ Example:
 """
 
 import dataclasses
-import os
 
 from tt_cli import init_preset, storage
 from tt_cli import run_dir as rd
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError, UnreadableDataError
-from tt_cli.jsonfile import write_json
 from tt_cli.training import prepare
 
 
@@ -58,36 +56,27 @@ def _check_image_settings(config):
 
 
 def _write_run_record(config, runtime, built, tokenizer, files, info, steps, init=None):
-    """run.json (every resolved setting) and model.json (the model rebuilt without network)."""
+    """run.json (the settings as given and what they resolved to, `tt_cli.run_record`) and
+    model.json (the model rebuilt without network). With an `init` preset, what it resolved:
+    the preset and its copy, its sequence length and image size, and the loss."""
+    from tt_cli.run_record import RunRecord
     from tt_cli.training.runtime import versions
 
-    write_json(
-        os.path.join(config.out, rd.RUN_JSON),
-        {
-            "config": config.to_json(),
-            "mode": config.mode,
-            "scale": config.scale,
-            "scale_config": built.scale.to_json() if init is None else None,  # --init: the preset's towers
-            "pretrained": built.tower.preset if built.tower else None,
-            "pretrained_towers": [tower.preset for tower in built.towers],
-            "precomputed_h_embedding": bool(any(built.precomputed)),
-            "precomputed_h_embeddings": [bool(p) for p in built.precomputed],
-            "max_text_len": config.max_text_len,
-            "vocab_size": tokenizer.vocab_size,
-            "batch_size": config.batch_size,
-            "steps": steps,
-            "warmup_steps": built.warmup,
-            "accum_steps": config.accum_steps,
-            "loss": config.loss,
-            "precision": runtime.policy,
-            "jit": runtime.jit,
-            "strategy": runtime.strategy_name,
-            "replicas": runtime.replicas,
-            "dataset": prepare.fingerprint(files, info),
-            "init": init.describe() if init is not None else None,
-            "versions": versions(),
-        },
-    )
+    resolved = {
+        "scale": built.scale.to_json(),
+        "third_towers": [tower.to_json() for tower in built.third_towers],
+        "vocab_size": tokenizer.vocab_size,
+        "steps": steps,
+        "warmup_steps": built.warmup,
+        "precision": runtime.policy,
+        "jit": runtime.jit,
+        "strategy": runtime.strategy_name,
+        "replicas": runtime.replicas,
+    }
+    if init is not None:
+        resolved.update(init=init.describe(), loss=built.model.loss_name)
+    record = RunRecord(config.to_json(), resolved, prepare.fingerprint(files, info), versions())
+    rd.write_run_record(config.out, record)
     rd.save_model_config(config.out, built.model)
 
 
@@ -108,9 +97,9 @@ def train(config, log=print, evaluator=None, show_progress=True):
     )  # before any other TensorFlow op
     from tt_cli.training.config import model_scale
 
-    model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
+    scale = model_scale(config.scale, config.image_size)  # a size the scale's patches tile, before any work
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.training import callbacks as cb
     from tt_cli.training import inputs, loop
     from tt_cli.training.build import build_training
@@ -121,28 +110,29 @@ def train(config, log=print, evaluator=None, show_progress=True):
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
     init = None
-    if config.init:  # the preset decides the sequence length and the loss (`tt_cli.init_preset`)
+    if config.init:  # the run's copy of the preset, made before a resume check reads the settings
         if resuming:
             prepare.check_init_matches(config)
         init = init_preset.prepare_init(config, chief, log)
-        config = init_preset.resolve_config(config, init)
     if resuming:
-        prepare.check_resume_matches(config, files, info)
+        prepare.check_resume_matches(config, scale, files, info)
+    given = config  # run.json records the settings as given; the preset resolves some (`resolve_config`)
     if init is not None:
+        config = init_preset.resolve_config(config, init)
         tokenizer = init_preset.run_tokenizer(init.path)
     else:
         tokenizer = TextTokenizer(prepare.setup_tokenizer(config, files, log, chief), config.max_text_len)
     steps = total_steps(
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
-    built = build_training(config, runtime, tokenizer, info, files, steps, log, init=init)
+    built = build_training(config, runtime, scale, tokenizer, info, files, steps, log, init=init)
     if resuming:
         rd.restore_checkpoint(built.checkpoint, rd.latest_checkpoint(config.out))
     start = int(built.optimizer.iterations.numpy())
     if resuming:
         log(f"resuming {config.out} at step {start}/{steps}")
     if chief:
-        _write_run_record(config, runtime, built, tokenizer, files, info, steps, init)
+        _write_run_record(given, runtime, built, tokenizer, files, info, steps, init)
     if start >= steps:
         log(f"{config.out} already finished {steps} steps")
         return TrainResult(model=built.model, tokenizer=tokenizer, logs={})
