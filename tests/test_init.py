@@ -90,12 +90,15 @@ def test_clip_run_exports_back_to_keras_hub(
 
     with open(os.path.join(clip_run, "run.json")) as f:
         record = json.load(f)
-    assert record["config"]["init"] == tiny_clip_preset and record["config"]["pretrained"] == ["init"]
-    assert record["init"]["class"] == "CLIPBackbone" and record["init"]["copy"] == "init"
-    assert record["init"]["copy_bytes"] > 0 and record["loss"] == "softmax" and record["max_text_len"] == 16
+    given, resolved = record["config"], record["resolved"]
+    assert given["init"] == tiny_clip_preset and given["pretrained"] == ["init"] and given["loss"] is None
+    init = resolved["init"]
+    assert init["class"] == "CLIPBackbone" and init["copy"] == "init" and init["copy_bytes"] > 0
+    assert resolved["loss"] == "softmax" and init["max_text_len"] == 16 and init["image_size"] == [32, 32]
     assert not os.path.exists(os.path.join(clip_run, "tokenizer.model"))  # the preset's own tokenizer instead
     # Two third towers: the frozen copy (image side) and the sentence encoder (text side), each with its pairs.
-    assert record["pretrained_towers"] == ["init", os.path.abspath(tiny_sentence_encoder_preset)]
+    towers = [(tower["preset"], tower["modality"]) for tower in resolved["third_towers"]]
+    assert towers == [("init", "image"), (os.path.abspath(tiny_sentence_encoder_preset), "text")]
     with open(os.path.join(clip_run, "metrics.jsonl")) as f:
         logged = json.loads(f.readlines()[-1])
     pairs = ("image_pretrained", "text_pretrained", "image_pretrained_1", "text_pretrained_1")
@@ -163,7 +166,7 @@ def test_interpolation_ends_at_the_preset_and_the_trained_run(clip_run, tiny_cli
     np.testing.assert_allclose(exported.encode_text(tf.constant(STRINGS)).numpy(), initial["text"], atol=1e-5)
 
     runs = {alpha: load_run(clip_run, alpha) for alpha in (None, 0.5, 1.0)}
-    assert runs[0.5].config["interpolate"] == 0.5
+    assert runs[0.5].interpolate == 0.5 and runs[None].interpolate is None
     preset = load_preset_parts(tiny_clip_preset)
     for name in ("image_tower", "text_tower"):
         towers = {alpha: getattr(run.model, name).weights for alpha, run in runs.items()}
@@ -187,7 +190,7 @@ def test_siglip_lit_run(siglip_run, tiny_siglip_preset, tiny_val_shards, tmp_pat
 
     with open(os.path.join(siglip_run, "run.json")) as f:
         record = json.load(f)
-    assert record["loss"] == "sigmoid" and record["init"]["class"] == "SigLIPBackbone"
+    assert record["resolved"]["loss"] == "sigmoid" and record["resolved"]["init"]["class"] == "SigLIPBackbone"
     images = raw_images()
     run = load_run(siglip_run)
     ours = tt_embeddings(run, images, STRINGS)
