@@ -8,8 +8,8 @@
 
 The image-text pair starts at the preset's own logit scale (and SigLIP's bias), so that
 the model at step 0 is the preset's model. tt clips every temperature at 100, as
-OpenCLIP does for every model it fine-tunes; a preset whose scale is larger (SigLIP's
-are ~112) starts at 100 (`clipped_temperature` says by how much).
+OpenCLIP does for every model it fine-tunes; a preset whose scale is larger (a trained
+SigLIP's may be) starts at 100 (`clipped_temperature` says by how much).
 
 Example:
 >>> import keras_hub, tempfile

@@ -55,7 +55,7 @@ def make_tiny_siglip_preset(directory):
         vocabulary_size=tokenizer.vocabulary_size(), embedding_dim=WIDTH, max_sequence_length=MAX_LEN, **ENCODER
     )
     backbone = keras_hub.models.SigLIPBackbone(vision, text)
-    # A trained SigLIP's logit layer, not the initial t = 1, b = 0 (t is 112 in siglip_base).
+    # A trained SigLIP's kind of logit layer (a scale above 1, a negative bias), not the initial t = 1, b = 0.
     backbone.siglip_head.logit_scale.assign(2.3)
     backbone.siglip_head.logit_bias.assign(-4.0)
     backbone.save_to_preset(directory)
