@@ -272,3 +272,6 @@ def test_init_refuses_what_the_preset_decides(tiny_shards, tiny_vit_preset, tiny
     assert result.exit_code == 2 and "--init" in result.output
     result = run_tt(["train", "--init", tiny_clip_preset])
     assert result.exit_code == 2 and "--data" in result.output
+    # tt eval reads CLIP, SigLIP and MetaCLIP 2 presets as they are; another preset is one line.
+    result = run_tt(["eval", "zero-shot", tiny_vit_preset, "--data", tiny_shards])
+    assert result.exit_code == 2 and "ViTBackbone is not an image-text backbone" in result.output

@@ -79,15 +79,16 @@ def _read_json(path):
         return json.load(f)
 
 
-def _family(preset_dir, source):
+def _family(preset_dir):
+    """The `models.preset_backbones.Family` of a preset directory, or why it has none."""
     from models.preset_backbones import family_of
 
     try:
-        return family_of(_read_json(os.path.join(preset_dir, "config.json"))["class_name"])
+        return family_of(_read_json(os.path.join(preset_dir, "config.json"))["class_name"]), None
     except ValueError as e:  # not an image-text backbone, or not JSON
-        raise _unavailable(source, _first_line(e)) from None
+        return None, _first_line(e)
     except (OSError, KeyError, TypeError):
-        raise _unavailable(source, "no KerasHub config.json") from None
+        return None, "no KerasHub config.json"
 
 
 def _tree_bytes(path):
@@ -99,7 +100,9 @@ def read_init(path):
     preprocessor), without the network."""
     from tt_cli.data.preset_tokenizer import PREPROCESSOR_JSON
 
-    family = _family(path, path)
+    family, reason = _family(path)
+    if family is None:
+        raise InvalidValueError(f"{path}: not a preset tt reads ({reason}).")
     source = path
     if storage.isfile(os.path.join(path, SOURCE_JSON)):
         source = _read_json(os.path.join(path, SOURCE_JSON))["preset"]
@@ -132,8 +135,10 @@ def check_source(config):
     reason = unreachable_reason(config.init)
     if reason is not None:
         raise _unavailable(config.init, reason)
-    if storage.isdir(config.init):
-        _family(config.init, config.init)  # a ViT or a text model fails here, before its weights load
+    if storage.isdir(config.init):  # a ViT or a text model fails here, before its weights load
+        family, reason = _family(config.init)
+        if family is None:
+            raise _unavailable(config.init, reason)
 
 
 def copy_preset(source, dest):
