@@ -67,6 +67,38 @@ def tiny_resnet_preset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_preset(tmp_path_factory):
+    """A tiny `CLIPBackbone` preset with its byte-pair tokenizer (`tests/tiny_clip_presets.py`)."""
+    from tiny_clip_presets import make_tiny_clip_preset
+
+    return make_tiny_clip_preset(tmp_path_factory.mktemp("tiny_clip_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_preset(tmp_path_factory):
+    """A tiny `SigLIPBackbone` preset with its SentencePiece tokenizer."""
+    from tiny_clip_presets import make_tiny_siglip_preset
+
+    return make_tiny_siglip_preset(tmp_path_factory.mktemp("tiny_siglip_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_metaclip_2_preset(tmp_path_factory):
+    """A tiny `MetaCLIP2Backbone` preset with its SentencePiece tokenizer."""
+    from tiny_clip_presets import make_tiny_metaclip_2_preset
+
+    return make_tiny_metaclip_2_preset(tmp_path_factory.mktemp("tiny_metaclip_2_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder_preset(tmp_path_factory):
+    """A tiny `BertTextEmbedder` preset: a text third tower."""
+    from tiny_clip_presets import make_tiny_sentence_encoder_preset
+
+    return make_tiny_sentence_encoder_preset(tmp_path_factory.mktemp("tiny_sentence_encoder_preset"))
+
+
+@pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory):
     """A labelled, captioned dataset directory: 96 coloured-shape images at 32x32."""
     from tt_cli.demo.shapes import write_demo_split

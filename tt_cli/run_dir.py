@@ -3,6 +3,7 @@
     RUN/run.json          every setting as given and as resolved, versions, dataset fingerprint (`run_record`)
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
+    RUN/init/             with --init: the preset's copy (`tt_cli.init_preset`), its tokenizer
     RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming, listed in the
                           run's manifest (`tt_cli.checkpoints`)
     RUN/metrics.jsonl     one JSON line per logged step
@@ -89,6 +90,7 @@ class Run:
     model: object  # models.ThreeTowers with the latest checkpoint's weights
     tokenizer: object  # a tt_cli.data.tokenizer_interface.Tokenizer
     step: int
+    interpolate: float = None  # WiSE-FT's weight of the trained model, when asked for (`load_run`)
 
     @property
     def config(self):
@@ -96,12 +98,22 @@ class Run:
         return self.record.config
 
 
-def load_run(run_dir):
-    """Loads a trained run for evaluation or export; one clear line if it cannot."""
+def load_run(run_dir, interpolate=None):
+    """Loads a trained run for evaluation or export; one clear line if it cannot.
+
+    `interpolate`: for a run started from a preset, WiSE-FT's weight A of the trained model
+    (`tt_cli.init_preset.interpolate`): A x trained + (1 - A) x the preset's model at step 0.
+    A KerasHub CLIP, SigLIP or MetaCLIP 2 preset directory (`tt export preset` writes them)
+    loads as a run too: its model as it is, in clip mode, at step 0."""
     import tensorflow as tf
 
+    from tt_cli import init_preset
     from tt_cli.data.text_tokenizer import TextTokenizer
 
+    if init_preset.is_preset_dir(run_dir):
+        if interpolate is not None:
+            raise InvalidValueError(f"{run_dir}: a KerasHub preset, not a run; interpolation {interpolate} needs one.")
+        return Run(run_dir, *init_preset.load_preset_model(run_dir), 0)
     record = read_run_record(run_dir)
     checkpoints = RunCheckpoints(None, run_dir)
     if not checkpoints.steps() or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
@@ -114,8 +126,16 @@ def load_run(run_dir):
         ) from None
     checkpoints.checkpoint = tf.train.Checkpoint(model=model, weights=checkpointed_weights(model))
     step = checkpoints.restore_latest()
-    try:
-        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=record.config["max_text_len"])
-    except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
-        raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
-    return Run(run_dir, record, model, tokenizer, step)
+    if record.config.get("init"):  # the preset's own tokenizer, from the run's copy of it
+        tokenizer = init_preset.run_tokenizer(os.path.join(run_dir, init_preset.INIT_DIR))
+    else:
+        try:
+            tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=record.config["max_text_len"])
+        except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
+            raise UnreadableDataError(
+                f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model."
+            ) from None
+    run = Run(run_dir, record, model, tokenizer, step)
+    if interpolate is not None:
+        init_preset.interpolate(run, interpolate)
+    return run

@@ -8,7 +8,7 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 import click
 
 from tt_cli.commands import option_types
-from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, SAMPLE_SEED, SAMPLES, TEMPLATES
+from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, INTERPOLATE, SAMPLE_SEED, SAMPLES, TEMPLATES
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT
 from tt_cli.commands.tfds_options import tfds_options
@@ -87,11 +87,23 @@ def eval_group():
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
 @tfds_options
 def zero_shot(
-    runs, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path, tfds_data_dir, tfds_fields
+    runs,
+    data,
+    classnames,
+    templates,
+    other_run,
+    alpha,
+    batch_size,
+    interpolate,
+    json_path,
+    report_path,
+    tfds_data_dir,
+    tfds_fields,
 ):
     """Zero-shot classification of each RUN on --data: top-1, top-5, mean per-class recall."""
     from tt_cli.data.tfds_catalog import TfdsOptions
@@ -102,7 +114,16 @@ def zero_shot(
     collected = [] if report_path else None
     tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
     result = zero_shot_report(
-        runs, data, classnames, templates, other_run, alpha, batch_size, collect=collected, tfds=tfds
+        runs,
+        data,
+        classnames,
+        templates,
+        other_run,
+        alpha,
+        batch_size,
+        collect=collected,
+        tfds=tfds,
+        interpolate=interpolate,
     )
     _finish(result, json_path, (report_path, folder, collected))
 
@@ -115,13 +136,25 @@ def zero_shot(
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
 @SAMPLES
 @SAMPLE_SEED
 @tfds_options
 def retrieval(
-    runs, data, other_run, alpha, batch_size, json_path, report_path, samples, seed, tfds_data_dir, tfds_fields
+    runs,
+    data,
+    other_run,
+    alpha,
+    batch_size,
+    interpolate,
+    json_path,
+    report_path,
+    samples,
+    seed,
+    tfds_data_dir,
+    tfds_fields,
 ):
     """Image<->text retrieval of each RUN on --data: Recall@1/5/10 both ways, all images vs their first 5 captions."""
     from tt_cli.data.tfds_catalog import TfdsOptions
@@ -131,7 +164,9 @@ def retrieval(
     folder = _report_folder(report_path, [*runs, other_run], data)
     collected = [] if report_path else None
     tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
-    result = retrieval_report(runs, data, other_run, alpha, batch_size, collect=collected, tfds=tfds)
+    result = retrieval_report(
+        runs, data, other_run, alpha, batch_size, collect=collected, tfds=tfds, interpolate=interpolate
+    )
     _finish(result, json_path, (report_path, folder, collected), samples, seed)
 
 
@@ -155,15 +190,21 @@ def retrieval(
     help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.",
 )
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @tfds_options
-def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, json_path, tfds_data_dir, tfds_fields):
+def fewshot(
+    runs, train_data, data, shots, seeds, l2_reg, batch_size, interpolate, json_path, tfds_data_dir, tfds_fields
+):
     """Few-shot linear probes (closed-form ridge) on each RUN's frozen image embeddings."""
     from tt_cli.data.tfds_catalog import TfdsOptions
     from tt_cli.eval.evaluate import fewshot_report
 
     tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
-    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size, tfds=tfds), json_path)
+    _finish(
+        fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size, tfds=tfds, interpolate=interpolate),
+        json_path,
+    )
 
 
 @eval_group.command()

@@ -9,6 +9,7 @@ KerasHub are imported inside the library calls.
 import click
 
 from tt_cli import storage
+from tt_cli.commands.eval_options import INTERPOLATE
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import OUTPUT_FILE, OUTPUT_FOLDER
 
@@ -43,6 +44,7 @@ JSON = json_option("Also write what was exported here as JSON.")
 
 def _write_json(path, exported, kind, **fields):
     run = exported.run
+    interpolate = run.interpolate
     write_result(
         path,
         {
@@ -51,6 +53,7 @@ def _write_json(path, exported, kind, **fields):
             "step": run.step,
             "mode": run.config.get("mode"),
             "out": exported.out,
+            **({"interpolate": interpolate} if interpolate is not None else {}),
             **fields,
         },
     )
@@ -60,13 +63,14 @@ def _write_json(path, exported, kind, **fields):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=OUTPUT_FOLDER)
 @overwrite_option
+@INTERPOLATE
 @JSON
-def savedmodel(run_dir, out, overwrite, json_path):
+def savedmodel(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN as a TensorFlow SavedModel in OUT: raw images / JPEG-PNG bytes / raw text in,
     L2-normalised embeddings out. Load it after `import tensorflow_text`."""
     from tt_cli.export import from_run
 
-    exported = from_run.savedmodel(run_dir, out, overwrite, status=_status)
+    exported = from_run.savedmodel(run_dir, out, overwrite, interpolate, status=_status)
     run, rows = exported.run, exported.details
     _print_table(
         f"SavedModel {out} (step {run.step}, mode {run.config.get('mode')})",
@@ -80,12 +84,13 @@ def savedmodel(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=OUTPUT_FILE)
 @overwrite_option
+@INTERPOLATE
 @JSON
-def keras_file(run_dir, out, overwrite, json_path):
+def keras_file(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     from tt_cli.export import from_run
 
-    exported = from_run.keras(run_dir, out, overwrite, status=_status)
+    exported = from_run.keras(run_dir, out, overwrite, interpolate, status=_status)
     run, files = exported.run, exported.details
     _print_table(
         f"Keras export (step {run.step}, mode {run.config.get('mode')})",
@@ -99,19 +104,23 @@ def keras_file(run_dir, out, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=OUTPUT_FOLDER)
 @overwrite_option
+@INTERPOLATE
 @JSON
-def preset(run_dir, out, overwrite, json_path):
-    """Write RUN's image tower as a KerasHub preset directory OUT (text side in OUT/tt/).
+def preset(run_dir, out, overwrite, interpolate, json_path):
+    """Write RUN as a KerasHub preset directory OUT. A run trained with --init: a preset of the
+    same class (CLIPBackbone, SigLIPBackbone, ...) with its preprocessor, which that class's
+    from_preset loads. A run from scratch: its image tower (a ViTBackbone; text side in OUT/tt/).
 
     LiT runs export their locked pretrained tower."""
     from tt_cli.export import from_run
 
-    exported = from_run.preset(run_dir, out, overwrite, status=_status)
+    exported = from_run.preset(run_dir, out, overwrite, interpolate, status=_status)
     run, info = exported.run, exported.details
+    fields = ("class", "mode", "init", "interpolate", "image_tower", "image_size", "pooling", "pooled_dim")
     _print_table(
         f"KerasHub preset {out} (step {run.step})",
         ["field", "value"],
-        [(k, info[k]) for k in ("mode", "image_tower", "image_size", "pooling", "pooled_dim", "embed_dim")],
+        [(k, info[k]) for k in (*fields, "embed_dim", "max_text_len") if info.get(k) is not None],
     )
     _write_json(json_path, exported, "preset", tt_json=info)
 
@@ -136,13 +145,14 @@ def _print_encoders(kind, exported):
     help="dynamic: int8 weights (dynamic-range quantization; a quarter of float32's bytes per weight).",
 )
 @overwrite_option
+@INTERPOLATE
 @JSON
-def litert(run_dir, out, quantize, overwrite, json_path):
+def litert(run_dir, out, quantize, overwrite, interpolate, json_path):
     """Write RUN's image and text encoders as LiteRT (.tflite) files in OUT: uint8 images at the
     model's size / token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside."""
     from tt_cli.export import from_run
 
-    exported = from_run.litert(run_dir, out, quantize, overwrite, status=_status)
+    exported = from_run.litert(run_dir, out, quantize, overwrite, interpolate, status=_status)
     _print_encoders("litert", exported)
     _write_json(json_path, exported, "litert", files=exported.details, quantize=quantize)
 
@@ -151,12 +161,13 @@ def litert(run_dir, out, quantize, overwrite, json_path):
 @click.argument("run_dir", metavar="RUN")
 @click.argument("out", type=OUTPUT_FOLDER)
 @overwrite_option
+@INTERPOLATE
 @JSON
-def onnx(run_dir, out, overwrite, json_path):
+def onnx(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN's image and text encoders as ONNX models in OUT: uint8 images at the model's size /
     token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside. Needs tt[export]."""
     from tt_cli.export import from_run
 
-    exported = from_run.onnx(run_dir, out, overwrite, status=_status)
+    exported = from_run.onnx(run_dir, out, overwrite, interpolate, status=_status)
     _print_encoders("onnx", exported)
     _write_json(json_path, exported, "onnx", files=exported.details)

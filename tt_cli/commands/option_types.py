@@ -28,6 +28,7 @@ COUNT_OR_ZERO = click.IntRange(min=0)  # warm-up steps, sample rows
 POSITIVE = FiniteRange(min=0, min_open=True)  # learning rates, epochs
 NON_NEGATIVE = FiniteRange(min=0)  # weight decay, loss weights, clipping norms
 FRACTION = FiniteRange(min=0, max=1, max_open=True)  # a held-out share: [0, 1)
+WEIGHT = FiniteRange(min=0, max=1)  # a convex weight: [0, 1]
 SEED = click.IntRange(min=0, max=2**32 - 1)  # what NumPy's (and so Keras') seeding accepts
 INT32 = 2**31 - 1  # token ids and tensor sizes are int32 in TensorFlow and SentencePiece
 BATCH = click.IntRange(min=1, max=INT32)  # what memory allows is checked by tt_cli.step_memory

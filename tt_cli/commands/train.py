@@ -42,12 +42,27 @@ D = TrainConfig()  # the defaults, shown in --help
 )
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
 @click.option(
+    "--init",
+    help="Start the image and text towers from a KerasHub CLIP, SigLIP (2) or MetaCLIP 2 preset: a name "
+    "(clip_vit_base_patch16, siglip2_base_patch16_224, ...), a kaggle:// or hf:// handle, or a local preset "
+    "directory. Its tokenizer, sequence length, image size and normalisation, temperature (and SigLIP's bias "
+    "and sigmoid loss) come with it; it is copied into --out. LiT locks its image tower; 3T's third tower is "
+    "by default a frozen copy of it.",
+)
+@click.option(
     "--pretrained",
     multiple=True,
-    default=D.pretrained,
     help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
-    "kaggle:// or hf:// handle, or a local preset directory. Repeat it for "
-    "several third towers (3T only).",
+    "kaggle:// or hf:// handle, or a local preset directory; with --init also 'init' (a frozen copy of "
+    "the preset's image tower). Repeat it for several third towers (3T only).  "
+    "[default: imagenet21k; with --init: init]",
+)
+@click.option(
+    "--pretrained-text",
+    multiple=True,
+    help="A third tower on the text side (3T only; off unless given): a frozen KerasHub sentence encoder, a "
+    "TextEmbedder preset (all_minilm_l6_v2_en, ...) or directory, that teaches f and g through its own pair of "
+    "heads, from the caption. Repeatable; after the --pretrained towers.",
 )
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option(
@@ -68,8 +83,9 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option(
     "--loss",
     type=click.Choice(["softmax", "sigmoid"]),
-    default=D.loss,
-    help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).",
+    default=None,
+    help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).  "
+    "[default: softmax; with --init the preset's own]",
 )
 @click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size (per optimizer step).")
 @click.option(
@@ -123,6 +139,10 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--wandb-run", metavar="NAME", help="Display name of the W&B run.  [default: W&B picks one]")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
+    context = click.get_current_context()
+    explicit = {name for name in context.params if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    if flags["init"]:
+        _check_init_flags(data, explicit)
     config = TrainConfig(data=data, out=out, **flags)
     if config.wandb_run and not config.wandb:
         raise InvalidValueError("--wandb-run names a run of the --wandb project; give the project too.")
@@ -136,13 +156,7 @@ def train(data, out, **flags):
         from tt_cli.demo.run import run_demo
 
         # The demo replaces defaults with its own, never a flag the user gave (even at its default).
-        context = click.get_current_context()
-        run_demo(
-            config,
-            explicit={
-                name for name in context.params if context.get_parameter_source(name) is not ParameterSource.DEFAULT
-            },
-        )
+        run_demo(config, explicit=explicit)
         return
     from tt_cli.training.prepare import ResumeRefused
     from tt_cli.training.run import run_training
@@ -154,3 +168,16 @@ def train(data, out, **flags):
         raise ResumeRefused(
             e.out, flag, e.previous, e.given, e.note, advice="pass --restart to start over or choose another --out"
         ) from None
+
+
+# What a preset given to --init decides, so that these flags would say nothing.
+REPLACED_BY_INIT = ("max_text_len", "vocab_size", "tokenizer", "pooling", "image_size")
+
+
+def _check_init_flags(data, explicit):
+    if data is None:
+        raise InvalidValueError("--init fine-tunes a preset on --data; the demo trains from scratch on its own data.")
+    given = [name for name in REPLACED_BY_INIT if name in explicit]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise InvalidValueError(f"{flag}: a run with --init takes the preset's own (its tokenizer and image tower).")

@@ -73,11 +73,19 @@ def _tf_words(message):
     return message.strip()[:200]
 
 
-def resize(images, size):
+def resize(images, size, resizing=None):
     """Pixels [H, W, 3] or [B, H, W, 3] -> float32 in [0, 255] at `size`: area averaging
     when shrinking (alias-free, and twice as fast in the input pipeline as antialiased
-    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here."""
+    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here.
+
+    `resizing`: the `keras.layers.Resizing` arguments of a KerasHub preset's image converter
+    (`models.PresetImageTower.resizing`: interpolation, antialias, crop or pad to the aspect
+    ratio) to resize as the preset does instead, for the towers of a run started from it."""
     images = tf.cast(images, tf.float32)
+    if resizing is not None:
+        import keras
+
+        return keras.layers.Resizing(size[0], size[1], dtype="float32", **resizing)(images)
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
     shrinking = tf.logical_and(height >= size[0], width >= size[1])
     return tf.cond(
@@ -150,8 +158,8 @@ def random_crop(image, seed, position):
     return tf.slice(image, begin, size)
 
 
-def decode_image(encoded, size, fits=None, crop=None):
-    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
+def decode_image(encoded, size, fits=None, crop=None, resizing=None):
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size` (resized as `resize` says).
 
     An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
     it comes out black, with a warning on stderr, so evaluation keeps its row order.
@@ -159,13 +167,14 @@ def decode_image(encoded, size, fits=None, crop=None):
     then read once per record). `crop(image)`: applied to the decoded image at its full
     resolution, before the resize (`random_crop` for augmentation).
     """
-    return decode_image_sizes(encoded, [size], fits, crop)[0]
+    return decode_image_sizes(encoded, [size], fits, crop, resizing)[0]
 
 
-def decode_image_sizes(encoded, sizes, fits=None, crop=None):
+def decode_image_sizes(encoded, sizes, fits=None, crop=None, resizing=None):
     """`decode_image` at each of `sizes` (a list), decoding the image once: the image
     tower and every third tower that runs online each take it at their own size.
-    `crop` applies to the first size's image only (the main tower's, with `--augment`)."""
+    `crop` applies to the first size's image only (the main tower's, with `--augment`);
+    `resizing` (see `resize`) to every size."""
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -173,7 +182,9 @@ def decode_image_sizes(encoded, sizes, fits=None, crop=None):
         sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
         # A crop's shape is only known when it runs: say the resized one, which is fixed.
         return tuple(
-            tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8), [*size, 3])
+            tf.ensure_shape(
+                tf.cast(tf.clip_by_value(tf.round(resize(source, size, resizing)), 0, 255), tf.uint8), [*size, 3]
+            )
             for source, size in zip(sources, sizes)
         )
 
@@ -258,24 +269,30 @@ def train_dataset(
     input_context=None,
     augment=False,
     fields=None,
+    resizing=None,
 ):
     """Endless batches {"image", "tokens"[, each third tower's input]} for training.
 
     `third_towers`: a `third_towers.ThirdTower` per frozen third tower; each gets its input
     under its own key (`ThirdTower.input_key`): pixels at its size when it runs online,
     else its precomputed features, from the shards' own `h_embedding` or from its embeddings
-    folder, read in lockstep with the shards (`lockstep.read_aligned`).
+    folder, read in lockstep with the shards (`lockstep.read_aligned`); a text third tower
+    (`modality` "text") gets the caption the text tower reads, packed by its own preprocessor
+    (made here: each input pipeline makes its own).
 
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
     per-replica batches.
     `augment`: "image" is a random resized crop (`random_crop`); a third tower's
-    pixels stay the whole image.
+    pixels stay the whole image. `resizing`: how images are resized (`resize`).
     `fields`: the records are a TFDS dataset's (`schema.record_fields`).
     """
+    from models.pretrained_text_tower import text_preprocessor
     from tt_cli.data import lockstep
-    from tt_cli.data.third_towers import FOLDER, ONLINE, SHARDS
+    from tt_cli.data.third_towers import FOLDER, ONLINE, SHARDS, TEXT
 
+    text = [(tower.input_key, text_preprocessor(tower.preset)) for tower in third_towers if tower.modality == TEXT]
+    third_towers = [tower for tower in third_towers if tower.modality != TEXT]
     online = [tower for tower in third_towers if tower.source == ONLINE]
     in_shards = [tower for tower in third_towers if tower.source == SHARDS]
     in_folders = [tower for tower in third_towers if tower.source == FOLDER]
@@ -319,7 +336,7 @@ def train_dataset(
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
         crop = (lambda image: random_crop(image, seed, position)) if augment else None
-        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop)
+        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop, resizing)
         pixels = dict(zip(others, images[1:])) if augment else dict(zip([main] + others, images))
         out = {"image": images[0], "caption": texts[pick], "fits": fits}
         for tower in online:
@@ -333,7 +350,10 @@ def train_dataset(
 
     def tokenize(batch):
         batch.pop("fits")
-        batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
+        caption = batch.pop("caption")
+        batch["tokens"] = tokenizer.tokenize(caption)
+        for key, preprocessor in text:
+            batch[key] = preprocessor(caption)
         return batch
 
     options = tf.data.Options()

@@ -9,9 +9,9 @@ and are read inside the training shards (`SHARDS`: the first tower only, an earl
 (`FOLDER`, `lockstep`). The batch key of that input is the model's to name
 (`models.three_towers.tower_input_key`): `h_image`, `h_embedding`, `h_image_1`, ...
 
-`modality` says what a tower embeds: the pictures (`"image"`, every tower today). A
-frozen text backbone as a third tower is the same record with `modality="text"`: it
-would read the captions through its own tokenizer, as a new batch key of the model's.
+`modality` says what a tower embeds: the pictures (`IMAGE`), or the captions (`TEXT`: a
+frozen sentence encoder, `models.PretrainedTextTower`, which reads the caption the text
+tower reads through its own preprocessor, under the batch key `h_text`).
 
 Example:
 >>> tower = ThirdTower(index=1, preset="/presets/vit", embedding_dim=16, image_size=(32, 32))
@@ -27,6 +27,7 @@ from tt_cli.data import lockstep
 from tt_cli.errors import InvalidValueError
 
 ONLINE, SHARDS, FOLDER = "online", "shards", "folder"
+IMAGE, TEXT = "image", "text"  # what a tower embeds: the pictures, or the captions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +41,14 @@ class ThirdTower:
     image_size: tuple = None  # (H, W) of the pictures it runs on (ONLINE)
     folder: str = None  # the embeddings folder (FOLDER)
     embedding_files: tuple = ()  # its embedding shard for each training shard, in order (FOLDER)
-    modality: str = "image"  # what it embeds
+    modality: str = IMAGE  # what it embeds
 
     @classmethod
     def online(cls, tower, index=0):
-        """Tower `index`, the loaded `tower` (a `models.PretrainedTower`), run on the pictures."""
+        """Tower `index`, the loaded `tower` (a `models.PretrainedTower`), run on the pictures,
+        or on the captions for a text tower (`models.PretrainedTextTower`)."""
+        if getattr(tower, "modality", IMAGE) == TEXT:
+            return cls(index, tower.preset, tower.output_dim, modality=TEXT)
         return cls(index, tower.preset, tower.output_dim, image_size=tuple(tower.image_size))
 
     @property
@@ -54,9 +58,11 @@ class ThirdTower:
     @property
     def input_key(self):
         """The batch key of this tower's input (its pixels, or its precomputed features)."""
-        from models.three_towers import TOWER_EMBEDDING, TOWER_IMAGE, tower_input_key
+        from models.three_towers import TOWER_EMBEDDING, TOWER_IMAGE, TOWER_TEXT, tower_input_key
 
-        return tower_input_key(TOWER_EMBEDDING if self.precomputed else TOWER_IMAGE, self.index)
+        if self.precomputed:
+            return tower_input_key(TOWER_EMBEDDING, self.index)
+        return tower_input_key(TOWER_TEXT if self.modality == TEXT else TOWER_IMAGE, self.index)
 
     def to_json(self):
         """What `run.json` records of it (not the embedding shards: the folder names them)."""

@@ -1,8 +1,9 @@
 """Reads evaluation shards with `tf.data` and embeds them with a run's model.
 
 Images are decoded to RGB and resized exactly as the training pipeline does
-(`tt_cli.data.pipeline.decode_image`: area when shrinking, bilinear when enlarging, uint8) to
-`model.image_size` — in `lit` mode that is the locked pretrained tower's size.
+(`tt_cli.data.pipeline.decode_image`: area when shrinking, bilinear when enlarging, uint8; a
+preset's own way for a model started from one) to `model.image_size` — in `lit` mode that
+is the locked pretrained tower's size.
 Batches run through a `tf.function` of `model.encode_image`; captions are
 tokenized with the run's tokenizer and embedded with `model.encode_text`. Both
 show a rich progress bar on stderr.
@@ -55,16 +56,17 @@ class EncodedImages:
     thumbnails: list = None  # N JPEG byte strings, when asked for
 
 
-def parse_example(serialized, image_size, thumbnails=False, fields=None):
+def parse_example(serialized, image_size, thumbnails=False, fields=None, resizing=None):
     """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}
-    (and "thumbnail", JPEG bytes of that image, with `thumbnails`; `fields`: of a TFDS dataset)."""
+    (and "thumbnail", JPEG bytes of that image, with `thumbnails`; `fields`: of a TFDS dataset);
+    `resizing`: as the model's (`pipeline.resize`)."""
     # The training pipeline's own decode + resize, so that evaluation sees what training saw.
     from tt_cli.data.pipeline import decode_image
     from tt_cli.data.tf_schema import parse_example as parse_features
 
     features = parse_features(serialized, (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY), fields=fields)
     example = {
-        "image": decode_image(features[schema.IMAGE], image_size),
+        "image": decode_image(features[schema.IMAGE], image_size, resizing=resizing),
         "texts": features[schema.TEXTS],
         "label": features[schema.LABEL],
         "key": features[schema.KEY],
@@ -88,7 +90,7 @@ def thumbnail_jpeg(image, image_size):
     return tf.io.encode_jpeg(image, quality=THUMBNAIL_QUALITY, chroma_downsampling=False)
 
 
-def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False, fields=None):
+def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False, fields=None, resizing=None):
     """Batches of {"image": uint8 [B, H, W, 3], "texts": string [B, n] padded
     with b"", "label": int64 [B], "key": string [B]} (and "thumbnail": string [B]
     with `thumbnails`), in file order, prefetched (`fields`: the files are a TFDS dataset's)."""
@@ -97,7 +99,7 @@ def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=Fa
     size = tuple(int(s) for s in image_size)
 
     def parse(serialized):
-        return parse_example(serialized, size, thumbnails, fields)
+        return parse_example(serialized, size, thumbnails, fields, resizing)
 
     return (
         tf.data.TFRecordDataset(list(files))
@@ -129,7 +131,7 @@ def _bar(total, description, show_progress):
     return progress_bar(total, description, unit="images" if "image" in description else "texts")
 
 
-def _resolve(data, image_size, batch_size, thumbnails=False, tfds=None):
+def _resolve(data, image_size, batch_size, thumbnails=False, tfds=None, resizing=None):
     """(tf.data.Dataset, DatasetInfo or None, total or None) for a path (or a TFDS dataset
     under the options `tfds`), a file list or a dataset."""
     import tensorflow as tf
@@ -141,7 +143,7 @@ def _resolve(data, image_size, batch_size, thumbnails=False, tfds=None):
     else:
         files, info = schema.resolve_shards(str(data), tfds)
     total = info.num_examples if info else None
-    return eval_dataset(files, image_size, batch_size, thumbnails, schema.record_fields(info)), info, total
+    return eval_dataset(files, image_size, batch_size, thumbnails, schema.record_fields(info), resizing), info, total
 
 
 def encode_images(
@@ -169,7 +171,7 @@ def encode_images(
     """
     import tensorflow as tf
 
-    dataset, info, total = _resolve(data, model.image_size, batch_size, thumbnails, tfds)
+    dataset, info, total = _resolve(data, model.image_size, batch_size, thumbnails, tfds, model.image_resizing)
     encode = _encoder(model, "image")
     embeddings, labels, captions, keys, fingerprints, jpegs = [], [], [], [], [], []
     try:

@@ -40,6 +40,7 @@ def _run_list(run_dirs):
 def _check_runs(run_dirs, other_run=None):
     """Fails fast, before TensorFlow loads, when a run directory is not one, or when an
     ensemble (`other_run`) is asked of other than one run."""
+    from tt_cli.init_preset import is_preset_dir
     from tt_cli.run_dir import read_run_record
 
     if other_run is not None and len(run_dirs) != 1:
@@ -48,16 +49,19 @@ def _check_runs(run_dirs, other_run=None):
             "were given; evaluate them side by side without an ensemble."
         )
     for run_dir in [*run_dirs, other_run]:
-        if run_dir is not None:
+        if run_dir is not None and not is_preset_dir(run_dir):  # a KerasHub preset is evaluated as it is
             read_run_record(run_dir)
 
 
-def _load_runs(run_dirs, other_run=None):
-    """The loaded runs, one at a time (a run's model is freed before the next is loaded)."""
+def _load_runs(run_dirs, other_run=None, interpolate=None):
+    """The loaded runs, one at a time (a run's model is freed before the next is loaded);
+    `interpolate`: WiSE-FT's weight for each of `run_dirs` (`run_dir.load_run`)."""
     from tt_cli.run_dir import load_run
 
-    for run_dir in [*run_dirs, *([other_run] if other_run else [])]:
-        yield load_run(run_dir)
+    for run_dir in run_dirs:
+        yield load_run(run_dir, interpolate)
+    if other_run:
+        yield load_run(other_run)
 
 
 def column_names(paths):
@@ -84,7 +88,10 @@ def column_names(paths):
 
 
 def _describe(run, name):
-    return {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
+    described = {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
+    if run.interpolate is not None:
+        described["interpolate"] = run.interpolate
+    return described
 
 
 def _collect(collect, name, images, **scores):
@@ -129,10 +136,12 @@ def zero_shot_report(
     batch_size=encode.DEFAULT_BATCH_SIZE,
     collect=None,
     tfds=None,
+    interpolate=None,
 ):
     """Zero-shot classification of each run of `run_dirs` (a list; a path is one run) on
     `data`, and with `other_run` their ensemble (one run only); see the module's docstring.
-    `templates` None: the dataset's built-in prompts (a TFDS benchmark), else CLIP's 80."""
+    `templates` None: the dataset's built-in prompts (a TFDS benchmark), else CLIP's 80.
+    `interpolate`: WiSE-FT's weight for each of `run_dirs` (runs started from a preset)."""
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
@@ -142,7 +151,7 @@ def zero_shot_report(
     class_names = zero_shot.class_names_for(info, classnames, data)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     probs, labels, models = [], None, []
-    for run, name in zip(_load_runs(run_dirs, other_run), names):
+    for run, name in zip(_load_runs(run_dirs, other_run, interpolate), names):
         images = encode.encode_images(
             run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
@@ -184,10 +193,12 @@ def retrieval_report(
     ks=retrieval.KS,
     collect=None,
     tfds=None,
+    interpolate=None,
 ):
     """Image-text retrieval of each run of `run_dirs` (a list; a path is one run) on `data`,
     and with `other_run` their ensemble (one run only). Without an ensemble each run's
-    similarity matrix is scored and dropped before the next run is encoded."""
+    similarity matrix is scored and dropped before the next run is encoded. `interpolate`:
+    as for `zero_shot_report`."""
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
@@ -198,7 +209,7 @@ def retrieval_report(
     def scores_on(similarity, idx):
         return retrieval.retrieval_metrics(*retrieval.subset(similarity, pairs, idx), ks)
 
-    for run, name in zip(_load_runs(run_dirs, other_run), names):
+    for run, name in zip(_load_runs(run_dirs, other_run, interpolate), names):
         images = encode.encode_images(
             run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
@@ -240,15 +251,17 @@ def fewshot_report(
     l2_reg="auto",
     batch_size=encode.DEFAULT_BATCH_SIZE,
     tfds=None,
+    interpolate=None,
 ):
     """Few-shot linear probes on each run of `run_dirs` (a list; a path is one run): the
-    same shots (by seed) for every run, so that their numbers compare."""
+    same shots (by seed) for every run, so that their numbers compare. `interpolate`: as
+    for `zero_shot_report`."""
     run_dirs = _run_list(run_dirs)
     _check_runs(run_dirs)
     schema.resolve_shards(train_data, tfds)
     schema.resolve_shards(data, tfds)
     models = []
-    for run, name in zip(_load_runs(run_dirs), column_names(run_dirs)):
+    for run, name in zip(_load_runs(run_dirs, interpolate=interpolate), column_names(run_dirs)):
         train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})", tfds=tfds)
         test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})", tfds=tfds)
         zero_shot.check_labels(train.labels, train_data)

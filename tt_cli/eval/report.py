@@ -36,7 +36,8 @@ def _l2(value):
 
 
 def _header(model):
-    return f"{model['name']}\n[dim]{model['mode']} · step {model['step']}[/]"
+    interpolated = f" · A={model['interpolate']:g}" if model.get("interpolate") is not None else ""
+    return f"{model['name']}\n[dim]{model['mode']} · step {model['step']}{interpolated}[/]"
 
 
 def print_result(result):

@@ -29,6 +29,16 @@ def temperature(model):
     return float(clipped_temperature(model.log_temperatures["image_text"]))
 
 
+def logits(model, image_embeddings, text_embeddings):
+    """[N, M] image-text logits of normalised embeddings, as the run's loss scores pairs:
+    t · cos, plus the learned bias of the sigmoid loss (KerasHub's CLIP and SigLIP logits)."""
+    scale = np.float32(temperature(model))
+    logits_ = scale * (np.asarray(image_embeddings, np.float32) @ np.asarray(text_embeddings, np.float32).T)
+    if model.loss_name == "sigmoid":
+        logits_ = logits_ + np.float32(model.biases["image_text"].numpy())
+    return logits_
+
+
 def class_embeddings(
     model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True
 ):

@@ -64,7 +64,17 @@ def _text_encoder_model(text_tower):
 
 def export_preset(run, out):
     """Writes the preset directory `out`; returns the `tt.json` it wrote (a dict). KerasHub
-    writes local disk only: a URL `out` is written in a local folder, then uploaded."""
+    writes local disk only: a URL `out` is written in a local folder, then uploaded.
+
+    A run started from a KerasHub preset goes back as a preset of that preset's class
+    (`keras_hub_preset`). A run from scratch cannot: tt's own towers are not CLIP's (biases
+    in the patch embedding and the projections, GELU, layer norm epsilon 1e-6, text attention
+    without a causal mask, pooled at tt's EOS id), so their weights have no place in a
+    `CLIPBackbone` that would compute the same embeddings."""
+    if run.config.get("init"):
+        from tt_cli.export.keras_hub_preset import export_keras_hub_preset
+
+        return export_keras_hub_preset(run, out)
     with storage.staged_folder(out) as local:
         return _write_preset(run, local)
 

@@ -9,10 +9,11 @@ Example:
 
 import dataclasses
 
+from tt_cli import init_preset
 from tt_cli import run_dir as rd
 from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema
-from tt_cli.presets import load_pretrained_tower
+from tt_cli.presets import load_pretrained_text_tower, load_pretrained_tower
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +32,11 @@ class Built:
     third_towers: tuple
 
 
-def build_training(config, runtime, scale, tokenizer, info, files, steps, log):
+def build_training(config, runtime, scale, tokenizer, info, files, steps, log, init=None):
     """Builds the model (its main image tower at `scale`, a `models.Scale`) and its optimizer
-    in the strategy's scope (fresh weights from the run's seed) and the checkpoint manager;
-    non-chief workers write their (identical) checkpoints aside, under `checkpoints/.worker-<id>`."""
+    in the strategy's scope (fresh weights from the run's seed, or f and g from the `init`
+    preset, a `tt_cli.init_preset.InitPreset`) and the checkpoint manager; non-chief workers
+    write their (identical) checkpoints aside, under `checkpoints/.worker-<id>`."""
     import tensorflow as tf
 
     from models import ThreeTowers
@@ -46,22 +48,29 @@ def build_training(config, runtime, scale, tokenizer, info, files, steps, log):
     warmup = config.warmup_steps if config.warmup_steps is not None else min(10_000, steps // 20)
     with runtime.strategy.scope():
         names = config.pretrained if config.mode != "clip" else ()
-        towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
+        if init is not None:
+            towers = tuple(init_preset.third_towers(names, init, config.scale, log))
+        else:
+            towers = tuple(load_pretrained_tower(name, config.scale, log) for name in names)
+        towers += tuple(load_pretrained_text_tower(name) for name in config.pretrained_text)
         inputs = third_towers(towers, config.embeddings, files, info)
         check_features(
             files, need_h_embedding=any(tower.source == SHARDS for tower in inputs), fields=schema.record_fields(info)
         )
-        model = ThreeTowers.from_scale(
-            scale,
-            mode=config.mode,
-            vocab_size=tokenizer.vocab_size,
-            max_len=config.max_text_len,
-            pretrained_tower=list(towers) or None,
-            pooling=config.pooling,
-            aux_weight=config.aux_weight,
-            lit_head=config.lit_head,
-            loss=config.loss,
-        )
+        if init is not None:
+            model = init_preset.build_model(config, init, towers, log)
+        else:
+            model = ThreeTowers.from_scale(
+                scale,
+                mode=config.mode,
+                vocab_size=tokenizer.vocab_size,
+                max_len=config.max_text_len,
+                pretrained_tower=list(towers) or None,
+                pooling=config.pooling,
+                aux_weight=config.aux_weight,
+                lit_head=config.lit_head,
+                loss=config.loss,
+            )
         if config.remat:
             from models.remat import rematerialize_towers
 

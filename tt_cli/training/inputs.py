@@ -14,6 +14,8 @@ def training_input(config, runtime, files, tokenizer, built, start_step, fields=
 
     model = built.model
     image_size = model.image_tower.image_size if model.image_tower is not None else (built.scale.image_size,) * 2
+    if config.init and model.image_tower is None:  # LiT: the locked tower's images, decoded once
+        image_size = model.image_size
     # Each input pipeline makes its own tokenizer: the SentencePiece resource must
     # live where the dataset is built.
     return runtime.strategy.distribute_datasets_from_function(
@@ -29,5 +31,6 @@ def training_input(config, runtime, files, tokenizer, built, start_step, fields=
             input_context=ctx,
             augment=config.augment,
             fields=fields,
+            resizing=model.image_resizing,
         )
     )

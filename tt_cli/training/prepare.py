@@ -21,6 +21,7 @@ from tt_cli import run_dir as rd
 from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data.tokenizer import check_sentencepiece_file
 from tt_cli.errors import ConflictError, InvalidValueError
+from tt_cli.init_preset import INIT_DIR
 from tt_cli.training.config import MODEL_KEYS, TrainConfig, pretrained_names
 
 
@@ -38,9 +39,10 @@ def fingerprint(files, info):
 
 
 # Everything `tt train` writes in --out (and with --wandb, WANDB_ENTRIES); --restart removes all of
-# them but the tokenizer and W&B's local files (an offline run there may not be uploaded yet; the
-# restarted run gets a new W&B id).
-RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
+# them but the tokenizer, the copy of the init preset (replaced when the run restarts from another
+# one) and W&B's local files (an offline run there may not be uploaded yet; the restarted run gets a
+# new W&B id).
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS, INIT_DIR)
 WANDB_ENTRIES = (rd.WANDB_JSON, rd.WANDB)
 RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON, rd.WANDB_JSON)
 # Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
@@ -151,12 +153,22 @@ def check_resume_matches(config, scale, files, info):
             )
 
 
+def check_init_matches(config):
+    """Refuses to resume a run from another init preset than it started from, before the
+    run's copy of that preset is touched."""
+    previous = rd.read_run_record(config.out).config.get("init")
+    if previous != config.init:
+        raise ResumeRefused(config.out, "init", previous, config.init)
+
+
 def _setting(settings, key):
     """`key` of a run's settings as trained: a setting run.json lacks did not exist yet when
     it was written (its default then), and runs before several third towers recorded
     `pretrained` as one name."""
     value = settings.get(key, getattr(TrainConfig, key))
-    if key == "pretrained":
+    if key == "loss" and value is None and not settings.get("init"):  # none given: softmax, but for --init
+        value = "softmax"
+    if key in ("pretrained", "pretrained_text"):
         value = " ".join(pretrained_names(value))
     return value
 

@@ -15,8 +15,8 @@ Example:
 
 import dataclasses
 
+from tt_cli import init_preset, storage
 from tt_cli import run_dir as rd
-from tt_cli import storage
 from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.data import schema, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
@@ -59,9 +59,10 @@ def _check_image_settings(config):
         )
 
 
-def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
+def _write_run_record(config, runtime, built, tokenizer, files, info, steps, init=None):
     """run.json (the settings as given and what they resolved to, `tt_cli.run_record`) and
-    model.json (the model rebuilt without network)."""
+    model.json (the model rebuilt without network). With an `init` preset, what it resolved:
+    the preset and its copy, its sequence length and image size, and the loss."""
     from tt_cli.run_record import RunRecord
     from tt_cli.training.runtime import versions
 
@@ -76,6 +77,8 @@ def _write_run_record(config, runtime, built, tokenizer, files, info, steps):
         "strategy": runtime.strategy_name,
         "replicas": runtime.replicas,
     }
+    if init is not None:
+        resolved.update(init=init.describe(), loss=built.model.loss_name)
     record = RunRecord(config.to_json(), resolved, prepare.fingerprint(files, info), versions())
     rd.write_run_record(config.out, record)
     rd.save_model_config(config.out, built.model)
@@ -94,6 +97,8 @@ def train(config, log=print, evaluator=None, show_progress=True):
 def _train(config, log, evaluator, show_progress):
     _check_data_exists(config)
     _check_image_settings(config)
+    if config.init:
+        init_preset.check_source(config)
     files, info = schema.resolve_shards(config.data, config.tfds)
 
     from tt_cli.training.runtime import start_runtime, total_steps
@@ -116,22 +121,32 @@ def _train(config, log, evaluator, show_progress):
     chief = runtime.chief
     log = log if chief else (lambda *a, **k: None)
     resuming = prepare.prepare_out(config, chief)
+    init = None
+    if config.init:  # the run's copy of the preset, made before a resume check reads the settings
+        if resuming:
+            prepare.check_init_matches(config)
+        init = init_preset.prepare_init(config, chief, log)
     if resuming:
         prepare.check_resume_matches(config, scale, files, info)
-    tokenizer = TextTokenizer(
-        prepare.setup_tokenizer(config, files, log, chief, schema.record_fields(info)), config.max_text_len
-    )
+    given = config  # run.json records the settings as given; the preset resolves some (`resolve_config`)
+    if init is not None:
+        config = init_preset.resolve_config(config, init)
+        tokenizer = init_preset.run_tokenizer(init.path)
+    else:
+        tokenizer = TextTokenizer(
+            prepare.setup_tokenizer(config, files, log, chief, schema.record_fields(info)), config.max_text_len
+        )
     steps = total_steps(
         config.steps, config.epochs, info.num_examples if info else None, config.batch_size, config.data
     )
-    built = build_training(config, runtime, scale, tokenizer, info, files, steps, log)
+    built = build_training(config, runtime, scale, tokenizer, info, files, steps, log, init=init)
     if resuming:  # every worker from the chief's checkpoints: the newest intact one, named
         restored = RunCheckpoints(built.checkpoint, config.out, log=log, readonly=not chief).restore_newest()
     start = int(built.optimizer.iterations.numpy())
     if resuming:
         log(f"resuming {config.out} from {rd.CHECKPOINTS}/ckpt-{restored} at step {start}/{steps}")
     if chief:
-        _write_run_record(config, runtime, built, tokenizer, files, info, steps)
+        _write_run_record(given, runtime, built, tokenizer, files, info, steps, init)
         prepare.record_run_files(config.out, [rd.RUN_JSON, rd.MODEL_JSON])
     if start >= steps:
         log(f"{config.out} already finished {steps} steps")
