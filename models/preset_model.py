@@ -70,7 +70,8 @@ def three_towers_from_preset(
       mode: `clip`, `lit` or `3t`.
       pretrained_tower: 3T's third towers (one or a list); None: a frozen copy of the
         preset's image tower (`frozen_image_tower`), which LiT always locks.
-      aux_weight, lit_head: as for `ThreeTowers`.
+      aux_weight: as for `ThreeTowers`.
+      lit_head: as for `ThreeTowers`.
       loss: `softmax` or `sigmoid`; None: the preset's own (sigmoid for SigLIP).
       dtype: the layers' dtype policy (None: the global one).
       parts: `load_preset_parts(preset)` when the caller has loaded them already.

@@ -159,7 +159,7 @@ def test_corrupt_shard_is_named_by_tf_free_commands(tiny_shards, tmp_path, comma
     if command == "tokenizer":
         args += [str(tmp_path / "tok.model"), "--vocab-size", "64"]
     result = run_tt_process(*args, check=False)
-    advice = "tt data inspect --verify" if command == "inspect" else "verify them all with tt data inspect"
+    advice = "tt data inspect --verify" if command == "inspect" else "to check every shard"
     assert_one_clear_line(result, path, f"offset {offset}", advice)
     assert not os.path.exists(tmp_path / "tok.model")
 
@@ -167,7 +167,7 @@ def test_corrupt_shard_is_named_by_tf_free_commands(tiny_shards, tmp_path, comma
 def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_path):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "flipped")
     result = run_tt(["train", "--data", data, "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS])
-    assert_one_clear_line(result, path, f"offset {offset}", "verify them all with tt data inspect")
+    assert_one_clear_line(result, path, f"offset {offset}", "to check every shard")
 
 
 @pytest.mark.parametrize("command", ["eval", "pretrain"])
@@ -190,7 +190,7 @@ def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_
             "16",
         ]
     )
-    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "verify them all with tt data inspect")
+    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "to check every shard")
 
 
 def copy_run(run, directory):
@@ -210,7 +210,7 @@ def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny
         result,
         path,
         f"offset {offset}",
-        "verify them all with tt data inspect",
+        "to check every shard",
         "training stopped after step 4",
         "ckpt-4",
     )

@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
 from test_file_safety import MANIFEST, assert_refused, tree_state
 
 from tt_cli.checkpoints import RunCheckpoints
@@ -64,7 +64,12 @@ def test_a_garbage_checkpoint_file_and_brackets_in_the_path_resume_from_tts_chec
 def test_a_run_of_an_earlier_tt_with_a_garbage_checkpoint_file_resumes(tiny_run, tiny_shards, tmp_path):
     run = str(tmp_path / "run")
     shutil.copytree(tiny_run("clip"), run)
-    os.remove(os.path.join(run, MANIFEST))  # as tt wrote runs before manifests
+    os.remove(os.path.join(run, MANIFEST))  # as tt wrote runs before manifests, with their run.json
+    run_json = os.path.join(run, "run.json")
+    with open(run_json) as f:
+        old = first_layout(json.load(f))
+    with open(run_json, "w") as f:
+        json.dump(old, f)
     with open(os.path.join(run, "checkpoints", "checkpoint"), "w") as f:
         f.write("garbage")
     result = train(tiny_shards, run)

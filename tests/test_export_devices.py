@@ -190,7 +190,8 @@ def test_token_ids_of_the_usage_note_equal_the_tokenizer_inside_tt(tmp_path):
     import sentencepiece as spm
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     corpus = [f"a {c} {s} in the {p}" for c in ("red", "blue", "green") for s in ("circle", "square") for p in "ab"]
     path = str(tmp_path / "tok.model")

@@ -349,7 +349,7 @@ def test_train_and_embed_on_tfds_equal_the_converted_shards(tfds_data, tiny_vit_
 
     # The training stream resumes exactly: batches from step 2 on equal those of a straight read.
     from tt_cli.data.pipeline import train_dataset
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
 
     files, info = schema.resolve_shards(train_split, TfdsOptions(data_dir))
     tokenizer = TextTokenizer(os.path.join(runs["tfds"], "tokenizer.model"), 12)

@@ -47,9 +47,9 @@ def _unavailable(preset, reason):
 def unreachable_reason(preset):
     """Why `preset` cannot be loaded, found within seconds (no such directory, its host does
     not answer), or None when it is a directory or on a host that answers."""
-    if storage.isdir(preset):  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
-        return None
-    host = _remote_host(preset)
+    host = _remote_host(preset)  # hf:// and kaggle:// first: no TensorFlow filesystem reads them
+    if not preset.startswith(tuple(REMOTE_HOSTS)) and storage.isdir(preset):
+        return None  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
     if host is None:
         return "no such directory"
     try:
