@@ -3,8 +3,8 @@
 The one conversion that needs TensorFlow: TFDS datasets are read through it (`tfds_source`,
 `tf_schema.parse_example` with the dataset's feature map). So this process never imports the
 `tfrecord` package (the two cannot share a process): records are built by
-`tf_schema.example_bytes` and written by TensorFlow's `tf.io.TFRecordWriter`, each shard under
-`NAME.tmp` and renamed when complete. Everything else is `tt data convert`'s: the plan in
+`tf_schema.example_bytes` and written by tt's one `ShardWriter` (framed by `records.frame`), each
+shard under `NAME.tmp` and renamed when complete. Everything else is `tt data convert`'s: the plan in
 `OUT/.convert/` (a rerun converts only the missing shards), what OUT may hold
 (`convert.prepare_out_dir`), every image decoded and checked once (`validate`), rejections in
 `rejected.jsonl`, `dataset.json` with the class names, `report.json`. Row i goes to shard
