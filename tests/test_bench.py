@@ -52,7 +52,7 @@ HEADER_FIELDS = {
 def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     # In a process of its own, as a user runs it: a process that ran other models before
     # can reuse freed pages, and a mode's peak above its baseline would then read as 0.
-    from data_corpus import run_tt
+    from support.data_corpus import run_tt
 
     out = tmp_path / "bench.json"
     result = run_tt(

@@ -15,7 +15,7 @@ import click
 import crc32c
 import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
-from data_corpus import run_tt as run_tt_process
+from support.data_corpus import run_tt as run_tt_process
 
 CORRUPT_SHARD = "shard-00001-of-00002.tfrecord"  # the second shard of `tiny_shards`
 

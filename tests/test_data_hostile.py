@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 import pytest
-from data_corpus import (
+from PIL import Image
+from support.data_corpus import (
     ENV,
     decode_pil,
     pixels,
@@ -28,7 +29,6 @@ from data_corpus import (
     tt_command,
     write_jsonl,
 )
-from PIL import Image
 
 HANG = 120  # seconds: far beyond any of these conversions, short of a stalled suite
 MAX_CAPTION_CHARS = 1000  # tt_cli.data.validate.MAX_CAPTION_CHARS (not imported: it loads the tfrecord side)

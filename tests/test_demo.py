@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 from conftest import run_tt
-from ranking_reference import distinct_inputs, recall_bounds, similarity_error
+from support.ranking_reference import distinct_inputs, recall_bounds, similarity_error
 
 from tt_cli.demo.settings import DEMO, demo_settings
 from tt_cli.training.config import TrainConfig

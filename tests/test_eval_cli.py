@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from ranking_reference import distinct_inputs, recall_bounds, similarity_error
+from support.ranking_reference import distinct_inputs, recall_bounds, similarity_error
 
 from tt_cli.main import cli
 

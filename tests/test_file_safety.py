@@ -16,8 +16,8 @@ import shutil
 
 import pytest
 from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
-from data_corpus import good_rows, write_jsonl, write_wds
-from data_corpus import run_tt as run_tt_process
+from support.data_corpus import good_rows, write_jsonl, write_wds
+from support.data_corpus import run_tt as run_tt_process
 
 MANIFEST = ".tt-manifest.json"
 

@@ -23,10 +23,10 @@ import tempfile
 
 import numpy as np
 import pytest
-from data_corpus import run_tt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from support.data_corpus import run_tt
 
 from tt_cli.data import sources, validate
 
