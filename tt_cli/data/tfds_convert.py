@@ -10,7 +10,7 @@ The one conversion that needs TensorFlow: TFDS datasets are read through it (`tf
 `rejected.jsonl`, `dataset.json` with the class names, `report.json`. Row i goes to shard
 i mod N in TFDS's record order, so one shard keeps that order exactly.
 
-In use (what `tt data convert tfds:cifar10:test ...` runs; it needs the prepared TFDS dataset):
+In use (what `tt data convert tfds:cifar10:test shards/cifar10_test` runs; it needs the prepared TFDS dataset):
 
 ```python
 report = convert_tfds("tfds:cifar10:test", "shards/cifar10_test", TfdsOptions("/data/tfds"))

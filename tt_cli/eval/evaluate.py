@@ -8,7 +8,7 @@ image size). Every result is JSON-able: {"task", "data", "evaluated_on", "models
 when a second run was given}. With `collect` (a list) zero-shot and retrieval also
 append each run's scores and thumbnails for `--report`.
 
-In use (what `tt eval zeroshot` and `tt eval retrieval` run, after training runs):
+In use (what `tt eval zero-shot` and `tt eval retrieval` run, after training runs):
 
 ```python
 result = zero_shot_report(["runs/3t"], "shards/val", templates="simple", other_run="runs/lit", alpha="auto")

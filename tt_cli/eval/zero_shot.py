@@ -8,7 +8,7 @@ temperature `exp(log_t)` (clipped at 100, as in training). Arg-max and top-k do
 not depend on `t`; the probabilities only matter for the 3T + LiT ensemble,
 where each model's own training-time calibration is the natural one.
 
-In use (what `tt eval zeroshot runs/demo --data shards/val` runs, after a training run):
+In use (what `tt eval zero-shot runs/demo --data shards/val` runs, after a training run):
 
 ```python
 run = load_run("runs/demo")

@@ -5,7 +5,7 @@ optimizer, so it can be trained further. Loading it needs tt's classes registere
 which `import models` does. The SentencePiece tokenizer cannot live inside a
 `.keras` file; it is written beside it as `<name>.tokenizer.model`.
 
-In use (what `tt export runs/demo --format keras` runs, after a training run):
+In use (what `tt export keras runs/demo exports/demo.keras` runs, after a training run):
 
 ```python
 run = load_run("runs/demo")

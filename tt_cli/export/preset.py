@@ -13,7 +13,7 @@ locked pretrained tower h. Its pooled output is the class token of the output se
 (`pooling: "token"`) or the mean over positions (`"gap"`), computed on images that
 `keras_hub.layers.ImageConverter.from_preset(OUT)` prepared.
 
-In use (what `tt export runs/demo --format preset` runs, after a training run):
+In use (what `tt export preset runs/demo exports/demo_preset` runs, after a training run):
 
 ```python
 run = load_run("runs/demo")

@@ -19,7 +19,7 @@ pixels themselves. The SentencePiece tokenizer runs inside the graph through
 tensorflow-text, so loading the SavedModel needs `import tensorflow_text` first (it
 registers the tokenizer's ops).
 
-In use (what `tt export runs/demo --format savedmodel` runs, after a training run):
+In use (what `tt export savedmodel runs/demo exports/demo` runs, after a training run):
 
 ```python
 run = load_run("runs/demo")
