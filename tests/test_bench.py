@@ -49,6 +49,7 @@ HEADER_FIELDS = {
 }
 
 
+@pytest.mark.slow
 def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     # In a process of its own, as a user runs it: a process that ran other models before
     # can reuse freed pages, and a mode's peak above its baseline would then read as 0.
@@ -140,6 +141,7 @@ def hand_h():
     return PretrainedTower(backbone)
 
 
+@pytest.mark.slow
 def test_flops_match_a_hand_count():
     from models import ImageTower, TextTower
 

@@ -58,6 +58,7 @@ def demo(tmp_path_factory):
     return out, cache, result.output
 
 
+@pytest.mark.slow
 def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     out, cache, output = demo
     for row in ("zero-shot top-1", "image->text R@1", "text->image R@5", "chance"):
@@ -89,6 +90,7 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     assert manifest["entries"]["report.html"]["command"] == "tt report"
 
 
+@pytest.mark.slow
 def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, monkeypatch):
     """`--batch-size 256` is also `tt train`'s default; given, it still wins over the demo's 64."""
     out, cache, _ = demo
@@ -103,6 +105,7 @@ def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, m
     assert config["scale"] == DEMO.scale  # flags not given still take the demo's values
 
 
+@pytest.mark.slow
 def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
     from tt_cli.demo.prepare import demo_tower
 
@@ -116,6 +119,7 @@ def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
     assert notes == [f"third tower: {preset} (cached)"]
 
 
+@pytest.mark.slow
 def test_reported_numbers_match_numpy(demo):
     """Zero-shot top-1 and text->image R@1, recomputed here from the run's own embeddings.
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_single_device_step(tiny_vit_preset):
     script = os.path.join(os.path.dirname(__file__), "support", "mirrored_step.py")
     result = subprocess.run([sys.executable, script, tiny_vit_preset], capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
 from support.combined_shards import write_combined
 from test_file_safety import tree_state
@@ -88,6 +89,7 @@ def rewrite_reordered(path):
             writer.write(record)
 
 
+@pytest.mark.slow
 def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_line(
     tiny_shards, tiny_vit_preset, tmp_path
 ):
@@ -172,6 +174,7 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
             assert all(w in str(e) for w in words) and "\n" not in str(e), str(e)
 
 
+@pytest.mark.slow
 def test_embed_killed_and_rerun_writes_what_one_run_writes_and_two_replicas_match_one(tiny_vit_preset, tmp_path):
     from tt_cli.demo.shapes import write_demo_split
 

@@ -135,6 +135,7 @@ def embed_independently(run_dir, images, texts):
     return run, image, text
 
 
+@pytest.mark.slow
 def test_zero_shot_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data):
     shards, (images, labels, _) = eval_shards_data
     run_dir = tiny_run("3t")
@@ -225,6 +226,7 @@ def retrieval_recall_of(tmp_path, run_dir, shards, batch_size):
     return {k: v for k, v in model.items() if "_R@" in k}, result["num_images"], result["num_captions"]
 
 
+@pytest.mark.slow
 def test_retrieval_recall_is_the_same_at_any_batch_size_and_data_order(tmp_path, tiny_run):
     """Repeated captions and repeated images tie exactly however they are batched or ordered."""
     rng = np.random.default_rng(3)
@@ -307,6 +309,7 @@ def test_fewshot_end_to_end_on_a_lit_run(tmp_path, tiny_run, eval_shards_data, e
     assert np.allclose(encoded.embeddings, h / np.linalg.norm(h, axis=1, keepdims=True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_path, tiny_run, eval_shards):
     first, second = tiny_run("3t"), tiny_run("lit")
     one, _ = run_json(tmp_path, "zero-shot", first, "--data", eval_shards, "--ensemble", second, "--alpha", "1")
@@ -338,6 +341,7 @@ def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_pat
     assert auto["num_examples"] == 12 and "picked on a held-out half" in " ".join(output.split())
 
 
+@pytest.mark.slow
 def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval_shards):
     clip, three_towers = tiny_run("clip"), tiny_run("3t")
     together, output = run_json(tmp_path, "retrieval", clip, three_towers, "--data", eval_shards)

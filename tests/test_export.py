@@ -25,6 +25,7 @@ def cli(args):
     return CliRunner().invoke(tt, args)
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
     import tensorflow as tf
 
@@ -113,6 +114,7 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
     assert "inputs['texts']" in show.stdout and "inputs['image_bytes']" in show.stdout
 
 
+@pytest.mark.slow
 def test_keras_file_loads_predicts_identically_and_trains(tiny_run, tmp_path):
     import keras
     import tensorflow as tf

@@ -121,6 +121,7 @@ def test_one_tower_trains_bit_for_bit_as_single_tower_3t(tiny_vit_preset):
     assert rebuilt.num_pretrained_towers == 1 and rebuilt.pretrained_tower.preset == tower.preset
 
 
+@pytest.mark.slow
 def test_two_tower_run_resumes_exactly_and_exports(tiny_shards, tiny_vit_preset, second_tiny_vit_preset, tmp_path):
     import tensorflow as tf
 
