@@ -47,6 +47,22 @@ def test_a_smaller_steps_shrinks_the_whole_demo():
     assert full.config.val_every == DEMO.steps // 2
 
 
+def test_final_table_puts_each_number_beside_chance(capsys):
+    from tt_cli.demo.report import print_demo_table
+
+    results = {"top1": 0.5, "top5": 0.9, "image_to_text_R@1": 0.1, "text_to_image_R@5": 0.25, "loss": 1.0}
+    print_demo_table(results, num_classes=18, num_images=200, title="demo")
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2:5] for line in capsys.readouterr().out.splitlines() if "│" in line
+    }
+    # chance: 1/classes and 5/classes for zero-shot, k/images for Recall@k; metrics not in the table are left out
+    assert [c.strip() for c in lines["zero-shot top-1"]] == ["0.500", "0.056", "9.0x"]
+    assert [c.strip() for c in lines["zero-shot top-5"]] == ["0.900", "0.278", "3.2x"]
+    assert [c.strip() for c in lines["image->text R@1"]] == ["0.100", "0.005", "20.0x"]
+    assert [c.strip() for c in lines["text->image R@5"]] == ["0.250", "0.025", "10.0x"]
+    assert set(lines) == {"zero-shot top-1", "zero-shot top-5", "image->text R@1", "text->image R@5"}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo") / "run")
