@@ -362,6 +362,37 @@ def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval
     assert with_ensemble.exit_code == 2 and "--ensemble combines one RUN" in with_ensemble.output
 
 
+def test_suite_rows_equal_the_training_time_evaluator_on_the_same_shards(tiny_run, eval_shards, eval_shards_data):
+    """`tt eval suite` (a retrieval=DATA task) and the validation that `tt train --val-data`
+    runs give one run the same Recall@k on the same shards (the suite's zero-shot tasks use
+    CLIP's 80 prompts: slow here; the evaluator's zero-shot uses one)."""
+    from tt_cli.eval.suite import run_suite
+    from tt_cli.eval.validation import ValidationEvaluator
+    from tt_cli.run_dir import load_run
+
+    run_dir = tiny_run("3t")
+    suite = run_suite([run_dir], f"retrieval={eval_shards}")
+    (row,) = suite["rows"]
+    assert (row["task"], row["model"], row["dataset"]) == (
+        "zeroshot_retrieval",
+        os.path.basename(run_dir),
+        f"retrieval={eval_shards}",
+    )
+    _, labels, captions = eval_shards_data[1]
+    assert suite["skipped"] == [] and (row["tt"]["num_images"], row["tt"]["num_captions"]) == (
+        len(labels),
+        sum(map(len, captions)),
+    )
+    run = load_run(run_dir)
+    evaluator = ValidationEvaluator.for_shards(eval_shards, templates=["a photo of a {}."])
+    assert evaluator.class_names == CLASSES  # from the shards' dataset.json
+    expected = evaluator.evaluate(run.model, run.tokenizer)
+    for k in (1, 5, 10):
+        assert row["metrics"][f"image_retrieval_recall@{k}"] == expected[f"text_to_image_R@{k}"]
+        assert row["metrics"][f"text_retrieval_recall@{k}"] == expected[f"image_to_text_R@{k}"]
+    assert 0 <= expected["top1"] <= expected["top5"] == 1.0  # 3 classes: the true one is always in the top 5
+
+
 def test_columns_are_named_by_run_folder_and_told_apart():
     from tt_cli.eval.evaluate import column_names
 
