@@ -110,3 +110,12 @@ def test_tfrecord_users_are_on_the_tfrecord_side_and_load_no_tensorflow():
             assert path in conftest.TFRECORD_SIDE, f"{path} imports tfrecord: add it to TFRECORD_SIDE in conftest.py"
         if path in conftest.TFRECORD_SIDE:
             assert not reach & TENSORFLOW, f"{path} runs with tfrecord but imports {sorted(reach & TENSORFLOW)}"
+
+
+def test_no_example_is_skipped():
+    """An example runs at tiny size or is prose: a `+SKIP` would pass CI without running."""
+    parse = doctest.DocTestParser().get_examples  # every `>>>` line of the file, docstrings or not
+    skipped = [
+        path for path in module_files() if any(e.options.get(doctest.SKIP) for e in parse((ROOT / path).read_text()))
+    ]
+    assert not skipped, f"examples marked +SKIP in {skipped}"
