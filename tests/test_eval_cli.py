@@ -177,6 +177,7 @@ def test_zero_shot_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data
     }
 
 
+@pytest.mark.slow
 def test_retrieval_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data):
     shards, (images, _, captions) = eval_shards_data
     run_dir = tiny_run("clip")
