@@ -18,7 +18,7 @@ def test_accumulated_step_equals_the_full_batch_step(tiny_vit_preset):
     on 2 replicas. Plain accumulation (each micro-batch its own loss) is far off. The logged
     sigmoid loss, and `sigmoid_loss` on 2 replicas, equal an independent float64 NumPy
     computation."""
-    script = os.path.join(os.path.dirname(__file__), "accum_step.py")
+    script = os.path.join(os.path.dirname(__file__), "support", "accum_step.py")
     result = subprocess.run([sys.executable, script, tiny_vit_preset], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -23,10 +23,10 @@ import tempfile
 
 import numpy as np
 import pytest
-from data_corpus import run_tt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from support.data_corpus import run_tt
 
 from tt_cli.data import sources, validate
 
@@ -213,6 +213,7 @@ def write_jsonl(path, lines, folder, ascii_only):
             f.write(line.encode("utf-8", "surrogatepass") + b"\n")
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(lines=st.lists(JSON_LINES, min_size=1, max_size=12), ascii_only=st.booleans())
 def test_jsonl_rows_are_intact_or_rejected(images, lines, ascii_only):

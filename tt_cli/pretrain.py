@@ -14,10 +14,12 @@ A fixed fraction of the examples (chosen by a hash of each record, so it does no
 depend on shard order) is held out for the accuracy report unless `val_data` is
 given.
 
-Example:
->>> pretrain(PretrainConfig(data="shards/labelled", out="presets/shapes_vit",
-...                         scale="tiny", steps=200, batch_size=64))      # doctest: +SKIP
-{'train_accuracy': 0.93, 'heldout_accuracy': 0.91, 'num_classes': 18, ...}
+In use (what `tt pretrain --data shards/labelled --out presets/shapes_vit` runs):
+
+```python
+pretrain(PretrainConfig(data="shards/labelled", out="presets/shapes_vit", scale="tiny", steps=200, batch_size=64))
+# {'train_accuracy': 0.93, 'heldout_accuracy': 0.91, 'num_classes': 18, ...}
+```
 """
 
 import contextlib

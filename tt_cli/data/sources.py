@@ -30,9 +30,14 @@ to `validate.MAX_CAPTION_CHARS` as soon as the row is read, and any row whose
 key, path, caption or label is unusable is rejected alone with its reason.
 
 Example:
->>> listing = list_source("captions.jsonl")          # doctest: +SKIP
->>> listing.rows[0].key, listing.rows[0].captions     # doctest: +SKIP
-('cat.jpg', ['a photo of a cat'])
+>>> import json, os, tempfile
+>>> source = os.path.join(tempfile.mkdtemp(), "captions.jsonl")
+>>> with open(source, "w") as f:   # images are not opened here: they need not exist yet
+...     print(json.dumps({"image": "cat.jpg", "caption": "a photo of a cat"}), file=f)
+...     print(json.dumps({"image": "dog.jpg", "caption": ""}), file=f)
+>>> listing = list_source(source)
+>>> listing.rows[0].key, listing.rows[0].captions, len(listing.rejects)
+('cat.jpg', ['a photo of a cat'], 1)
 """
 
 import collections

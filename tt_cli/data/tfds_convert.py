@@ -10,10 +10,12 @@ shard under `NAME.tmp` and renamed when complete. Everything else is `tt data co
 `rejected.jsonl`, `dataset.json` with the class names, `report.json`. Row i goes to shard
 i mod N in TFDS's record order, so one shard keeps that order exactly.
 
-Example:
->>> report = convert_tfds("tfds:cifar10:test", "shards/cifar10_test", TfdsOptions("/data/tfds"))   # doctest: +SKIP
->>> report["written"], report["num_classes"]                                                        # doctest: +SKIP
-(10000, 10)
+In use (what `tt data convert tfds:cifar10:test shards/cifar10_test` runs; it needs the prepared TFDS dataset):
+
+```python
+report = convert_tfds("tfds:cifar10:test", "shards/cifar10_test", TfdsOptions("/data/tfds"))
+report["written"], report["num_classes"]  # (10000, 10)
+```
 """
 
 import collections
