@@ -90,7 +90,7 @@ def main():
     import tensorflow_text  # noqa: F401  the SavedModel's tokenizer ops
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.eval.encode import eval_dataset
     from tt_cli.export.encoders import token_ids
     from tt_cli.export.litert import export_litert
@@ -105,7 +105,7 @@ def main():
     export_litert(run, exports["litert_int8"], quantize="dynamic")
     export_onnx(run, exports["onnx"])
 
-    files, info = schema.resolve_shards(args.data)
+    files, info = shard_files.resolve_shards(args.data)
     batches = list(eval_dataset(files, run.model.image_size, batch_size=1024))
     images = np.concatenate([b["image"].numpy() for b in batches])
     labels = np.concatenate([b["label"].numpy() for b in batches])

@@ -133,7 +133,7 @@ def main():
     from PIL import Image
 
     from models import PretrainedTower, ThreeTowers, get_scale
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.data.pipeline import read_captions, train_dataset
     from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.data.tf_shards import write_shards
@@ -153,7 +153,7 @@ def main():
         source="python_api example",
         class_names=CLASS_NAMES,
     )
-    files, _ = schema.resolve_shards(train_dir)
+    files, _ = shard_files.resolve_shards(train_dir)
     val_rows = list(shape_rows(size["num_val"], seed=2, image_size=IMAGE_SIZE))
 
     # 2. The tokenizer: SentencePiece trained on the captions, run inside tf.data (0 = pad, ends with EOS).

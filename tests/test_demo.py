@@ -144,7 +144,7 @@ def test_reported_numbers_match_numpy(demo):
     """
     import tensorflow as tf
 
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.demo.settings import DEMO_TEMPLATES
     from tt_cli.eval.encode import encode_images, encode_texts, eval_dataset
     from tt_cli.eval.zero_shot import class_embeddings
@@ -153,7 +153,7 @@ def test_reported_numbers_match_numpy(demo):
     out = demo[0]
     run = load_run(out)
     reported = json.load(open(os.path.join(out, "demo_results.json")))["results"]
-    files, info = schema.resolve_shards(os.path.join(out, "demo_data", "val-64-s2-32px"))
+    files, info = shard_files.resolve_shards(os.path.join(out, "demo_data", "val-64-s2-32px"))
     batches = list(eval_dataset(files, run.model.image_size, batch_size=64))
     pixels = [image.tobytes() for b in batches for image in b["image"].numpy()]
     images = np.concatenate([run.model.encode_image(tf.cast(b["image"], tf.float32)).numpy() for b in batches])

@@ -22,7 +22,7 @@ from support.combined_shards import write_combined
 from test_file_safety import tree_state
 from test_train_processes import ENV, TT, checkpoint_values
 
-from tt_cli.data import schema
+from tt_cli.data import schema, shard_files
 
 
 def assert_one_error(result, *words):
@@ -153,7 +153,7 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     from tt_cli.errors import TtError
 
     tower = PretrainedTower.from_preset(tiny_vit_preset)
-    files, data_info = schema.resolve_shards(tiny_shards)
+    files, data_info = shard_files.resolve_shards(tiny_shards)
     other_tower = tmp_path / "h_other_tower"
     shutil.copytree(h, other_tower)
     info["h_embedding"].update(pretrained="/elsewhere/vit", weights_sha256="0" * 32)  # other weights

@@ -75,10 +75,10 @@ def cli(args):
 
 def _test_data(shards, image_size):
     """(uint8 images at the model's size, first captions, labels, class names) of every example."""
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.eval.encode import eval_dataset
 
-    files, info = schema.resolve_shards(shards)
+    files, info = shard_files.resolve_shards(shards)
     batches = list(eval_dataset(files, image_size, batch_size=256))
     images = np.concatenate([b["image"].numpy() for b in batches])
     captions = [t.decode() for b in batches for t in b["texts"][:, 0].numpy()]

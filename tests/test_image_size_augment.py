@@ -74,12 +74,12 @@ def test_a_run_at_another_image_size_trains_evaluates_and_exports(
 
 @pytest.fixture(scope="module")
 def pipeline_inputs(tiny_shards, tmp_path_factory):
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.data.pipeline import read_captions
     from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.data.tokenizer import train_sentencepiece
 
-    files, _ = schema.resolve_shards(tiny_shards)
+    files, _ = shard_files.resolve_shards(tiny_shards)
     path = str(tmp_path_factory.mktemp("tokenizer") / "tokenizer.model")
     train_sentencepiece(read_captions(files), path, 64)
     return files, TextTokenizer(path, max_len=12)

@@ -219,18 +219,18 @@ def test_preset_evaluated_as_it_is_equals_keras_hub(tiny_siglip_preset, tiny_sha
     tokenized inside tf.data): zero-shot probabilities and logits are KerasHub's."""
     import tensorflow as tf
 
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.eval import encode, zero_shot
     from tt_cli.run_dir import load_run
 
     run = load_run(tiny_siglip_preset)
     assert run.config["mode"] == "clip" and run.step == 0
     encoded = encode.encode_images(run.model, tiny_shards, batch_size=32, show_progress=False)
-    class_names = schema.resolve_shards(tiny_shards)[1].class_names
+    class_names = shard_files.resolve_shards(tiny_shards)[1].class_names
     probabilities = zero_shot.zero_shot_probabilities(
         run.model, run.tokenizer, encoded, class_names, ["a {}."], show_progress=False
     )
-    files, _ = schema.resolve_shards(tiny_shards)
+    files, _ = shard_files.resolve_shards(tiny_shards)
     pixels = np.stack(
         [
             tf.io.decode_png(

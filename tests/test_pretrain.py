@@ -76,11 +76,11 @@ def test_classifier_learned_and_reported_accuracy_matches_numpy(preset, labelled
     import keras_hub
     import tensorflow as tf
 
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.pretrain import labelled_dataset
 
     classifier = keras_hub.models.ImageClassifier.from_preset(preset)
-    files, _ = schema.resolve_shards(labelled[1])
+    files, _ = shard_files.resolve_shards(labelled[1])
     images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in labelled_dataset(files, (32, 32), 64, training=False)])
     images, labels = np.concatenate(images), np.concatenate(labels)
     assert len(labels) == 160
@@ -96,10 +96,10 @@ def test_classifier_learned_and_reported_accuracy_matches_numpy(preset, labelled
 
 
 def test_holdout_split_is_disjoint_and_covers_the_set(labelled):
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.pretrain import labelled_dataset
 
-    files, _ = schema.resolve_shards(labelled[0])
+    files, _ = shard_files.resolve_shards(labelled[0])
 
     def count(**kwargs):
         return sum(len(y) for _, y in labelled_dataset(files, (8, 8), 64, training=False, **kwargs))

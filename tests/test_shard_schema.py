@@ -103,11 +103,11 @@ def _tf_captions(files, limit, data):
 
 
 def test_both_read_captions_return_the_same_captions(tmp_path):
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
 
     source, rows = _source(tmp_path, n=6)
     run_tt("data", "convert", source, tmp_path / "shards", "--num-shards", 2, "--workers", 1)
-    files, _ = schema.resolve_shards(str(tmp_path / "shards"))
+    files, _ = shard_files.resolve_shards(str(tmp_path / "shards"))
     every = sorted(c for r in rows for c in r["captions"])
     assert len(every) == 10
     for read in (_tf_free_captions, _tf_captions):
@@ -118,11 +118,11 @@ def test_both_read_captions_return_the_same_captions(tmp_path):
 
 @pytest.mark.parametrize("damage", ["garbage_length", "truncated"])
 def test_both_read_captions_name_a_corrupt_shard_in_the_same_words(tmp_path, damage):
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
 
     source, _ = _source(tmp_path, n=2)
     run_tt("data", "convert", source, tmp_path / "shards", "--num-shards", 1, "--workers", 1)
-    files, _ = schema.resolve_shards(str(tmp_path / "shards"))
+    files, _ = shard_files.resolve_shards(str(tmp_path / "shards"))
     with open(files[0], "r+b") as f:
         if damage == "garbage_length":  # a first record of 16 TB, its length CRC no longer matching
             f.write(struct.pack("<Q", 1 << 44))

@@ -323,7 +323,7 @@ def test_eval_and_suite_on_tfds_equal_the_converted_shards(tfds_data, tiny_run, 
 def test_train_and_embed_on_tfds_equal_the_converted_shards(tfds_data, tiny_vit_preset, tmp_path):
     import tensorflow as tf
 
-    from tt_cli.data import schema
+    from tt_cli.data import schema, shard_files
     from tt_cli.data.tfds_catalog import TfdsOptions
 
     data_dir, shards = tfds_data
@@ -351,7 +351,7 @@ def test_train_and_embed_on_tfds_equal_the_converted_shards(tfds_data, tiny_vit_
     from tt_cli.data.pipeline import train_dataset
     from tt_cli.data.text_tokenizer import TextTokenizer
 
-    files, info = schema.resolve_shards(train_split, TfdsOptions(data_dir))
+    files, info = shard_files.resolve_shards(train_split, TfdsOptions(data_dir))
     tokenizer = TextTokenizer(os.path.join(runs["tfds"], "tokenizer.model"), 12)
 
     def batches(count, start_step=0):

@@ -28,7 +28,7 @@ import os
 import time
 
 from tt_cli import ownership, storage
-from tt_cli.data import schema
+from tt_cli.data import schema, shard_files
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -79,7 +79,7 @@ def _resolve(path, what):
         raise InvalidValueError(f"no {what}: give labelled shards (a `tt data convert` directory or a glob).")
     if not storage.exists(path) and not any(c in path for c in "*?["):
         raise UnreadableDataError(f"{path}: no such file or directory (the {what}).")
-    return schema.resolve_shards(path)
+    return shard_files.resolve_shards(path)
 
 
 def _scan_labels(files):

@@ -12,7 +12,7 @@ Example:
 import dataclasses
 import os
 
-from tt_cli.data import schema
+from tt_cli.data import schema, shard_files
 
 
 def write_combined(data, embeddings, out):
@@ -21,7 +21,7 @@ def write_combined(data, embeddings, out):
 
     from tt_cli.data.tf_schema import parse_example, with_h_embedding
 
-    files, info = schema.resolve_shards(data)
+    files, info = shard_files.resolve_shards(data)
     made = schema.read_info(embeddings)
     dim = made.h_embedding["dim"]
     os.makedirs(out, exist_ok=True)

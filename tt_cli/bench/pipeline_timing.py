@@ -55,14 +55,14 @@ def time_pipeline(
     `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
 
-    from tt_cli.data import pipeline, schema, tfds_catalog
+    from tt_cli.data import pipeline, schema, shard_files, tfds_catalog
     from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.data.third_towers import folder_tower
     from tt_cli.data.tokenizer import train_sentencepiece
 
     if not tfds_catalog.is_tfds(data) and not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
-    files, info = schema.resolve_shards(data, tfds)
+    files, info = shard_files.resolve_shards(data, tfds)
     fields = schema.record_fields(info)
     pipeline.check_features(files, fields=fields)
     towers = tuple(folder_tower(index, folder, files, info) for index, folder in enumerate(embeddings))

@@ -97,14 +97,14 @@ def parse_modes(text):
 def check_pipeline_inputs(data, tokenizer, tfds=None):
     """Fails with one line, before any model is built, when the shards or the tokenizer
     for timing the input pipeline are missing (the timing runs after the models')."""
-    from tt_cli.data import schema, tfds_catalog
+    from tt_cli.data import shard_files, tfds_catalog
     from tt_cli.data.tokenizer import check_sentencepiece_file
 
     if data is None:
         return
     if not tfds_catalog.is_tfds(data) and not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
-    schema.resolve_shards(data, tfds)
+    shard_files.resolve_shards(data, tfds)
     if tokenizer is not None:
         check_sentencepiece_file(tokenizer)
 

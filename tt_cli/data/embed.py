@@ -33,7 +33,7 @@ import os
 import time
 
 from tt_cli import ownership, storage
-from tt_cli.data import lockstep, schema
+from tt_cli.data import lockstep, schema, shard_files
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.presets import load_pretrained_tower
@@ -214,7 +214,7 @@ def embed_shards(
 
     start = time.time()
     made = make_strategy(strategy) if isinstance(strategy, str) else strategy  # before any other TF op
-    files, info = schema.resolve_shards(shards, tfds)
+    files, info = shard_files.resolve_shards(shards, tfds)
     names = _output_names(files)
     folder = _check_out_dir(shards, out_dir, names, files)
     worker, workers = worker_position(made)

@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from tt_cli import storage
-from tt_cli.data import schema, validate
+from tt_cli.data import schema, shard_files, validate
 from tt_cli.data.records import CorruptRecord
 from tt_cli.data.shard_files import shard_problems
 from tt_cli.data.shard_reader import iter_examples
@@ -68,7 +68,7 @@ def _stats(values):
 
 def inspect_shards(path, verify=False, samples=3):
     """Returns a JSON-able summary of the shards at `path` (a dataset folder or a glob)."""
-    files, info = schema.resolve_shards(path, check=False)  # every problem is listed below instead
+    files, info = shard_files.resolve_shards(path, check=False)  # every problem is listed below instead
     damaged = shard_problems(files, info)
     shards, corrupt, undecodable, features = [], [], [], {}
     caption_chars, caption_words, captions_per_example = [], [], []

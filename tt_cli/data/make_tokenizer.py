@@ -10,7 +10,8 @@ returns what it made: `{"path": "tokenizer.model", "pieces": 32000, "captions": 
 import os
 
 from tt_cli import ownership
-from tt_cli.data.schema import DATASET_JSON, resolve_shards
+from tt_cli.data.schema import DATASET_JSON
+from tt_cli.data.shard_files import resolve_shards
 from tt_cli.data.shard_reader import read_captions
 from tt_cli.data.tokenizer import train_sentencepiece
 

@@ -24,8 +24,6 @@ import json
 import os
 
 from tt_cli import storage
-from tt_cli.data import tfds_catalog
-from tt_cli.data.shard_files import check_shard_files
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -151,36 +149,6 @@ def read_info(directory):
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
         raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} (its counts must be whole numbers).")
     return info
-
-
-def resolve_shards(path, tfds=None, check=True):
-    """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
-
-    A directory must hold `dataset.json`; a single file is taken as is, a path that does not
-    exist as a glob (`storage.expand`: an existing path is never read as a pattern). With
-    `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
-    A TFDS dataset `tfds:NAME[/CONFIG]:SPLIT` gives its split's files, read where they are
-    (`tfds_source`; needs TensorFlow), under the data directory of `tfds`
-    (`tfds_catalog.TfdsOptions`).
-    """
-    if tfds_catalog.is_tfds(path):
-        from tt_cli.data import tfds_source
-
-        return tfds_source.resolve(path, tfds)
-    if storage.isdir(path):
-        info = read_info(path)
-        names = info.shards or storage.names_ending(path, ".tfrecord")
-        files = [os.path.join(path, n) for n in names]
-        missing = [f for f in files if not storage.lexists(f)]
-        if missing:
-            raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
-    else:
-        files, info = storage.expand(path), None
-    if not files:
-        raise UnreadableDataError(f"{path}: no TFRecord shards found.")
-    if check:
-        check_shard_files(files, info, path)
-    return files, info
 
 
 def record_fields(info):

@@ -1,9 +1,9 @@
-"""The shard files of a dataset, checked before anything reads them.
+"""The shard files a `--data` value names, checked before anything reads them.
 
 Every reader of shards (training, evaluation, `tt pretrain`, `tt bench`, `tt data
-inspect/tokenizer/embed`) takes its files from `schema.resolve_shards`, which calls
-`check_shard_files`, and embedding folders are checked the same way
-(`lockstep.embedding_files`):
+inspect/tokenizer/embed`) takes its files from `resolve_shards` (a shard folder, a file, a
+glob, or a TFDS split through `tfds_source`), which calls `check_shard_files`, and embedding
+folders are checked the same way (`lockstep.embedding_files`):
 
 - Each file must be a regular file, looked at without opening it: a FIFO named like a
   shard would block its reader forever, a device would never end.
@@ -27,6 +27,8 @@ Example:
 import os
 
 from tt_cli import storage
+from tt_cli.data import tfds_catalog
+from tt_cli.data.schema import DATASET_JSON, read_info
 from tt_cli.errors import UnreadableDataError
 
 
@@ -66,3 +68,33 @@ def check_shard_files(files, info, data, remedy="make the shards again with `tt 
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise UnreadableDataError(f"{data}: {problems[0]}{more}; {remedy}.")
+
+
+def resolve_shards(path, tfds=None, check=True):
+    """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
+
+    A directory must hold `dataset.json`; a single file is taken as is, a path that does not
+    exist as a glob (`storage.expand`: an existing path is never read as a pattern). With
+    `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
+    A TFDS dataset `tfds:NAME[/CONFIG]:SPLIT` gives its split's files, read where they are
+    (`tfds_source`; needs TensorFlow), under the data directory of `tfds`
+    (`tfds_catalog.TfdsOptions`).
+    """
+    if tfds_catalog.is_tfds(path):
+        from tt_cli.data import tfds_source
+
+        return tfds_source.resolve(path, tfds)
+    if storage.isdir(path):
+        info = read_info(path)
+        names = info.shards or storage.names_ending(path, ".tfrecord")
+        files = [os.path.join(path, n) for n in names]
+        missing = [f for f in files if not storage.lexists(f)]
+        if missing:
+            raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
+    else:
+        files, info = storage.expand(path), None
+    if not files:
+        raise UnreadableDataError(f"{path}: no TFRecord shards found.")
+    if check:
+        check_shard_files(files, info, path)
+    return files, info

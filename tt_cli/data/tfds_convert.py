@@ -27,7 +27,7 @@ import os
 import time
 
 from tt_cli import ownership, storage
-from tt_cli.data import convert, schema, sources, validate
+from tt_cli.data import convert, schema, shard_files, sources, validate
 from tt_cli.data.shard_writer import ShardWriter
 from tt_cli.errors import InvalidValueError
 from tt_cli.jsonfile import write_json, write_json_lines
@@ -91,7 +91,7 @@ def convert_tfds(source, out_dir, tfds=None, num_shards=None, max_size=None, ove
     from tt_cli.data.tf_schema import example_bytes
 
     start = time.time()
-    files, info = schema.resolve_shards(source, tfds)
+    files, info = shard_files.resolve_shards(source, tfds)
     ownership.refuse_overlap(out_dir, sorted({storage.dirname(f) for f in files}))
     total = info.num_examples
     num_shards = max(1, min(num_shards or math.ceil(total / convert.ROWS_PER_SHARD), total))

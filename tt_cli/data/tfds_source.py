@@ -1,6 +1,6 @@
 """Opens a TFDS dataset where it is prepared, as the files and `DatasetInfo` that shards give.
 
-`schema.resolve_shards("tfds:NAME[/CONFIG]:SPLIT")` comes here. A prepared TFDS split is a set
+`shard_files.resolve_shards("tfds:NAME[/CONFIG]:SPLIT")` comes here. A prepared TFDS split is a set
 of TFRecord files of `tf.train.Example`s (TFDS's own features, flattened with "/"), so every
 reader of tt takes them as it takes shards: the same `tf.data` pipelines, the same position
 bookkeeping of training (and so the same exact resume), the same evaluation. Only the parse

@@ -42,7 +42,7 @@ def _quiet_tensorflow():
 def run_demo(config, explicit=frozenset()):
     """Runs the demo for `config` (a `TrainConfig` without data); `explicit` names the
     fields the user set, which keep their values (see `settings.py`)."""
-    from tt_cli.data import schema
+    from tt_cli.data import shard_files
     from tt_cli.demo.prepare import demo_split, demo_tower
     from tt_cli.demo.report import print_demo_table
     from tt_cli.eval.validation import ValidationEvaluator
@@ -70,7 +70,7 @@ def run_demo(config, explicit=frozenset()):
     if config.mode != "clip" and "pretrained" not in explicit:
         pretrained = demo_tower(settings, data_dir, log)
     config = dataclasses.replace(config, data=train_data, val_data=val_data, pretrained=pretrained)
-    _, info = schema.resolve_shards(val_data)
+    _, info = shard_files.resolve_shards(val_data)
     # The held-out numbers, with prompts in the captions' own wording; mid-run, three of them.
     final = ValidationEvaluator(val_data, info.class_names, templates=DEMO_TEMPLATES)
     mid_run = ValidationEvaluator(

@@ -36,7 +36,7 @@ import weakref
 
 import numpy as np
 
-from tt_cli.data import schema
+from tt_cli.data import schema, shard_files
 from tt_cli.data.progress import progress_bar
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
@@ -143,7 +143,7 @@ def _resolve(data, image_size, batch_size, thumbnails=False, tfds=None, resizing
     if isinstance(data, (list, tuple)):
         files, info = list(data), None
     else:
-        files, info = schema.resolve_shards(str(data), tfds)
+        files, info = shard_files.resolve_shards(str(data), tfds)
     total = info.num_examples if info else None
     return eval_dataset(files, image_size, batch_size, thumbnails, schema.record_fields(info), resizing), info, total
 
@@ -196,7 +196,7 @@ def encode_images(
         if isinstance(data, str):  # shards the user named: find the corrupt one
             from tt_cli.data.pipeline import shard_read_error
 
-            raise shard_read_error(e, schema.resolve_shards(data, tfds)[0], data) from None
+            raise shard_read_error(e, shard_files.resolve_shards(data, tfds)[0], data) from None
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
     if not embeddings:

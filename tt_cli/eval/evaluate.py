@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from tt_cli import storage
-from tt_cli.data import schema
+from tt_cli.data import shard_files
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
 from tt_cli.eval.templates import is_builtin, load_templates
@@ -145,7 +145,7 @@ def zero_shot_report(
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    _, info = schema.resolve_shards(data, tfds)
+    _, info = shard_files.resolve_shards(data, tfds)
     templates = templates or zero_shot.default_templates(info)
     template_list = load_templates(templates)
     class_names = zero_shot.class_names_for(info, classnames, data)
@@ -202,7 +202,7 @@ def retrieval_report(
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    schema.resolve_shards(data, tfds)
+    shard_files.resolve_shards(data, tfds)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     similarities, pairs, models, n = [], None, [], None
 
@@ -258,8 +258,8 @@ def fewshot_report(
     for `zero_shot_report`."""
     run_dirs = _run_list(run_dirs)
     _check_runs(run_dirs)
-    schema.resolve_shards(train_data, tfds)
-    schema.resolve_shards(data, tfds)
+    shard_files.resolve_shards(train_data, tfds)
+    shard_files.resolve_shards(data, tfds)
     models = []
     for run, name in zip(_load_runs(run_dirs, interpolate=interpolate), column_names(run_dirs)):
         train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})", tfds=tfds)

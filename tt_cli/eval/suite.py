@@ -25,7 +25,7 @@ Task(name='zeroshot=tfds:my_set:test', kind='zeroshot', data='tfds:my_set:test')
 
 import dataclasses
 
-from tt_cli.data import schema, tfds_catalog
+from tt_cli.data import shard_files, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.eval import encode, retrieval, zero_shot
 from tt_cli.eval.evaluate import column_names
@@ -89,7 +89,7 @@ def _ready(tasks, tfds):
     ready, skipped = [], []
     for task in tasks:
         try:
-            files, info = schema.resolve_shards(task.data, tfds)
+            files, info = shard_files.resolve_shards(task.data, tfds)
         except UnreadableDataError as e:
             skipped.append({"task": task.name, "data": task.data, "reason": str(e)})
             continue

@@ -36,9 +36,9 @@ class ValidationEvaluator:
         """An evaluator with the class names of the shards' dataset.json (if any), or of the
         TFDS dataset `data` (`tfds`: its `tfds_catalog.TfdsOptions`); `templates` None: the
         data's own prompts (a TFDS benchmark's), else CLIP's 80."""
-        from tt_cli.data import schema
+        from tt_cli.data import shard_files
 
-        _, info = schema.resolve_shards(data, tfds)
+        _, info = shard_files.resolve_shards(data, tfds)
         templates = templates or zero_shot.default_templates(info)
         return cls(data, info.class_names if info is not None else None, templates, keys, tfds)
 

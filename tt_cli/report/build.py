@@ -136,13 +136,13 @@ def run_report(
     sections = [settings_section(record), curves_section(run_dir)]
     notes = []
     if data:
-        from tt_cli.data import schema
+        from tt_cli.data import shard_files
         from tt_cli.eval import zero_shot
         from tt_cli.eval.templates import load_templates
         from tt_cli.report.evaluation import evaluate_run
         from tt_cli.run_dir import load_run
 
-        _, info = schema.resolve_shards(data, tfds)
+        _, info = shard_files.resolve_shards(data, tfds)
         names = None
         if classnames or (info is not None and info.class_names):
             names = zero_shot.class_names_for(info, classnames, data)

@@ -23,7 +23,7 @@ import dataclasses
 from tt_cli import init_preset, storage
 from tt_cli import run_dir as rd
 from tt_cli.checkpoints import RunCheckpoints
-from tt_cli.data import schema, tfds_catalog
+from tt_cli.data import schema, shard_files, tfds_catalog
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.step_memory import check_step_fits, out_of_memory_named
 from tt_cli.training import prepare
@@ -104,7 +104,7 @@ def _train(config, log, evaluator, show_progress):
     _check_image_settings(config)
     if config.init:
         init_preset.check_source(config)
-    files, info = schema.resolve_shards(config.data, config.tfds)
+    files, info = shard_files.resolve_shards(config.data, config.tfds)
 
     from tt_cli.training.runtime import start_runtime, total_steps
 
