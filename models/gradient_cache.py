@@ -32,6 +32,8 @@ Example:
 
 import tensorflow as tf
 
+from models.gradients import optimizer_gradients
+
 
 def _micro_batches(batch, parts):
     """The batch dict with a leading micro-batch axis: `[parts, rows / parts, ...]`."""
@@ -40,11 +42,6 @@ def _micro_batches(batch, parts):
 
 def _pick(stacked, index):
     return tf.nest.map_structure(lambda x: x[index], stacked)
-
-
-def _dense(gradient):
-    # A token-embedding table's gradient comes as IndexedSlices, which do not add up.
-    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
 
 
 def _one_at_a_time(parts, body, state):
@@ -102,7 +99,8 @@ def cached_gradients(model, batch, accum_steps, scale_loss):
             tower_variables,
             output_gradients=[embedding_gradients[name][i] for name in trained],
         )
-        return [total if g is None else total + _dense(g) for total, g in zip(summed, gradients)]
+        # Dense, as the optimizer gets them (a token embedding's IndexedSlices would not add up).
+        return [total if g is None else total + g for total, g in zip(summed, optimizer_gradients(gradients))]
 
     zeros = [tf.zeros(v.shape, v.dtype) for v in tower_variables]
     tower_gradients = _one_at_a_time(accum_steps, add_tower_gradients, zeros)

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from models.contrastive_loss import contrastive_loss, temperature
 from models.gradient_cache import cached_gradients
+from models.gradients import optimizer_gradients
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower
 from models.normalize import l2_normalize
@@ -369,7 +370,7 @@ class ThreeTowers(keras.Model):
                 losses = self.compute_losses(data, training=True)
                 scaled = scale(losses["loss"])
             gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
+        self.optimizer.apply(optimizer_gradients(gradients), self.trainable_variables)
         return self._update_metrics(losses)
 
     def test_step(self, data):
