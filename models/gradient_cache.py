@@ -32,7 +32,7 @@ Example:
 
 import tensorflow as tf
 
-from models.gradients import optimizer_gradients
+from models.gradients import dense_gradients
 
 
 def _micro_batches(batch, parts):
@@ -99,8 +99,8 @@ def cached_gradients(model, batch, accum_steps, scale_loss):
             tower_variables,
             output_gradients=[embedding_gradients[name][i] for name in trained],
         )
-        # Dense, as the optimizer gets them (a token embedding's IndexedSlices would not add up).
-        return [total if g is None else total + g for total, g in zip(summed, optimizer_gradients(gradients))]
+        # Dense (a token embedding's IndexedSlices would not add up; the optimizer gets them dense too).
+        return [total if g is None else total + g for total, g in zip(summed, dense_gradients(gradients))]
 
     zeros = [tf.zeros(v.shape, v.dtype) for v in tower_variables]
     tower_gradients = _one_at_a_time(accum_steps, add_tower_gradients, zeros)

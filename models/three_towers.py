@@ -370,7 +370,7 @@ class ThreeTowers(keras.Model):
                 losses = self.compute_losses(data, training=True)
                 scaled = scale(losses["loss"])
             gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(optimizer_gradients(gradients), self.trainable_variables)
+        self.optimizer.apply(optimizer_gradients(self.optimizer, gradients), self.trainable_variables)
         return self._update_metrics(losses)
 
     def test_step(self, data):

@@ -1,5 +1,6 @@
-"""`models.gradients.optimizer_gradients`: a token-embedding gradient with repeated rows
-reaches AdamW as the textbook update needs it."""
+"""`models.gradients`: a token-embedding gradient with repeated rows reaches AdamW as the
+textbook update needs it. (The clip over several replicas is checked in tests/accum_step.py,
+which can make two CPU devices.)"""
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def rows(value, repeats):
     return tf.IndexedSlices(tf.fill([repeats, 2], value), tf.zeros([repeats], tf.int32), tf.constant([3, 2]))
 
 
-def compare(steps, optimizer):
+def compare(steps, make_optimizer):
     """Row 0 after `steps` (value, repeats) given as raw slices, through tt's gradient path,
     and as the dense gradient they stand for."""
     from models.gradients import optimizer_gradients
@@ -31,9 +32,10 @@ def compare(steps, optimizer):
     def dense(value, repeats):
         return np.array([[value * repeats] * 2, [0, 0], [0, 0]], "float32")
 
-    raw = row_after_steps([rows(*s) for s in steps], optimizer())
-    through_tt = row_after_steps([optimizer_gradients([rows(*s)])[0] for s in steps], optimizer())
-    textbook = row_after_steps([dense(*s) for s in steps], optimizer())
+    raw = row_after_steps([rows(*s) for s in steps], make_optimizer())
+    optimizer = make_optimizer()
+    through_tt = row_after_steps([optimizer_gradients(optimizer, [rows(*s)])[0] for s in steps], optimizer)
+    textbook = row_after_steps([dense(*s) for s in steps], make_optimizer())
     return raw, through_tt, textbook
 
 
@@ -64,10 +66,11 @@ def test_repeated_rows_with_tts_optimizer_clip_by_the_true_norm():
     assert np.all(np.abs(raw - textbook) > 5e-3)
 
 
-def test_dense_gradients_and_none_pass_unchanged():
+def test_dense_gradients_and_none_pass_unchanged_on_one_device():
     import tensorflow as tf
 
     from models.gradients import optimizer_gradients
+    from tt_cli.training.optimizer import make_optimizer
 
     dense = tf.constant([1.0, 2.0])
-    assert optimizer_gradients([dense, None]) == [dense, None]
+    assert optimizer_gradients(make_optimizer(0.1), [dense, None]) == [dense, None]

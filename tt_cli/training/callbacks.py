@@ -99,11 +99,13 @@ class ResetMetricsEvery(keras.callbacks.Callback):
 
 
 class MetricsLog(keras.callbacks.Callback):
-    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps."""
+    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps, with the
+    rate as `<unit>_per_second` (examples per step: `batch_size`)."""
 
-    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size):
+    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, unit="pairs"):
         super().__init__()
         self.path, self.log_every, self.lr, self.batch_size = path, log_every, learning_rate_fn, batch_size
+        self.rate_key = f"{unit}_per_second"
         self.writer = tf.summary.create_file_writer(logdir)
         self.window = None
 
@@ -125,7 +127,7 @@ class MetricsLog(keras.callbacks.Callback):
             start, start_step = self.window
             values = scalar_logs(logs)
             values["lr"] = float(self.lr(step))
-            values["pairs_per_second"] = (step - start_step) * self.batch_size / max(now - start, 1e-9)
+            values[self.rate_key] = (step - start_step) * self.batch_size / max(now - start, 1e-9)
             self.write(step, values)
             self.window = (now, step)
 
@@ -199,9 +201,14 @@ class Validation(keras.callbacks.Callback):
             STDERR.print(f"step {step} validation " + " ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
 
-def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, tokenizer=None, show_progress=True):
+def training_callbacks(
+    config, chief, schedule, manager, steps, evaluator=None, tokenizer=None, show_progress=True, **progress
+):
     """(the callbacks of `tt train` in the order they must run, the checkpoint saver).
 
+    `config` gives `out`, `batch_size`, `log_every`, `checkpoint_every` (and `val_every` with
+    an `evaluator`): a `TrainConfig`, or `tt pretrain`'s, which also passes `progress`, the
+    `TrainProgress` label, unit and keys (the unit names the logged rate too).
     Only the chief writes metrics and validates; every worker checkpoints. Metrics are
     reset last, after every callback that reads them.
     """
@@ -215,9 +222,13 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
         config.log_every,
         schedule,
         config.batch_size,
+        unit=progress.get("unit", "pairs"),
     )
     saver = Checkpoints(manager, config.checkpoint_every)
-    callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
+    callbacks = [
+        saver,
+        TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress, **progress),
+    ]
     if chief:
         callbacks.insert(1, metrics_log)
         if evaluator is not None:

@@ -1,0 +1,123 @@
+"""The output folder of `tt pretrain`: a KerasHub preset when finished, the run's
+checkpoints while pretraining, and what tt may do with either (`tt_cli.ownership`).
+
+    OUT/config.json, model.weights.h5, task.json, ...   the preset (KerasHub names its files)
+    OUT/tt_pretrain.json    the summary; written last, so it marks a finished preset
+    OUT/metrics.jsonl       one JSON line per logged step (loss, accuracy, lr, images/s)
+    OUT/logs/               TensorBoard
+    OUT/checkpoints/        model + optimizer while pretraining, and settings.json (what a
+                            resume must match); removed once the preset is finished
+
+Running the same command again resumes an unfinished run from its last checkpoint;
+a finished preset is replaced, and an unfinished run started over, only with `overwrite`.
+The preset's files are listed in the manifest before they are copied in, so a run killed
+while saving them resumes too.
+
+Example:
+>>> folder, resuming = prepare_out(config, chief=True)      # doctest: +SKIP
+>>> save_preset(classifier, folder, config.out)             # doctest: +SKIP
+"""
+
+import json
+import os
+import tempfile
+
+from tt_cli import ownership, storage
+from tt_cli import run_dir as rd
+from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
+from tt_cli.jsonfile import write_json
+from tt_cli.pretrain.config import PRETRAIN_JSON, RESUME_KEYS
+
+COMMAND = "tt pretrain"
+SETTINGS_JSON = "settings.json"  # inside checkpoints/
+RUN_ENTRIES = (rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
+HINT = "choose another output folder"
+
+
+def checkpoint_dir(out):
+    return os.path.join(out, rd.CHECKPOINTS)
+
+
+def prepare_out(config, chief=True):
+    """Before anything is read: `out` must not be, lie in or hold the input shards, and may
+    hold only what `tt pretrain` wrote there. Returns (the `OutputFolder`, whether it holds
+    an unfinished run to resume). A finished preset is refused unless `config.overwrite`,
+    which removes it (and an unfinished run) to start over; only the chief changes anything."""
+    if not config.out:
+        raise InvalidValueError("no output directory given for the preset.")
+    for data in (config.data, config.val_data):
+        inputs = [data] if not data or storage.exists(data) else ownership.glob_folders(data)
+        ownership.refuse_overlap(config.out, inputs, "output folder")
+    if storage.lexists(config.out) and not storage.isdir(config.out):
+        raise InvalidValueError(f"{config.out} exists and is not a folder; {HINT}.")
+    folder = ownership.OutputFolder(config.out, COMMAND)
+    folder.check_free(folder.existing(), HINT)
+    finished = storage.isfile(os.path.join(config.out, PRETRAIN_JSON))
+    resumable = rd.latest_checkpoint(config.out) is not None
+    if finished and not config.overwrite:
+        raise ConflictError(
+            f"{config.out} already holds a tt pretrain preset",
+            ("overwrite", True, "to replace it, or choose another path"),
+        )
+    if not chief:
+        return folder, resumable and not config.overwrite
+    if config.overwrite or not resumable:
+        folder.remove_owned()  # an earlier preset, or a start that never reached a checkpoint
+    folder.claim(RUN_ENTRIES, HINT)
+    return folder, resumable and not config.overwrite
+
+
+def _settings(config, fingerprint, class_names, holdout):
+    return {
+        **{key: getattr(config, key) for key in RESUME_KEYS},
+        "holdout": holdout,  # the share of `data` not trained on (0 with separate held-out shards)
+        "data": fingerprint,
+        "class_names": class_names,
+    }
+
+
+def write_settings(config, fingerprint, class_names, holdout):
+    """Records, beside the checkpoints, what a resumed run must match."""
+    storage.makedirs(checkpoint_dir(config.out))
+    write_json(
+        os.path.join(checkpoint_dir(config.out), SETTINGS_JSON), _settings(config, fingerprint, class_names, holdout)
+    )
+
+
+def check_resume_matches(config, fingerprint, class_names, holdout):
+    """Refuses to resume a run that was started with other settings or other data."""
+    path = os.path.join(checkpoint_dir(config.out), SETTINGS_JSON)
+    try:
+        with storage.open(path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        raise UnreadableDataError(
+            f"{path}: missing or damaged, so the checkpoints beside it cannot be resumed",
+            ("overwrite", True, "to start over"),
+        ) from None
+    given = _settings(config, fingerprint, class_names, holdout)
+    for key, value in given.items():
+        if previous.get(key) != value:
+            shown = {"data": "other shards", "class_names": "other classes"}
+            raise ConflictError(
+                f"{config.out} holds an unfinished run with {key} "
+                + (f"{previous.get(key)}, not {value}" if key not in shown else f"of {shown[key]}"),
+                ("overwrite", True, "to start it over, or choose another path"),
+            )
+
+
+def save_preset(classifier, folder, out):
+    """Saves `classifier` (KerasHub) as the preset in `out`: written to a local temporary
+    folder (KerasHub writes local disk only), its names listed as tt's in the manifest,
+    then copied in."""
+    with tempfile.TemporaryDirectory(prefix="tt-preset-") as local:
+        classifier.save_to_preset(local)
+        folder.claim(sorted(os.listdir(local)), HINT)
+        storage.upload_tree(local, out)
+
+
+def finish(folder, out, summary):
+    """Writes the summary (the preset is finished from here on), then removes the checkpoints."""
+    folder.claim([PRETRAIN_JSON], HINT)
+    write_json(os.path.join(out, PRETRAIN_JSON), summary)
+    folder.remove_owned([rd.CHECKPOINTS])
