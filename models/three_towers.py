@@ -354,7 +354,8 @@ class ThreeTowers(keras.Model):
         """One optimizer step on this replica's rows of the global batch. `accum_steps`
         > 1 runs the towers on that many equal micro-batches at a time and still computes
         the loss over the whole global batch (`models.gradient_cache`): the same step,
-        in less memory."""
+        in less memory. The optimizer gets the gradients as the textbook step needs them
+        (`models.gradients.optimizer_gradients`)."""
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
 

@@ -1,14 +1,21 @@
-"""Run as a script by test_accum.py: `tt train`'s step with tt's optimizer (AdamW, its
-default settings and schedule) for 20 steps, with and without gradient caching
-(`accum_steps` 4 and 1), on one device and on a 2-replica MirroredStrategy, for every
-mode and both losses, all from the same weights and the same global batches. Also the
-same run without `models.gradients` (what Keras does with the raw token-embedding
-gradient), plain per-micro-batch accumulation, the sigmoid loss against NumPy, and
-gradient caching under mixed precision (float16 with loss scaling, bfloat16) against
-float32. Prints what it measured as JSON.
+"""Run as a script by test_accum.py (two processes side by side, one per PART):
 
-Logical CPU devices must be configured before any TensorFlow op runs, hence a fresh
-process.
+    python accum_step.py PRESET one-device|two-replicas OUT_DIR
+
+`tt train`'s step (`make_distributed_step`) with tt's optimizer (AdamW with its default
+settings and schedule, `tt_cli.training.optimizer`) for 20 steps on the same global
+batches, with and without gradient caching (`accum_steps` 4 and 1), for every mode and
+both losses, under `--deterministic`'s op determinism. `one-device` runs them on one CPU
+device (with XLA, as `tt train` resolves it there) and also: the same run with Keras
+given the raw gradients (what tt did before `models.gradients`), plain per-micro-batch
+accumulation, the sigmoid loss against NumPy, and gradient caching under mixed precision
+(float16 with loss scaling, bfloat16). `two-replicas` runs them on a 2-replica
+MirroredStrategy over two logical CPUs, and the sigmoid loss split over them.
+
+Every run's final weights go to OUT_DIR/<mode>-<loss>_<where>_accum<N>.npz (with the
+initial weights, `initial.npz` per case, and the weights' names); the last line of
+stdout is a JSON report of everything else. Logical CPU devices must be configured
+before any TensorFlow op runs, hence a fresh process.
 """
 
 import json
@@ -26,6 +33,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models import PretrainedTower, ThreeTowers, get_scale  # noqa: E402
+from models import three_towers as three_towers_module  # noqa: E402
+from models.gradient_cache import cached_gradients  # noqa: E402
 from models.sigmoid_loss import sigmoid_loss  # noqa: E402
 from tt_cli.strategy import resolve_jit  # noqa: E402
 from tt_cli.training.config import TrainConfig  # noqa: E402
@@ -37,6 +46,14 @@ ACCUM = 4
 STEPS = 20
 VOCAB = 50  # small: every batch repeats tokens, as captions repeat words
 CASES = [(mode, loss) for mode in ("clip", "lit", "3t") for loss in ("softmax", "sigmoid")]
+# The accum_steps of each case's runs on two replicas (all with accumulation; 3T, the mode
+# with the most pairs, without too). Each run costs a trace per replica, which is what costs.
+TWO_REPLICA_RUNS = {case: (ACCUM, 1) if case[0] == "3t" else (ACCUM,) for case in CASES}
+# XLA (tt train's default on one CPU device) for CLIP's accumulated step; XLA compilation
+# costs ~10 s a run, and the other steps trace the same train_step.
+XLA_RUN = ("clip", "softmax", ACCUM)
+POLICIES = ("mixed_float16", "mixed_bfloat16")
+MIXED_STEPS = 3
 DEFAULTS = TrainConfig()
 
 
@@ -44,20 +61,21 @@ def make_batches(rng, steps):
     """`steps` global batches of the shapes training sees (tokens EOS-terminated, padded)."""
 
     def one():
+        tokens = np.concatenate(
+            [rng.integers(3, VOCAB, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2), np.zeros((GLOBAL_BATCH, 2))], 1
+        )
         return {
             "image": rng.integers(0, 256, (GLOBAL_BATCH, 32, 32, 3)).astype("float32"),
-            "tokens": np.concatenate(
-                [rng.integers(3, VOCAB, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2), np.zeros((GLOBAL_BATCH, 2))],
-                1,
-            ).astype("int32"),
+            "tokens": tokens.astype("int32"),
             "h_image": rng.integers(0, 256, (GLOBAL_BATCH, 32, 32, 3)).astype("float32"),
         }
 
     return [one() for _ in range(steps)]
 
 
-def build(strategy, mode, loss, preset, initial_weights=None, policy="float32"):
-    """The model and optimizer as `tt train` builds them (`training/build.py`), at the tiny scale."""
+def build(strategy, mode, loss, preset, policy="float32", steps=STEPS):
+    """The model and optimizer as `tt train` builds them (`training/build.py`), at the tiny
+    scale, from the same seed: the same initial weights on every strategy."""
     keras.mixed_precision.set_global_policy(policy)
     with strategy.scope():
         keras.utils.set_random_seed(0)
@@ -65,20 +83,17 @@ def build(strategy, mode, loss, preset, initial_weights=None, policy="float32"):
         model = ThreeTowers.from_scale(
             get_scale("tiny"), mode=mode, vocab_size=VOCAB, max_len=8, pretrained_tower=tower, loss=loss
         )
-        warmup = min(10_000, STEPS // 20)  # tt train's default
-        schedule = warmup_cosine(DEFAULTS.lr, STEPS, warmup)
+        schedule = warmup_cosine(DEFAULTS.lr, steps, min(10_000, steps // 20))  # tt train's default warm-up
         optimizer = make_optimizer(schedule, DEFAULTS.weight_decay, DEFAULTS.beta2, DEFAULTS.grad_clip_norm, policy)
         model.compile(optimizer=optimizer)
         optimizer.build(model.trainable_variables)
-        if initial_weights is not None:
-            model.set_weights(initial_weights)
     keras.mixed_precision.set_global_policy("float32")
     return model
 
 
 def train(strategy, model, batches, accum_steps, jit=None):
     """`len(batches)` steps of `tt train`'s loop: per-replica batches from an input function,
-    the distributed step with the XLA setting the trainer resolves. Returns (losses, jit)."""
+    the distributed step with XLA as the trainer resolves `jit`. Returns the logged losses."""
     rows = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
     def per_replica_batches(context):
@@ -86,24 +101,27 @@ def train(strategy, model, batches, accum_steps, jit=None):
         return tf.data.Dataset.from_tensor_slices(rows).batch(size, drop_remainder=True)
 
     iterator = iter(strategy.distribute_datasets_from_function(per_replica_batches))
-    jit = resolve_jit(jit, strategy)
-    step = make_distributed_step(model, strategy, jit, accum_steps)
-    return [float(step(iterator)["loss"]) for _ in batches], jit
+    step = make_distributed_step(model, strategy, resolve_jit(jit, strategy), accum_steps)
+    return [float(step(iterator)["loss"]) for _ in batches]
 
 
-def relative_differences(weights, other, names):
-    """Per weight: max |a - b| over the weight's scale (its largest |a|)."""
-    out = {}
-    for name, a, b in zip(names, weights, other):
-        scale = float(np.max(np.abs(a)))
-        diff = float(np.max(np.abs(a - b)))
-        out[name] = diff / scale if scale else diff
-    return out
+def run_case(strategy, where, mode, loss, preset, batches, accum_steps, out_dir, case, run=None):
+    """One run of `train` from the case's initial weights; its weights saved as `run` (default:
+    `<where>_accum<N>`), its facts in `case`."""
+    started = time.process_time()
+    model = build(strategy, mode, loss, preset)
+    run = run or f"{where}_accum{accum_steps}"
+    jit = (mode, loss, accum_steps) == XLA_RUN if where == "single" else None
+    case["losses"][run] = train(strategy, model, batches, accum_steps, jit)
+    case["jit"][run] = resolve_jit(jit, strategy)
+    case["steps"][run] = int(model.optimizer.iterations.numpy())
+    case["cpu_seconds"][run] = round(time.process_time() - started, 1)
+    save(out_dir, f"{mode}-{loss}_{run}", model)
+    return model
 
 
-def worst(differences):
-    name = max(differences, key=differences.get)
-    return {"max": differences[name], "weight": name}
+def save(out_dir, name, model):
+    np.savez(os.path.join(out_dir, f"{name}.npz"), *model.get_weights())
 
 
 # -- Independent references ----------------------------------------------------
@@ -159,64 +177,110 @@ def sigmoid_loss_on_two_replicas(strategy):
     return float(strategy.reduce("MEAN", loss, axis=None)), numpy_sigmoid_loss(a, b, log_t, bias)
 
 
-def plain_accumulation_difference(model, batch):
+def whole_batch_gradients(model, batch):
+    """The unscaled gradients of the whole batch's loss, as `train_step` computes them without
+    accumulation (under the model's loss scale, if any)."""
+    optimizer = model.optimizer
+    with tf.GradientTape() as tape:
+        scaled = optimizer.scale_loss(model.compute_losses(batch, training=True)["loss"])
+    gradients = tape.gradient(scaled, model.trainable_variables)
+    return [tf.convert_to_tensor(g) / optimizer.scale_loss(1.0) for g in gradients]
+
+
+def flat(gradients):
+    return np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in gradients])
+
+
+def relative_distance(a, b):
+    return float(np.linalg.norm(flat(a) - flat(b)) / np.linalg.norm(flat(b)))
+
+
+def plain_accumulation_distance(model, batch):
     """How far the gradient of plain accumulation (each micro-batch's own loss, its rows
     against its rows only, averaged) is from the whole batch's: relative L2 distance."""
-
-    def gradient(pieces):
-        total = None
-        for piece in pieces:
-            with tf.GradientTape() as tape:
-                loss = model.compute_losses(piece, training=True)["loss"] / len(pieces)
-            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
-            total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        return np.concatenate([np.ravel(g) for g in total])
-
-    whole = gradient([batch])
-    plain = gradient([{k: np.split(v, ACCUM)[i] for k, v in batch.items()} for i in range(ACCUM)])
-    return float(np.linalg.norm(plain - whole) / np.linalg.norm(whole))
+    pieces = [{k: np.split(v, ACCUM)[i] for k, v in batch.items()} for i in range(ACCUM)]
+    plain = [sum(gs) / ACCUM for gs in zip(*(whole_batch_gradients(model, piece) for piece in pieces))]
+    return relative_distance(plain, whole_batch_gradients(model, batch))
 
 
-def main(preset):
-    tf.config.experimental.enable_op_determinism()  # as `tt train --deterministic`
-    started = time.perf_counter()
-    batches = make_batches(np.random.default_rng(0), STEPS)
+def mixed_precision(preset, batches):
+    """3T with the sigmoid loss under each mixed policy: the gradients gradient caching gives
+    the optimizer (unscaled) against the whole batch's in the same policy and in float32,
+    as relative L2 distances, and a few accumulated steps of the train_step `tt train`
+    traces, run eagerly (finite losses, every step applied: no loss-scale overflow skipped
+    one)."""
     single = tf.distribute.get_strategy()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    report = {"replicas": mirrored.num_replicas_in_sync, "cases": {}, "seconds": {}}
+    batch = {k: tf.constant(v) for k, v in batches[0].items()}
+    float32 = whole_batch_gradients(build(single, "3t", "sigmoid", preset), batch)
+    report = {}
+    for policy in POLICIES:
+        model = build(single, "3t", "sigmoid", preset, policy, steps=MIXED_STEPS)
+        optimizer = model.optimizer
+        _, accumulated = cached_gradients(model, batch, ACCUM, optimizer.scale_loss)
+        accumulated = [tf.convert_to_tensor(g) / optimizer.scale_loss(1.0) for g in accumulated]
+        whole = whole_batch_gradients(model, batch)
+        scale = float(optimizer.scale_loss(1.0))
+        losses = [
+            float(model.train_step({k: tf.constant(v) for k, v in batch.items()}, accum_steps=ACCUM)["loss"])
+            for batch in batches[:MIXED_STEPS]
+        ]
+        report[policy] = {
+            "accumulated_vs_whole": relative_distance(accumulated, whole),
+            "accumulated_vs_float32": relative_distance(accumulated, float32),
+            "whole_vs_float32": relative_distance(whole, float32),
+            "losses": losses,
+            "steps": int(optimizer.iterations.numpy()),
+            "loss_scale": [scale, float(optimizer.scale_loss(1.0))],
+            "finite": bool(all(np.isfinite(w).all() for w in model.get_weights())),
+        }
+    return report
+
+
+def one_device(preset, out_dir, batches):
+    single = tf.distribute.get_strategy()
+    report = {"cases": {}}
     for mode, loss in CASES:
         name = f"{mode}-{loss}"
-        case_started = time.perf_counter()
-        reference = build(single, mode, loss, preset)
-        initial = reference.get_weights()
-        names = [w.path for w in reference.weights]
-        case = {"losses": {}, "jit": {}, "steps": {}, "moved": {}}
+        case = report["cases"][name] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
+        model = build(single, mode, loss, preset)
+        np.savez(os.path.join(out_dir, f"{name}_initial.npz"), *model.get_weights())
+        with open(os.path.join(out_dir, f"{name}_names.json"), "w") as f:
+            json.dump([w.path for w in model.weights], f)
         if loss == "sigmoid":
-            case["numpy_loss"] = numpy_sigmoid_objective(reference, batches[0])
-        final = {}
-        for where, strategy in (("single", single), ("mirrored", mirrored)):
-            for accum_steps in (1, ACCUM):
-                run = f"{where}_accum{accum_steps}"
-                model = reference if run == "single_accum1" else build(strategy, mode, loss, preset, initial)
-                case["losses"][run], case["jit"][run] = train(strategy, model, batches, accum_steps)
-                case["steps"][run] = int(model.optimizer.iterations.numpy())
-                final[run] = model.get_weights()
-        case["moved"] = worst(relative_differences(final["single_accum1"], initial, names))
-        case["accum_vs_full"] = {
-            where: worst(relative_differences(final[f"{where}_accum1"], final[f"{where}_accum{ACCUM}"], names))
-            for where in ("single", "mirrored")
-        }
-        case["mirrored_vs_single"] = {
-            f"accum{n}": worst(relative_differences(final[f"single_accum{n}"], final[f"mirrored_accum{n}"], names))
-            for n in (1, ACCUM)
-        }
-        report["cases"][name] = case
-        report["seconds"][name] = round(time.perf_counter() - case_started, 1)
-        print(name, report["seconds"][name], json.dumps(case), file=sys.stderr, flush=True)
+            case["numpy_loss"] = numpy_sigmoid_objective(model, batches[0])
+        for accum_steps in (1, ACCUM):
+            run_case(single, "single", mode, loss, preset, batches, accum_steps, out_dir, case)
+    # What tt did before models.gradients: Keras given the token embedding's raw IndexedSlices.
+    three_towers_module.optimizer_gradients = lambda optimizer, gradients: gradients
+    report["raw_gradients"] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
+    run_case(single, "single", "clip", "softmax", preset, batches, 1, out_dir, report["raw_gradients"], "single_raw")
+    report["plain_accumulation_distance"] = plain_accumulation_distance(
+        build(single, "clip", "softmax", preset), {k: tf.constant(v) for k, v in batches[0].items()}
+    )
+    report["mixed_precision"] = mixed_precision(preset, batches)
+    return report
+
+
+def two_replicas(preset, out_dir, batches):
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    report = {"cases": {}, "replicas": mirrored.num_replicas_in_sync}
+    for mode, loss in CASES:
+        name = f"{mode}-{loss}"
+        case = report["cases"][name] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
+        initial = build(mirrored, mode, loss, preset).get_weights()
+        np.savez(os.path.join(out_dir, f"{name}_initial_mirrored.npz"), *initial)
+        for accum_steps in TWO_REPLICA_RUNS[(mode, loss)]:
+            run_case(mirrored, "mirrored", mode, loss, preset, batches, accum_steps, out_dir, case)
     report["sigmoid_two_replicas"], report["sigmoid_numpy"] = sigmoid_loss_on_two_replicas(mirrored)
-    report["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def main(preset, part, out_dir):
+    tf.config.experimental.enable_op_determinism()  # as `tt train --deterministic`
+    batches = make_batches(np.random.default_rng(0), STEPS)
+    report = (one_device if part == "one-device" else two_replicas)(preset, out_dir, batches)
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

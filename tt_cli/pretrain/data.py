@@ -5,9 +5,15 @@ A fixed fraction of the examples (chosen by a hash of each record, so it does no
 on shard order) is held out for the accuracy report unless other shards are given for it.
 
 Example:
->>> files, info = resolve_labelled("shards/labelled", "training shards")          # doctest: +SKIP
->>> for images, labels in labelled_dataset(files, (32, 32), 64, training=False):   # doctest: +SKIP
-...     break
+>>> import tempfile
+>>> from tt_cli.demo.shapes import write_demo_split
+>>> shards = write_demo_split(tempfile.mkdtemp(), 12, seed=0, image_size=16, num_shards=1)
+>>> files, info = resolve_labelled(shards, "training shards")
+>>> len(class_names_of(files, info, shards))
+18
+>>> images, labels = next(iter(labelled_dataset(files, (16, 16), 4, training=True)))
+>>> images.shape, images.dtype.name, labels.shape
+(TensorShape([4, 16, 16, 3]), 'uint8', TensorShape([4]))
 """
 
 import contextlib

@@ -14,8 +14,12 @@ The preset's files are listed in the manifest before they are copied in, so a ru
 while saving them resumes too.
 
 Example:
->>> folder, resuming = prepare_out(config, chief=True)      # doctest: +SKIP
->>> save_preset(classifier, folder, config.out)             # doctest: +SKIP
+>>> import tempfile
+>>> from tt_cli.pretrain.config import PretrainConfig
+>>> config = PretrainConfig(out=os.path.join(tempfile.mkdtemp(), "preset"))
+>>> folder = check_out(config)
+>>> claim_out(folder, config), sorted(folder.owned())
+(False, ['checkpoints', 'logs', 'metrics.jsonl'])
 """
 
 import json
@@ -38,11 +42,10 @@ def checkpoint_dir(out):
     return os.path.join(out, rd.CHECKPOINTS)
 
 
-def prepare_out(config, chief=True):
-    """Before anything is read: `out` must not be, lie in or hold the input shards, and may
-    hold only what `tt pretrain` wrote there. Returns (the `OutputFolder`, whether it holds
-    an unfinished run to resume). A finished preset is refused unless `config.overwrite`,
-    which removes it (and an unfinished run) to start over; only the chief changes anything."""
+def check_out(config):
+    """Before anything is read: `out` must not be, lie in or hold the input shards, may hold
+    only what `tt pretrain` wrote there, and not a finished preset unless `config.overwrite`.
+    Changes nothing; returns the `OutputFolder`."""
     if not config.out:
         raise InvalidValueError("no output directory given for the preset.")
     for data in (config.data, config.val_data):
@@ -52,19 +55,24 @@ def prepare_out(config, chief=True):
         raise InvalidValueError(f"{config.out} exists and is not a folder; {HINT}.")
     folder = ownership.OutputFolder(config.out, COMMAND)
     folder.check_free(folder.existing(), HINT)
-    finished = storage.isfile(os.path.join(config.out, PRETRAIN_JSON))
-    resumable = rd.latest_checkpoint(config.out) is not None
-    if finished and not config.overwrite:
+    if storage.isfile(os.path.join(config.out, PRETRAIN_JSON)) and not config.overwrite:
         raise ConflictError(
             f"{config.out} already holds a tt pretrain preset",
             ("overwrite", True, "to replace it, or choose another path"),
         )
-    if not chief:
-        return folder, resumable and not config.overwrite
-    if config.overwrite or not resumable:
-        folder.remove_owned()  # an earlier preset, or a start that never reached a checkpoint
-    folder.claim(RUN_ENTRIES, HINT)
-    return folder, resumable and not config.overwrite
+    return folder
+
+
+def claim_out(folder, config, chief=True):
+    """Returns whether `out` holds an unfinished run to resume. Otherwise (and with
+    `config.overwrite`) the chief removes what `tt pretrain` wrote there before, to start
+    over; it lists the run's entries as tt's."""
+    resuming = rd.latest_checkpoint(config.out) is not None and not config.overwrite
+    if chief:
+        if not resuming:
+            folder.remove_owned()  # an earlier preset, or a start that never reached a checkpoint
+        folder.claim(RUN_ENTRIES, HINT)
+    return resuming
 
 
 def _settings(config, fingerprint, class_names, holdout):

@@ -1,12 +1,9 @@
 """`pretrain(config)`: one run of `tt pretrain`, from labelled shards to a KerasHub preset,
 on `tt train`'s distributed loop (`tt_cli.training`: the run set-up, the step, the
-callbacks, the stop handling), resumable by running it again.
-
-Example:
->>> from tt_cli.pretrain import PretrainConfig
->>> pretrain(PretrainConfig(data="shards/labelled", out="presets/shapes_vit",
-...                         scale="tiny", steps=200, batch_size=64))      # doctest: +SKIP
-{'train_accuracy': 0.93, 'heldout_accuracy': 0.91, 'num_classes': 18, ...}
+callbacks, the stop handling), resumable by running it again. The order: the run set-up
+(strategy first), the output folder (`output.py`), the data and its classes (`data.py`),
+the build in the strategy's scope and the restore of the last checkpoint, the loop from
+that step on, then the held-out accuracy and the preset.
 """
 
 import json
@@ -95,7 +92,7 @@ def pretrain(config, log=print, show_progress=True):
     check_accum_steps(config.batch_size, runtime.replicas, 1)
     scale = model_scale(config.scale, config.image_size)
     size = (scale.image_size, scale.image_size)
-    folder, resuming = output.prepare_out(config, runtime.chief)
+    folder = output.check_out(config)
     files, info = resolve_labelled(config.data, "training shards")
     class_names = class_names_of(files, info, config.data)
     if config.val_data:
@@ -104,6 +101,7 @@ def pretrain(config, log=print, show_progress=True):
         holdout = 0.0
     else:
         val_files, holdout = files, config.holdout
+    resuming = output.claim_out(folder, config, runtime.chief)
     if resuming:
         output.check_resume_matches(config, fingerprint(files, info), class_names, holdout)
     elif runtime.chief:
