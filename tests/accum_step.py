@@ -1,21 +1,26 @@
-"""Run as a script by test_accum.py (two processes side by side, one per PART):
+"""Run as a script by test_accum.py, two processes side by side, one per PART:
 
     python accum_step.py PRESET one-device|two-replicas OUT_DIR
 
 `tt train`'s step (`make_distributed_step`) with tt's optimizer (AdamW with its default
 settings and schedule, `tt_cli.training.optimizer`) for 20 steps on the same global
-batches, with and without gradient caching (`accum_steps` 4 and 1), for every mode and
-both losses, under `--deterministic`'s op determinism. `one-device` runs them on one CPU
-device (with XLA, as `tt train` resolves it there) and also: the same run with Keras
-given the raw gradients (what tt did before `models.gradients`), plain per-micro-batch
-accumulation, the sigmoid loss against NumPy, and gradient caching under mixed precision
-(float16 with loss scaling, bfloat16). `two-replicas` runs them on a 2-replica
-MirroredStrategy over two logical CPUs, and the sigmoid loss split over them.
+batches, under `--deterministic`'s op determinism, from the same initial weights.
 
-Every run's final weights go to OUT_DIR/<mode>-<loss>_<where>_accum<N>.npz (with the
-initial weights, `initial.npz` per case, and the weights' names); the last line of
-stdout is a JSON report of everything else. Logical CPU devices must be configured
-before any TensorFlow op runs, hence a fresh process.
+- `one-device`: every mode and both losses, with and without gradient caching
+  (`accum_steps` 4 and 1), on one CPU device; CLIP's accumulated step XLA-compiled, as
+  `tt train` resolves it there.
+- `two-replicas`: on a 2-replica MirroredStrategy over two logical CPUs, the runs of
+  `TWO_REPLICA_RUNS`, the sigmoid loss split over the replicas, and `tt pretrain`'s
+  classifier step; then, on one device, the checks that balance the two processes' time:
+  plain per-micro-batch accumulation, gradient caching under mixed precision (float16
+  with loss scaling, bfloat16) and the run with Keras given the raw gradients (what tt
+  did before `models.gradients`).
+
+Every run's final weights go to OUT_DIR/<mode>-<loss>_<where>_accum<N>.npz (the initial
+weights to `<case>_initial.npz`, the weights' names and whether they train to
+`<case>_names.json`); the last line of stdout is a JSON report of everything else.
+Logical CPU devices must be configured before any TensorFlow op runs, hence a fresh
+process.
 """
 
 import json
@@ -46,9 +51,10 @@ ACCUM = 4
 STEPS = 20
 VOCAB = 50  # small: every batch repeats tokens, as captions repeat words
 CASES = [(mode, loss) for mode in ("clip", "lit", "3t") for loss in ("softmax", "sigmoid")]
-# The accum_steps of each case's runs on two replicas (all with accumulation; 3T, the mode
-# with the most pairs, without too). Each run costs a trace per replica, which is what costs.
-TWO_REPLICA_RUNS = {case: (ACCUM, 1) if case[0] == "3t" else (ACCUM,) for case in CASES}
+# The runs on two replicas (accum_steps by case): every mode, both losses, with accumulation;
+# 3T, the mode with the most pairs, also without. A run there traces the step once per
+# replica, and tracing is what costs (~20-40 s of CPU a run; the full product would double it).
+TWO_REPLICA_RUNS = {("clip", "softmax"): (ACCUM,), ("lit", "sigmoid"): (ACCUM,), ("3t", "sigmoid"): (ACCUM, 1)}
 # XLA (tt train's default on one CPU device) for CLIP's accumulated step; XLA compilation
 # costs ~10 s a run, and the other steps trace the same train_step.
 XLA_RUN = ("clip", "softmax", ACCUM)
@@ -177,14 +183,28 @@ def sigmoid_loss_on_two_replicas(strategy):
     return float(strategy.reduce("MEAN", loss, axis=None)), numpy_sigmoid_loss(a, b, log_t, bias)
 
 
-def whole_batch_gradients(model, batch):
-    """The unscaled gradients of the whole batch's loss, as `train_step` computes them without
-    accumulation (under the model's loss scale, if any)."""
-    optimizer = model.optimizer
+def whole_batch_gradients(model, batch, scale=1.0):
+    """The gradients of the whole batch's loss, as `train_step` computes them without
+    accumulation, of the loss times `scale` and divided by it."""
     with tf.GradientTape() as tape:
-        scaled = optimizer.scale_loss(model.compute_losses(batch, training=True)["loss"])
-    gradients = tape.gradient(scaled, model.trainable_variables)
-    return [tf.convert_to_tensor(g) / optimizer.scale_loss(1.0) for g in gradients]
+        scaled = model.compute_losses(batch, training=True)["loss"] * scale
+    return [tf.convert_to_tensor(g) / scale for g in tape.gradient(scaled, model.trainable_variables)]
+
+
+def accumulated_gradients(model, batch, scale=1.0):
+    """The gradients gradient caching gives the optimizer, of the loss times `scale` and divided by it."""
+    _, gradients = cached_gradients(model, batch, ACCUM, lambda loss: loss * scale)
+    return [tf.convert_to_tensor(g) / scale for g in gradients]
+
+
+def finite_under_loss_scaling(gradients_at, scale):
+    """(gradients, scale) at the first of `scale`, scale / 2, ... whose gradients are finite:
+    what float16's dynamic loss scaling settles on."""
+    while True:
+        gradients = gradients_at(scale)
+        if all(np.isfinite(g).all() for g in gradients) or scale <= 1:
+            return gradients, scale
+        scale /= 2
 
 
 def flat(gradients):
@@ -205,10 +225,10 @@ def plain_accumulation_distance(model, batch):
 
 def mixed_precision(preset, batches):
     """3T with the sigmoid loss under each mixed policy: the gradients gradient caching gives
-    the optimizer (unscaled) against the whole batch's in the same policy and in float32,
-    as relative L2 distances, and a few accumulated steps of the train_step `tt train`
-    traces, run eagerly (finite losses, every step applied: no loss-scale overflow skipped
-    one)."""
+    the optimizer against the whole batch's in the same policy and in float32, as relative
+    L2 distances (float16 at the loss scale its dynamic scaling would settle on, from the
+    optimizer's), and a few accumulated steps of the train_step `tt train` traces, run
+    eagerly (finite losses; every step applied: no overflow made the loss scale skip one)."""
     single = tf.distribute.get_strategy()
     batch = {k: tf.constant(v) for k, v in batches[0].items()}
     float32 = whole_batch_gradients(build(single, "3t", "sigmoid", preset), batch)
@@ -216,24 +236,71 @@ def mixed_precision(preset, batches):
     for policy in POLICIES:
         model = build(single, "3t", "sigmoid", preset, policy, steps=MIXED_STEPS)
         optimizer = model.optimizer
-        _, accumulated = cached_gradients(model, batch, ACCUM, optimizer.scale_loss)
-        accumulated = [tf.convert_to_tensor(g) / optimizer.scale_loss(1.0) for g in accumulated]
-        whole = whole_batch_gradients(model, batch)
-        scale = float(optimizer.scale_loss(1.0))
+        initial_scale = float(optimizer.scale_loss(1.0))  # 2^15 for float16, 1 for bfloat16
+        accumulated, accumulated_scale = finite_under_loss_scaling(
+            lambda scale, model=model: accumulated_gradients(model, batch, scale), initial_scale
+        )
+        whole, whole_scale = finite_under_loss_scaling(
+            lambda scale, model=model: whole_batch_gradients(model, batch, scale), initial_scale
+        )
         losses = [
-            float(model.train_step({k: tf.constant(v) for k, v in batch.items()}, accum_steps=ACCUM)["loss"])
-            for batch in batches[:MIXED_STEPS]
+            float(model.train_step({k: tf.constant(v) for k, v in step.items()}, accum_steps=ACCUM)["loss"])
+            for step in batches[:MIXED_STEPS]
         ]
         report[policy] = {
             "accumulated_vs_whole": relative_distance(accumulated, whole),
             "accumulated_vs_float32": relative_distance(accumulated, float32),
             "whole_vs_float32": relative_distance(whole, float32),
+            "loss_scales": {"accumulated": accumulated_scale, "whole": whole_scale},
             "losses": losses,
             "steps": int(optimizer.iterations.numpy()),
-            "loss_scale": [scale, float(optimizer.scale_loss(1.0))],
+            "loss_scale": [initial_scale, float(optimizer.scale_loss(1.0))],
             "finite": bool(all(np.isfinite(w).all() for w in model.get_weights())),
         }
     return report
+
+
+def classifier_on_two_replicas(mirrored):
+    """`tt pretrain`'s step (its classifier's `train_step`, with its optimizer settings) for 3
+    steps through `tt train`'s distributed step on two replicas, against the same steps on
+    one device (eagerly): the largest difference of a trained weight over its scale."""
+    from tt_cli.pretrain.classifier import ClassifierTraining, build_classifier
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (3 * GLOBAL_BATCH, 32, 32, 3)).astype("uint8")
+    labels = rng.integers(0, 3, 3 * GLOBAL_BATCH)
+
+    def make(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            model = ClassifierTraining(build_classifier(get_scale("tiny"), num_classes=3))
+            optimizer = make_optimizer(warmup_cosine(1e-3, 3, 0), 0.05, beta2=0.999, epsilon=1e-7)  # tt pretrain's
+            model.compile(optimizer=optimizer)
+            optimizer.build(model.trainable_variables)
+        return model
+
+    single = make(tf.distribute.get_strategy())
+    for i in range(3):
+        rows = slice(i * GLOBAL_BATCH, (i + 1) * GLOBAL_BATCH)
+        single.train_step((tf.constant(images[rows]), tf.constant(labels[rows])))
+    model = make(mirrored)
+
+    def per_replica_batches(context):
+        size = context.get_per_replica_batch_size(GLOBAL_BATCH)
+        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size, drop_remainder=True)
+
+    iterator = iter(mirrored.distribute_datasets_from_function(per_replica_batches))
+    step = make_distributed_step(model, mirrored, resolve_jit(None, mirrored))
+    for _ in range(3):
+        step(iterator)
+    return {
+        "steps": int(model.optimizer.iterations.numpy()),
+        "max_difference": max(
+            float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+            for w, a, b in zip(single.weights, single.get_weights(), model.get_weights())
+            if not w.path.endswith("key/bias") and np.max(np.abs(a)) > 0
+        ),
+    }
 
 
 def one_device(preset, out_dir, batches):
@@ -245,33 +312,44 @@ def one_device(preset, out_dir, batches):
         model = build(single, mode, loss, preset)
         np.savez(os.path.join(out_dir, f"{name}_initial.npz"), *model.get_weights())
         with open(os.path.join(out_dir, f"{name}_names.json"), "w") as f:
-            json.dump([w.path for w in model.weights], f)
+            json.dump([[w.path, w.trainable] for w in model.weights], f)
         if loss == "sigmoid":
             case["numpy_loss"] = numpy_sigmoid_objective(model, batches[0])
         for accum_steps in (1, ACCUM):
             run_case(single, "single", mode, loss, preset, batches, accum_steps, out_dir, case)
+    return report
+
+
+def one_device_extras(preset, out_dir, batches):
+    """The checks on one device that are not the 20-step comparisons (run beside the
+    two-replica runs, which take as long as the comparisons alone)."""
+    single = tf.distribute.get_strategy()
+    report = {
+        "plain_accumulation_distance": plain_accumulation_distance(
+            build(single, "clip", "softmax", preset), {k: tf.constant(v) for k, v in batches[0].items()}
+        )
+    }
+    report["mixed_precision"] = mixed_precision(preset, batches)
     # What tt did before models.gradients: Keras given the token embedding's raw IndexedSlices.
     three_towers_module.optimizer_gradients = lambda optimizer, gradients: gradients
     report["raw_gradients"] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
     run_case(single, "single", "clip", "softmax", preset, batches, 1, out_dir, report["raw_gradients"], "single_raw")
-    report["plain_accumulation_distance"] = plain_accumulation_distance(
-        build(single, "clip", "softmax", preset), {k: tf.constant(v) for k, v in batches[0].items()}
-    )
-    report["mixed_precision"] = mixed_precision(preset, batches)
     return report
 
 
 def two_replicas(preset, out_dir, batches):
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     report = {"cases": {}, "replicas": mirrored.num_replicas_in_sync}
-    for mode, loss in CASES:
+    for (mode, loss), runs in TWO_REPLICA_RUNS.items():
         name = f"{mode}-{loss}"
         case = report["cases"][name] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
         initial = build(mirrored, mode, loss, preset).get_weights()
         np.savez(os.path.join(out_dir, f"{name}_initial_mirrored.npz"), *initial)
-        for accum_steps in TWO_REPLICA_RUNS[(mode, loss)]:
+        for accum_steps in runs:
             run_case(mirrored, "mirrored", mode, loss, preset, batches, accum_steps, out_dir, case)
     report["sigmoid_two_replicas"], report["sigmoid_numpy"] = sigmoid_loss_on_two_replicas(mirrored)
+    report["pretrain_classifier"] = classifier_on_two_replicas(mirrored)
+    report.update(one_device_extras(preset, out_dir, batches))
     return report
 
 
