@@ -26,6 +26,10 @@ TOLERANCE = 1e-5
 # XLA fuses and reorders the same float ops (exp, matrix products) differently again:
 # measured 1.7e-5 for CLIP's XLA-compiled accumulated step against the others.
 XLA_TOLERANCE = 1e-4
+# tt pretrain's AdamW divides by ε = 1e-7, not 1e-6, and its first step has the full
+# learning rate: the rounding of an element whose gradient is near zero goes 10x further.
+# Measured after 3 steps: 1.3e-5 (a layer-norm bias).
+PRETRAIN_TOLERANCE = 1e-4
 # Attention key biases get no gradient in exact arithmetic (softmax over the keys ignores a
 # constant added to every key's logit): theirs is rounding noise, which AdamW divides by its
 # ε and turns into values of ~2e-7 that say nothing about the step. They are checked to stay
@@ -34,7 +38,7 @@ UNTRAINED_BOUND = 1e-4
 # Mixed precision: the relative L2 distance of the accumulated gradient from the whole
 # batch's and from float32's. Each is rounding of the compute dtype through the towers'
 # layers: measured ~5 units of roundoff for float16 (11-bit significand, u = 4.9e-4:
-# 2.4e-3) and ~7 for bfloat16 (8-bit, u = 3.9e-3: 2.8e-2); the tolerances are 20u and
+# 2.4e-3) and ~8 for bfloat16 (8-bit, u = 3.9e-3: 3.1e-2); the tolerances are 20u and
 # 25u. A lost or doubled loss scale (gradients 2^15 off) or a tower whose float16
 # gradient underflows gives a distance near 1.
 MIXED_TOLERANCE = {"mixed_float16": 1e-2, "mixed_bfloat16": 1e-1}
@@ -179,4 +183,4 @@ def test_pretrain_step_on_two_replicas_equals_one_device(runs):
     """`tt pretrain`'s classifier step through `tt train`'s distributed step: 3 AdamW steps on
     two replicas end at the weights of the same steps on one device."""
     result = runs[0]["two-replicas"]["pretrain_classifier"]
-    assert result["steps"] == 3 and result["max_difference"] < TOLERANCE, result
+    assert result["steps"] == 3 and result["max_difference"] < PRETRAIN_TOLERANCE, result
