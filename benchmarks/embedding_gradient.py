@@ -2,14 +2,15 @@
 as the `tf.IndexedSlices` TensorFlow makes (one row per token, repeated tokens repeated:
 Keras 3.15 then computes a wrong second moment), with repeated rows summed
 (`tf.unique` + `tf.math.unsorted_segment_sum`: unique slices), and dense
-(`models.gradients.optimizer_gradients`, what tt gives the optimizer).
+(`models.gradients.optimizer_gradients`, what tt gives the optimizer; on one device it
+makes them dense and does nothing else).
 
 The table is KerasHub's `TokenAndPositionEmbedding` (tt's text tower's), the gradient is
 the real one of a batch of captions (token ids drawn from a Zipf law, as words are), the
 optimizer is `tt train`'s (`tt_cli.training.optimizer.make_optimizer`: AdamW, global-norm
 clipping at 1). Each variant's gradient conversion and optimizer step run in one
-`tf.function` (with XLA as `tt train` on one CPU, and without); the median of the timed
-steps is printed in ms.
+`tf.function` (with XLA as `tt train` on one CPU, and without); the variants take turns
+step by step and the median of each one's timed steps is printed in ms.
 
 Usage:
     python benchmarks/embedding_gradient.py --vocab-size 32000 --width 512 --batch-size 256 --max-len 32
@@ -62,28 +63,35 @@ def main():
     gradients = tape.gradient(loss, layer.trainable_variables)
     token_gradient = next(g for g in gradients if isinstance(g, tf.IndexedSlices))
     variants = {
-        "indexed_slices": lambda grads: grads,
-        "summed_slices": lambda grads: [summed(g) if isinstance(g, tf.IndexedSlices) else g for g in grads],
+        "indexed_slices": lambda optimizer, grads: grads,
+        "summed_slices": lambda optimizer, grads: [summed(g) if isinstance(g, tf.IndexedSlices) else g for g in grads],
         "dense": optimizer_gradients,
     }
     results = {}
     for jit in (True, False):
+        steps = {}
         for name, convert in variants.items():
             optimizer = make_optimizer(5e-4)
             optimizer.build(layer.trainable_variables)
 
             @tf.function(jit_compile=jit)
             def step(grads, convert=convert, optimizer=optimizer):
-                optimizer.apply(convert(grads), layer.trainable_variables)
+                optimizer.apply(convert(optimizer, grads), layer.trainable_variables)
                 return optimizer.iterations
 
-            times = []
-            for i in range(args.warmup + args.steps):
+            for _ in range(args.warmup):
+                int(step(gradients))
+            steps[name] = step
+        # The variants take turns step by step, so that other work on a shared machine slows
+        # each alike.
+        times = {name: [] for name in steps}
+        for _ in range(args.steps):
+            for name, step in steps.items():
                 start = time.perf_counter()
                 int(step(gradients))
-                if i >= args.warmup:
-                    times.append((time.perf_counter() - start) * 1e3)
-            results[f"{name}{'' if jit else '_no_jit'}_ms"] = round(statistics.median(times), 2)
+                times[name].append((time.perf_counter() - start) * 1e3)
+        for name, measured in times.items():
+            results[f"{name}{'' if jit else '_no_jit'}_ms"] = round(statistics.median(measured), 2)
     print(
         json.dumps(
             {
