@@ -98,6 +98,13 @@ def test_training_curve_is_kept_and_checkpoints_are_not(preset):
     assert set(manifest["entries"]) == set(os.listdir(preset)) - {".tt-manifest.json"}
 
 
+def checkpoint_listed(out, step):
+    """True once the checkpoint of `step` is complete: listed in the checkpoint manager's
+    state file (written after the checkpoint's own files)."""
+    state = os.path.join(out, "checkpoints", "checkpoint")
+    return os.path.exists(state) and f'ckpt-{step}"' in open(state).read()
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(labelled, preset, tmp_path):
     """The fixture's command run again in a process killed with SIGKILL after its checkpoint
@@ -109,7 +116,7 @@ def test_killed_run_resumes_to_the_same_weights(labelled, preset, tmp_path):
     command = [TT, *pretrain_args(*labelled, out)]
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not os.path.exists(os.path.join(out, "checkpoints", "ckpt-20.index")):
+    while not checkpoint_listed(out, 20):
         assert process.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)

@@ -47,6 +47,18 @@ def _last_logged(out, key):
     return values[-1] if values else None
 
 
+def _inputs(config):
+    """(the training shards, their dataset.json info, the class names, the shards the
+    held-out accuracy is measured on, the share of the training shards held out)."""
+    files, info = resolve_labelled(config.data, "training shards")
+    class_names = class_names_of(files, info, config.data)
+    if not config.val_data:
+        return files, info, class_names, files, config.holdout
+    val_files, _ = resolve_labelled(config.val_data, "validation shards")
+    class_names_of(val_files, None, config.val_data)  # labelled too
+    return files, info, class_names, val_files, 0.0
+
+
 def _build(runtime, scale, num_classes, steps, warmup, config):
     """The classifier in its training model, the optimizer and their checkpoint, in the strategy's scope."""
     import tensorflow as tf
@@ -93,14 +105,7 @@ def pretrain(config, log=print, show_progress=True):
     scale = model_scale(config.scale, config.image_size)
     size = (scale.image_size, scale.image_size)
     folder = output.check_out(config)
-    files, info = resolve_labelled(config.data, "training shards")
-    class_names = class_names_of(files, info, config.data)
-    if config.val_data:
-        val_files, _ = resolve_labelled(config.val_data, "validation shards")
-        class_names_of(val_files, None, config.val_data)  # labelled too
-        holdout = 0.0
-    else:
-        val_files, holdout = files, config.holdout
+    files, info, class_names, val_files, holdout = _inputs(config)
     resuming = output.claim_out(folder, config, runtime.chief)
     if resuming:
         output.check_resume_matches(config, fingerprint(files, info), class_names, holdout)
