@@ -148,7 +148,7 @@ def main():
     zero_shot = read_json(os.path.join(work, "zero_shot.json"))
     print(
         f"classifier held-out accuracy {pretrain['heldout_accuracy']:.1%} ({pretrain['num_classes']} classes); "
-        f"3T trained on precomputed h embeddings: {run_json.get('precomputed_h_embedding')}; "
+        f"3T trained on precomputed h embeddings: {run_json['resolved']['third_towers'][0]['source'] != 'online'}; "
         f"zero-shot top-1 {zero_shot['models'][0]['top1']:.1%}"
     )
 

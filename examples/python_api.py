@@ -135,8 +135,10 @@ def main():
     from models import PretrainedTower, ThreeTowers, get_scale
     from tt_cli.data import schema
     from tt_cli.data.pipeline import read_captions, train_dataset
+    from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.data.tf_shards import write_shards
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.third_towers import ThirdTower
+    from tt_cli.data.tokenizer import train_sentencepiece
     from tt_cli.demo.shapes import CLASS_NAMES, shape_rows
 
     keras.utils.set_random_seed(0)
@@ -179,7 +181,7 @@ def main():
         batch_size=size["batch_size"],
         image_size=(IMAGE_SIZE, IMAGE_SIZE),
         tokenizer=tokenizer,
-        h_image_size=tower.image_size if tower else None,
+        third_towers=[ThirdTower.online(tower)] if tower else (),
     )
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     print(

@@ -9,7 +9,11 @@ from models import tokens
 from models.contrastive_loss import contrastive_loss, temperature
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower, rescale_pixels, vit_backbone, vit_image_converter
+from models.preset_image_tower import PresetImageTower
+from models.preset_model import three_towers_from_preset
+from models.preset_text_tower import PresetTextTower
 from models.pretrained_presets import resolve_pretrained
+from models.pretrained_text_tower import PretrainedTextTower
 from models.pretrained_tower import PretrainedTower
 from models.scales import SCALES, Scale, get_scale
 from models.sigmoid_loss import sigmoid_loss
@@ -20,6 +24,9 @@ __all__ = [
     "MODES",
     "SCALES",
     "ImageTower",
+    "PresetImageTower",
+    "PresetTextTower",
+    "PretrainedTextTower",
     "PretrainedTower",
     "ProjectionHead",
     "Scale",
@@ -31,6 +38,7 @@ __all__ = [
     "resolve_pretrained",
     "sigmoid_loss",
     "temperature",
+    "three_towers_from_preset",
     "tokens",
     "vit_backbone",
     "vit_image_converter",

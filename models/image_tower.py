@@ -102,6 +102,11 @@ class ImageTower(keras.layers.Layer):
         backbone = vit_backbone(scale, use_class_token=pooling == "token", dtype=dtype, name="image_backbone")
         return cls(backbone, embed_dim or scale.embed_dim, pooling=pooling, dtype=dtype, name="image_tower")
 
+    @property
+    def transformer_blocks(self):
+        """The ViT's encoder blocks, in order (what `models.remat.rematerialize` recomputes)."""
+        return list(self.backbone.get_layer("vit_encoder").encoder_layers)
+
     def call(self, images, training=False):
         x = rescale_pixels(images, self.compute_dtype)
         sequence = self.backbone(x, training=training)

@@ -90,6 +90,11 @@ class TextTower(keras.layers.Layer):
             name="text_tower",
         )
 
+    @property
+    def transformer_blocks(self):
+        """The encoder layers, in order (what `models.remat.rematerialize` recomputes)."""
+        return list(self.encoder_layers)
+
     def call(self, tokens, training=False):
         tokens = ops.cast(tokens, "int32")
         padding_mask = ops.not_equal(tokens, PAD_ID)

@@ -69,8 +69,14 @@ def tower_pairs(k):
     return _numbered("image_pretrained", k), _numbered("text_pretrained", k)
 
 
+# What third tower k reads from a batch (`tower_input_key`): the pixels it runs on, or its
+# precomputed features (when present, the tower is not run). The one place these names are decided.
+TOWER_IMAGE, TOWER_EMBEDDING = "h_image", "h_embedding"
+TOWER_TEXT = "h_text"  # the caption, as a text third tower's own preprocessor packs it
+
+
 def tower_input_key(key, k):
-    """The batch key of third tower k's input `key` (`h_image` or `h_embedding`).
+    """The batch key of third tower k's input `key` (`TOWER_IMAGE` or `TOWER_EMBEDDING`).
 
     >>> tower_input_key("h_image", 0), tower_input_key("h_embedding", 2)
     ('h_image', 'h_embedding_2')
@@ -245,6 +251,13 @@ class ThreeTowers(keras.Model):
         tower = self.pretrained_tower if self.mode == "lit" else self.image_tower
         return tower.image_size
 
+    @property
+    def image_resizing(self):
+        """How images are resized for `encode_image` (`keras.layers.Resizing` arguments): a
+        preset's own way for towers from a KerasHub preset, else None (tt's)."""
+        tower = self.pretrained_tower if self.mode == "lit" else self.image_tower
+        return getattr(tower, "resizing", None)
+
     def encode_image(self, images, training=False):
         """L2-normalised image embeddings: f, or in `lit` mode the locked h side."""
         if self.mode == "lit":
@@ -269,10 +282,11 @@ class ThreeTowers(keras.Model):
 
     def _pretrained_features(self, batch, k=0):
         """Third tower k's features: its precomputed embeddings when the batch has them."""
-        embedding = tower_input_key("h_embedding", k)
+        embedding = tower_input_key(TOWER_EMBEDDING, k)
         if embedding in batch:
             return tf.cast(batch[embedding], tf.float32)
-        return self.pretrained_towers[k](batch[tower_input_key("h_image", k)])
+        tower = self.pretrained_towers[k]  # reads its own input: pixels, or a text tower's (`TOWER_TEXT`)
+        return tower(batch[tower_input_key(getattr(tower, "input_key", TOWER_IMAGE), k)])
 
     def compute_embeddings(self, batch, training=False):
         """The towers' outputs that the losses consume, before heads and normalisation:

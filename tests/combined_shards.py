@@ -34,5 +34,6 @@ def write_combined(data, embeddings, out):
             for record, embedded in pairs:
                 vector = parse_example(embedded, (schema.H_EMBEDDING,), dim)[schema.H_EMBEDDING].numpy()
                 writer.write(with_h_embedding(record.numpy(), vector))
-    schema.write_info(out, dataclasses.replace(info, h_embedding=made.h_embedding))
+    sizes = [os.path.getsize(os.path.join(out, os.path.basename(f))) for f in files]
+    schema.write_info(out, dataclasses.replace(info, h_embedding=made.h_embedding, shard_bytes=sizes))
     return out

@@ -67,6 +67,38 @@ def tiny_resnet_preset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_preset(tmp_path_factory):
+    """A tiny `CLIPBackbone` preset with its byte-pair tokenizer (`tests/tiny_clip_presets.py`)."""
+    from tiny_clip_presets import make_tiny_clip_preset
+
+    return make_tiny_clip_preset(tmp_path_factory.mktemp("tiny_clip_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_preset(tmp_path_factory):
+    """A tiny `SigLIPBackbone` preset with its SentencePiece tokenizer."""
+    from tiny_clip_presets import make_tiny_siglip_preset
+
+    return make_tiny_siglip_preset(tmp_path_factory.mktemp("tiny_siglip_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_metaclip_2_preset(tmp_path_factory):
+    """A tiny `MetaCLIP2Backbone` preset with its SentencePiece tokenizer."""
+    from tiny_clip_presets import make_tiny_metaclip_2_preset
+
+    return make_tiny_metaclip_2_preset(tmp_path_factory.mktemp("tiny_metaclip_2_preset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder_preset(tmp_path_factory):
+    """A tiny `BertTextEmbedder` preset: a text third tower."""
+    from tiny_clip_presets import make_tiny_sentence_encoder_preset
+
+    return make_tiny_sentence_encoder_preset(tmp_path_factory.mktemp("tiny_sentence_encoder_preset"))
+
+
+@pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory):
     """A labelled, captioned dataset directory: 96 coloured-shape images at 32x32."""
     from tt_cli.demo.shapes import write_demo_split
@@ -137,3 +169,23 @@ def tiny_run(tmp_path_factory, tiny_shards, tiny_vit_preset):
         return runs[mode]
 
     return make
+
+
+def first_layout(record):
+    """run.json as tt wrote it before run.json had a "format": the settings in "config" and
+    again at the top level, beside the values it resolved."""
+    config, resolved = record["config"], record["resolved"]
+    presets = [tower["preset"] for tower in resolved["third_towers"]]
+    copies = {k: config[k] for k in ("mode", "scale", "max_text_len", "batch_size", "accum_steps", "loss")}
+    return {
+        "config": config,
+        **copies,
+        "scale_config": resolved["scale"],
+        "pretrained": presets[0] if presets else None,
+        "pretrained_towers": presets,
+        "precomputed_h_embedding": False,
+        "precomputed_h_embeddings": [False] * len(presets),
+        **{k: resolved[k] for k in ("vocab_size", "steps", "warmup_steps", "precision", "jit", "strategy", "replicas")},
+        "dataset": record["dataset"],
+        "versions": record["versions"],
+    }

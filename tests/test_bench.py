@@ -161,12 +161,17 @@ def test_flops_match_a_hand_count():
         "trained_forward": 2 * (9056 + 3424) + 2 * (2 * 2 * 2 * 4),
         "frozen_forward": 0,
         "recomputed_forward": 0,
+        "remat_forward": 0,
         "total": 3 * 25024,
     }
     # In micro-batches (gradient caching) the towers run forward once more, the logits do not.
     accumulated = flops.train_step_flops(hand_model("clip"), batch_size=2, accum_steps=2)
     assert accumulated["recomputed_forward"] == 2 * (9056 + 3424)
     assert accumulated["total"] == 3 * 25024 + 2 * (9056 + 3424)
+    # Rematerialised blocks run forward again in the backward pass: counted as the towers' forward.
+    rematerialized = flops.train_step_flops(hand_model("clip"), batch_size=2, remat=True)
+    assert rematerialized["remat_forward"] == 2 * (9056 + 3424)
+    assert rematerialized["total"] == 3 * 25024 + 2 * (9056 + 3424)
 
     # The 6-d h, per image: patch embedding, one layer over 5 tokens (no projection).
     h_layer = (2 * 5 * 6 * 18) + (2 * 5 * 5 * 6) * 2 + (2 * 5 * 6 * 6) + (2 * 2 * 5 * 6 * 12)
@@ -184,6 +189,7 @@ def test_flops_match_a_hand_count():
         "trained_forward": 25472,
         "frozen_forward": 2 * 5784,
         "recomputed_forward": 0,
+        "remat_forward": 0,
         "total": 3 * 25472 + 2 * 5784,
     }
     precomputed = flops.train_step_flops(hand_model("3t", h), 2, precomputed=True)

@@ -1,7 +1,7 @@
 """Bad input gets one clear line on stderr and exit code 2, never a traceback or exit 0.
 
 Numbers out of their domain on every command, corrupt shards (named, with the advice
-to run `tt data inspect --verify`), damaged run directories, resuming a run with other
+to verify the others with `tt data inspect`), damaged run directories, resuming a run with other
 data, tokenizer or batch size, and `tt bench` with missing inputs. The TF-free `tt data`
 commands run as `tt` subprocesses (the `tfrecord` package cannot share a process with
 TensorFlow); the others run in this process.
@@ -159,14 +159,15 @@ def test_corrupt_shard_is_named_by_tf_free_commands(tiny_shards, tmp_path, comma
     if command == "tokenizer":
         args += [str(tmp_path / "tok.model"), "--vocab-size", "64"]
     result = run_tt_process(*args, check=False)
-    assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
+    advice = "tt data inspect --verify" if command == "inspect" else "to check every shard"
+    assert_one_clear_line(result, path, f"offset {offset}", advice)
     assert not os.path.exists(tmp_path / "tok.model")
 
 
 def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_path):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "flipped")
     result = run_tt(["train", "--data", data, "--out", str(tmp_path / "run"), "--mode", "clip", *TINY_TRAIN_FLAGS])
-    assert_one_clear_line(result, path, f"offset {offset}", "tt data inspect --verify")
+    assert_one_clear_line(result, path, f"offset {offset}", "to check every shard")
 
 
 @pytest.mark.parametrize("command", ["eval", "pretrain"])
@@ -189,7 +190,7 @@ def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_
             "16",
         ]
     )
-    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "tt data inspect --verify")
+    assert_one_clear_line(run_tt(args), path, f"offset {offset}", "to check every shard")
 
 
 def copy_run(run, directory):
@@ -206,7 +207,12 @@ def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny
     flags[flags.index("--steps") + 1] = "8"
     result = run_tt(["train", "--data", data, "--out", run, "--mode", "clip", *flags])
     assert_one_clear_line(
-        result, path, f"offset {offset}", "tt data inspect --verify", "training stopped after step 4", "ckpt-4"
+        result,
+        path,
+        f"offset {offset}",
+        "to check every shard",
+        "training stopped after step 4",
+        "ckpt-4",
     )
     assert sorted(f for f in os.listdir(os.path.join(run, "checkpoints")) if f.endswith(".index")) == [
         "ckpt-2.index",
@@ -328,13 +334,13 @@ def test_bench_refuses_missing_inputs_before_building_models(tiny_shards, args, 
 def test_the_python_api_raises_plain_exceptions_that_name_values(tmp_path):
     from tt_cli.errors import InvalidValueError, TtError, UnreadableDataError
     from tt_cli.eval.fewshot import check_shots
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     with pytest.raises(InvalidValueError, match="shots 5,0: every number of shots must be at least 1") as bad:
         check_shots([5, 0])
     missing = str(tmp_path / "no-run")
     with pytest.raises(UnreadableDataError, match="no such run directory") as unreadable:
-        read_run_config(missing)
+        read_run_record(missing)
     for error in (bad.value, unreadable.value):
         assert isinstance(error, TtError) and not isinstance(error, click.ClickException)
         assert "--" not in str(error)  # a value, never a flag
@@ -362,11 +368,11 @@ def test_a_remedy_is_an_argument_to_python_and_a_flag_on_the_command_line(tiny_r
 
 def test_a_library_error_reaches_the_user_as_one_error_line_and_exit_2(tmp_path):
     from tt_cli.errors import UnreadableDataError
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.run_dir import read_run_record
 
     missing = str(tmp_path / "no-run")
     with pytest.raises(UnreadableDataError) as raised:
-        read_run_config(missing)
+        read_run_record(missing)
     result = run_tt(["eval", "retrieval", missing, "--data", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"Error: {raised.value}"]

@@ -17,6 +17,7 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
     import tensorflow as tf
 
     from models.pretrained_tower import PretrainedTower
+    from tt_cli.data.lockstep import tower_fingerprint
 
     rows = good_rows(str(tmp_path), n=5, with_jpeg=False)  # non-square sizes: 16x40 ... 28x32
     write_jsonl(tmp_path / "c.jsonl", rows)
@@ -31,7 +32,12 @@ def test_embed_equals_the_tower_on_the_same_images(tmp_path, tiny_vit_preset):
 
     tower = PretrainedTower.from_preset(tiny_vit_preset)
     info = json.loads((out / "dataset.json").read_text())
-    assert info["h_embedding"] == {"pretrained": tiny_vit_preset, "preprocessing": tower.preprocessing, "dim": 16}
+    assert info["h_embedding"] == {
+        "pretrained": tiny_vit_preset,
+        "preprocessing": tower.preprocessing,
+        "dim": 16,
+        "weights_sha256": tower_fingerprint(tower),
+    }
     assert info["embeddings_of"] == {"dataset": str(shards), "num_examples": 5, "num_shards": 2}
     source = json.loads((shards / "dataset.json").read_text())
     assert info["num_examples"] == 5 and info["shards"] == source["shards"]

@@ -316,10 +316,15 @@ def _our_processes(marker):
 
 def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     """40 rows of an 81-megapixel PNG (just under the limit, slow to decode): a full run takes
-    far longer than the generous bound on stopping after SIGINT."""
+    far longer than the generous bound on stopping after SIGINT. Shard k's rows (i mod 4 = k)
+    read `slow{k}.png`, links to one file, so that the rerun can make only the unfinished
+    shards' images quick (a finished shard whose images changed is converted again)."""
     png_of_zeros(tmp_path / "slow.png", 9000, 9000)
+    for k in range(4):
+        os.link(tmp_path / "slow.png", tmp_path / f"slow{k}.png")
     write_jsonl(
-        tmp_path / "c.jsonl", [{"key": f"row{i}", "image": "slow.png", "caption": f"row {i}"} for i in range(40)]
+        tmp_path / "c.jsonl",
+        [{"key": f"row{i}", "image": f"slow{i % 4}.png", "caption": f"row {i}"} for i in range(40)],
     )
     out = tmp_path / "out"
     args = ["data", "convert", str(tmp_path / "c.jsonl"), str(out), "--num-shards", "4"]
@@ -349,7 +354,10 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     assert _our_processes(str(out)) == []  # no worker left behind
     assert [p.name for p in out.rglob("*.tmp")] == []
 
-    save_image(str(tmp_path / "slow.png"), pixels(0, 32, 32))  # the same rows, now quick to convert
+    for k in range(4):  # the same rows, now quick to convert where they are still to be converted
+        if not (out / f"shard-{k:05d}-of-00004.tfrecord").exists():
+            os.remove(tmp_path / f"slow{k}.png")
+            save_image(str(tmp_path / f"slow{k}.png"), pixels(k, 32, 32))
     result = run_tt(*args, "--workers", "2", timeout=HANG)
     report = json.loads((out / "report.json").read_text())
     assert report["shards_resumed"] == int(finished.group(1)) and report["written"] == 40, result.stdout
@@ -362,7 +370,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     import tensorflow as tf
 
     from tt_cli.data import pipeline
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     good = pixels(0, 32, 32)
     buffer = io.BytesIO()
@@ -406,7 +415,8 @@ def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(pipeline.train_dataset([shard], batch_size=4, image_size=(32, 32), tokenizer=tokenizer)))
     assert pipeline.is_read_error(error.value)
-    assert "tt data inspect --verify" in pipeline.describe_read_error(error.value, [shard], shard)
+    said = pipeline.shard_read_error(error.value, [shard], shard)
+    assert said.shards == shard and f"inspect_shards({shard!r}, verify=True)" in str(said)
 
     result = run_tt("data", "inspect", shard, "--json", tmp_path / "s.json", "--samples", 4, timeout=HANG)
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -425,7 +435,8 @@ def test_tokenizer_cost_does_not_grow_with_caption_length(tmp_path):
     import sentencepiece as spm
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import EOS_ID, TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import EOS_ID, train_sentencepiece
 
     model = str(tmp_path / "tok.model")
     train_sentencepiece(["a cat on the grass", "a dog in the sky"] * 20, model, 19)

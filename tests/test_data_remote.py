@@ -1,9 +1,11 @@
-"""`tt data convert` and `tt data inspect` with the source, the shards and the --json files on
-fsspec's `memory://` (the TF-free commands reach URLs through fsspec), and the same on disk.
+"""`tt data convert` and `tt data inspect` with the source, the shards and the --json files
+given as `file://` URLs (the TF-free commands reach URLs through fsspec, as they would gs://),
+and the same as plain paths; and fsspec's `memory://`, which the CLI refuses as an output
+(it would be gone when `tt` exits) but the Python API writes into.
 
-memory:// lives inside one process, so the whole path runs in one subprocess (the TF-free
-commands may not share a process with TensorFlow, which pytest may have loaded): it writes
-the source there, runs the real `tt` commands through Click, and reports what it finds."""
+The whole path runs in one subprocess (the TF-free commands may not share a process with
+TensorFlow, which pytest may have loaded, and memory:// lives inside one process): it writes
+the source, runs the real `tt` commands through Click, and reports what it finds."""
 
 import json
 import subprocess
@@ -22,6 +24,7 @@ from tt_cli.main import cli
 
 root = sys.argv[1]
 fs, base = fsspec.core.url_to_fs(root)
+base = base.rstrip("/")
 def put(name, data):
     fs.makedirs(fs._parent(f"{base}/{name}"), exist_ok=True)
     fs.pipe_file(f"{base}/{name}", data)
@@ -43,6 +46,11 @@ report = {"root": root}
 # Two workers: on memory:// (private to this process) convert keeps the shards in this process.
 report["convert"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "2",
                        "--num-shards", "2", "--json", f"{root}/convert.json")
+if root.startswith("file://"):  # memory:// refused as the CLI's output; from Python, one process keeps it
+    report["memory_cli"] = tt("data", "convert", f"{root}/src/captions.jsonl", "memory://tt-test/out")
+    from tt_cli.data.convert import convert
+    memory = convert(f"{root}/src/captions.jsonl", "memory://tt-test/out", workers=2, num_shards=2)
+    report["memory_api"] = [memory["written"], sorted(fsspec.filesystem("memory").ls("/tt-test/out", detail=False))]
 report["again"] = tt("data", "convert", f"{root}/src/captions.jsonl", f"{root}/out", "--workers", "1",
                      "--num-shards", "2")
 report["inspect"] = tt("data", "inspect", f"{root}/out", "--verify", "--samples", "0", "--json", f"{root}/inspect.json")
@@ -61,9 +69,9 @@ print(json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("where", ["memory", "local"])
+@pytest.mark.parametrize("where", ["url", "local"])
 def test_convert_and_inspect_with_every_path_on_one_filesystem(where, tmp_path):
-    root = "memory://tt-test" if where == "memory" else str(tmp_path)
+    root = f"file://{tmp_path}" if where == "url" else str(tmp_path)
     result = subprocess.run([sys.executable, "-c", SCRIPT, root], capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -87,6 +95,13 @@ def test_convert_and_inspect_with_every_path_on_one_filesystem(where, tmp_path):
     # --overwrite replaces tt's shards only; a file it did not write stops nothing and stays.
     assert report["overwrite"][0] == 0, report["overwrite"][1]
     assert report["notes"] == "the user's own"
+    if where == "url":
+        assert report["memory_cli"][0] == 2 and "gone when it exits" in report["memory_cli"][1]
+        written, listing = report["memory_api"]
+        assert written == 6 and [n.rsplit("/", 1)[-1] for n in listing if n.endswith(".tfrecord")] == [
+            "shard-00000-of-00002.tfrecord",
+            "shard-00001-of-00002.tfrecord",
+        ]
     if "gs" in report:
         assert report["gs"][0] == 2 and "pip install 'tt[gcs]'" in report["gs"][1]
     assert not report["tensorflow_loaded"]

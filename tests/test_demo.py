@@ -62,14 +62,15 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     out, cache, output = demo
     for row in ("zero-shot top-1", "image->text R@1", "text->image R@5", "chance"):
         assert row in output
-    config = json.load(open(os.path.join(out, "run.json")))
-    assert (config["mode"], config["scale"], config["steps"], config["max_text_len"]) == (
+    record = json.load(open(os.path.join(out, "run.json")))
+    config = record["config"]
+    assert (config["mode"], config["scale"], record["resolved"]["steps"], config["max_text_len"]) == (
         "3t",
         "tiny",
         STEPS,
         DEMO.max_text_len,
     )
-    preset = config["pretrained"]
+    preset = record["resolved"]["third_towers"][0]["preset"]
     assert os.path.dirname(preset) == cache
     summary = json.load(open(os.path.join(preset, "tt_pretrain.json")))
     assert summary["steps"] == 4 and summary["num_classes"] == 18
@@ -91,14 +92,14 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
 def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, monkeypatch):
     """`--batch-size 256` is also `tt train`'s default; given, it still wins over the demo's 64."""
     out, cache, _ = demo
-    assert json.load(open(os.path.join(out, "run.json")))["batch_size"] == DEMO.batch_size  # the plain demo
+    assert json.load(open(os.path.join(out, "run.json")))["config"]["batch_size"] == DEMO.batch_size  # the plain demo
     assert TrainConfig().batch_size == 256 != DEMO.batch_size
     mine = str(tmp_path / "run")
     monkeypatch.setenv("TT_CACHE_DIR", cache)  # the fixture's third tower: no pretraining here
     result = run_tt(["train", "--steps", "2", "--batch-size", "256", "--no-jit", "--out", mine])
     assert result.exit_code == 0, result.output
-    config = json.load(open(os.path.join(mine, "run.json")))
-    assert config["batch_size"] == config["config"]["batch_size"] == 256
+    config = json.load(open(os.path.join(mine, "run.json")))["config"]
+    assert config["batch_size"] == 256
     assert config["scale"] == DEMO.scale  # flags not given still take the demo's values
 
 
@@ -111,7 +112,7 @@ def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
     notes = []
     settings = demo_settings(TrainConfig(out=out, steps=STEPS))
     preset = demo_tower(settings, os.path.join(out, "demo_data"), notes.append)  # no pretraining: instant
-    assert preset == json.load(open(os.path.join(out, "run.json")))["pretrained"]
+    assert preset == json.load(open(os.path.join(out, "run.json")))["resolved"]["third_towers"][0]["preset"]
     assert notes == [f"third tower: {preset} (cached)"]
 
 

@@ -106,7 +106,9 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     result = train(tiny_shards, tmp_path / "run_beside", os.path.relpath(tiny_vit_preset), "--embeddings", str(h))
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "run_beside" / "run.json").read_text())
-    assert run["precomputed_h_embedding"] is True and run["config"]["embeddings"] == [str(h)]
+    (tower,) = run["resolved"]["third_towers"]
+    assert (tower["source"], tower["folder"], tower["embedding_dim"]) == ("folder", str(h), 16)
+    assert run["config"]["embeddings"] == [str(h)]
     a = checkpoint_values(str(tmp_path / "run_combined" / "checkpoints" / "ckpt-2"))
     b = checkpoint_values(str(tmp_path / "run_beside" / "checkpoints" / "ckpt-2"))
     assert a.keys() == b.keys() and len(a) > 10
@@ -145,14 +147,14 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
     # Another dataset (one of the two shards), another tower, two folders for one tower, old
     # combined shards given as embeddings: each one line, before anything is trained.
     from models import PretrainedTower
+    from tt_cli.data.third_towers import third_towers
     from tt_cli.errors import TtError
-    from tt_cli.training.build import embedding_folders
 
     tower = PretrainedTower.from_preset(tiny_vit_preset)
     files, data_info = schema.resolve_shards(tiny_shards)
     other_tower = tmp_path / "h_other_tower"
     shutil.copytree(h, other_tower)
-    info["h_embedding"]["pretrained"] = "/elsewhere/vit"
+    info["h_embedding"].update(pretrained="/elsewhere/vit", weights_sha256="0" * 32)  # other weights
     (other_tower / "dataset.json").write_text(json.dumps(info))
     for folders, towers, data, words in [
         ([h], [tower], (files[:1], None), ["other shards", "shard-00001-of-00002.tfrecord"]),
@@ -164,7 +166,7 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
         ([tmp_path / "nothing"], [tower], (files, data_info), ["no such folder"]),
     ]:
         try:
-            embedding_folders([str(f) for f in folders], towers, *data)
+            third_towers(towers, [str(f) for f in folders], *data)
             raise AssertionError(f"accepted {folders}")
         except TtError as e:
             assert all(w in str(e) for w in words) and "\n" not in str(e), str(e)

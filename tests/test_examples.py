@@ -62,7 +62,7 @@ def test_quickstart_runs_the_whole_path(tmp_path):
     assert train_info["num_examples"] == 128 and set(train_info["class_names"]) <= set(CLASS_NAMES)
     assert (work / "pretrained_vit" / "config.json").is_file()
     run = json.loads((work / "run_3t" / "run.json").read_text())
-    assert run["mode"] == "3t" and run["pretrained"].endswith("pretrained_vit")
+    assert run["config"]["mode"] == "3t" and run["resolved"]["third_towers"][0]["preset"].endswith("pretrained_vit")
     assert (work / "export_3t" / "saved_model.pb").is_file()
     zero_shot = json.loads((work / "zero_shot.json").read_text())["models"][0]
     retrieval = json.loads((work / "retrieval.json").read_text())["models"][0]

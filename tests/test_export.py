@@ -118,7 +118,7 @@ def test_keras_file_loads_predicts_identically_and_trains(tiny_run, tmp_path):
     import tensorflow as tf
 
     import models  # noqa: F401  (registers tt's classes for load_model)
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.run_dir import load_run
 
     out = str(tmp_path / "model.keras")
@@ -153,7 +153,7 @@ def test_preset_loads_and_pools_like_the_trained_tower(tiny_run, tmp_path, mode)
     import tensorflow as tf
 
     import models  # noqa: F401
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
     from tt_cli.run_dir import load_run
 
     out = str(tmp_path / "preset")
@@ -186,7 +186,7 @@ def test_preset_loads_and_pools_like_the_trained_tower(tiny_run, tmp_path, mode)
 def test_export_errors_are_one_clear_line(tiny_run, tmp_path):
     not_trained = tmp_path / "not_trained"
     not_trained.mkdir()
-    (not_trained / "run.json").write_text(json.dumps({"mode": "3t", "scale": "tiny", "max_text_len": 12}))
+    (not_trained / "run.json").write_text(json.dumps({"config": {"mode": "3t", "scale": "tiny", "max_text_len": 12}}))
     cases = [
         (["export", "savedmodel", str(tmp_path / "missing"), str(tmp_path / "o1")], "no such run directory"),
         (["export", "preset", str(not_trained), str(tmp_path / "o2")], "no finished checkpoint"),

@@ -15,7 +15,7 @@ import os
 import shutil
 
 import pytest
-from conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
 from data_corpus import good_rows, write_jsonl, write_wds
 from data_corpus import run_tt as run_tt_process
 
@@ -129,7 +129,12 @@ def test_convert_overwrite_replaces_only_its_own_shards(sources, tmp_path):
     ]  # tt's 3-shard set replaced, the user's file kept
     manifest = json.loads((sources / MANIFEST).read_text())
     assert manifest["created_folder"] is False
-    assert manifest["entries"]["shard-00000-of-00002.tfrecord"] == {"command": "tt data convert"}
+    shard = sources / "shard-00000-of-00002.tfrecord"  # stamped by its content, hashed as it was written
+    assert manifest["entries"][shard.name] == {
+        "command": "tt data convert",
+        "size": shard.stat().st_size,
+        "sha256": hashlib.sha256(shard.read_bytes()).hexdigest(),
+    }
 
     # A folder the WebDataset tars are in is refused as OUT, but their sibling is fine, and
     # --overwrite there never touches the user's `shard-*.tar` names.
@@ -214,8 +219,10 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
     written = {p: os.stat(p).st_mtime_ns for p in (checkpoint, out / "metrics.jsonl")}
     args = ["train", "--data", tiny_shards, "--out", str(out), "--pretrained", tiny_vit_preset, *TINY_TRAIN_FLAGS]
 
-    # Written before manifests existed: recognised as a run directory, and resumed as before.
+    # Written before manifests existed (and before run.json had a "format"): recognised as a
+    # run directory, and resumed as before.
     os.remove(out / MANIFEST)
+    (out / "run.json").write_text(json.dumps(first_layout(json.loads((out / "run.json").read_text()))))
     result = run_tt(args)
     assert result.exit_code == 0 and "already finished 4 steps" in " ".join(result.output.split()), result.output
 
@@ -227,7 +234,15 @@ def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shard
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [2, 4]  # one fresh run, nothing kept from the old log
     entries = json.loads((out / MANIFEST).read_text())["entries"]
-    assert set(entries) == {"run.json", "model.json", "tokenizer.model", "checkpoints", "metrics.jsonl", "logs"}
+    assert {e.split("/")[0] for e in entries} == {
+        "run.json",
+        "model.json",
+        "tokenizer.model",
+        "checkpoints",
+        "metrics.jsonl",
+        "logs",
+    }  # with the files tt wrote in its folders, each stamped
+    assert all("sha256" in e or "bound_to" in e for e in entries.values() if not e.get("folder"))
 
 
 # ---------------------------------------------------------------- tt export

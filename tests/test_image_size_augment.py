@@ -40,7 +40,8 @@ def test_a_run_at_another_image_size_trains_evaluates_and_exports(
     assert result.exit_code == 0, result.output
     recorded = json.load(open(os.path.join(run_dir, "run.json")))
     assert recorded["config"]["image_size"] == 48 and recorded["config"]["augment"] is True
-    assert recorded["scale_config"]["image_size"] == 48 and recorded["scale_config"]["patch_size"] == 8
+    scale = recorded["resolved"]["scale"]
+    assert scale["image_size"] == 48 and scale["patch_size"] == 8
     run = load_run(run_dir)
     assert run.model.image_size == (48, 48) and run.model.pretrained_tower.image_size == (32, 32)
     # 36 patches + the class token: the position embeddings follow the size.
@@ -74,7 +75,8 @@ def test_a_run_at_another_image_size_trains_evaluates_and_exports(
 def pipeline_inputs(tiny_shards, tmp_path_factory):
     from tt_cli.data import schema
     from tt_cli.data.pipeline import read_captions
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer import train_sentencepiece
 
     files, _ = schema.resolve_shards(tiny_shards)
     path = str(tmp_path_factory.mktemp("tokenizer") / "tokenizer.model")
@@ -84,8 +86,10 @@ def pipeline_inputs(tiny_shards, tmp_path_factory):
 
 def batches(files, tokenizer, count, **kwargs):
     from tt_cli.data.pipeline import train_dataset
+    from tt_cli.data.third_towers import ThirdTower
 
-    dataset = train_dataset(files, 8, (32, 32), tokenizer, h_image_size=(32, 32), seed=3, shuffle_buffer=40, **kwargs)
+    tower = ThirdTower(index=0, preset="a tower at 32x32", embedding_dim=16, image_size=(32, 32))
+    dataset = train_dataset(files, 8, (32, 32), tokenizer, third_towers=[tower], seed=3, shuffle_buffer=40, **kwargs)
     return [{k: v.numpy() for k, v in batch.items()} for batch in dataset.take(count)]
 
 

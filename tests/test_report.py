@@ -164,7 +164,7 @@ def test_run_report_sections_galleries_and_confusion_match_numpy(report, truth, 
         if div.find("span", "name")
     }
     recorded = json.load(open(os.path.join(run.path, "run.json")))
-    assert settings["mode"] == "3t" and settings["steps"] == "4" and settings["scale_config.image_size"] == "32"
+    assert settings["mode"] == "3t" and settings["steps"] == "4" and settings["resolved.scale.image_size"] == "32"
     assert settings["dataset.num_examples"] == str(recorded["dataset"]["num_examples"])
     # One curve per kind of number the run logged (no --val-data: no validation panel).
     logged = {k for line in open(os.path.join(run.path, "metrics.jsonl")) for k in json.loads(line)}

@@ -27,8 +27,9 @@ def _shard_bytes(directory):
 
 
 def test_convert_and_the_tensorflow_writer_write_the_same_shard(tmp_path):
-    """One shard of the same rows, written by `tt data convert` (TF-free codec) and by
-    `tf_shards.write_shards` (TensorFlow builder), is the same file byte for byte."""
+    """One shard of the same rows, written by `tt data convert` (TF-free codec), by
+    `tf_shards.write_shards` (TensorFlow builder) and by TensorFlow's own writer, is the same
+    file byte for byte."""
     from tt_cli.data.tf_shards import write_shards
 
     source, rows = _source(tmp_path)
@@ -49,6 +50,14 @@ def test_convert_and_the_tensorflow_writer_write_the_same_shard(tmp_path):
     assert list(converted) == list(written) == ["shard-00000-of-00001.tfrecord"]
     assert len(converted["shard-00000-of-00001.tfrecord"]) > sum(len(r["image"]) for r in tf_rows)
     assert converted == written
+    # tt's one framing (records.frame, which every shard writer of tt uses) is TensorFlow's own.
+    import tensorflow as tf
+
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "tf" / "shard-00000-of-00001.tfrecord"))]
+    with tf.io.TFRecordWriter(str(tmp_path / "by_tensorflow.tfrecord")) as writer:
+        for record in records:
+            writer.write(record)
+    assert (tmp_path / "by_tensorflow.tfrecord").read_bytes() == written["shard-00000-of-00001.tfrecord"]
 
 
 def test_convert_writes_the_same_bytes_every_run(tmp_path):
@@ -65,10 +74,11 @@ def _tf_free_captions(files, limit, data):
     """`shard_reader.read_captions` in a subprocess (the `tfrecord` package cannot load next to TensorFlow)."""
     script = (
         "import json, sys\nfrom tt_cli.errors import TtError\n"
+        "from tt_cli.commands.cli_group import message_for_command_line\n"
         "from tt_cli.data.shard_reader import read_captions\n"
         "files, limit, data = json.loads(sys.argv[1])\n"
         "try:\n    print(json.dumps(list(read_captions(files, limit=limit, data=data))))\n"
-        "except TtError as e:\n    print(json.dumps(str(e)))\n"
+        "except TtError as e:\n    print(json.dumps([str(e), message_for_command_line(e)]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, json.dumps([files, limit, data])],
@@ -82,13 +92,14 @@ def _tf_free_captions(files, limit, data):
 
 
 def _tf_captions(files, limit, data):
+    from tt_cli.commands.cli_group import message_for_command_line
     from tt_cli.data.pipeline import read_captions
     from tt_cli.errors import TtError
 
     try:
         return list(read_captions(files, limit=limit, data=data))
     except TtError as e:
-        return str(e)
+        return [str(e), message_for_command_line(e)]
 
 
 def test_both_read_captions_return_the_same_captions(tmp_path):
@@ -118,6 +129,9 @@ def test_both_read_captions_name_a_corrupt_shard_in_the_same_words(tmp_path, dam
         else:  # the file ends inside the first record's data
             f.truncate(200)
     tf_free, tf_side = _tf_free_captions(files, None, "DATA"), _tf_captions(files, None, "DATA")
-    assert isinstance(tf_free, str) and tf_free.startswith(f"{files[0]}: corrupt record at byte offset 0: ")
-    assert tf_free.endswith("; run `tt data inspect --verify DATA` to check every shard.")
+    python, command_line = tf_free
+    assert python.startswith(f"{files[0]}: corrupt record at byte offset 0: ")
+    assert python.endswith("; tt_cli.data.inspect.inspect_shards('DATA', verify=True) checks every shard.")
+    assert "--" not in python and command_line.startswith(f"{files[0]}: corrupt record at byte offset 0: ")
+    assert command_line.endswith("; run `tt data inspect --verify DATA` to check every shard.")
     assert tf_side == tf_free

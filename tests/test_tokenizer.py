@@ -66,7 +66,8 @@ def _expected(sp, text, max_len):
 def test_text_tokenizer_eos_padding_truncation(model_path):
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.tokenizer_interface import Tokenizer
 
     max_len = 8
     tok = TextTokenizer(model_path, max_len)
@@ -82,15 +83,16 @@ def test_text_tokenizer_eos_padding_truncation(model_path):
     assert out[2].tolist() == [EOS_ID] + [PAD_ID] * (max_len - 1)
     # Case folding: upper case tokenizes as lower case.
     assert tok.tokenize(tf.constant("A CAT")).numpy().tolist() == out[0].tolist()
-    # Built from bytes, the same ids.
-    same = TextTokenizer(tok.model_bytes, max_len).tokenize(tf.constant(texts)).numpy()
-    np.testing.assert_array_equal(same, out)
+    # Built from bytes, and its copy for another input pipeline: the same ids.
+    assert isinstance(tok, Tokenizer) and tok.max_len == max_len
+    for same in (TextTokenizer(tok.model_bytes, max_len), tok.copy()):
+        np.testing.assert_array_equal(same.tokenize(tf.constant(texts)).numpy(), out)
 
 
 def test_text_tokenizer_in_tf_data_and_saved_model(model_path, tmp_path):
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli.data.text_tokenizer import TextTokenizer
 
     tok = TextTokenizer(model_path, 6)
     texts = _captions(10, seed=1)

@@ -154,7 +154,9 @@ def test_two_tower_run_resumes_exactly_and_exports(tiny_shards, tiny_vit_preset,
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
     record = json.load(open(os.path.join(straight, "run.json")))
-    assert record["config"]["pretrained"] == record["pretrained_towers"] == [tiny_vit_preset, second_tiny_vit_preset]
+    towers = record["resolved"]["third_towers"]
+    assert record["config"]["pretrained"] == [t["preset"] for t in towers] == [tiny_vit_preset, second_tiny_vit_preset]
+    assert [(t["index"], t["image_size"], t["embedding_dim"]) for t in towers] == [(0, [32, 32], 16), (1, [48, 48], 24)]
     logged = json.loads(open(os.path.join(straight, "metrics.jsonl")).readlines()[-1])
     assert {"loss_image_pretrained_1", "loss_text_pretrained_1", "t_image_pretrained_1"} <= set(logged)
     events = [os.path.join(straight, "logs", f) for f in os.listdir(os.path.join(straight, "logs"))]

@@ -6,16 +6,22 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN_FLAGS, run_tt
+from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
+
+from tt_cli.checkpoints import RunCheckpoints
 
 
 @pytest.mark.parametrize("mode", ["3t", "lit", "clip"])
 def test_each_mode_writes_a_complete_run_directory(tiny_run, mode):
     run = tiny_run(mode)
-    config = json.load(open(os.path.join(run, "run.json")))
-    assert config["mode"] == mode and config["scale"] == "tiny" and config["steps"] == 4
-    assert config["pretrained_towers"] == ([] if mode == "clip" else config["config"]["pretrained"])
-    assert config["pretrained"] == (None if mode == "clip" else config["config"]["pretrained"][0])
+    record = json.load(open(os.path.join(run, "run.json")))
+    config, resolved = record["config"], record["resolved"]
+    assert config["mode"] == mode and config["scale"] == "tiny" and resolved["steps"] == 4
+    towers = [] if mode == "clip" else [{"index": 0, "preset": config["pretrained"][0], "embedding_dim": 16}]
+    assert [{k: t[k] for k in ("index", "preset", "embedding_dim")} for t in resolved["third_towers"]] == towers
+    assert all(t["source"] == "online" and t["image_size"] == [32, 32] for t in resolved["third_towers"])
+    assert resolved["scale"]["image_size"] == 32 and record["dataset"]["num_examples"] == 96
+    assert not {"mode", "scale", "steps", "max_text_len", "pretrained_towers"} & set(record)  # each setting once
     assert os.path.getsize(os.path.join(run, "tokenizer.model")) > 0
     assert os.path.exists(os.path.join(run, "checkpoints", "ckpt-4.index"))
     lines = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
@@ -67,15 +73,21 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
     assert result.exit_code != 0 and "--restart" in result.output
 
 
-def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards, tmp_path):
-    """run.json of earlier versions recorded an `embed_dim` (never applied); such a run
-    still resumes, and trains on from its last checkpoint."""
+def test_run_of_an_earlier_version_loads_and_resumes(tiny_run, tiny_shards, tmp_path):
+    """A run.json of the first layout (which also recorded an `embed_dim`, never applied)
+    still loads for evaluation, resumes, and trains on from its last checkpoint."""
+    from tt_cli.run_dir import load_run
+
     run = str(tmp_path / "run")
     shutil.copytree(tiny_run("clip"), run)
     run_json = os.path.join(run, "run.json")
     recorded = json.load(open(run_json))
-    recorded["config"]["embed_dim"] = None
-    json.dump(recorded, open(run_json, "w"))
+    old = first_layout(recorded)
+    old["config"]["embed_dim"] = None
+    json.dump(old, open(run_json, "w"))
+    loaded = load_run(run)
+    assert (loaded.config["mode"], loaded.record.image_size, loaded.record.resolved["steps"]) == ("clip", 32, 4)
+    os.remove(os.path.join(run, ".tt-manifest.json"))  # those versions kept none (an edited run.json is not tt's)
     flags = [
         *TINY_TRAIN_FLAGS[: TINY_TRAIN_FLAGS.index("--steps")],
         "--steps",
@@ -86,7 +98,8 @@ def test_run_of_an_earlier_version_with_embed_dim_resumes(tiny_run, tiny_shards,
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output
     assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [2, 4, 6]
-    assert "embed_dim" not in json.load(open(run_json))["config"]
+    rewritten = json.load(open(run_json))
+    assert rewritten["format"] == 2 and "embed_dim" not in rewritten["config"]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +181,7 @@ def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
         ]
     )
     assert result.exit_code == 0, result.output
-    assert json.load(open(os.path.join(out, "run.json")))["jit"] is True
+    assert json.load(open(os.path.join(out, "run.json")))["resolved"]["jit"] is True
     logged = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     validation = [l for l in logged if any(k.startswith("val/") for k in l)]
     assert validation and validation[0]["step"] == 2
@@ -202,7 +215,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path
     )
     assert result.exit_code != 0
     assert "NaN" in result.output and "Traceback" not in result.output
-    latest = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
+    latest = RunCheckpoints(None, out).latest_checkpoint  # the run's own record, in its manifest
     assert latest is not None
     reader = tf.train.load_checkpoint(latest)
     for name, _ in tf.train.list_variables(latest):

@@ -25,15 +25,20 @@ class TtError(Exception):
       remedy: optional `(argument, value, words)`: calling again with `argument=value` fixes
         it, e.g. `("overwrite", True, "to replace it")`. The message says it in Python
         terms; the command layer says it as the flag (`--overwrite`) instead.
+      shards: optional, the shards (a folder or glob, as the caller named them) one record of
+        which could not be read: the others may be damaged too. The message says how to check
+        every one in Python terms; the command layer names the command that does.
     """
 
-    def __init__(self, reason, remedy=None):
-        self.reason, self.remedy = reason, remedy
-        if remedy is None:
-            super().__init__(reason)
-        else:
+    def __init__(self, reason, remedy=None, shards=None):
+        self.reason, self.remedy, self.shards = reason, remedy, shards
+        advice = []
+        if remedy is not None:
             argument, value, words = remedy
-            super().__init__(f"{reason}; call again with {argument}={value!r} {words}.")
+            advice.append(f"call again with {argument}={value!r} {words}")
+        if shards is not None:
+            advice.append(f"tt_cli.data.inspect.inspect_shards({shards!r}, verify=True) checks every shard")
+        super().__init__("; ".join([reason, *advice]) + "." if advice else reason)
 
 
 class InvalidValueError(TtError, ValueError):

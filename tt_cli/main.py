@@ -2,7 +2,7 @@
 
 Command modules (`tt_cli.commands`) import TensorFlow, Keras and KerasHub only inside the command
 functions that need them, so `tt --help` and the TF-free `tt data` commands
-start fast.
+start fast. TensorFlow starts quietly (`tt_cli.quiet`) unless `tt --verbose` asks.
 """
 
 import os
@@ -14,14 +14,21 @@ from tt_cli.commands.cli_group import TtGroup
 # Keras reads its backend once, at import; every command that imports Keras
 # must see this first.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# Quiet TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @click.group(cls=TtGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tt")
-def cli():
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show all of TensorFlow's start-up lines (else hidden; a TF_CPP_MIN_LOG_LEVEL of yours shows its level's).",
+)
+def cli(verbose):
     """tt: Three Towers contrastive image-text training (3T, LiT, CLIP)."""
+    from tt_cli.console import STDERR
+    from tt_cli.quiet import quiet_tensorflow_start
+
+    quiet_tensorflow_start(verbose, warn=lambda m: STDERR.print(f"{m}; `tt --verbose` shows TensorFlow's own words."))
 
 
 # Each command module keeps its heavy imports inside its commands.

@@ -27,31 +27,57 @@ def _remote_host(preset):
     for prefix, host in REMOTE_HOSTS.items():
         if preset.startswith(prefix):
             return host
-    if os.path.sep in preset or os.path.exists(preset):
+    if os.path.sep in preset or storage.exists(preset):
         return None
     return REMOTE_HOSTS["kaggle://"]  # built-in KerasHub names live on Kaggle
 
 
 def _unavailable(preset, reason):
     return InvalidValueError(
-        f"cannot load pretrained preset {preset!r} ({reason}). Without a network, pass a "
-        "local preset directory instead: --pretrained /path/to/preset (a KerasHub, timm or "
-        "Hugging Face directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)."
+        f"cannot load pretrained preset {preset!r} ({reason})",
+        remedy=(
+            "pretrained",
+            "/path/to/preset",
+            "instead: a local preset directory needs no network (a KerasHub, timm or Hugging Face "
+            "directory, e.g. one saved with `save_to_preset` or made by `tt pretrain`)",
+        ),
     )
+
+
+def unreachable_reason(preset):
+    """Why `preset` cannot be loaded, found within seconds (no such directory, its host does
+    not answer), or None when it is a directory or on a host that answers."""
+    host = _remote_host(preset)  # hf:// and kaggle:// first: no TensorFlow filesystem reads them
+    if not preset.startswith(tuple(REMOTE_HOSTS)) and storage.isdir(preset):
+        return None  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
+    if host is None:
+        return "no such directory"
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_SECONDS).close()
+    except OSError as e:
+        return f"{host} is unreachable: {e.__class__.__name__}"
+    return None
 
 
 def check_reachable(preset):
     """Raises `TtError` within seconds when `preset` is neither a directory nor on a
     host that answers."""
-    if storage.isdir(preset):  # a local folder or a URL (gs://...), which KerasHub reads through tf.io.gfile
-        return
-    host = _remote_host(preset)
-    if host is None:
-        raise _unavailable(preset, "no such directory")
+    reason = unreachable_reason(preset)
+    if reason is not None:
+        raise _unavailable(preset, reason)
+
+
+def load_pretrained_text_tower(name):
+    """The frozen `PretrainedTextTower` of a KerasHub `TextEmbedder` preset (a sentence
+    encoder: name, `hf://`/`kaggle://` handle or directory); one line when it cannot load."""
+    from models import PretrainedTextTower
+
+    check_reachable(name)
     try:
-        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_SECONDS).close()
-    except OSError as e:
-        raise _unavailable(preset, f"{host} is unreachable: {e.__class__.__name__}") from None
+        return PretrainedTextTower.from_preset(name)
+    except Exception as e:  # hub, file and format errors (a preset that is no text embedder) alike
+        first_line = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        raise _unavailable(name, first_line[:200]) from None
 
 
 def load_pretrained_tower(name, scale_name, on_note=None):

@@ -1,11 +1,15 @@
 """The run directory (ARCHITECTURE.md, "Data flow"): everything needed to resume, evaluate and export.
 
-    RUN/run.json          every resolved setting, versions, dataset fingerprint
+    RUN/run.json          every setting as given and as resolved, versions, dataset fingerprint (`run_record`)
     RUN/model.json        the model's Keras config (rebuilds it with no network)
     RUN/tokenizer.model   the SentencePiece model
-    RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming
+    RUN/init/             with --init: the preset's copy (`tt_cli.init_preset`), its tokenizer
+    RUN/checkpoints/      tf.train checkpoints (model + optimizer) for resuming, listed in the
+                          run's manifest (`tt_cli.checkpoints`)
     RUN/metrics.jsonl     one JSON line per logged step
     RUN/logs/             TensorBoard event files
+    RUN/wandb.json        with --wandb: the W&B run's project and id (a resume continues it)
+    RUN/wandb/            with --wandb: W&B's local files
 
 Example:
 >>> run = load_run("runs/demo")          # doctest: +SKIP
@@ -17,28 +21,35 @@ import json
 import os
 
 from tt_cli import storage
+from tt_cli.checkpoints import CHECKPOINTS, LOGS, METRICS, RunCheckpoints  # noqa: F401  (the run's names)
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
+from tt_cli.run_record import RunRecord
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
 TOKENIZER = "tokenizer.model"
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
-LOGS = "logs"
+WANDB_JSON = "wandb.json"
+WANDB = "wandb"
 
 
-def read_run_config(run_dir):
+def read_run_record(run_dir):
+    """The `RunRecord` of `run.json` in `run_dir`; one line when there is none or it is damaged."""
     path = os.path.join(run_dir, RUN_JSON)
     if not storage.isdir(run_dir):
         raise UnreadableDataError(f"{run_dir}: no such run directory.")
     if not storage.isfile(path):
-        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); make one with `tt train --out`.")
+        raise ConflictError(f"{run_dir}: not a run directory (no {RUN_JSON}); `tt train` makes one.")
     try:
         with storage.open(path) as f:
-            return json.load(f)
+            raw = json.load(f)
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
         raise UnreadableDataError(f"{path}: not a valid {RUN_JSON} ({e}); the run directory is damaged.") from None
+    return RunRecord.from_json(raw, path)
+
+
+def write_run_record(run_dir, record):
+    write_json(os.path.join(run_dir, RUN_JSON), record.to_json())
 
 
 def save_model_config(run_dir, model):
@@ -57,12 +68,6 @@ def build_model(run_dir):
         return keras.saving.deserialize_keras_object(json.load(f))
 
 
-def latest_checkpoint(run_dir):
-    import tensorflow as tf
-
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
-
-
 def checkpointed_weights(model):
     """Every weight of the model, in its build order, for tf.train checkpoints.
 
@@ -73,22 +78,6 @@ def checkpointed_weights(model):
     return list(model.weights)
 
 
-def restore_checkpoint(checkpoint, path, partial=False):
-    """Restores the checkpoint files at `path` into `checkpoint` (a `tf.train.Checkpoint`);
-    one clear line naming them when they are truncated, corrupt or another model's.
-    `partial`: the checkpoint may hold more than `checkpoint` asks for (an optimizer)."""
-    import tensorflow as tf
-
-    try:
-        status = checkpoint.restore(path)
-        return status.expect_partial() if partial else status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:  # IndexError: a truncated data file
-        raise UnreadableDataError(
-            f"{path}: cannot restore the checkpoint ({_first_line(e)}); "
-            "its files are damaged or belong to another model."
-        ) from None
-
-
 def _first_line(error):
     text = getattr(error, "message", None) or str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
@@ -97,32 +86,56 @@ def _first_line(error):
 @dataclasses.dataclass
 class Run:
     path: str
-    config: dict
+    record: RunRecord  # run.json
     model: object  # models.ThreeTowers with the latest checkpoint's weights
-    tokenizer: object  # tt_cli.data.tokenizer.TextTokenizer
+    tokenizer: object  # a tt_cli.data.tokenizer_interface.Tokenizer
     step: int
+    interpolate: float = None  # WiSE-FT's weight of the trained model, when asked for (`load_run`)
+
+    @property
+    def config(self):
+        """The run's settings as given (`TrainConfig` fields)."""
+        return self.record.config
 
 
-def load_run(run_dir):
-    """Loads a trained run for evaluation or export; one clear line if it cannot."""
+def load_run(run_dir, interpolate=None):
+    """Loads a trained run for evaluation or export; one clear line if it cannot.
+
+    `interpolate`: for a run started from a preset, WiSE-FT's weight A of the trained model
+    (`tt_cli.init_preset.interpolate`): A x trained + (1 - A) x the preset's model at step 0.
+    A KerasHub CLIP, SigLIP or MetaCLIP 2 preset directory (`tt export preset` writes them)
+    loads as a run too: its model as it is, in clip mode, at step 0."""
     import tensorflow as tf
 
-    from tt_cli.data.tokenizer import TextTokenizer
+    from tt_cli import init_preset
+    from tt_cli.data.text_tokenizer import TextTokenizer
 
-    config = read_run_config(run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
-        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train --out {run_dir}`.")
+    if init_preset.is_preset_dir(run_dir):
+        if interpolate is not None:
+            raise InvalidValueError(f"{run_dir}: a KerasHub preset, not a run; interpolation {interpolate} needs one.")
+        return Run(run_dir, *init_preset.load_preset_model(run_dir), 0)
+    record = read_run_record(run_dir)
+    checkpoints = RunCheckpoints(None, run_dir)
+    if not checkpoints.steps() or not storage.isfile(os.path.join(run_dir, MODEL_JSON)):
+        raise InvalidValueError(f"{run_dir}: no finished checkpoint yet; train it with `tt train` until it saves one.")
     try:
         model = build_model(run_dir)
     except (ValueError, TypeError, KeyError) as e:  # a damaged model.json: bad JSON or not a model's config
         raise UnreadableDataError(
             f"{os.path.join(run_dir, MODEL_JSON)}: cannot rebuild the model ({_first_line(e)})."
         ) from None
-    restore_checkpoint(tf.train.Checkpoint(model=model, weights=checkpointed_weights(model)), checkpoint, partial=True)
-    try:
-        tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=config["max_text_len"])
-    except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
-        raise UnreadableDataError(f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model.") from None
-    # Checkpoints are numbered by their global step (ckpt-<step>).
-    return Run(run_dir, config, model, tokenizer, int(checkpoint.rsplit("-", 1)[1]))
+    checkpoints.checkpoint = tf.train.Checkpoint(model=model, weights=checkpointed_weights(model))
+    step = checkpoints.restore_latest()
+    if record.config.get("init"):  # the preset's own tokenizer, from the run's copy of it
+        tokenizer = init_preset.run_tokenizer(os.path.join(run_dir, init_preset.INIT_DIR))
+    else:
+        try:
+            tokenizer = TextTokenizer(os.path.join(run_dir, TOKENIZER), max_len=record.config["max_text_len"])
+        except (RuntimeError, tf.errors.OpError):  # SentencePiece cannot parse the file
+            raise UnreadableDataError(
+                f"{os.path.join(run_dir, TOKENIZER)}: damaged; not a SentencePiece model."
+            ) from None
+    run = Run(run_dir, record, model, tokenizer, step)
+    if interpolate is not None:
+        init_preset.interpolate(run, interpolate)
+    return run

@@ -9,7 +9,7 @@ A local path goes to `os` and `open` exactly as before this module existed (syml
 - `fsspec` in the TF-free commands (`tt data convert/inspect/tokenizer`), which call
   `use_fsspec()` first: those processes may never load TensorFlow (the `tfrecord`
   package and TensorFlow cannot share one). Remote protocols are extras
-  (`pip install 'tt[gcs]'` brings gcsfs).
+  (`pip install 'tt[gcs]'` brings gcsfs, `'tt[s3]'` s3fs).
 
 The modules both sides share (`ownership`, `jsonfile`, `schema`, `records`, `tokenizer`)
 call this module without knowing which side they run on: the backend is a property of
@@ -32,10 +32,12 @@ import builtins
 import contextlib
 import datetime
 import glob as local_glob
+import hashlib
 import os
 import posixpath
 import re
 import shutil
+import stat
 import tempfile
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
@@ -53,6 +55,12 @@ def is_url(path):
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def lives_in_process(path):
+    """True for `ram://` (TensorFlow's) and `memory://` (fsspec's): stores in this process's
+    memory, gone when it exits (fine from Python, useless as the output of a command)."""
+    return is_url(path) and _URL.match(path).group(1) in ("ram", "memory")
+
+
 def seen_by_other_processes(path):
     """Whether another process sees what this one writes at `path`: not for filesystems that
     live in one process's memory (fsspec's memory://), where worker processes' writes vanish."""
@@ -60,48 +68,73 @@ def seen_by_other_processes(path):
 
 
 class _Gfile:
-    """URLs through TensorFlow's filesystems."""
+    """URLs through TensorFlow's filesystems. Every TensorFlow error becomes what callers
+    handle: a missing path FileNotFoundError, a failed write OSError, and a scheme TensorFlow
+    has no filesystem for, or a store it cannot reach, one line naming the path (`TtError`)."""
 
     def __init__(self):
         import tensorflow as tf
 
         self.gfile, self.errors = tf.io.gfile, tf.errors
 
-    def exists(self, path):
-        return self.gfile.exists(path)
+    def _call(self, path, call, query=False):
+        try:
+            return call()
+        except self.errors.OpError as e:
+            from tt_cli.errors import UnreadableDataError
 
-    def isdir(self, path):
-        return self.gfile.isdir(path)
+            message = _first_line(getattr(e, "message", None) or e)
+            scheme = _URL.match(path).group(1) if is_url(path) else ""
+            if isinstance(e, self.errors.UnimplementedError):
+                raise UnreadableDataError(
+                    f"{path}: TensorFlow has no filesystem for {scheme}:// (its in-process memory is ram://; "
+                    "other schemes need a TensorFlow filesystem plugin installed)."
+                ) from None
+            if isinstance(e, self.errors.NotFoundError):
+                raise FileNotFoundError(message) from None
+            if query:  # a store that cannot be reached or read (no network, no credentials)
+                raise UnreadableDataError(f"{path}: cannot reach it ({message}).") from None
+            raise OSError(message) from None
+
+    def exists(self, path):
+        return self._call(path, lambda: self.gfile.exists(path), query=True)
+
+    def isdir(self, path):  # (gfile.isdir says False where exists says what went wrong)
+        return self.exists(path) and self._call(path, lambda: self.gfile.isdir(path), query=True)
 
     def isfile(self, path):
-        return self.gfile.exists(path) and not self.gfile.isdir(path)
+        return self.exists(path) and not self.isdir(path)
 
     def listdir(self, path):
-        return [n.rstrip("/") for n in self.gfile.listdir(path)]
+        return [n.rstrip("/") for n in self._call(path, lambda: self.gfile.listdir(path), query=True)]
 
     def glob(self, pattern):
-        return self.gfile.glob(pattern)
+        return self._call(pattern, lambda: self.gfile.glob(pattern), query=True)
 
     def makedirs(self, path):
-        self.gfile.makedirs(path)
+        self._call(path, lambda: self.gfile.makedirs(path))
 
     def open(self, path, mode, **text):
-        if "r" in mode and not self.gfile.exists(path):  # GFile itself fails only at the first read
+        if "r" in mode and not self.exists(path):  # GFile itself fails only at the first read
             raise FileNotFoundError(f"{path}: no such file")
-        return _translate(self.errors.OpError, lambda: self.gfile.GFile(path, mode))
+        return self._call(path, lambda: self.gfile.GFile(path, mode))
 
     def replace(self, src, dst):
-        _translate(self.errors.OpError, lambda: self.gfile.rename(src, dst, overwrite=True))
+        self._call(src, lambda: self.gfile.rename(src, dst, overwrite=True))
 
     def remove(self, path):
-        _translate(self.errors.OpError, lambda: self.gfile.remove(path))
+        self._call(path, lambda: self.gfile.remove(path))
 
     def rmtree(self, path):
-        _translate(self.errors.OpError, lambda: self.gfile.rmtree(path))
+        self._call(path, lambda: self.gfile.rmtree(path))
 
     def stat(self, path):
-        info = _translate(self.errors.OpError, lambda: self.gfile.stat(path))
+        info = self._call(path, lambda: self.gfile.stat(path))
         return info.length, info.mtime_nsec or None
+
+
+# The extras of pyproject.toml that bring a scheme's fsspec package.
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
 
 
 class _Fsspec:
@@ -113,12 +146,13 @@ class _Fsspec:
         self.scheme = _URL.match(url).group(1)
         try:
             self.fs = fsspec.filesystem(self.scheme)
-        except (ImportError, ValueError) as e:
+        except (ImportError, ValueError, TypeError) as e:
             from tt_cli.errors import InvalidValueError
 
+            extra = _EXTRAS.get(self.scheme.lower())
+            remedy = f"pip install 'tt[{extra}]'" if extra else f"install the fsspec package for {self.scheme}://"
             raise InvalidValueError(
-                f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); "
-                f"install its fsspec package, e.g. pip install 'tt[gcs]' for gs://."
+                f"{url}: tt data cannot reach {self.scheme}:// ({_first_line(e)}); {remedy}."
             ) from None
 
     def _path(self, url):
@@ -173,15 +207,6 @@ class _Fsspec:
 
 def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _translate(op_error, call):
-    """TensorFlow's OpError as the OSError every caller already handles (NotFound -> FileNotFoundError)."""
-    try:
-        return call()
-    except op_error as e:
-        kind = FileNotFoundError if type(e).__name__ == "NotFoundError" else OSError
-        raise kind(getattr(e, "message", str(e))) from None
 
 
 _backends = {}
@@ -257,22 +282,63 @@ def listdir(path):
 
 
 def glob(pattern):
-    """Matching paths, unsorted like glob.glob; a URL pattern gives URLs."""
+    """Matching paths, unsorted like glob.glob; a URL pattern gives URLs. Callers go through
+    `expand`, which takes an existing path literally first."""
     return _backend(pattern).glob(pattern) if is_url(pattern) else local_glob.glob(pattern)
+
+
+GLOB_CHARACTERS = "*?[\\"  # what Python's glob and TensorFlow's file matching read as a pattern
+
+
+def has_glob_characters(path):
+    return any(c in path for c in GLOB_CHARACTERS)
+
+
+def expand(path):
+    """The paths `path` names: itself when it exists, whatever characters it holds (a folder
+    called `run[1]` is that folder), else the paths it matches as a glob pattern, sorted.
+
+    >>> expand("/")
+    ['/']
+    """
+    if exists(path):
+        return [path]
+    return sorted(glob(path)) if has_glob_characters(path) else []
+
+
+def names_ending(folder, suffix):
+    """The names in `folder` ending in `suffix`, sorted: a listing, never a pattern (the folder's
+    own name may hold `[` or `*`)."""
+    return sorted(n for n in listdir(folder) if n.endswith(suffix))
 
 
 def getsize(path):
     return _backend(path).stat(path)[0] if is_url(path) else os.path.getsize(path)
 
 
-def stamp(path):
-    """{size, mtime_ns}: what tells a file tt wrote from one replaced since (mtime_ns None
-    where the store keeps no time, as TensorFlow's ram://)."""
+def size_and_mtime(path):
+    """(size, modification time in ns) of a file; the time is None where the store keeps none
+    (TensorFlow's ram://). What tells a changed source file cheaply, without reading it."""
     if is_url(path):
-        size, mtime = _backend(path).stat(path)
-        return {"size": size, "mtime_ns": mtime}
+        return _backend(path).stat(path)
     info = os.stat(path)
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    return info.st_size, info.st_mtime_ns
+
+
+def sha256(path, length=None):
+    """(size, hex SHA-256) of the file's bytes, or of its first `length` bytes."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while length is None or size < length:
+            chunk = f.read(_CHUNK if length is None else min(_CHUNK, length - size))
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+_CHUNK = 1 << 20
 
 
 # Changes.
@@ -282,6 +348,56 @@ def open(path, mode="r", encoding=None, errors=None, newline=None):
     if is_url(path):
         return _backend(path).open(path, mode, encoding=encoding, errors=errors, newline=newline)
     return builtins.open(path, mode, encoding=encoding, errors=errors, newline=newline)
+
+
+class NotARegularFile(OSError):
+    """A path that is a folder, FIFO, socket or device where a file is read (`kind` says which)."""
+
+    def __init__(self, path, kind):
+        super().__init__(f"{path} is {kind}")
+        self.kind = kind
+
+
+def file_kind(mode):
+    """What an `os.stat` mode is, in words: "a directory", "a FIFO", "a device", ..."""
+    for test, kind in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_regular(path):
+    """Raises `NotARegularFile` unless `path` (local; a URL has no FIFOs) is a regular file,
+    looked at without opening it (`FileNotFoundError` when it is missing)."""
+    if not is_url(path):
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, file_kind(mode))
+
+
+def open_regular(path):
+    """Opens a user's file for binary reading only if it is a regular file: a FIFO would block
+    the reader forever and a device never ends. Looked at first, opened non-blocking (a FIFO
+    swapped in meanwhile is not waited on) and looked at again; raises `NotARegularFile`."""
+    if is_url(path):
+        return open(path, "rb")
+    check_regular(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, file_kind(mode))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def makedirs(path):
@@ -312,6 +428,16 @@ def rmtree(path):
         _backend(path).rmtree(path)
     else:
         shutil.rmtree(path)
+
+
+def can_write_in(folder):
+    """Whether this process can write in `folder`, made first when missing (False when it
+    cannot be made). On an object store, a folder that can be made is taken as writable."""
+    try:
+        makedirs(folder)
+    except OSError:
+        return False
+    return is_url(folder) or os.access(folder, os.W_OK)
 
 
 def copyfile(src, dst):

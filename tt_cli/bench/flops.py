@@ -21,7 +21,8 @@ A training step is 3x the forward FLOPs of the trained parts (forward plus a
 backward that costs twice the forward), plus 1x the forward of the frozen h when
 it runs online, and nothing for h when its embeddings are precomputed. A step in
 several micro-batches (gradient caching, `--accum-steps`) runs the trained towers
-forward once more.
+forward once more; rematerialised blocks (`--remat`) run their forward once more in the
+backward pass.
 
 Example:
 >>> import keras
@@ -108,7 +109,7 @@ def pretrained_tower_forward_flops(tower):
     return layer_forward_flops(tower, (*tower.image_size, 3), "uint8")
 
 
-def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
+def train_step_flops(model, batch_size, precomputed=False, accum_steps=1, remat=False):
     """FLOPs of one training step of a built `ThreeTowers` on a global batch of `batch_size`.
 
     The trained parts are counted by tracing `model.compute_losses` on a batch that
@@ -116,8 +117,9 @@ def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
     and every pair's logits over the whole batch. Returns a dict: `trained_forward`,
     `frozen_forward` (every third tower's forward on the batch when they run online, else 0),
     `recomputed_forward` (with `accum_steps` > 1: the trained towers' second forward,
-    traced from `model.trained_embeddings`, else 0) and
-    `total` (= 3·trained_forward + recomputed_forward + frozen_forward).
+    traced from `model.trained_embeddings`, else 0), `remat_forward` (with `remat`: the
+    towers' forward once more, for the blocks run again in the backward pass, else 0) and
+    `total` (= 3·trained_forward + recomputed_forward + remat_forward + frozen_forward).
     """
     import tensorflow as tf
 
@@ -125,17 +127,22 @@ def train_step_flops(model, batch_size, precomputed=False, accum_steps=1):
     batch = {"tokens": tf.TensorSpec((batch_size, tokens), tf.int32)}
     if model.image_tower is not None:
         batch["image"] = tf.TensorSpec((batch_size, *model.image_tower.image_size, 3), tf.uint8)
-    from models.three_towers import tower_input_key
+    from models.three_towers import TOWER_EMBEDDING, tower_input_key
 
     towers = model.pretrained_towers
     for k, h in enumerate(towers):
-        batch[tower_input_key("h_embedding", k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
+        batch[tower_input_key(TOWER_EMBEDDING, k)] = tf.TensorSpec((batch_size, h.output_dim), tf.float32)
     trained = forward_flops(lambda b: model.compute_losses(b, training=False), batch)
     frozen = 0 if precomputed else batch_size * sum(pretrained_tower_forward_flops(h) for h in towers)
-    recomputed = forward_flops(lambda b: model.trained_embeddings(b, training=False), batch) if accum_steps > 1 else 0
+    towers_forward = lambda: forward_flops(lambda b: model.trained_embeddings(b, training=False), batch)
+    recomputed = towers_forward() if accum_steps > 1 else 0
+    # The rematerialised blocks are all of the towers' forward but the patch and token
+    # embeddings and the final projections (a few percent): counted as the towers' forward.
+    remat_forward = towers_forward() if remat else 0
     return {
         "trained_forward": trained,
         "frozen_forward": frozen,
         "recomputed_forward": recomputed,
-        "total": 3 * trained + recomputed + frozen,
+        "remat_forward": remat_forward,
+        "total": 3 * trained + recomputed + remat_forward + frozen,
     }

@@ -44,39 +44,46 @@ def time_pipeline(
     tokenizer_path=None,
     batches=30,
     warmup=3,
-    h_image_size=None,
     log=lambda message: None,
     embeddings=(),
+    tfds=None,
 ):
-    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data`;
-    `embeddings`: embedding folders of `tt data embed` read beside them, as `tt train` reads them."""
+    """Returns {"available", "pairs_per_second", "batches", ...} for shards at `data` (or the
+    TFDS dataset `data` under the options `tfds`); `embeddings`: embedding folders of
+    `tt data embed` read beside them, as `tt train` reads them."""
     import tensorflow as tf
 
-    from tt_cli.data import lockstep, pipeline, schema
-    from tt_cli.data.tokenizer import TextTokenizer, train_sentencepiece
+    from tt_cli.data import pipeline, schema, tfds_catalog
+    from tt_cli.data.text_tokenizer import TextTokenizer
+    from tt_cli.data.third_towers import folder_tower
+    from tt_cli.data.tokenizer import train_sentencepiece
 
-    if not storage.exists(data) and not any(c in data for c in "*?["):
+    if not tfds_catalog.is_tfds(data) and not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
-    files, info = schema.resolve_shards(data)
-    pipeline.check_features(files)
-    paired = tuple(lockstep.embedding_files(folder, files, info) for folder in embeddings)
+    files, info = schema.resolve_shards(data, tfds)
+    fields = schema.record_fields(info)
+    pipeline.check_features(files, fields=fields)
+    towers = tuple(folder_tower(index, folder, files, info) for index, folder in enumerate(embeddings))
     with tempfile.TemporaryDirectory() as tmp:
         if tokenizer_path is None:
             tokenizer_path = os.path.join(tmp, "tokenizer.model")
             log(f"training a SentencePiece tokenizer (vocab {vocab_size}) on the shards' captions")
             vocab_size = train_sentencepiece(
-                pipeline.read_captions(files, limit=200_000, data=data), tokenizer_path, vocab_size, on_warning=log
+                pipeline.read_captions(files, limit=200_000, data=data, fields=fields),
+                tokenizer_path,
+                vocab_size,
+                on_warning=log,
             )
         tokenizer = TextTokenizer(tokenizer_path, max_text_len)
         dataset = pipeline.train_dataset(
-            files, batch_size, tuple(image_size), tokenizer, h_image_size=h_image_size, embeddings=paired
+            files, batch_size, tuple(image_size), tokenizer, third_towers=towers, fields=fields
         )
         try:
             warmup_seconds, seconds = _time_batches(iter(dataset), warmup, batches)
         except tf.errors.OpError as e:
             if not pipeline.is_read_error(e):
                 raise
-            raise UnreadableDataError(pipeline.describe_read_error(e, files, data) + ".") from None
+            raise pipeline.shard_read_error(e, files, data) from None
     return {
         "available": True,
         "pairs_per_second": batches * batch_size / seconds,

@@ -41,7 +41,8 @@ def print_header(header, console=STDOUT):
     accum = header.get("accum_steps", 1)
     console.print(
         f"[bold]tt bench[/bold]  scale {header['scale']}, batch {header['batch_size']}"
-        f"{f' in {accum} micro-batches' if accum > 1 else ''}, "
+        f"{f' in {accum} micro-batches' if accum > 1 else ''}"
+        f"{', blocks rematerialised' if header.get('remat') else ''}, "
         f"{header['steps']} timed steps after {header['warmup']} warm-up (median)\n"
         f"device {header['device']} | strategy {header['strategy']} ({header['replicas']} replica(s)) | "
         f"precision {header['precision']} | jit {'on' if header['jit'] else 'off'}\n"

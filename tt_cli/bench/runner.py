@@ -17,7 +17,8 @@ to load instead: several make 3T learn from each (LiT locks one, so its modes ar
 left out). `3t-precomputed` feeds `h_embedding` (and `h_embedding_{k}` for tower k)
 instead of `h_image`, as training on shards made by `tt data embed` does.
 `accum_steps` runs every step in that many micro-batches, as `tt train --accum-steps`
-does (the global batch stays `batch_size`).
+does (the global batch stays `batch_size`); `remat` rematerialises the towers' blocks, as
+`tt train --remat` does.
 
 Example:
 >>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
@@ -55,6 +56,7 @@ class BenchSettings:
     image_size: int = None  # the trained image tower's side; None: the scale's
     batch_size: int = 256
     accum_steps: int = 1
+    remat: bool = False  # rematerialise the towers' transformer blocks, as `tt train --remat`
     steps: int = 20
     warmup: int = 3
     modes: tuple = None  # None: DEFAULT_MODES (without LiT's when there are several towers)
@@ -90,17 +92,17 @@ def parse_modes(text):
     return modes
 
 
-def check_pipeline_inputs(data, tokenizer):
+def check_pipeline_inputs(data, tokenizer, tfds=None):
     """Fails with one line, before any model is built, when the shards or the tokenizer
     for timing the input pipeline are missing (the timing runs after the models')."""
-    from tt_cli.data import schema
+    from tt_cli.data import schema, tfds_catalog
     from tt_cli.data.tokenizer import check_sentencepiece_file
 
     if data is None:
         return
-    if not storage.exists(data) and not any(c in data for c in "*?["):
+    if not tfds_catalog.is_tfds(data) and not storage.exists(data) and not any(c in data for c in "*?["):
         raise UnreadableDataError(f"{data}: no such file or directory.")
-    schema.resolve_shards(data)
+    schema.resolve_shards(data, tfds)
     if tokenizer is not None:
         check_sentencepiece_file(tokenizer)
 
@@ -145,7 +147,7 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
     `h_image_size`/`h_dim` may be lists, one entry per third tower."""
     import tensorflow as tf
 
-    from models.three_towers import tower_input_key
+    from models.three_towers import TOWER_EMBEDDING, TOWER_IMAGE, tower_input_key
     from models.tokens import EOS_ID, PAD_ID
 
     tokens = rng.integers(3, vocab_size, size=(batch_size, max_len)).astype("int32")
@@ -158,9 +160,9 @@ def synthetic_batch(rng, batch_size, image_size, max_len, vocab_size, h_image_si
     }
     as_list = lambda value: value if isinstance(value, list) else ([] if value is None else [value])
     for k, size in enumerate(as_list(h_image_size)):
-        batch[tower_input_key("h_image", k)] = rng.integers(0, 256, size=(batch_size, *size, 3)).astype("uint8")
+        batch[tower_input_key(TOWER_IMAGE, k)] = rng.integers(0, 256, size=(batch_size, *size, 3)).astype("uint8")
     for k, dim in enumerate(as_list(h_dim)):
-        batch[tower_input_key("h_embedding", k)] = rng.standard_normal((batch_size, dim)).astype("float32")
+        batch[tower_input_key(TOWER_EMBEDDING, k)] = rng.standard_normal((batch_size, dim)).astype("float32")
     return {k: tf.constant(v) for k, v in batch.items()}
 
 
@@ -173,6 +175,7 @@ class _ModeUnderTest:
         import tensorflow as tf
 
         from models import ThreeTowers
+        from models.remat import rematerialize_towers
         from tt_cli.training.optimizer import make_optimizer
         from tt_cli.training.step import make_distributed_step
 
@@ -194,6 +197,8 @@ class _ModeUnderTest:
                 pooling=settings.pooling,
                 lit_head=settings.lit_head,
             )
+            if settings.remat:
+                rematerialize_towers(self.model)
             # tt train's optimizer, at a constant learning rate (a schedule costs nothing).
             self.model.compile(optimizer=make_optimizer(5e-4, policy=policy))
             # Slots made now, eagerly: a tf.function that creates variables is traced twice.
@@ -220,7 +225,11 @@ class _ModeUnderTest:
         self.peak_memory = max(0, peak - memory_before)
         self.times, self.loss = [], None
         self.flops = flops_lib.train_step_flops(
-            self.model, settings.batch_size, precomputed=self.precomputed, accum_steps=settings.accum_steps
+            self.model,
+            settings.batch_size,
+            precomputed=self.precomputed,
+            accum_steps=settings.accum_steps,
+            remat=settings.remat,
         )
 
     def step(self):
@@ -259,8 +268,10 @@ class _ModeUnderTest:
         }
 
 
-def run_bench(settings, log=lambda message: None, on_step=lambda: None):
-    """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}."""
+def run_bench(settings, log=lambda message: None, on_step=lambda: None, embeddings=()):
+    """Benchmarks every mode of `settings.modes`; returns {"header": ..., "modes": [...]}.
+    `embeddings`: the embedding folders the input pipeline will be timed with; each must
+    have been made by its `settings.pretrained` tower (`lockstep.check_tower`), as in training."""
     from tt_cli.training.runtime import start_runtime, versions
 
     runtime = start_runtime(
@@ -269,15 +280,29 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     strategy, policy, jit = runtime.strategy, runtime.policy, runtime.jit
 
     from models import get_scale
+    from tt_cli.step_memory import check_step_fits, out_of_memory_named
     from tt_cli.training.config import model_scale
     from tt_cli.training.step import check_accum_steps
 
     check_accum_steps(settings.batch_size, strategy.num_replicas_in_sync, settings.accum_steps)
     scale = model_scale(settings.scale, settings.image_size)  # the trained image tower's
+    check_step_fits(
+        scale,
+        settings.batch_size,
+        strategy.num_replicas_in_sync,
+        settings.max_text_len,
+        settings.vocab_size,
+        settings.accum_steps,
+    )
     device, device_kind = _device_description(strategy)
     towers, tower_name = ([], None)
     if any(MODES[m][0] != "clip" for m in settings.modes):
         towers, tower_name = _load_towers(settings, get_scale(settings.scale))  # h at its own size
+    if settings.pretrained:  # without it the towers are random: timing reads any embeddings
+        from tt_cli.data.lockstep import check_tower
+
+        for folder, tower in zip(embeddings, towers):
+            check_tower(folder, tower)
     header = {
         "device": device,
         "device_kind": device_kind,
@@ -289,6 +314,7 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
         "image_size": scale.image_size,
         "batch_size": settings.batch_size,
         "accum_steps": settings.accum_steps,
+        "remat": settings.remat,
         "steps": settings.steps,
         "warmup": settings.warmup,
         "max_text_len": settings.max_text_len,
@@ -301,14 +327,16 @@ def run_bench(settings, log=lambda message: None, on_step=lambda: None):
     }
     header["baseline_memory_bytes"] = memory.current_bytes()
     modes = []
-    for name in settings.modes:
-        log(f"{name}: building and warming up ({settings.warmup} steps)")
-        modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, towers, on_step))
-    log(f"timing {settings.steps} steps per mode, the modes taking turns")
-    for _ in range(settings.steps):
-        for mode in modes:
-            mode.timed_step()
-            on_step()
+    sizes = dict(batch_size=settings.batch_size, max_text_len=settings.max_text_len, vocab_size=settings.vocab_size)
+    with out_of_memory_named(**sizes):
+        for name in settings.modes:
+            log(f"{name}: building and warming up ({settings.warmup} steps)")
+            modes.append(_ModeUnderTest(name, settings, scale, strategy, policy, jit, towers, on_step))
+        log(f"timing {settings.steps} steps per mode, the modes taking turns")
+        for _ in range(settings.steps):
+            for mode in modes:
+                mode.timed_step()
+                on_step()
     results = [mode.result() for mode in modes]
     header["load_average_end"] = os.getloadavg()[0]
     clip = next((r for r in results if r["mode"] == "clip"), None)

@@ -4,7 +4,8 @@ import click
 
 from tt_cli.bench.runner import DEFAULT_MODES, BenchSettings, check_pipeline_inputs, parse_modes
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, SCALE, TEXT_LEN, VOCAB_SIZE, tokenizer_file
+from tt_cli.commands.option_types import BATCH, COUNT, SCALE, TEXT_LEN, VOCAB_SIZE, tokenizer_file
+from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError
 
 D = BenchSettings()
@@ -20,12 +21,17 @@ D = BenchSettings()
     default=None,
     help="The trained image tower at NxN (as `tt train`; the third tower keeps its own).  [default: the scale's]",
 )
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size.")
+@click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size.")
 @click.option(
     "--accum-steps",
     type=COUNT,
     default=D.accum_steps,
     help="Micro-batches per step, as `tt train --accum-steps` (the global batch stays --batch-size).",
+)
+@click.option(
+    "--remat",
+    is_flag=True,
+    help="Rematerialise the towers' transformer blocks, as `tt train --remat` (compare peak memory and time).",
 )
 @click.option("--steps", type=COUNT, default=D.steps, help="Timed steps per mode (the median is reported).")
 @click.option("--warmup", type=COUNT, default=D.warmup, help="Untimed steps first (tracing, compilation).")
@@ -52,7 +58,9 @@ D = BenchSettings()
 )
 @click.option("--max-text-len", type=TEXT_LEN, default=D.max_text_len)
 @click.option("--vocab-size", type=VOCAB_SIZE, default=D.vocab_size)
-@click.option("--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob).")
+@click.option(
+    "--data", help="Shards to time the input pipeline on (a `tt data convert` directory or a glob, or tfds:NAME:SPLIT)."
+)
 @click.option(
     "--embeddings",
     multiple=True,
@@ -65,22 +73,25 @@ D = BenchSettings()
 )
 @click.option("--pipeline-batches", type=COUNT, default=30, help="Batches timed through the input pipeline.")
 @json_option("Also write the results as JSON to this file.")
-def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **flags):
+@tfds_options
+def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, tfds_data_dir, tfds_fields, **flags):
     """Measure training throughput of CLIP, LiT, 3T and 3T with precomputed embeddings."""
     from tt_cli.bench.report import add_pipeline_ratios, print_results
     from tt_cli.bench.runner import run_bench
     from tt_cli.console import STDERR
     from tt_cli.data.progress import progress_bar
+    from tt_cli.data.tfds_catalog import TfdsOptions
 
     if tokenizer is not None and data is None:
         raise InvalidValueError("--tokenizer is for timing the input pipeline; give the shards with --data too.")
     if embeddings and data is None:
         raise InvalidValueError("--embeddings are read beside --data; give the shards with --data too.")
     settings = BenchSettings(modes=parse_modes(modes) if modes is not None else None, **flags)
-    check_pipeline_inputs(data, tokenizer)
+    tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+    check_pipeline_inputs(data, tokenizer, tfds)
     total = len(settings.modes) * (settings.warmup + settings.steps)
     with progress_bar(total, "benchmarking", unit="steps") as advance:
-        result = run_bench(settings, log=STDERR.print, on_step=advance)
+        result = run_bench(settings, log=STDERR.print, on_step=advance, embeddings=embeddings)
     if data:
         from tt_cli.bench.pipeline_timing import time_pipeline
 
@@ -96,6 +107,7 @@ def bench(modes, data, embeddings, tokenizer, pipeline_batches, json_path, **fla
             batches=pipeline_batches,
             log=STDERR.print,
             embeddings=embeddings,
+            tfds=tfds,
         )
     add_pipeline_ratios(result)
     print_results(result)

@@ -32,10 +32,14 @@ class TtGroup(click.Group):
 
 
 def message_for_command_line(error):
-    """The error's line, with a remedy said as the flag that gives it."""
-    if error.remedy is None:
-        return str(error)
-    argument, value, words = error.remedy
-    flag = FLAG_OF_ARGUMENT.get(argument, "--" + argument.replace("_", "-"))
-    given = flag if value is True else f"{flag} {value}"
-    return f"{error.reason}; pass {given} {words}."
+    """The error's line, with a remedy said as the flag that gives it, and damaged shards
+    with the command that checks every one."""
+    advice = []
+    if error.remedy is not None:
+        argument, value, words = error.remedy
+        flag = FLAG_OF_ARGUMENT.get(argument, "--" + argument.replace("_", "-"))
+        given = flag if value is True else f"{flag} {value}"
+        advice.append(f"pass {given} {words}")
+    if error.shards is not None:
+        advice.append(f"run `tt data inspect --verify {error.shards}` to check every shard")
+    return "; ".join([error.reason, *advice]) + "." if advice else str(error)

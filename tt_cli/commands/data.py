@@ -10,8 +10,9 @@ import os
 import click
 
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, SCALE, VOCAB_SIZE
-from tt_cli.errors import UnreadableDataError
+from tt_cli.commands.option_types import BATCH, COUNT, COUNT_OR_ZERO, OUTPUT_FILE, OUTPUT_FOLDER, SCALE, VOCAB_SIZE
+from tt_cli.commands.tfds_options import tfds_options
+from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 TF_FREE_COMMANDS = ("convert", "inspect", "tokenizer")
 
@@ -28,7 +29,7 @@ def data(ctx):
 
 @data.command()
 @click.argument("src")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=OUTPUT_FOLDER)
 @click.option(
     "--format",
     "fmt",
@@ -52,6 +53,7 @@ def data(ctx):
 @click.option("--max-size", type=COUNT, help="Re-encode images whose longer side exceeds this as JPEG of this size.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of a different source or settings in OUT.")
 @json_option("Also write the summary here as JSON.")
+@tfds_options
 def convert(
     src,
     out,
@@ -65,15 +67,29 @@ def convert(
     max_size,
     overwrite,
     json_path,
+    tfds_data_dir,
+    tfds_fields,
 ):
-    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars) into TFRecord shards in OUT.
+    """Convert SRC (CSV/TSV, JSON Lines, image folder tree, WebDataset tars, or a TFDS split
+    tfds:NAME[/CONFIG]:SPLIT) into TFRecord shards in OUT.
 
     Every image is decoded once; bad rows go to OUT/rejected.jsonl with their
     reason. Run it again after an interruption to finish only the missing shards.
+    A TFDS split is read through TensorFlow, in one process.
     """
-    from tt_cli.data.convert import convert as run_convert
     from tt_cli.data.progress import progress_bar
     from tt_cli.data.summary import print_convert_report
+    from tt_cli.data.tfds_catalog import TfdsOptions, is_tfds
+
+    if is_tfds(src):
+        from tt_cli.data.tfds_convert import convert_tfds
+
+        tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+        report = convert_tfds(src, out, tfds, num_shards, max_size, overwrite, lambda n: progress_bar(n, "converting"))
+        print_convert_report(report)
+        write_result(json_path, report)
+        return
+    from tt_cli.data.convert import convert as run_convert
 
     report = run_convert(
         src,
@@ -88,14 +104,31 @@ def convert(
         max_size,
         overwrite,
         progress=lambda total: progress_bar(total, "converting"),
+        result_path=json_path,
     )
     print_convert_report(report)
     write_result(json_path, report)
 
 
+def _refuse_tfds(shards, command):
+    """The TF-free commands read shards only: TFDS reads through TensorFlow, which cannot share
+    their process with the `tfrecord` package."""
+    from tt_cli.data.tfds_catalog import is_tfds
+
+    if is_tfds(shards):
+        raise InvalidValueError(
+            f"{shards}: `tt data {command}` reads shards, without TensorFlow; convert the TFDS split first: "
+            f"tt data convert {shards} OUT."
+        )
+
+
 @data.command()
 @click.argument("shards")
-@click.option("--verify", is_flag=True, help="Check every record's CRC; name any corrupt file and offset.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check every record's CRC and decode every image as training does; name what is broken.",
+)
 @click.option("--samples", type=COUNT_OR_ZERO, default=3, show_default=True, help="Sample rows to show.")
 @json_option("Also write the summary here as JSON.")
 def inspect(shards, verify, samples, json_path):
@@ -103,21 +136,32 @@ def inspect(shards, verify, samples, json_path):
     from tt_cli.data.inspect import inspect_shards
     from tt_cli.data.summary import print_inspect_summary
 
+    _refuse_tfds(shards, "inspect")
+
     summary = inspect_shards(shards, verify=verify, samples=samples)
     print_inspect_summary(summary)
     write_result(json_path, summary)
+    advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record and image"
+    if summary["damaged"]:
+        more = f" (and {len(summary['damaged']) - 1} more)" if len(summary["damaged"]) > 1 else ""
+        raise UnreadableDataError(f"{shards}: {summary['damaged'][0]}{more}; make the shards again.")
     if summary["corrupt"]:
         first = summary["corrupt"][0]
-        advice = "" if verify else f"; run `tt data inspect --verify {shards}` to check every record's CRC"
         raise UnreadableDataError(
             f"{len(summary['corrupt'])} corrupt file(s); first: {first['file']} at byte offset {first['offset']} "
             f"({first['why']}){advice}."
+        )
+    if summary["undecodable"]:
+        first = summary["undecodable"][0]
+        raise UnreadableDataError(
+            f"{summary['images_unreadable']} image(s) that training cannot decode; first: key {first['key']!r} "
+            f"in {first['file']} ({first['why']})."
         )
 
 
 @data.command()
 @click.argument("shards")
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=OUTPUT_FILE)
 @click.option(
     "--vocab-size",
     type=VOCAB_SIZE,
@@ -129,19 +173,12 @@ def tokenizer(shards, out, vocab_size):
     """Train a SentencePiece tokenizer on the captions of SHARDS; write it to OUT.
 
     OUT may replace only a tokenizer this command wrote there earlier, never an input."""
-    from tt_cli import ownership
     from tt_cli.console import STDERR, STDOUT
-    from tt_cli.data.schema import DATASET_JSON, resolve_shards
-    from tt_cli.data.shard_reader import read_captions
-    from tt_cli.data.tokenizer import train_sentencepiece
+    from tt_cli.data.make_tokenizer import make_tokenizer
 
-    files, _ = resolve_shards(shards)
-    ownership.refuse_overlap(out, files + [os.path.join(shards, DATASET_JSON)])
-    folder = ownership.prepare_file(out, "tt data tokenizer", overwrite=None)
-    captions = list(read_captions(files, limit=None, data=shards))
-    size = train_sentencepiece(captions, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
-    folder.record([os.path.basename(out)], stamp=True)
-    STDOUT.print(f"tokenizer: {out} ({size:,} pieces, trained on {len(captions):,} captions)")
+    _refuse_tfds(shards, "tokenizer")
+    made = make_tokenizer(shards, out, vocab_size, on_warning=lambda m: STDERR.print(f"[yellow]warning:[/] {m}"))
+    STDOUT.print(f"tokenizer: {out} ({made['pieces']:,} pieces, trained on {made['captions']:,} captions)")
 
 
 @data.command()
@@ -153,21 +190,24 @@ def tokenizer(shards, out, vocab_size):
 @click.option(
     "--out",
     required=True,
-    type=click.Path(file_okay=False),
+    type=OUTPUT_FOLDER,
     help="Folder for the embedding shards (one per shard of SHARDS, same names).",
 )
-@click.option("--batch-size", type=COUNT, default=64, show_default=True, help="Global batch (split over replicas).")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Global batch (split over replicas).")
 @click.option("--strategy", default="auto", show_default=True, help="auto | default | mirrored | multiworker | tpu")
 @click.option("--overwrite", is_flag=True, help="Replace embeddings of another dataset or tower in OUT.")
 @json_option("Also write the summary here as JSON.")
-def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path):
-    """Run the frozen pretrained tower once over SHARDS; write only (key, h_embedding) shards to OUT.
+@tfds_options
+def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_path, tfds_data_dir, tfds_fields):
+    """Run the frozen pretrained tower once over SHARDS (or a TFDS split tfds:NAME:SPLIT); write
+    only (key, h_embedding) shards to OUT, one per shard (TFDS file) of SHARDS.
 
     Train with `tt train --data SHARDS --embeddings OUT`. Run it again after an
     interruption to embed only the unfinished shards."""
     from tt_cli.console import STDERR, STDOUT
     from tt_cli.data.embed import embed_shards
     from tt_cli.data.progress import progress_bar
+    from tt_cli.data.tfds_catalog import TfdsOptions
 
     result = embed_shards(
         shards,
@@ -179,6 +219,7 @@ def embed(shards, pretrained, scale, out, batch_size, strategy, overwrite, json_
         strategy=strategy,
         progress=lambda total: progress_bar(total, "embedding", unit="images"),
         on_note=lambda m: STDERR.print(f"[yellow]note:[/] {m}"),
+        tfds=TfdsOptions.from_text(tfds_data_dir, tfds_fields),
     )
     rate = f", {result['images_per_second']:,.0f} images/s" if result["images_per_second"] else ""
     STDOUT.print(

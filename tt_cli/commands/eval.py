@@ -8,9 +8,10 @@ Thin Click layer: parse, call `tt_cli.eval.evaluate`, print a table, write
 import click
 
 from tt_cli.commands import option_types
-from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, SAMPLE_SEED, SAMPLES, TEMPLATES
+from tt_cli.commands.eval_options import BATCH_SIZE, CLASSNAMES, INTERPOLATE, SAMPLE_SEED, SAMPLES, TEMPLATES
 from tt_cli.commands.json_output import json_option, write_result
 from tt_cli.commands.option_types import COUNT
+from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError
 
 RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(), metavar="RUN...")
@@ -30,7 +31,7 @@ ALPHA = click.option(
 REPORT = click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False),
+    type=option_types.OUTPUT_FILE,
     help="Also write an HTML page of this evaluation (see `tt report`).",
 )
 
@@ -78,43 +79,94 @@ def eval_group():
 
 @eval_group.command("zero-shot")
 @RUNS
-@click.option("--data", required=True, help="Labelled shards (a `tt data convert` folder or a glob).")
+@click.option(
+    "--data", required=True, help="Labelled shards (a `tt data convert` folder or a glob), or tfds:NAME:SPLIT."
+)
 @CLASSNAMES
 @TEMPLATES
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
-def zero_shot(runs, data, classnames, templates, other_run, alpha, batch_size, json_path, report_path):
+@tfds_options
+def zero_shot(
+    runs,
+    data,
+    classnames,
+    templates,
+    other_run,
+    alpha,
+    batch_size,
+    interpolate,
+    json_path,
+    report_path,
+    tfds_data_dir,
+    tfds_fields,
+):
     """Zero-shot classification of each RUN on --data: top-1, top-5, mean per-class recall."""
+    from tt_cli.data.tfds_catalog import TfdsOptions
     from tt_cli.eval.evaluate import zero_shot_report
 
     _check_alpha_has_ensemble(runs, other_run, alpha)
     folder = _report_folder(report_path, [*runs, other_run], data, classnames)
     collected = [] if report_path else None
-    result = zero_shot_report(runs, data, classnames, templates, other_run, alpha, batch_size, collect=collected)
+    tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+    result = zero_shot_report(
+        runs,
+        data,
+        classnames,
+        templates,
+        other_run,
+        alpha,
+        batch_size,
+        collect=collected,
+        tfds=tfds,
+        interpolate=interpolate,
+    )
     _finish(result, json_path, (report_path, folder, collected))
 
 
 @eval_group.command()
 @RUNS
-@click.option("--data", required=True, help="Captioned shards (a `tt data convert` folder or a glob).")
+@click.option(
+    "--data", required=True, help="Captioned shards (a `tt data convert` folder or a glob), or tfds:NAME:SPLIT."
+)
 @ENSEMBLE
 @ALPHA
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
 @REPORT
 @SAMPLES
 @SAMPLE_SEED
-def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, samples, seed):
-    """Image<->text retrieval of each RUN on --data: Recall@1/5/10 both ways, all images vs all captions."""
+@tfds_options
+def retrieval(
+    runs,
+    data,
+    other_run,
+    alpha,
+    batch_size,
+    interpolate,
+    json_path,
+    report_path,
+    samples,
+    seed,
+    tfds_data_dir,
+    tfds_fields,
+):
+    """Image<->text retrieval of each RUN on --data: Recall@1/5/10 both ways, all images vs their first 5 captions."""
+    from tt_cli.data.tfds_catalog import TfdsOptions
     from tt_cli.eval.evaluate import retrieval_report
 
     _check_alpha_has_ensemble(runs, other_run, alpha)
     folder = _report_folder(report_path, [*runs, other_run], data)
     collected = [] if report_path else None
-    result = retrieval_report(runs, data, other_run, alpha, batch_size, collect=collected)
+    tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+    result = retrieval_report(
+        runs, data, other_run, alpha, batch_size, collect=collected, tfds=tfds, interpolate=interpolate
+    )
     _finish(result, json_path, (report_path, folder, collected), samples, seed)
 
 
@@ -138,9 +190,49 @@ def retrieval(runs, data, other_run, alpha, batch_size, json_path, report_path, 
     help="Ridge strength, or 'auto': leave-one-out on the shots over 2^-10..2^10.",
 )
 @BATCH_SIZE
+@INTERPOLATE
 @JSON
-def fewshot(runs, train_data, data, shots, seeds, l2_reg, batch_size, json_path):
+@tfds_options
+def fewshot(
+    runs, train_data, data, shots, seeds, l2_reg, batch_size, interpolate, json_path, tfds_data_dir, tfds_fields
+):
     """Few-shot linear probes (closed-form ridge) on each RUN's frozen image embeddings."""
+    from tt_cli.data.tfds_catalog import TfdsOptions
     from tt_cli.eval.evaluate import fewshot_report
 
-    _finish(fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size), json_path)
+    tfds = TfdsOptions.from_text(tfds_data_dir, tfds_fields)
+    _finish(
+        fewshot_report(runs, train_data, data, shots, seeds, l2_reg, batch_size, tfds=tfds, interpolate=interpolate),
+        json_path,
+    )
+
+
+@eval_group.command()
+@RUNS
+@click.option(
+    "--tasks",
+    default="all",
+    show_default=True,
+    help="Comma-separated benchmarks (imagenet1k, imagenet_v2, imagenet_a, imagenet_r, imagenet_sketch, cifar10, "
+    "cifar100, caltech101, pets, flowers102, dtd, food101, coco_retrieval) or zeroshot=DATA / retrieval=DATA; "
+    "'all' is every benchmark. Those whose data is not prepared are skipped.",
+)
+@BATCH_SIZE
+@json_option("Also write the results here: a JSON list of rows in CLIP_benchmark's format.")
+@tfds_options
+def suite(runs, tasks, batch_size, json_path, tfds_data_dir, tfds_fields):
+    """Every benchmark task once per RUN, one table (a column per run), CLIP_benchmark's rows with --json."""
+    from tt_cli.data.progress import progress_bar
+    from tt_cli.data.tfds_catalog import TfdsOptions
+    from tt_cli.eval.report import print_suite
+    from tt_cli.eval.suite import DEFAULT_TASKS, run_suite
+
+    result = run_suite(
+        runs,
+        DEFAULT_TASKS if tasks == "all" else tasks,
+        TfdsOptions.from_text(tfds_data_dir, tfds_fields),
+        batch_size,
+        progress=lambda total: progress_bar(total, "suite", unit="images"),
+    )
+    print_suite(result)
+    write_result(json_path, result["rows"])

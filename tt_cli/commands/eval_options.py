@@ -3,10 +3,10 @@ means the same in both and is declared once here."""
 
 import click
 
-from tt_cli.commands.option_types import COUNT, SEED
+from tt_cli.commands.option_types import BATCH, COUNT, SEED, WEIGHT
 
 BATCH_SIZE = click.option(
-    "--batch-size", type=COUNT, default=128, show_default=True, help="Images or texts per forward pass."
+    "--batch-size", type=BATCH, default=128, show_default=True, help="Images or texts per forward pass."
 )
 CLASSNAMES = click.option(
     "--classnames",
@@ -15,9 +15,8 @@ CLASSNAMES = click.option(
 )
 TEMPLATES = click.option(
     "--templates",
-    default="clip",
-    show_default=True,
-    help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line with {}.",
+    help="Zero-shot prompts: 'clip' (the CLIP paper's 80), 'simple' (one), or a file of one template per line "
+    "with {}.  [default: a TFDS benchmark's own prompts, else 'clip']",
 )
 SAMPLES = click.option(
     "--samples",
@@ -28,4 +27,14 @@ SAMPLES = click.option(
 )
 SAMPLE_SEED = click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the gallery's draw of images and captions."
+)
+
+# Also `tt export`'s: an exported model can be the interpolated one.
+INTERPOLATE = click.option(
+    "--interpolate",
+    type=WEIGHT,
+    default=None,
+    metavar="A",
+    help="WiSE-FT, for runs trained with --init: use the weights A x trained + (1 - A) x the init preset's "
+    "(0: the preset's model, 1: the trained one).",
 )

@@ -1,7 +1,7 @@
 """The `--json FILE` option of every command, and the one writer of its results.
 
 A result file follows tt's ownership rule (`tt_cli.ownership`): FILE may be new, or a
-result an earlier `--json` wrote (listed, with its size and time, in the manifest of its
+result an earlier `--json` wrote (listed, with the hash of its content, in the manifest of its
 folder); any other existing file — a `dataset.json`, a shard, a file of the user's — is
 refused when the flags are parsed, before any work starts.
 
@@ -17,6 +17,7 @@ import os
 import click
 
 from tt_cli import jsonfile, ownership
+from tt_cli.commands.option_types import OUTPUT_FILE
 
 RESULT_COMMAND = "tt --json"
 
@@ -28,7 +29,7 @@ def _check(ctx, param, path):
 
 
 def json_option(help):
-    return click.option("--json", "json_path", type=click.Path(dir_okay=False), callback=_check, help=help)
+    return click.option("--json", "json_path", type=OUTPUT_FILE, callback=_check, help=help)
 
 
 def write_result(path, value):
@@ -37,4 +38,4 @@ def write_result(path, value):
         return
     folder = ownership.prepare_file(path, RESULT_COMMAND, overwrite=None, flag="--json")
     jsonfile.write_json(path, value)
-    folder.record([os.path.basename(path)], stamp=True)
+    folder.record([os.path.basename(path)])

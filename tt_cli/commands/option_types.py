@@ -28,9 +28,12 @@ COUNT_OR_ZERO = click.IntRange(min=0)  # warm-up steps, sample rows
 POSITIVE = FiniteRange(min=0, min_open=True)  # learning rates, epochs
 NON_NEGATIVE = FiniteRange(min=0)  # weight decay, loss weights, clipping norms
 FRACTION = FiniteRange(min=0, max=1, max_open=True)  # a held-out share: [0, 1)
+WEIGHT = FiniteRange(min=0, max=1)  # a convex weight: [0, 1]
 SEED = click.IntRange(min=0, max=2**32 - 1)  # what NumPy's (and so Keras') seeding accepts
-TEXT_LEN = click.IntRange(min=2)  # at least one piece and the EOS
-VOCAB_SIZE = click.IntRange(min=MIN_VOCAB_SIZE)
+INT32 = 2**31 - 1  # token ids and tensor sizes are int32 in TensorFlow and SentencePiece
+BATCH = click.IntRange(min=1, max=INT32)  # what memory allows is checked by tt_cli.step_memory
+TEXT_LEN = click.IntRange(min=2, max=INT32)  # at least one piece and the EOS
+VOCAB_SIZE = click.IntRange(min=MIN_VOCAB_SIZE, max=INT32)
 
 # `models.SCALES`' names. A constant here because importing `models` imports Keras, which
 # `tt --help` must not wait for; tests/test_cli_errors.py checks that the two agree.
@@ -92,6 +95,29 @@ class AutoOr(click.ParamType):
 SHOTS = LibraryChecked("shots", _shots)  # images per class, comma-separated: 1,5,10,25
 ALPHA = LibraryChecked("auto|alpha", _alpha)  # an ensemble weight in [0, 1], or 'auto'
 L2_REG = AutoOr(NON_NEGATIVE)  # a ridge strength, or 'auto' (leave-one-out)
+
+
+class OutputPath(click.Path):
+    """A path a command writes: local, or a URL of a store that outlives the command, never
+    a store inside tt's own process (`ram://`, `memory://`), gone when the command exits.
+    (From Python those stay allowed: a test's process keeps them.)"""
+
+    def convert(self, value, param, ctx):
+        from tt_cli import storage
+
+        if storage.lives_in_process(value):
+            self.fail(
+                f"{value} would be written into this tt process's memory and be gone when it exits; "
+                "give a local path or a bucket URL.",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+OUTPUT = OutputPath()
+OUTPUT_FOLDER = OutputPath(file_okay=False)
+OUTPUT_FILE = OutputPath(dir_okay=False)
 
 
 def tokenizer_file(ctx, param, path):

@@ -6,7 +6,17 @@ import sys
 import click
 
 from tt_cli.commands.json_output import json_option, write_result
-from tt_cli.commands.option_types import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, POSITIVE, SCALE, SEED
+from tt_cli.commands.option_types import (
+    BATCH,
+    COUNT,
+    COUNT_OR_ZERO,
+    FRACTION,
+    NON_NEGATIVE,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    SCALE,
+    SEED,
+)
 from tt_cli.pretrain import PretrainConfig
 
 D = PretrainConfig()  # the defaults, shown in --help
@@ -14,7 +24,12 @@ D = PretrainConfig()  # the defaults, shown in --help
 
 @click.command(context_settings={"show_default": True})
 @click.option("--data", required=True, help="Labelled shards: a `tt data convert` directory or a glob.")
-@click.option("--out", required=True, help="Preset directory to write (use it as `tt train --pretrained OUT`).")
+@click.option(
+    "--out",
+    required=True,
+    type=OUTPUT_FOLDER,
+    help="Preset directory to write (use it as `tt train --pretrained OUT`).",
+)
 @click.option("--val-data", help="Labelled held-out shards.  [default: hold out --holdout of --data]")
 @click.option("--scale", type=SCALE, default=D.scale, help="ViT size; tiny/small for CPU.")
 @click.option(
@@ -25,7 +40,7 @@ D = PretrainConfig()  # the defaults, shown in --help
 )
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
-@click.option("--batch-size", type=COUNT, default=D.batch_size)
+@click.option("--batch-size", type=BATCH, default=D.batch_size)
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Peak learning rate (AdamW, warm-up then cosine decay).")
 @click.option("--warmup-steps", type=COUNT_OR_ZERO, default=None, help="[default: 5% of the steps]")
 @click.option("--weight-decay", type=NON_NEGATIVE, default=D.weight_decay)

@@ -4,9 +4,11 @@ import click
 from click.core import ParameterSource
 
 from tt_cli.commands.option_types import (
+    BATCH,
     COUNT,
     COUNT_OR_ZERO,
     NON_NEGATIVE,
+    OUTPUT_FOLDER,
     POSITIVE,
     SCALE,
     SEED,
@@ -14,6 +16,7 @@ from tt_cli.commands.option_types import (
     VOCAB_SIZE,
     tokenizer_file,
 )
+from tt_cli.commands.tfds_options import tfds_options
 from tt_cli.errors import InvalidValueError
 from tt_cli.training.config import TrainConfig
 
@@ -21,7 +24,11 @@ D = TrainConfig()  # the defaults, shown in --help
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", help="Training shards: a `tt data convert` directory or a glob. Omit for the built-in demo.")
+@click.option(
+    "--data",
+    help="Training shards: a `tt data convert` directory or a glob, or a TFDS dataset tfds:NAME[/CONFIG]:SPLIT. "
+    "Omit for the built-in demo.",
+)
 @click.option(
     "--embeddings",
     multiple=True,
@@ -29,15 +36,33 @@ D = TrainConfig()  # the defaults, shown in --help
     "the shards: h never runs).",
 )
 @click.option("--val-data", help="Held-out shards for zero-shot accuracy (if labelled) and retrieval recall.")
-@click.option("--out", default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]")
+@tfds_options
+@click.option(
+    "--out", type=OUTPUT_FOLDER, default=None, help="Run directory.  [default: runs/tt, or runs/demo for the demo]"
+)
 @click.option("--mode", type=click.Choice(["3t", "lit", "clip"]), default=D.mode)
+@click.option(
+    "--init",
+    help="Start the image and text towers from a KerasHub CLIP, SigLIP (2) or MetaCLIP 2 preset: a name "
+    "(clip_vit_base_patch16, siglip2_base_patch16_224, ...), a kaggle:// or hf:// handle, or a local preset "
+    "directory. Its tokenizer, sequence length, image size and normalisation, temperature (and SigLIP's bias "
+    "and sigmoid loss) come with it; it is copied into --out. LiT locks its image tower; 3T's third tower is "
+    "by default a frozen copy of it.",
+)
 @click.option(
     "--pretrained",
     multiple=True,
-    default=D.pretrained,
     help="Third tower: imagenet21k | imagenet (by --scale), a KerasHub preset name, "
-    "kaggle:// or hf:// handle, or a local preset directory. Repeat it for "
-    "several third towers (3T only).",
+    "kaggle:// or hf:// handle, or a local preset directory; with --init also 'init' (a frozen copy of "
+    "the preset's image tower). Repeat it for several third towers (3T only).  "
+    "[default: imagenet21k; with --init: init]",
+)
+@click.option(
+    "--pretrained-text",
+    multiple=True,
+    help="A third tower on the text side (3T only; off unless given): a frozen KerasHub sentence encoder, a "
+    "TextEmbedder preset (all_minilm_l6_v2_en, ...) or directory, that teaches f and g through its own pair of "
+    "heads, from the caption. Repeatable; after the --pretrained towers.",
 )
 @click.option("--scale", type=SCALE, default=D.scale, help="Model size; tiny/small for CPU.")
 @click.option(
@@ -58,16 +83,23 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option(
     "--loss",
     type=click.Choice(["softmax", "sigmoid"]),
-    default=D.loss,
-    help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).",
+    default=None,
+    help="Loss of every pair: softmax (CLIP's InfoNCE) or sigmoid (SigLIP's, with a learned bias).  "
+    "[default: softmax; with --init the preset's own]",
 )
-@click.option("--batch-size", type=COUNT, default=D.batch_size, help="Global batch size (per optimizer step).")
+@click.option("--batch-size", type=BATCH, default=D.batch_size, help="Global batch size (per optimizer step).")
 @click.option(
     "--accum-steps",
     type=COUNT,
     default=D.accum_steps,
     help="Micro-batches per step: the loss still covers the whole batch (gradient caching), "
     "activation memory falls about N-fold, one more forward pass. Must divide the batch per replica.",
+)
+@click.option(
+    "--remat",
+    is_flag=True,
+    help="Rematerialise each transformer block of the image and text towers: its activations are "
+    "recomputed in the backward pass instead of kept (much less memory, about one more forward pass; same values).",
 )
 @click.option("--steps", type=COUNT, default=None, help="Training steps.  [default: --epochs passes]")
 @click.option("--epochs", type=POSITIVE, default=D.epochs)
@@ -98,22 +130,33 @@ D = TrainConfig()  # the defaults, shown in --help
 @click.option("--checkpoint-every", type=COUNT, default=D.checkpoint_every)
 @click.option("--val-every", type=COUNT, default=D.val_every)
 @click.option("--restart", is_flag=True, help="Ignore existing checkpoints in --out and start over.")
+@click.option(
+    "--wandb",
+    metavar="PROJECT",
+    help="Also log to this Weights & Biases project: the scalars, the settings, the curves at the end "
+    "(needs tt[wandb]; WANDB_MODE=offline works without a network).",
+)
+@click.option("--wandb-run", metavar="NAME", help="Display name of the W&B run.  [default: W&B picks one]")
 def train(data, out, **flags):
     """Train a 3T, LiT or CLIP model (defaults: 3T, ImageNet-21k ViT-B/16 third tower, B/16)."""
+    context = click.get_current_context()
+    explicit = {name for name in context.params if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    if flags["init"]:
+        _check_init_flags(data, explicit)
     config = TrainConfig(data=data, out=out, **flags)
+    if config.wandb_run and not config.wandb:
+        raise InvalidValueError("--wandb-run names a run of the --wandb project; give the project too.")
+    if config.wandb:
+        from tt_cli.optional import require
+
+        require("wandb", "wandb", "--wandb")  # before any work
     if data is None and config.embeddings:
         raise InvalidValueError("--embeddings are read beside --data; the demo makes its own data.")
     if data is None:
         from tt_cli.demo.run import run_demo
 
         # The demo replaces defaults with its own, never a flag the user gave (even at its default).
-        context = click.get_current_context()
-        run_demo(
-            config,
-            explicit={
-                name for name in context.params if context.get_parameter_source(name) is not ParameterSource.DEFAULT
-            },
-        )
+        run_demo(config, explicit=explicit)
         return
     from tt_cli.training.prepare import ResumeRefused
     from tt_cli.training.run import run_training
@@ -125,3 +168,16 @@ def train(data, out, **flags):
         raise ResumeRefused(
             e.out, flag, e.previous, e.given, e.note, advice="pass --restart to start over or choose another --out"
         ) from None
+
+
+# What a preset given to --init decides, so that these flags would say nothing.
+REPLACED_BY_INIT = ("max_text_len", "vocab_size", "tokenizer", "pooling", "image_size")
+
+
+def _check_init_flags(data, explicit):
+    if data is None:
+        raise InvalidValueError("--init fine-tunes a preset on --data; the demo trains from scratch on its own data.")
+    given = [name for name in REPLACED_BY_INIT if name in explicit]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise InvalidValueError(f"{flag}: a run with --init takes the preset's own (its tokenizer and image tower).")

@@ -3,9 +3,10 @@
 For each source shard the output folder gets a shard of the same file name holding,
 in the same record order, only what is new: one `(key, h_embedding)` record per
 source record. Its `dataset.json` names the source dataset (`embeddings_of`), the
-tower and its preprocessing (`h_embedding`). `tt train --data SHARDS --embeddings
-OUT` reads the two in lockstep (`tt_cli.data.lockstep`), so images are never
-decoded at h's resolution and never copied. Several folders for one dataset (one per
+tower, a fingerprint of its weights (`lockstep.tower_fingerprint`) and its
+preprocessing (`h_embedding`). `tt train --data SHARDS --embeddings OUT` reads the
+two in lockstep (`tt_cli.data.lockstep`), so images are never decoded at h's
+resolution and never copied. Several folders for one dataset (one per
 tower) are normal.
 
 Images are decoded and resized to the tower's input exactly as the training pipeline
@@ -29,7 +30,7 @@ import os
 import time
 
 from tt_cli import ownership, storage
-from tt_cli.data import schema
+from tt_cli.data import lockstep, schema
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.presets import load_pretrained_tower
@@ -39,15 +40,16 @@ COMMAND = "tt data embed"
 PLAN = ".embed-plan.json"
 
 
-def image_dataset(path, tower, batch_size):
-    """(keys, images resized to the tower's size) batches of one shard file, in record order."""
+def image_dataset(path, tower, batch_size, fields=None):
+    """(keys, images resized to the tower's size) batches of one shard file (of a TFDS dataset
+    with `fields`), in record order."""
     import tensorflow as tf
 
     from tt_cli.data.pipeline import decode_image
     from tt_cli.data.tf_schema import parse_example
 
     def decode(serialized):
-        features = parse_example(serialized, (schema.IMAGE, schema.KEY))
+        features = parse_example(serialized, (schema.IMAGE, schema.KEY), fields=fields)
         # The training pipeline's own decoding, so that a precomputed embedding equals
         # the one h would compute online from the same record.
         return features[schema.KEY], decode_image(features[schema.IMAGE], tower.image_size)
@@ -60,11 +62,11 @@ def image_dataset(path, tower, batch_size):
     )
 
 
-def _check_out_dir(shards, out_dir, names):
+def _check_out_dir(shards, out_dir, names, files):
     """Refuses an `out_dir` that is, lies in or holds the input shards' folder(s), or whose
     names (shards, dataset.json, the plan) hold files tt did not write (before anything is read)."""
-    # The folders of the input shards (a single file too: OUT writes its very name).
-    inputs = [shards] if storage.isdir(shards) else ownership.glob_folders(shards)
+    # The folders of the input shards (a single file too: OUT writes its very name; a TFDS split's).
+    inputs = [shards] if storage.isdir(shards) else sorted({storage.dirname(f) for f in files})
     ownership.refuse_overlap(out_dir, inputs, "output folder")
     folder = ownership.OutputFolder(out_dir, COMMAND)
     folder.check_free(names + [schema.DATASET_JSON, PLAN], "choose another output folder")
@@ -159,28 +161,24 @@ def make_embedder(strategy, tower):
     return embed
 
 
-def _embed_file(file, target, tower, embed, batch_size, advance):
+def _embed_file(file, target, tower, embed, batch_size, advance, fields=None):
     """Writes the (key, embedding) records of `file` to `target` (via `target.tmp`); returns their count."""
     import tensorflow as tf
 
+    from tt_cli.data.shard_writer import ShardWriter
     from tt_cli.data.tf_schema import embedding_example_bytes
 
-    count = 0
     try:
-        with tf.io.TFRecordWriter(target + ".tmp") as writer:
-            for keys, images in image_dataset(file, tower, batch_size):
+        with ShardWriter(target) as writer:  # a failed read leaves no `target.tmp` behind
+            for keys, images in image_dataset(file, tower, batch_size, fields):
                 embeddings = embed(images).numpy()
                 for key, embedding in zip(keys.numpy(), embeddings):
                     writer.write(embedding_example_bytes(key, embedding))
-                count += len(embeddings)
                 advance(len(embeddings))
     except tf.errors.OpError as e:
-        if storage.exists(target + ".tmp"):
-            storage.remove(target + ".tmp")
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{file}: cannot read or decode ({first[:200]}).") from None
-    storage.replace(target + ".tmp", target)
-    return count
+    return writer.count
 
 
 def _count_records(files):
@@ -199,8 +197,11 @@ def embed_shards(
     strategy="auto",
     progress=None,
     on_note=None,
+    tfds=None,
 ):
-    """Writes the embedding folder `out_dir` for the dataset `shards`; returns a summary dict.
+    """Writes the embedding folder `out_dir` for the dataset `shards` (or the TFDS split
+    `shards`, tfds:NAME:SPLIT, under the options `tfds`: one embedding shard per TFDS file);
+    returns a summary dict.
 
     `strategy`: a name for `tt_cli.strategy.make_strategy` (made before any other
     TensorFlow op) or a `tf.distribute.Strategy`. `progress(total)` is a context manager
@@ -210,13 +211,18 @@ def embed_shards(
 
     start = time.time()
     made = make_strategy(strategy) if isinstance(strategy, str) else strategy  # before any other TF op
-    files, info = schema.resolve_shards(shards)
+    files, info = schema.resolve_shards(shards, tfds)
     names = _output_names(files)
-    folder = _check_out_dir(shards, out_dir, names)
+    folder = _check_out_dir(shards, out_dir, names, files)
     worker, workers = worker_position(made)
     with made.scope():
         tower = load_pretrained_tower(pretrained, scale, on_note)
-    h_info = {"pretrained": tower.preset, "preprocessing": tower.preprocessing, "dim": tower.output_dim}
+    h_info = {
+        "pretrained": tower.preset,
+        "preprocessing": tower.preprocessing,
+        "dim": tower.output_dim,
+        lockstep.WEIGHTS: lockstep.tower_fingerprint(tower),  # what `tt train --embeddings` matches
+    }
     source = storage.abspath(shards) if storage.exists(shards) else shards
     plan = {"source": source, "shards": names, **h_info}
     if worker == 0:
@@ -232,7 +238,9 @@ def embed_shards(
     count, embed_start = 0, time.time()
     with bar as advance:
         for file, name in mine:
-            count += _embed_file(file, os.path.join(out_dir, name), tower, embed, batch_size, advance)
+            count += _embed_file(
+                file, os.path.join(out_dir, name), tower, embed, batch_size, advance, schema.record_fields(info)
+            )
     seconds = time.time() - embed_start
     _barrier(made, workers)  # every shard is in place
 
@@ -245,10 +253,13 @@ def embed_shards(
                 num_shards=len(names),
                 source=source,
                 shards=names,
+                shard_examples=info.shard_examples if info else None,  # as many records as the data's
+                shard_bytes=[storage.getsize(os.path.join(out_dir, n)) for n in names],
                 h_embedding=h_info,
                 embeddings_of={"dataset": source, "num_examples": num_examples, "num_shards": len(names)},
             ),
         )
+        folder.record(names + [schema.DATASET_JSON, PLAN])  # hashed: what a later overwrite may prove and remove
     return {
         "embedded_now": count,
         "num_shards": len(names),

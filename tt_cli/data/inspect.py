@@ -5,9 +5,15 @@ present and their types, caption statistics, a label histogram and a few
 sample rows. Every image's header (not its pixels) is read with the same
 check `convert` uses: images over `schema.MAX_IMAGE_PIXELS`, which convert
 rejects and training skips, and headers Pillow cannot parse are counted and
-named in a warning. With `verify=True` each record's two CRC32C checksums are
-checked; a corrupt file is named with the byte offset of its bad record
-(reading of that file stops there, since later record boundaries are unknown).
+named in a warning. Shards that are not what `dataset.json` recorded (another
+size, not a regular file: `shard_files.shard_problems`) are listed as `damaged`,
+and a FIFO or device is never opened.
+
+With `verify=True` each record's two CRC32C checksums are checked, and every
+image is decoded as training decodes it (`validate.check_stored_image`: the
+formats TensorFlow reads, the pixel limit): a corrupt file is named with the byte
+offset of its bad record (reading of that file stops there, since later record
+boundaries are unknown), and an image training would stop at with its key.
 
 Example:
 >>> summary = inspect_shards("shards/", verify=True)   # doctest: +SKIP
@@ -23,9 +29,11 @@ import numpy as np
 from tt_cli import storage
 from tt_cli.data import schema, validate
 from tt_cli.data.records import CorruptRecord
+from tt_cli.data.shard_files import shard_problems
 from tt_cli.data.shard_reader import iter_examples
 
 _KINDS = {bytes: "bytes", float: "float", int: "int64"}
+MAX_LISTED = 100  # images training cannot decode, listed by key (all are counted)
 
 
 def _describe_image(data):
@@ -52,14 +60,20 @@ def _stats(values):
 
 def inspect_shards(path, verify=False, samples=3):
     """Returns a JSON-able summary of the shards at `path` (a dataset folder or a glob)."""
-    files, info = schema.resolve_shards(path)
-    shards, corrupt, features = [], [], {}
+    files, info = schema.resolve_shards(path, check=False)  # every problem is listed below instead
+    damaged = shard_problems(files, info)
+    shards, corrupt, undecodable, features = [], [], [], {}
     caption_chars, caption_words, captions_per_example = [], [], []
     labels, sample_rows, embedding_dims = collections.Counter(), [], collections.Counter()
     total, image_problems = 0, collections.Counter()
     first_problem = {}
     for file in files:
         count = 0
+        try:
+            storage.check_regular(file)
+        except storage.NotARegularFile:  # listed in `damaged`; never opened
+            shards.append({"file": os.path.basename(file), "examples": 0, "bytes": 0})
+            continue
         try:
             for example in iter_examples(file, verify=verify):
                 count += 1
@@ -74,10 +88,16 @@ def inspect_shards(path, verify=False, samples=3):
                 if example.get(schema.LABEL):
                     labels[int(example[schema.LABEL][0])] += 1
                 if example.get(schema.IMAGE):
-                    problem = _image_problem(example[schema.IMAGE][0])
+                    key = example.get(schema.KEY, [b""])[0].decode("utf-8", "replace")
+                    problem = _image_problem(example[schema.IMAGE][0], verify)
+                    if isinstance(problem, validate.Rejection):  # training would stop here
+                        if len(undecodable) < MAX_LISTED:
+                            why = f"{problem.reason}: {problem.detail}"
+                            undecodable.append({"file": file, "key": key, "why": why})
+                        problem = "unreadable"
                     if problem:
                         image_problems[problem] += 1
-                        first_problem.setdefault(problem, example.get(schema.KEY, [b""])[0].decode("utf-8", "replace"))
+                        first_problem.setdefault(problem, key)
                 if schema.H_EMBEDDING in example:
                     embedding_dims[len(example[schema.H_EMBEDDING])] += 1
                 if len(sample_rows) < samples:
@@ -98,7 +118,7 @@ def inspect_shards(path, verify=False, samples=3):
         what = (
             f"over the {schema.MAX_IMAGE_PIXELS:,}-pixel limit (training skips them)"
             if problem == "too_large"
-            else "with a header no image reader can parse"
+            else "that cannot be read as an image (training stops at them)"
         )
         warnings.append(f"{count} image(s) {what}; first: key {first_problem[problem]!r}.")
     return {
@@ -118,14 +138,20 @@ def inspect_shards(path, verify=False, samples=3):
         "samples": sample_rows,
         "verified": verify,
         "corrupt": corrupt,
+        "damaged": damaged,
+        "undecodable": undecodable,
         "images_too_large": image_problems["too_large"],
         "images_unreadable": image_problems["unreadable"],
         "warnings": warnings,
     }
 
 
-def _image_problem(data):
-    """'too_large', 'unreadable' or None for one encoded image, from its header alone."""
+def _image_problem(data, decode=False):
+    """'too_large', 'unreadable' or None for one encoded image, from its header alone; with
+    `decode`, a `Rejection` for one that training cannot decode (`validate.check_stored_image`)."""
+    if decode:
+        problem = validate.check_stored_image(data)
+        return "too_large" if problem is not None and problem.reason == validate.TOO_LARGE else problem
     header = validate.image_header(data)
     if header is None:
         return "unreadable"

@@ -28,7 +28,7 @@ import sys
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from tt_cli.data import schema, tf_schema
+from tt_cli.data import schema, tf_schema, tfds_catalog
 from tt_cli.data.records import find_corrupt_record
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
@@ -45,18 +45,21 @@ def is_read_error(error):
     )
 
 
-def describe_read_error(error, files, data):
-    """One line for a `tf.data` error while reading `files` (what the user gave as
-    `data`): the corrupt shard and byte offset when TensorFlow's offset leads to one
-    (it names no file), TensorFlow's own words otherwise, and what to run next."""
+def shard_read_error(error, files, data, error_class=UnreadableDataError, then=""):
+    """The one-line `TtError` (an `error_class`) for a `tf.data` error while reading `files`
+    (what the caller gave as `data`): the corrupt shard and byte offset when TensorFlow's
+    offset leads to one (it names no file), TensorFlow's own words otherwise, with how to
+    check every shard; `then` continues the sentence (what became of the work)."""
     from tt_cli.data.lockstep import mismatch_message
 
     if mismatch_message(error):  # the data and an embedding folder disagree: not a corrupt shard
-        return mismatch_message(error)
+        return error_class(f"{mismatch_message(error)}{then}.")
     match = _BAD_RECORD_AT.search(error.message)
     corrupt = find_corrupt_record(files, int(match.group(1))) if match else None
     what = str(corrupt) if corrupt is not None else f"{data}: a shard cannot be read ({_tf_words(error.message)})"
-    return f"{what}; run `tt data inspect --verify {data}` to check every shard"
+    if tfds_catalog.is_tfds(data):  # TFDS's own files: `tt data inspect` reads shards only
+        return error_class(f"{what}{then}")
+    return error_class(f"{what}{then}", shards=data)
 
 
 def _tf_words(message):
@@ -70,11 +73,19 @@ def _tf_words(message):
     return message.strip()[:200]
 
 
-def resize(images, size):
+def resize(images, size, resizing=None):
     """Pixels [H, W, 3] or [B, H, W, 3] -> float32 in [0, 255] at `size`: area averaging
     when shrinking (alias-free, and twice as fast in the input pipeline as antialiased
-    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here."""
+    bilinear), bilinear when enlarging. Training, evaluation and exports all resize here.
+
+    `resizing`: the `keras.layers.Resizing` arguments of a KerasHub preset's image converter
+    (`models.PresetImageTower.resizing`: interpolation, antialias, crop or pad to the aspect
+    ratio) to resize as the preset does instead, for the towers of a run started from it."""
     images = tf.cast(images, tf.float32)
+    if resizing is not None:
+        import keras
+
+        return keras.layers.Resizing(size[0], size[1], dtype="float32", **resizing)(images)
     height, width = tf.shape(images)[-3], tf.shape(images)[-2]
     shrinking = tf.logical_and(height >= size[0], width >= size[1])
     return tf.cond(
@@ -147,8 +158,8 @@ def random_crop(image, seed, position):
     return tf.slice(image, begin, size)
 
 
-def decode_image(encoded, size, fits=None, crop=None):
-    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size`.
+def decode_image(encoded, size, fits=None, crop=None, resizing=None):
+    """Encoded JPEG/PNG -> uint8 RGB [H, W, 3] at `size` (resized as `resize` says).
 
     An image over schema.MAX_IMAGE_PIXELS is not decoded (it could exhaust memory):
     it comes out black, with a warning on stderr, so evaluation keeps its row order.
@@ -156,13 +167,14 @@ def decode_image(encoded, size, fits=None, crop=None):
     then read once per record). `crop(image)`: applied to the decoded image at its full
     resolution, before the resize (`random_crop` for augmentation).
     """
-    return decode_image_sizes(encoded, [size], fits, crop)[0]
+    return decode_image_sizes(encoded, [size], fits, crop, resizing)[0]
 
 
-def decode_image_sizes(encoded, sizes, fits=None, crop=None):
+def decode_image_sizes(encoded, sizes, fits=None, crop=None, resizing=None):
     """`decode_image` at each of `sizes` (a list), decoding the image once: the image
     tower and every third tower that runs online each take it at their own size.
-    `crop` applies to the first size's image only (the main tower's, with `--augment`)."""
+    `crop` applies to the first size's image only (the main tower's, with `--augment`);
+    `resizing` (see `resize`) to every size."""
 
     def decode():
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
@@ -170,7 +182,9 @@ def decode_image_sizes(encoded, sizes, fits=None, crop=None):
         sources = [crop(image) if crop is not None and i == 0 else image for i in range(len(sizes))]
         # A crop's shape is only known when it runs: say the resized one, which is fixed.
         return tuple(
-            tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(resize(source, size)), 0, 255), tf.uint8), [*size, 3])
+            tf.ensure_shape(
+                tf.cast(tf.clip_by_value(tf.round(resize(source, size, resizing)), 0, 255), tf.uint8), [*size, 3]
+            )
             for source, size in zip(sources, sizes)
         )
 
@@ -199,11 +213,17 @@ def first_record_features(files):
         raise InvalidValueError(f"{files[0]}: records are not tf.train.Example protos.")
 
 
-def check_features(files, need_h_embedding=False):
-    """Fails with one clear line when the first record lacks what training needs."""
-    present = first_record_features(files)
+def check_features(files, need_h_embedding=False, fields=None):
+    """Fails with one clear line when the first record lacks what training needs
+    (`fields`: the records are a TFDS dataset's, whose mapped fields are what it has)."""
+    present = first_record_features(files) if fields is None else set(fields.features)
     needed = set(schema.TRAINING_FEATURES) | ({schema.H_EMBEDDING} if need_h_embedding else set())
     missing = sorted(needed - present)
+    if missing and fields is not None:
+        raise InvalidValueError(
+            f"{files[0]}: this TFDS dataset has no {', '.join(missing)} for training",
+            remedy=("tfds_fields", "caption=FEATURE", "to name the feature that holds its captions"),
+        )
     if missing:
         raise UnreadableDataError(
             f"{files[0]}: records lack the feature(s) {', '.join(missing)}; make shards with `tt data convert`."
@@ -260,81 +280,88 @@ def train_dataset(
     batch_size,
     image_size,
     tokenizer,
-    h_image_size=None,
-    h_embedding_dim=None,
+    third_towers=(),
     seed=0,
     start_step=0,
     shuffle_buffer=10_000,
     input_context=None,
-    embeddings=(),
     augment=False,
+    fields=None,
+    resizing=None,
 ):
-    """Endless batches {"image", "tokens"[, "h_image" | "h_embedding"...]} for training.
+    """Endless batches {"image", "tokens"[, each third tower's input]} for training.
 
-    Third towers: `h_image_size` (pixels decoded at that size) or `h_embedding_dim` (the
-    shards' own precomputed `h_embedding`, of that width; the first tower's only); either
-    may be a list with one entry per tower (None where the tower's input comes otherwise):
-    tower k >= 1's input is `h_image_{k}` (`models.three_towers.tower_input_key`).
-    `embeddings`: (embedding shard of each of `files`, width) per embedding folder
-    (`lockstep.embedding_files`), read in lockstep with the shards; folder i is tower i's
-    input `h_embedding` / `h_embedding_{i}` (`schema.embedding_key`).
+    `third_towers`: a `third_towers.ThirdTower` per frozen third tower; each gets its input
+    under its own key (`ThirdTower.input_key`): pixels at its size when it runs online,
+    else its precomputed features, from the shards' own `h_embedding` or from its embeddings
+    folder, read in lockstep with the shards (`lockstep.read_aligned`); a text third tower
+    (`modality` "text") gets the caption the text tower reads, packed by its own preprocessor
+    (made here: each input pipeline makes its own).
 
     `batch_size` is the global batch. Under `distribute_datasets_from_function`, pass
     the `input_context`: each input pipeline (worker) reads its own shards and yields
     per-replica batches.
-    `augment`: "image" is a random resized crop (`random_crop`); "h_image", the frozen
-    tower's input, stays the whole image.
+    `augment`: "image" is a random resized crop (`random_crop`); a third tower's
+    pixels stay the whole image. `resizing`: how images are resized (`resize`).
+    `fields`: the records are a TFDS dataset's (`schema.record_fields`).
     """
-    from models.three_towers import tower_input_key
+    from models.pretrained_text_tower import text_preprocessor
     from tt_cli.data import lockstep
+    from tt_cli.data.third_towers import FOLDER, ONLINE, SHARDS, TEXT
 
-    towers = _tower_inputs(h_image_size, h_embedding_dim)
-    h_embedding_dim = towers[0][1] if towers else None
-    if any(dim for _, dim in towers[1:]):
+    text = [(tower.input_key, text_preprocessor(tower.preset)) for tower in third_towers if tower.modality == TEXT]
+    third_towers = [tower for tower in third_towers if tower.modality != TEXT]
+    online = [tower for tower in third_towers if tower.source == ONLINE]
+    in_shards = [tower for tower in third_towers if tower.source == SHARDS]
+    in_folders = [tower for tower in third_towers if tower.source == FOLDER]
+    if any(tower.index != 0 for tower in in_shards):
         raise InvalidValueError(
             "the shards hold the first third tower's embeddings only; the others run online "
             "or read theirs from an embeddings folder."
         )
-    paired = [list(files)] + [list(paths) for paths, _ in embeddings]
-    files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not embeddings else list(zip(*paired)))
-    read_file = (lambda paths: lockstep.read_aligned(paths, len(embeddings))) if embeddings else None
+    paired = [list(files)] + [list(tower.embedding_files) for tower in in_folders]
+    files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not in_folders else list(zip(*paired)))
+    read_file = (lambda paths: lockstep.read_aligned(paths, len(in_folders), fields)) if in_folders else None
     files_ds, per_pipeline_batch, records_per_step = pipeline_share(files_ds, len(files), batch_size, input_context)
     # The stream position seeds the caption choice. Resume: drop what earlier steps
     # consumed before paying for decoding it.
     records = positioned_records(
         files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file
     ).skip(start_step * records_per_step)
-    keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if h_embedding_dim else ())
+    h_embedding_dim = in_shards[0].embedding_dim if in_shards else None
+    keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if in_shards else ())
+    # Decoded once, resized for the image tower (cropped first with `augment`) and each
+    # online third tower, which always sees the whole image.
+    main = tuple(image_size)
+    h_sizes = list(dict.fromkeys(tuple(tower.image_size) for tower in online))
+    others = [size for size in h_sizes if augment or size != main]
 
     def parse(position, record):
-        serialized, embedded = record if embeddings else (record, ())
-        example = tf_schema.parse_example(serialized, keys, h_embedding_dim)
+        serialized, embedded = record if in_folders else (record, ())
+        example = tf_schema.parse_example(serialized, keys, h_embedding_dim, fields)
         texts = example[schema.TEXTS]
         pick = tf.random.stateless_uniform([], seed=[seed, position], maxval=tf.shape(texts)[0], dtype=tf.int32)
         # Too large to decode (black below): dropped by the filter further down.
         fits = fits_pixel_limit(example[schema.IMAGE])
-        # Decoded once, resized for the image tower (cropped first with `augment`) and each
-        # online third tower, which always sees the whole image.
-        main = tuple(image_size)
-        h_sizes = list(dict.fromkeys(tuple(size) for size, dim in towers if size is not None and not dim))
-        others = [size for size in h_sizes if augment or size != main]
         crop = (lambda image: random_crop(image, seed, position)) if augment else None
-        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop)
+        images = decode_image_sizes(example[schema.IMAGE], [main] + others, fits, crop, resizing)
         pixels = dict(zip(others, images[1:])) if augment else dict(zip([main] + others, images))
         out = {"image": images[0], "caption": texts[pick], "fits": fits}
-        for k, (size, dim) in enumerate(towers):
-            if dim:
-                out[tower_input_key("h_embedding", k)] = example[schema.H_EMBEDDING]
-            elif size is not None:
-                out[tower_input_key("h_image", k)] = pixels[tuple(size)]
-        for i, (embedding_record, (_, dim)) in enumerate(zip(embedded, embeddings)):
-            parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), dim)
-            out[schema.embedding_key(i)] = parsed[schema.H_EMBEDDING]
+        for tower in online:
+            out[tower.input_key] = pixels[tuple(tower.image_size)]
+        for tower in in_shards:
+            out[tower.input_key] = example[schema.H_EMBEDDING]
+        for tower, embedding_record in zip(in_folders, embedded):
+            parsed = tf_schema.parse_example(embedding_record, (schema.H_EMBEDDING,), tower.embedding_dim)
+            out[tower.input_key] = parsed[schema.H_EMBEDDING]
         return out
 
     def tokenize(batch):
         batch.pop("fits")
-        batch["tokens"] = tokenizer.tokenize(batch.pop("caption"))
+        caption = batch.pop("caption")
+        batch["tokens"] = tokenizer.tokenize(caption)
+        for key, preprocessor in text:
+            batch[key] = preprocessor(caption)
         return batch
 
     options = tf.data.Options()
@@ -353,31 +380,20 @@ def train_dataset(
     )
 
 
-def _tower_inputs(h_image_size, h_embedding_dim):
-    """[(image size or None, embedding width or None)] per third tower, from one value
-    (the first tower's) or a list of them per tower.
-
-    >>> _tower_inputs((224, 224), None), _tower_inputs([None, (32, 32)], [16, None])
-    ([((224, 224), None)], [(None, 16), ((32, 32), None)])
-    """
-    sizes = h_image_size if isinstance(h_image_size, list) else [h_image_size]
-    dims = h_embedding_dim if isinstance(h_embedding_dim, list) else [h_embedding_dim]
-    count = max(len(sizes), len(dims))
-    sizes, dims = sizes + [None] * (count - len(sizes)), dims + [None] * (count - len(dims))
-    towers = list(zip(sizes, dims))
-    return towers if any(size is not None or dim for size, dim in towers) else []
-
-
-def read_captions(files, limit=1_000_000, data=None):
+def read_captions(files, limit=1_000_000, data=None, fields=None):
     """Up to `limit` (None: all) captions (str) of the shard `files` (`data`, as the user
-    named them), for training a tokenizer; one clear line naming the shard when one is corrupt.
+    named them; `fields`: of a TFDS dataset), for training a tokenizer; one clear line naming
+    the shard when one is corrupt.
 
     `shard_reader.read_captions` is its TF-free twin (same signature, same words) for
     `tt data tokenizer`: a TensorFlow process cannot import the `tfrecord` package.
     """
     texts = (
         tf.data.TFRecordDataset(list(files), num_parallel_reads=AUTOTUNE)
-        .map(lambda s: tf_schema.parse_example(s, (schema.TEXTS,))[schema.TEXTS], num_parallel_calls=AUTOTUNE)
+        .map(
+            lambda s: tf_schema.parse_example(s, (schema.TEXTS,), fields=fields)[schema.TEXTS],
+            num_parallel_calls=AUTOTUNE,
+        )
         .unbatch()
         .take(-1 if limit is None else limit)
         .batch(4096)
@@ -386,4 +402,4 @@ def read_captions(files, limit=1_000_000, data=None):
         for batch in texts.as_numpy_iterator():
             yield from (t.decode("utf-8", "replace") for t in batch)
     except tf.errors.OpError as e:  # everything in this pipeline reads the shards
-        raise UnreadableDataError(describe_read_error(e, files, data or os.path.dirname(files[0])) + ".") from None
+        raise shard_read_error(e, files, data or os.path.dirname(files[0])) from None

@@ -36,7 +36,9 @@ def progress_bar(total, description, unit="rows"):
     with Progress(*columns, console=STDERR, transient=False) as progress:
         task = progress.add_task(description, total=total, rate="")
 
-        def advance(n=1):
+        def advance(n=1, description=None):
+            if description is not None:  # one bar for several steps (tt eval suite): say which
+                progress.update(task, description=description)
             progress.advance(task, n)
             speed = progress.tasks[task].speed
             if speed:

@@ -1,14 +1,16 @@
-"""TFRecord framing, read without TensorFlow and without the `tfrecord` package.
+"""TFRecord framing, written and read without TensorFlow and without the `tfrecord` package.
 
 A TFRecord is: length (uint64), masked CRC32C of the length, the data, masked
-CRC32C of the data. This module needs only `crc32c`, so both sides use it: the
-TF-free `tt data` commands read shards with `iter_records`, and the TensorFlow
-side calls `find_corrupt_record` to name the shard behind a `tf.data` error
-(TensorFlow reports only a byte offset, not the file).
+CRC32C of the data. This module needs only `crc32c`, so both sides use it: every
+shard tt writes is framed by `frame` (`shard_writer.ShardWriter`), the TF-free `tt data`
+commands read shards with `iter_records`, and the TensorFlow side calls
+`find_corrupt_record` to name the shard behind a `tf.data` error (TensorFlow reports
+only a byte offset, not the file).
 
 Example:
->>> for offset, data in iter_records("shard-00000-of-00001.tfrecord"):   # doctest: +SKIP
-...     print(offset, len(data))
+>>> framed = frame(b"an example")
+>>> len(framed) == HEADER_BYTES + len(b"an example") + FOOTER_BYTES, framed[12:22]
+(True, b'an example')
 """
 
 import os
@@ -33,6 +35,12 @@ def masked_crc(data):
     """The masked CRC32C TFRecord stores after the length and after the data."""
     crc = crc32c.crc32c(data)
     return struct.pack("<I", ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK) & 0xFFFFFFFF)
+
+
+def frame(record):
+    """The bytes of one TFRecord holding `record` (bytes), as TensorFlow writes it."""
+    length = struct.pack("<Q", len(record))
+    return length + masked_crc(length) + record + masked_crc(record)
 
 
 def _read_length(f, path, offset, size):
@@ -71,8 +79,12 @@ def iter_records(path, verify=False):
     Raises `CorruptRecord` at a bad length; `verify=True` also checks each data CRC
     (which costs a pass of CRC32C over every byte).
     """
-    size = storage.getsize(path)
-    with storage.open(path, "rb") as f:
+    try:
+        f = storage.open_regular(path)  # a FIFO swapped in for a checked shard is not waited on
+    except storage.NotARegularFile as e:
+        raise CorruptRecord(path, 0, str(e)) from None
+    with f:
+        size = storage.getsize(path)
         offset = 0
         while (length := _read_length(f, path, offset, size)) is not None:
             yield offset, _read_data(f, path, offset, length, verify)

@@ -24,6 +24,8 @@ import json
 import os
 
 from tt_cli import storage
+from tt_cli.data import tfds_catalog
+from tt_cli.data.shard_files import check_shard_files
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 
@@ -80,12 +82,6 @@ def build_embedding_example(protos, key, embedding):
     return serialize(protos.Example(features=protos.Features(feature=features)))
 
 
-def embedding_key(index):
-    """The batch key of the `index`-th embedding folder (pretrained tower) of a run:
-    `h_embedding`, then `h_embedding_1`, `h_embedding_2`, ..."""
-    return H_EMBEDDING if index == 0 else f"{H_EMBEDDING}_{index}"
-
-
 def serialize(example):
     """The bytes of an Example, its features in name order. Protobuf's default order of map
     entries varies from process to process; this makes equal Examples equal bytes, whichever
@@ -119,10 +115,17 @@ class DatasetInfo:
     # Set by `tt data embed`: {"pretrained": ..., "preprocessing": {...}, "dim": ...}
     h_embedding: dict = None
     shards: list = None  # file names, relative to the dataset directory
+    # Per shard of `shards`, as written: its records and its bytes (`shard_files` checks them).
+    shard_examples: list = None
+    shard_bytes: list = None
     # Set on an embedding folder of `tt data embed` (shards of (key, h_embedding) beside a
     # dataset, one per source shard, same names, same record order): the source dataset,
     # {"dataset": absolute path or glob, "num_examples": ..., "shards": [names]}.
     embeddings_of: dict = None
+    # A TFDS dataset read where it is (`tfds_source`): {"name", "config", "split", "version",
+    # "path" (its prepared folder)}, and how its records map onto the schema (`tfds_catalog.RecordFields`).
+    tfds: dict = None
+    fields: object = None
 
     def to_json(self):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -141,25 +144,46 @@ def read_info(directory):
         with storage.open(path) as f:
             raw = json.load(f)
         fields = {f.name for f in dataclasses.fields(DatasetInfo)}
-        return DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
+        info = DatasetInfo(**{k: v for k, v in raw.items() if k in fields})
     except (ValueError, TypeError) as e:
         raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} ({e}).")
+    counts = [info.num_examples, *(info.shard_examples or []), *(info.shard_bytes or [])]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise UnreadableDataError(f"{path}: not a valid {DATASET_JSON} (its counts must be whole numbers).")
+    return info
 
 
-def resolve_shards(path):
+def resolve_shards(path, tfds=None, check=True):
     """Returns (shard paths, DatasetInfo or None) for a dataset directory or a glob.
 
-    A directory must hold `dataset.json`; a glob or single file is taken as is.
+    A directory must hold `dataset.json`; a single file is taken as is, a path that does not
+    exist as a glob (`storage.expand`: an existing path is never read as a pattern). With
+    `check`, the shards must be intact regular files (`shard_files.check_shard_files`).
+    A TFDS dataset `tfds:NAME[/CONFIG]:SPLIT` gives its split's files, read where they are
+    (`tfds_source`; needs TensorFlow), under the data directory of `tfds`
+    (`tfds_catalog.TfdsOptions`).
     """
+    if tfds_catalog.is_tfds(path):
+        from tt_cli.data import tfds_source
+
+        return tfds_source.resolve(path, tfds)
     if storage.isdir(path):
         info = read_info(path)
-        names = info.shards or sorted(os.path.basename(p) for p in storage.glob(os.path.join(path, "*.tfrecord")))
+        names = info.shards or storage.names_ending(path, ".tfrecord")
         files = [os.path.join(path, n) for n in names]
-        missing = [f for f in files if not storage.isfile(f)]
+        missing = [f for f in files if not storage.lexists(f)]
         if missing:
             raise UnreadableDataError(f"{path}: shard {missing[0]} listed in {DATASET_JSON} is missing.")
     else:
-        files, info = sorted(storage.glob(path)), None
+        files, info = storage.expand(path), None
     if not files:
         raise UnreadableDataError(f"{path}: no TFRecord shards found.")
+    if check:
+        check_shard_files(files, info, path)
     return files, info
+
+
+def record_fields(info):
+    """How the records of the data `info` describes map onto the schema: None for shards
+    (the schema itself), a `tfds_catalog.RecordFields` for a TFDS dataset."""
+    return info.fields if info is not None else None

@@ -50,4 +50,4 @@ def read_captions(files, limit=1_000_000, data=None):
                     yield text.decode("utf-8", "replace")
         except CorruptRecord as e:
             data = data or os.path.dirname(files[0])
-            raise UnreadableDataError(f"{e}; run `tt data inspect --verify {data}` to check every shard.") from None
+            raise UnreadableDataError(str(e), shards=data) from None

@@ -1,21 +1,25 @@
-"""Writes TFRecord shards of `tf.train.Example` without TensorFlow.
+"""`ShardWriter`: the one writer of TFRecord files in tt, on both sides of the TF split.
 
-Uses the `tfrecord` package (never import this module next to TensorFlow: the
-two register the same protobuf names). A shard is written under a temporary
-name and renamed when complete, so a shard file that exists is a finished one.
-Records are built by `example_codec.encode_example`.
+It frames records with `records.frame` and writes them through `tt_cli.storage`, so it
+imports neither TensorFlow nor the `tfrecord` package: `tt data convert` (records from
+`example_codec`), the shards the demo and tests write (`tf_shards`, records from
+`tf_schema`) and `tt data embed` all use it. A shard is written under a temporary name
+and renamed when complete, so a shard file that exists is a finished one.
 
 Example:
->>> with ShardWriter("/tmp/shard-00000-of-00001.tfrecord") as w:   # doctest: +SKIP
-...     w.write(encode_example(image=jpeg, texts=["a cat"], key="cat.jpg"))
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "shard-00000-of-00001.tfrecord")
+>>> with ShardWriter(path) as writer:
+...     writer.write(b"a serialized tf.train.Example")
+>>> writer.count, os.path.getsize(path)
+(1, 45)
 """
 
 import os
-import struct
-
-from tfrecord.writer import TFRecordWriter
 
 from tt_cli import storage
+from tt_cli.data.records import frame
+from tt_cli.ownership import ContentStamp
 
 
 class ShardWriter:
@@ -25,14 +29,12 @@ class ShardWriter:
         self.path = path
         self._file = storage.open(path + ".tmp", "wb")
         self.count = 0
+        self.content = ContentStamp()  # the shard's hash for tt's manifest, taken as the bytes go out
 
     def write(self, record):
-        # The framing of TFRecordWriter.write, which takes a dict; records here are already serialized.
-        length = struct.pack("<Q", len(record))
-        self._file.write(length)
-        self._file.write(TFRecordWriter.masked_crc(length))
-        self._file.write(record)
-        self._file.write(TFRecordWriter.masked_crc(record))
+        framed = frame(record)
+        self._file.write(framed)
+        self.content.update(framed)
         self.count += 1
 
     def close(self):

@@ -7,13 +7,18 @@ decode them. Formats:
 
 - CSV / TSV: a header row; image path and caption columns (names settable,
   auto-detected from common names). Several rows naming the same image give it
-  several captions, unless a key column makes each row its own example.
+  several captions, unless a key column makes each row its own example. A row is
+  one line with as many cells as the header (`_csv_records`).
 - JSON Lines: `image`, `caption` or `captions`, optional `label` (int or
   string), optional `key` (else the image path).
 - Image folder tree `ROOT/<class>/<image>`: a labelled set; the class names are
   the sorted sub-folder names and each image's caption is its class name.
 - WebDataset tars: `key.jpg|jpeg|png|webp` with `key.txt` or `key.json`
-  (`caption`/`captions`/`text`), optional `key.cls` (an integer label).
+  (`caption`/`captions`/`text`), optional `key.cls` (an integer label). A
+  truncated or damaged tar keeps the samples before the damage (`_tar_groups`).
+
+Labels are all or nothing per source (`_finish_labels`): a source is labelled when
+more than half of its rows carry one.
 
 Relative image paths resolve against the folder of the source file. A source
 path that exists is taken literally, even with `[`, `?` or `*` in its name;
@@ -30,6 +35,7 @@ Example:
 ('cat.jpg', ['a photo of a cat'])
 """
 
+import collections
 import csv
 import dataclasses
 import glob
@@ -70,6 +76,7 @@ class Listing:
     class_names: list = None
     labelled: bool = False
     ignored_files: int = 0  # non-image files in a folder tree or tar
+    labels_ignored: int = 0  # labels of the few labelled rows of a source that is not labelled (`_finish_labels`)
 
 
 def reject_record(position, key, origin, rejection, image=None):
@@ -157,25 +164,77 @@ class _LineTooLong(Exception):
     pass
 
 
-class _CsvLines:
-    """The lines of a CSV/TSV file for `csv.reader`, counted, each bounded by MAX_ROW_BYTES.
+def _csv_records(f, delimiter, quoting):
+    """Yields (first line, last line, cells or `Rejection`) for the records of a CSV/TSV file.
 
-    An over-long line raises `_LineTooLong` out of the reader; unlike a generator, this
-    iterator can go on afterwards, so the next line is read as usual.
+    A row is one line. A quoted cell may hold the separator and doubled quotes, but a cell
+    that runs onto the next line is not taken: to a parser, an unterminated quote and a
+    caption with a line break look alike until some later quote happens to close the cell,
+    and by then the rows in between have been swallowed into it. So a quote that is never
+    closed rejects its own line only (the next lines are read as rows again), and a quoted
+    cell that does close on a later line rejects the lines it spans as one row. Every line
+    is bounded by MAX_ROW_BYTES, and so is what one record may read ahead.
     """
+    lines = _bounded_lines(f, validate.MAX_ROW_BYTES, ("\n", "\r"))
+    replay = collections.deque()  # lines read ahead for a record that did not close, read again
 
-    def __init__(self, f):
-        self._lines = _bounded_lines(f, validate.MAX_ROW_BYTES, ("\n", "\r"))
-        self.number = 0  # physical lines read so far
+    def next_line():
+        return replay.popleft() if replay else next(lines, None)
 
-    def __iter__(self):
-        return self
+    def parse(texts):
+        return next(csv.reader(texts, delimiter=delimiter, quoting=quoting, strict=True))
 
-    def __next__(self):
-        self.number, line = next(self._lines)
-        if line is None:
-            raise _LineTooLong()
-        return line
+    while (line := next_line()) is not None:
+        number, text = line
+        if text is None:
+            yield number, number, _too_long()
+            continue
+        try:
+            cells = parse([text])
+        except StopIteration:  # a blank line
+            continue
+        except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                yield number, number, validate.Rejection(validate.FIELD_TOO_LARGE, f"line {number}: {e}")
+                continue
+            if quoting == csv.QUOTE_NONE or str(e) != "unexpected end of data":
+                yield number, number, validate.Rejection(validate.BAD_ROW, f"line {number}: {e}")
+                continue
+            cells = _quoted_over_lines(line, next_line, parse, replay)
+            yield number, cells[0], cells[1]
+            continue
+        if cells:
+            yield number, number, cells
+
+
+def _quoted_over_lines(line, next_line, parse, replay):
+    """(last line, `Rejection`) for a record whose quoted cell is still open at the end of `line`."""
+    number, text = line
+    taken, size = [], len(text)
+
+    def ahead():
+        nonlocal size
+        yield text
+        while (following := next_line()) is not None:
+            taken.append(following)
+            size += len(following[1] or "")
+            if following[1] is None or size > validate.MAX_ROW_BYTES:
+                raise _LineTooLong()
+            yield following[1]
+
+    try:
+        parse(ahead())
+    except (csv.Error, _LineTooLong, StopIteration):
+        replay.extendleft(reversed(taken))  # never closed: the lines after it are rows of their own
+        detail = f"line {number}: a quoted cell is not closed on its line (an unterminated quote?)"
+        return number, validate.Rejection(validate.BAD_ROW, detail)
+    last = taken[-1][0]
+    detail = f"lines {number}-{last}: a quoted cell spans {last - number + 1} lines; a row must be one line"
+    return last, validate.Rejection(validate.BAD_ROW, detail)
+
+
+def _too_long():
+    return validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} characters")
 
 
 def _resolve(path, base_dir):
@@ -188,34 +247,48 @@ def _resolve(path, base_dir):
 
 
 def _label_map(raw_labels):
-    """Maps raw labels (ints or strings) to ids; returns (ids, class_names or None)."""
+    """Maps raw labels (ints or strings) to ids; returns (ids, class_names or None).
+
+    Integers are class ids when every label is one; otherwise every label is a class name
+    (an integer among names is the name "3"), so no label is ever lost or stops a source.
+    """
     present = [v for v in raw_labels if v is not None]
-    if not present:
+    if all(isinstance(v, int) for v in present):
         return raw_labels, None
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return raw_labels, None
-    if all(isinstance(v, str) for v in present):
-        names = sorted(set(present))
-        index = {n: i for i, n in enumerate(names)}
-        return [None if v is None else index[v] for v in raw_labels], names
-    raise InvalidValueError("labels mix integers and strings; use one kind for every row.")
+    names = sorted({str(v) for v in present})
+    index = {n: i for i, n in enumerate(names)}
+    return [None if v is None else index[str(v)] for v in raw_labels], names
 
 
 def _parse_label(value):
-    """CSV cells are strings: an integer-looking label becomes an int."""
+    """CSV cells and `.cls` members are text: one that is an integer as written becomes an int
+    ("007" and "+3" stay names)."""
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         return value
+    return number if str(number) == value else value
 
 
 def _finish_labels(collector, raw_labels, listing):
-    """Applies the label mapping; rows without a label in a labelled set are rejected."""
-    ids, names = _label_map(raw_labels)
-    if all(v is None for v in raw_labels):
+    """Makes a source labelled or not, as a whole.
+
+    A source is labelled when more than half of its rows carry a label: a row without one
+    is then rejected (`missing_label`), and the rest get class ids. Otherwise no row gets a
+    label and the few labels present are counted (`listing.labels_ignored`), so that a stray
+    label never turns a caption set into a classification set that rejects every other row.
+    """
+    labelled = sum(label is not None for label in raw_labels)
+    if not labelled:
         return
+    if labelled * 2 <= len(raw_labels):
+        listing.labels_ignored = labelled
+        for row in collector.rows:
+            row.label = None
+        return
+    ids, names = _label_map(raw_labels)
     listing.labelled, listing.class_names = True, names
     kept = []
     for row, label in zip(collector.rows, ids):
@@ -231,56 +304,62 @@ def _finish_labels(collector, raw_labels, listing):
 
 def list_csv(path, delimiter, image_column=None, caption_column=None, key_column=None, label_column=None):
     base = storage.dirname(path)
+    name = os.path.basename(path)
     # utf-8-sig drops a byte-order mark before the header. surrogateescape keeps invalid
     # UTF-8 bytes, so one bad cell rejects one row. TSV is not quoted CSV: a cell that
-    # starts with `"` is text, not the start of a field spanning later lines.
+    # starts with `"` is text, not the start of a quoted cell.
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     with storage.open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        lines = _CsvLines(f)
-        reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
-        try:
-            header = reader.fieldnames
-        except (csv.Error, _LineTooLong) as e:
-            raise InvalidValueError(f"{path}: the header line cannot be read ({e or 'longer than the row limit'}).")
-        if not header:
+        records = _csv_records(f, delimiter, quoting)
+        first, _, header = next(records, (None, None, None))
+        if header is None:
             raise UnreadableDataError(
                 f"{path}: the file is empty; a {'CSV' if delimiter == ',' else 'TSV'} "
                 "source needs a header line and one line per row."
             )
-        header = [validate.printable(name) for name in header]
-        reader.fieldnames = header
+        if isinstance(header, validate.Rejection):
+            raise InvalidValueError(f"{path}: the header line (line {first}) cannot be read ({header.detail}).")
+        header = [validate.printable(cell) for cell in header]
         image_col, caption_col = _csv_columns(path, header, image_column, caption_column, key_column, label_column)
         collector, raw_labels, by_image = _Collector(), [], {}
-        while True:
-            origin = f"{os.path.basename(path)}:{lines.number + 1}"  # a record's first line
-            try:
-                record = _next_csv_record(reader, lines)
-            except StopIteration:
-                break
-            if isinstance(record, validate.Rejection):
-                collector.reject("", origin, record)
+        for number, _, cells in records:
+            origin = f"{name}:{number}"  # a record's first line
+            if isinstance(cells, validate.Rejection):
+                collector.reject("", origin, cells)
                 continue
-            image_cell = (record.get(image_col) or "").strip()
-            key = record.get(key_column) if key_column else image_cell
-            if not image_cell or None in record.values() or key is None:
-                collector.reject(key or "", origin, validate.Rejection(validate.BAD_ROW, "missing cells"))
+            if len(cells) != len(header):
+                why = "an unquoted separator in a cell?" if len(cells) > len(header) else "cells missing"
+                count = validate.Rejection(
+                    validate.BAD_ROW, f"line {number}: {len(cells)} cells, the header has {len(header)} ({why})"
+                )
+                collector.reject("", origin, count)
+                continue
+            record = dict(zip(header, cells))
+            image_cell = record[image_col].strip()
+            key = record[key_column] if key_column else image_cell
+            if not image_cell:
+                collector.reject(key, origin, validate.Rejection(validate.BAD_ROW, "no image path"))
                 continue
             image = _resolve(image_cell, base)
-            label = _parse_label(record.get(label_column)) if label_column else None
+            label = _parse_label(record[label_column]) if label_column else None
             if not key_column and key in by_image:
-                # Another caption of an image already listed.
-                row = by_image[key]
-                checked = caption(record.get(caption_col))
+                # Another caption of an image already listed: merged into its row.
+                row, row_label = by_image[key]
+                checked = caption(record[caption_col])
                 if isinstance(checked, validate.Rejection):
                     collector.reject(key, origin, checked, image)
+                elif label != row_label:
+                    why = f"label {validate.printable(str(label))!r}, but an earlier line of this image has "
+                    conflict = validate.Rejection(validate.BAD_LABEL, why + repr(validate.printable(str(row_label))))
+                    collector.reject(key, origin, conflict, image)
                 else:
                     row.captions.append(checked[0])
                     row.caption_truncated = row.caption_truncated or checked[1]
                     collector.position += 1  # a caption row, merged into its image's row
                 continue
-            row = collector.add(key, origin, image, [record.get(caption_col)], label, path_text=image_cell)
+            row = collector.add(key, origin, image, [record[caption_col]], label, path_text=image_cell)
             if row is not None:
-                by_image[key] = row
+                by_image[key] = (row, label)
                 raw_labels.append(label)
     if not collector.rows and not collector.rejects:
         raise UnreadableDataError(f"{path}: a header line but no rows.")
@@ -288,21 +367,6 @@ def list_csv(path, delimiter, image_column=None, caption_column=None, key_column
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
-
-
-def _next_csv_record(reader, lines):
-    """The next record as a dict, or a `Rejection` for a line that cannot be read.
-
-    The csv module raises in the middle of iterating (a field over `csv.field_size_limit()`);
-    its reader starts afresh at the next line, so only that line is lost.
-    """
-    try:
-        return next(reader)
-    except _LineTooLong:
-        return validate.Rejection(validate.ROW_TOO_LARGE, f"line over {validate.MAX_ROW_BYTES:,} characters")
-    except csv.Error as e:
-        reason = validate.FIELD_TOO_LARGE if "field limit" in str(e) else validate.BAD_ROW
-        return validate.Rejection(reason, f"line {lines.number}: {e}")
 
 
 def _csv_columns(path, header, image_column, caption_column, key_column, label_column):
@@ -343,8 +407,8 @@ def list_jsonl(path):
             try:
                 # Invalid UTF-8 survives as surrogates and rejects only its caption's row.
                 record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
-            except ValueError as e:
-                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, f"not JSON: {e}"))
+            except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
+                collector.reject("", origin, validate.Rejection(validate.BAD_ROW, f"not JSON: {str(e)[:200]}"))
                 continue
             if not isinstance(record, dict) or not isinstance(record.get("image"), str):
                 collector.reject("", origin, validate.Rejection(validate.BAD_ROW, 'no "image" string'))
@@ -438,7 +502,7 @@ def _wds_captions(data):
         return [raw]
     try:
         record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(record, str):
         return [record]
@@ -452,69 +516,127 @@ def _wds_captions(data):
 
 def list_wds(source):
     collector, ignored, raw_labels = _Collector(), 0, []
-    for tar_path in _tar_paths(source):
+    paths = _tar_paths(source)
+    for tar_path in paths:
         tar_path = storage.abspath(tar_path)
-        try:
-            with (
-                storage.open(tar_path, "rb") as stream,
-                tarfile.open(fileobj=stream, mode="r:") as tar,
-                storage.open(tar_path, "rb") as raw,
-            ):
-                groups = {}  # key -> {ext: member}, in tar order
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    directory, base = os.path.split(member.name)
-                    if "." not in base or base.startswith("."):
-                        ignored += 1
-                        continue
-                    stem, ext = base.split(".", 1)
-                    groups.setdefault(os.path.join(directory, stem), {})[ext.lower()] = member
+        name = os.path.basename(tar_path)
+        with storage.open(tar_path, "rb") as raw:
+            try:
+                groups, skipped, damage = _tar_groups(tar_path, raw)
+            except InvalidValueError as e:
+                if len(paths) == 1:  # the one file named is not a tar: say so
+                    raise
+                collector.reject("", name, validate.Rejection(validate.BAD_TAR, str(e)))  # one of many
+                continue
+            ignored += skipped
 
-                def read(member):
-                    raw.seek(member.offset_data)
-                    return raw.read(member.size)
+            def read(member):
+                raw.seek(member.offset_data)
+                return raw.read(member.size)
 
-                def too_large(member):
-                    return member is not None and member.size > validate.MAX_ROW_BYTES
-
-                for key, members in groups.items():
-                    origin = f"{os.path.basename(tar_path)}:{key}"
-                    image_ext = next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
-                    if any(too_large(members.get(ext)) for ext in ("txt", "json", "cls")):
-                        too_long = validate.Rejection(
-                            validate.ROW_TOO_LARGE, f"text member over {validate.MAX_ROW_BYTES:,} bytes"
-                        )
-                        collector.reject(key, origin, too_long)
-                        continue
-                    text = (
-                        ("txt", read(members["txt"]))
-                        if "txt" in members
-                        else (("json", read(members["json"])) if "json" in members else None)
+            for i, (key, members) in enumerate(groups):
+                origin = f"{name}:{key}"
+                if damage is not None and i == len(groups) - 1:
+                    # The sample where the tar stops may be cut or incomplete: said here, with why.
+                    collector.reject(key, origin, damage)
+                    continue
+                image_ext = next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
+                if any(m.size > validate.MAX_ROW_BYTES for e, m in members.items() if e in ("txt", "json", "cls")):
+                    too_long = validate.Rejection(
+                        validate.ROW_TOO_LARGE, f"text member over {validate.MAX_ROW_BYTES:,} bytes"
                     )
-                    ignored += len(set(members) - {image_ext, "txt", "json", "cls"})
-                    if image_ext is None:
-                        no_image = validate.Rejection(validate.MISSING_FILE, "no image in this key's group")
-                        collector.reject(key, origin, no_image)
-                        continue
-                    member = members[image_ext]
-                    image = (tar_path, member.offset_data, member.size)
-                    captions = _wds_captions(text)
-                    if captions is None:
-                        no_text = validate.Rejection(validate.BAD_ROW, "no .txt or readable .json caption")
-                        collector.reject(key, origin, no_text, image)
-                        continue
-                    label = None
-                    if "cls" in members:
-                        label = _parse_label(read(members["cls"]).decode("utf-8", "replace").strip())
-                    if collector.add(key, origin, image, captions, label) is not None:
-                        raw_labels.append(label)
-        except tarfile.ReadError as e:
-            raise InvalidValueError(f"{tar_path}: not an uncompressed tar file ({e}).")
+                    collector.reject(key, origin, too_long)
+                    continue
+                text = (
+                    ("txt", read(members["txt"]))
+                    if "txt" in members
+                    else (("json", read(members["json"])) if "json" in members else None)
+                )
+                ignored += len(set(members) - {image_ext, "txt", "json", "cls"})
+                if image_ext is None:
+                    no_image = validate.Rejection(validate.MISSING_FILE, "no image in this key's group")
+                    collector.reject(key, origin, no_image)
+                    continue
+                member = members[image_ext]
+                image = (tar_path, member.offset_data, member.size)
+                captions = _wds_captions(text)
+                if captions is None:
+                    no_text = validate.Rejection(validate.BAD_ROW, "no .txt or readable .json caption")
+                    collector.reject(key, origin, no_text, image)
+                    continue
+                label = None
+                if "cls" in members:
+                    label = _parse_label(read(members["cls"]).decode("utf-8", "surrogateescape").strip())
+                if collector.add(key, origin, image, captions, label) is not None:
+                    raw_labels.append(label)
+            if damage is not None and not groups:
+                collector.reject("", name, damage)
     listing = Listing("wds", storage.abspath(source), [], [], ignored_files=ignored)
     _finish_labels(collector, raw_labels, listing)
     listing.rows, listing.rejects = collector.rows, collector.rejects
     return listing
+
+
+def _tar_groups(tar_path, raw):
+    """([(key, {extension: member})] in tar order, files ignored, `Rejection` or None) of one tar.
+
+    A sample is the members of one key; a member whose extension its key's sample already
+    has starts a second sample of that key, which the collector rejects (`duplicate_key`)
+    rather than letting the later member silently replace the earlier. A tar that ends
+    before its end-of-archive blocks (truncated), or at a header that cannot be read, keeps
+    the samples before that point; the `Rejection` says where and why it stopped.
+    """
+    size = storage.getsize(tar_path)
+    groups, latest, ignored, last, error = [], {}, 0, None, None
+    try:
+        tar = tarfile.open(fileobj=raw, mode="r:")
+    except tarfile.ReadError as e:
+        raise InvalidValueError(f"{tar_path}: not an uncompressed tar file ({e}).")
+    try:
+        for member in tar:
+            last = member
+            if not member.isfile():
+                continue
+            directory, base = os.path.split(member.name)
+            if "." not in base or base.startswith("."):
+                ignored += 1
+                continue
+            stem, ext = base.split(".", 1)
+            key, ext = os.path.join(directory, stem), ext.lower()
+            if key not in latest or ext in latest[key]:
+                latest[key] = {}
+                groups.append((key, latest[key]))
+            latest[key][ext] = member
+    except (tarfile.TarError, EOFError) as e:
+        error = e
+    return groups, ignored, _tar_damage(raw, size, last, error)
+
+
+def _tar_damage(raw, size, last, error):
+    """None when the tar ends with its end-of-archive block after `last` (its last member),
+    else a `Rejection`: `truncated_tar` when the file ends early, `bad_tar` for a bad header."""
+    needed = 0 if last is None else last.offset_data + last.size
+    after = f", after {last.name}," if last is not None else ""
+    if needed > size:
+        detail = f"the tar is truncated: it ends inside {last.name} at byte {size:,} of {needed:,}"
+        return validate.Rejection(validate.TRUNCATED_TAR, detail)
+    end = -(-needed // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    raw.seek(end)
+    block = raw.read(tarfile.BLOCKSIZE)
+    if len(block) < tarfile.BLOCKSIZE:
+        detail = (
+            f"the tar is truncated: it ends at byte {size:,}{after} without its end-of-archive block; "
+            "this sample may be incomplete and any later samples are missing"
+        )
+        return validate.Rejection(validate.TRUNCATED_TAR, detail)
+    if error is not None or block.count(0) != tarfile.BLOCKSIZE:
+        why = f" ({error})" if error is not None else ""
+        detail = (
+            f"the header at byte {end:,}{after} cannot be read{why}; "
+            "this sample may be incomplete and the samples after it are lost"
+        )
+        return validate.Rejection(validate.BAD_TAR, detail)
+    return None
 
 
 def detect_format(source):

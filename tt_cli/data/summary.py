@@ -30,6 +30,16 @@ def print_convert_report(report):
     if report.get("ignored_files"):
         table.add_row("non-image files ignored", f"{report['ignored_files']:,}")
     STDOUT.print(table)
+    if report.get("labels_ignored"):
+        STDOUT.print(
+            f"[yellow]note:[/] {report['labels_ignored']:,} label(s) ignored: at most half of the rows carry "
+            "one, so the source is not a labelled set."
+        )
+    if report.get("source_changed") and not report.get("already_complete"):
+        STDOUT.print(
+            f"[yellow]note:[/] {report['source_changed']} shard(s) converted again: their image files changed "
+            "(size or modification time) since the earlier conversion."
+        )
     resumed = report.get("shards_resumed", 0)
     STDOUT.print(
         f"{report['num_shards']} shard(s)"
@@ -96,8 +106,17 @@ def print_inspect_summary(summary):
         STDOUT.print(samples)
     for warning in summary["warnings"]:
         STDOUT.print(f"[yellow]warning:[/] {warning}")
-    if summary["verified"] and not summary["corrupt"]:
-        STDOUT.print("[green]verified[/]: every record's CRC checks out.")
+    for problem in summary["damaged"]:
+        STDOUT.print(f"[red]damaged:[/] {problem}")
+    if summary["verified"] and not summary["corrupt"] and not summary["undecodable"]:
+        STDOUT.print("[green]verified[/]: every record's CRC checks out and every image decodes.")
+    if summary["undecodable"]:
+        table = Table(title="[red]images training cannot decode")
+        for column in ("file", "key", "problem"):
+            table.add_column(column, overflow="fold")
+        for row in summary["undecodable"][:20]:
+            table.add_row(row["file"], row["key"], row["why"])
+        STDOUT.print(table)
     if summary["corrupt"]:
         corrupt = Table(title="[red]corrupt records")
         for column in ("file", "byte offset", "problem"):

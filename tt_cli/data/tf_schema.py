@@ -34,14 +34,57 @@ def feature_spec(keys, h_embedding_dim=None):
     return {key: specs[key] for key in keys}
 
 
-def parse_example(serialized, keys, h_embedding_dim=None):
+def parse_example(serialized, keys, h_embedding_dim=None, fields=None):
     """One serialized Example -> {key: tensor} for `keys`: "image" the encoded bytes,
     "texts" a 1-D string tensor of the captions, "key" a string, "label" an int64,
-    "h_embedding" float32 [h_embedding_dim]."""
+    "h_embedding" float32 [h_embedding_dim].
+
+    `fields` (a `tfds_catalog.RecordFields`): the record is a TFDS dataset's, whose features
+    hold tt's fields under their own names and types; it parses to the same tensors."""
+    if fields is not None:
+        return _parse_mapped(serialized, keys, fields)
     parsed = tf.io.parse_single_example(serialized, feature_spec(keys, h_embedding_dim))
     if schema.TEXTS in parsed:
         parsed[schema.TEXTS] = parsed[schema.TEXTS].values
     return parsed
+
+
+_DTYPES = {"string": tf.string, "int64": tf.int64}
+
+
+def _parse_mapped(serialized, keys, fields):
+    """`parse_example` of a record whose features `fields` maps onto tt's keys. A field the
+    source lacks reads as absent would from a shard: no texts, label NO_LABEL, key ""."""
+    if schema.H_EMBEDDING in keys:
+        raise ValueError("a TFDS record holds no h_embedding; embeddings come from an embeddings folder")
+    specs = {}
+    for key in keys:
+        if fields.has(key):
+            name, dtype = fields.features[key]
+            # Texts: one text or a sequence of them; the others one value (a default when missing).
+            specs[name] = (
+                tf.io.VarLenFeature(tf.string)
+                if key == schema.TEXTS
+                else tf.io.FixedLenFeature([], _DTYPES[dtype], default_value="" if dtype == "string" else -1)
+            )
+    parsed = tf.io.parse_single_example(serialized, specs)
+    out = {}
+    for key in keys:
+        if not fields.has(key):
+            empty = {schema.TEXTS: tf.constant([], tf.string), schema.LABEL: tf.constant(schema.NO_LABEL, tf.int64)}
+            out[key] = empty.get(key, tf.constant(""))
+            continue
+        value = parsed[fields.features[key][0]]
+        if key == schema.TEXTS:
+            value = value.values
+        elif key == schema.KEY and value.dtype != tf.string:
+            value = tf.strings.as_string(value)
+        elif key == schema.LABEL and fields.label_map is not None:
+            label_map = tf.constant(fields.label_map, tf.int64)
+            inside = tf.logical_and(value >= 0, value < len(fields.label_map))
+            value = tf.where(inside, tf.gather(label_map, tf.clip_by_value(value, 0, len(fields.label_map) - 1)), -1)
+        out[key] = value
+    return out
 
 
 def example_bytes(image, texts, key, label=None, h_embedding=None):

@@ -1,21 +1,19 @@
-"""SentencePiece tokenizer: trained on captions in Python, run in TensorFlow.
+"""SentencePiece training: tt's tokenizer model, trained on captions, without TensorFlow.
 
-`train_sentencepiece` needs only the `sentencepiece` package (no TensorFlow), so
-`tt data tokenizer` and `tt train` share it. `TextTokenizer` wraps the trained
-model in `tensorflow_text.SentencepieceTokenizer` inside a `tf.Module`: it runs
-inside `tf.data` `.map` and is tracked by an exported SavedModel, so the model
-bytes travel with the export. The class is built on first access, so importing
-this module does not import TensorFlow.
+`train_sentencepiece` needs only the `sentencepiece` package, so the TF-free `tt data
+tokenizer` and `tt train` share it; `check_sentencepiece_file` refuses a file that is not
+a model before TensorFlow meets it. `text_tokenizer.TextTokenizer` runs the trained
+model in TensorFlow.
 
 Ids follow the text tower's convention (`models.tokens`: 0 = padding, 1 = unknown,
-2 = end of sequence (EOS); no BOS). Every tokenized caption ends with EOS (the text
-tower pools there), truncated to `max_len - 1` pieces first so that the EOS always fits.
+2 = end of sequence (EOS); no BOS).
 
 Example:
->>> n = train_sentencepiece(["a photo of a cat", "a dog"] * 50, "/tmp/tok.model", 64)
->>> tok = TextTokenizer("/tmp/tok.model", max_len=8)   # doctest: +SKIP
->>> tok.tokenize(tf.constant(["a cat"])).shape          # doctest: +SKIP
-TensorShape([1, 8])
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "tokenizer.model")
+>>> train_sentencepiece(["a photo of a cat", "a dog"] * 50, path, 64, on_warning=print)
+vocabulary size 64 is too large for 100 captions; capped at 14.
+14
 """
 
 import importlib.util
@@ -48,11 +46,6 @@ _tokens = _import_keras_free("models.tokens")
 PAD_ID, UNK_ID, EOS_ID = _tokens.PAD_ID, _tokens.UNK_ID, _tokens.EOS_ID
 # The smallest vocabulary SentencePiece accepts: the three special pieces and one character.
 MIN_VOCAB_SIZE = 4
-
-# `tokenize` looks at most this many characters per output position: the first
-# `max_len - 1` pieces of any real caption lie within `max_len * 16` characters, and a
-# runaway caption (convert cuts them, other shards may not) costs no more than a short one.
-CHARS_PER_TOKEN_BOUND = 16
 
 # SentencePiece reads at most this many captions (a seeded random sample beyond
 # it): the piece inventory settles long before, and training memory stays bounded.
@@ -155,74 +148,3 @@ def check_sentencepiece_file(path):
         pieces = 0
     if not pieces:
         raise UnreadableDataError(f"{path}: not a SentencePiece model; make one with `tt data tokenizer`.")
-
-
-def _make_text_tokenizer_class():
-    # Built on first use so that importing this module never imports TensorFlow.
-    import tensorflow as tf
-    import tensorflow_text as tf_text
-
-    class TextTokenizer(tf.Module):
-        """A `tf.Module` that turns caption strings into fixed-length token ids.
-
-        Args:
-          model_path_or_bytes: a `.model` file path or the serialized model bytes.
-          max_len: output length L: at most L-1 pieces, then EOS (2), then padding (0).
-
-        Works inside `tf.data` `.map`; saved inside a SavedModel it carries its
-        SentencePiece model with it (the loader must `import tensorflow_text`).
-        """
-
-        def __init__(self, model_path_or_bytes, max_len, name="text_tokenizer"):
-            super().__init__(name=name)
-            if isinstance(model_path_or_bytes, (bytes, bytearray)):
-                model = bytes(model_path_or_bytes)
-            else:
-                path = os.fspath(model_path_or_bytes)
-                if not storage.isfile(path):
-                    raise InvalidValueError(f"{path}: no tokenizer model here.")
-                model = storage.read_bytes(path)
-            if max_len < 2:
-                raise InvalidValueError(f"max_len must be at least 2 (one piece and EOS), got {max_len}.")
-            self._model_bytes = model
-            self.max_len = int(max_len)
-            self.sentencepiece = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
-            import sentencepiece as spm
-
-            # Read in Python, so construction works in graph mode too.
-            self._vocab_size = spm.SentencePieceProcessor(model_proto=model).vocab_size()
-
-        @property
-        def vocab_size(self):
-            return self._vocab_size
-
-        @property
-        def model_bytes(self):
-            return self._model_bytes
-
-        def tokenize(self, strings):
-            """Tokenizes a string tensor of shape [B] or []; returns int32 [B, L] or [L]."""
-            strings = tf.convert_to_tensor(strings, dtype=tf.string)
-            scalar = strings.shape.rank == 0
-            batch = tf.reshape(strings, [-1])
-            # Cut on a character boundary before SentencePiece, so that its cost does not
-            # grow with the caption's length (the pieces past max_len - 1 are dropped anyway).
-            batch = tf.strings.substr(batch, 0, self.max_len * CHARS_PER_TOKEN_BOUND, unit="UTF8_CHAR")
-            pieces = self.sentencepiece.tokenize(batch)[:, : self.max_len - 1]
-            eos = tf.fill([tf.shape(batch)[0], 1], tf.constant(EOS_ID, tf.int32))
-            ids = tf.concat([pieces, eos], axis=1)
-            dense = ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_len])
-            return dense[0] if scalar else dense
-
-    TextTokenizer.__module__ = __name__
-    return TextTokenizer
-
-
-def __getattr__(name):
-    # PEP 562: `from tt_cli.data.tokenizer import TextTokenizer` builds the class
-    # (and imports TensorFlow) only when TF-side code asks for it.
-    if name == "TextTokenizer":
-        cls = _make_text_tokenizer_class()
-        globals()["TextTokenizer"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,9 @@
 """Checks one image and one caption the way `tt data convert` needs.
 
 Every image is decoded once with Pillow. A readable RGB JPEG or 8-bit PNG that
-fits `max_size` is kept byte for byte; anything else (CMYK, grayscale, palette,
-alpha, 16-bit, WebP/GIF/BMP/TIFF, or too large) is converted to 8-bit RGB and
+fits `max_size` and is upright is kept byte for byte; anything else (an EXIF
+orientation other than upright, CMYK, grayscale, palette, alpha, 16-bit,
+WebP/GIF/BMP/TIFF, or too large) is turned upright, converted to 8-bit RGB and
 re-encoded. Problems come back as a `Rejection` with a short machine reason.
 
 A row is data, so every read is bounded: only regular files are opened (a FIFO
@@ -22,10 +23,10 @@ Example:
 import dataclasses
 import io
 import os
-import stat
+import re
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from tt_cli import storage
 from tt_cli.data.schema import MAX_IMAGE_PIXELS
@@ -48,9 +49,12 @@ FIELD_TOO_LARGE = "field_too_large"  # a CSV/TSV cell over the csv module's fiel
 ROW_TOO_LARGE = "row_too_large"  # a source line or WebDataset text member over MAX_ROW_BYTES
 NOT_A_FILE = "not_a_file"  # a directory, FIFO, socket or device where an image should be
 TOO_LARGE = "too_large"  # over MAX_IMAGE_BYTES on disk, or over MAX_IMAGE_PIXELS
+TRUNCATED_TAR = "truncated_tar"  # a WebDataset tar that ends early: a sample cut short, or later samples missing
+BAD_TAR = "bad_tar"  # a WebDataset tar with a damaged header: the samples after it cannot be found
 
 # What `convert` did to a row it kept, besides the image conversions below.
 CAPTION_TRUNCATED = "caption_truncated"
+ORIENTED = "orientation"  # turned upright as its EXIF orientation says (phone photos), then re-encoded
 
 # Limits that keep one row from exhausting a conversion (and, later, training).
 MAX_IMAGE_BYTES = 64 << 20  # an image file or tar member
@@ -77,15 +81,26 @@ class Rejection:
 class CheckedImage:
     data: bytes  # encoded JPEG or PNG, 8-bit RGB
     size: tuple  # (width, height) of `data`
-    conversions: list  # what was done: "cmyk", "alpha", "16bit", "grayscale", "palette", "format", "resized"
+    # what was done: "orientation", "cmyk", "alpha", "16bit", "grayscale", "palette", "format", "resized"
+    conversions: list
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match):
+    code = ord(match.group())
+    # U+DC80..U+DCFF stand for the bytes 0x80..0xFF that `surrogateescape` could not decode.
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def printable(text):
-    """`text` with any undecodable bytes (surrogates from `surrogateescape`) as `\\xNN`, so that
-    a message or a `rejected.jsonl` record about a non-UTF-8 row is itself valid UTF-8."""
+    """`text` with any lone surrogates shown escaped, so that a message or a `rejected.jsonl`
+    record about a row that is not UTF-8 is itself valid UTF-8: undecodable bytes (from
+    `surrogateescape`) as `\\xNN`, other lone surrogates (JSON's `"\\ud800"`) as `\\uNNNN`."""
     if not isinstance(text, str):
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _SURROGATE.sub(_escape_surrogate, text)
 
 
 def _is_utf8(text):
@@ -140,8 +155,8 @@ def truncate_caption(text):
 def check_caption(raw):
     """Returns the caption as a str, or a `Rejection` (empty or not UTF-8)."""
     if isinstance(raw, str):
-        if not _is_utf8(raw):  # lone surrogates: text read with surrogateescape
-            return Rejection(CAPTION_NOT_UTF8, repr(raw.encode("utf-8", "surrogateescape"))[:80])
+        if not _is_utf8(raw):  # lone surrogates: bytes read with surrogateescape, or JSON's "\ud800"
+            return Rejection(CAPTION_NOT_UTF8, printable(raw)[:80])
         text = raw
     elif isinstance(raw, (bytes, bytearray)):
         try:
@@ -229,6 +244,60 @@ def _fit_pixel_limit(image, max_size):
     return True
 
 
+_TURNED = range(2, 9)  # EXIF orientations other than upright (1): mirrored and/or rotated
+
+
+def _orientation(image):
+    """The EXIF orientation tag (1-8), or None; a damaged EXIF block counts as none."""
+    try:
+        return image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001  Pillow raises many kinds on hostile EXIF data
+        return None
+
+
+# Pillow raises many kinds on hostile files (OSError, SyntaxError, struct.error, EOFError,
+# IndexError...); each means the same to a row: its image cannot be read.
+_DECODE_ERRORS = Exception
+
+
+def _decode_rejection(error):
+    """The `Rejection` for an error Pillow raised while opening or decoding an image."""
+    message = str(error) or type(error).__name__
+    if isinstance(error, OSError):
+        if "truncated" in message.lower() or "broken data stream" in message:
+            return Rejection(TRUNCATED_IMAGE, message)
+        if message.startswith("cannot identify image file"):
+            message = "not an image format Pillow can read"
+    return Rejection(UNREADABLE_IMAGE, message)
+
+
+# What `tf.io.decode_image` (training, evaluation, `tt data embed`) reads, in Pillow's names (MPO is a JPEG).
+TRAINING_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")
+
+
+def check_stored_image(data):
+    """None when training decodes a stored image (`pipeline.decode_image`), else a `Rejection`.
+
+    `tt data inspect --verify` calls it on every record: the format must be one training
+    decodes, an image over MAX_IMAGE_PIXELS is `too_large` (training skips it, never decoding
+    it), and the whole image must decode (a truncated or damaged one stops training).
+    """
+    header = image_header(data)
+    if header is None:
+        return Rejection(UNREADABLE_IMAGE, "not an image format Pillow can read")
+    kind, width, height = header
+    if kind not in TRAINING_FORMATS:
+        return Rejection(UNREADABLE_IMAGE, f"{kind} is not a format training decodes ({', '.join(TRAINING_FORMATS)})")
+    if too_many_pixels(width, height):
+        return Rejection(TOO_LARGE, f"{width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except _DECODE_ERRORS as e:
+        return _decode_rejection(e)
+    return None
+
+
 def check_image_bytes(data, max_size=None):
     """Decodes `data` once; returns a `CheckedImage` or a `Rejection`.
 
@@ -241,24 +310,25 @@ def check_image_bytes(data, max_size=None):
     if not data:
         return Rejection(EMPTY_FILE, "0 bytes")
     try:
-        image = Image.open(io.BytesIO(data))
-        source_format = image.format
-        drafted = _fit_pixel_limit(image, max_size)
-        if isinstance(drafted, Rejection):
-            return drafted
-        image.load()
-    except OSError as e:
-        message = str(e)
-        if "truncated" in message.lower() or "broken data stream" in message:
-            return Rejection(TRUNCATED_IMAGE, message)
-        if message.startswith("cannot identify image file"):
-            message = "not an image format Pillow can read"
-        return Rejection(UNREADABLE_IMAGE, message)
-    except (ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        return Rejection(UNREADABLE_IMAGE, str(e))
+        return _decode_and_check(data, max_size)
+    except _DECODE_ERRORS as e:  # anywhere in Pillow's decoding: one row is rejected, never the conversion
+        return _decode_rejection(e)
+
+
+def _decode_and_check(data, max_size):
+    image = Image.open(io.BytesIO(data))
+    source_format = image.format
+    drafted = _fit_pixel_limit(image, max_size)
+    if isinstance(drafted, Rejection):
+        return drafted
+    image.load()
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # animated GIF/WebP: the first frame
     conversions = []
+    if _orientation(image) in _TURNED:
+        # Decoders (TensorFlow's too) ignore EXIF: a phone photo would train on its side.
+        image = ImageOps.exif_transpose(image)
+        conversions.append(ORIENTED)
     rgb = _to_rgb(image, conversions)
     resized = drafted or (max_size is not None and max(rgb.size) > max_size)
     if resized:
@@ -280,41 +350,23 @@ def check_image_bytes(data, max_size=None):
     return CheckedImage(data=out.getvalue(), size=rgb.size, conversions=conversions)
 
 
-def _file_kind(mode):
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def read_image_file(path):
     """Reads an image file; returns its bytes or a `Rejection`.
 
-    Only a regular file of at most MAX_IMAGE_BYTES is read: a FIFO would block forever
-    and `/dev/zero` would never end. The file is opened non-blocking and checked again
-    after opening, so a FIFO swapped in after the first check is not waited on either.
+    Only a regular file of at most MAX_IMAGE_BYTES is read (`storage.open_regular`): a FIFO
+    would block forever and `/dev/zero` would never end.
     """
     shown = printable(path)
     if storage.is_url(path):
         return _read_stored_image(path, shown)
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return Rejection(NOT_A_FILE, f"{shown} is {_file_kind(info.st_mode)}")
-        if info.st_size > MAX_IMAGE_BYTES:
-            return Rejection(TOO_LARGE, f"{shown}: {info.st_size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return Rejection(NOT_A_FILE, f"{shown} is {_file_kind(info.st_mode)}")
+        with storage.open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_IMAGE_BYTES:
+                return Rejection(TOO_LARGE, f"{shown}: {size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}")
             data = f.read(MAX_IMAGE_BYTES + 1)
+    except storage.NotARegularFile as e:
+        return Rejection(NOT_A_FILE, f"{shown} is {e.kind}")
     except FileNotFoundError:
         return Rejection(MISSING_FILE, shown)
     except ValueError:  # "embedded null byte"

@@ -5,22 +5,29 @@ resolution, so a different demo size writes new ones). The third tower is a tiny
 ViT trained by `tt pretrain` on a labelled split of its own seed; it is made on
 first use and cached under `$TT_CACHE_DIR`, else `$XDG_CACHE_HOME/tt`, else
 `~/.cache/tt` (or inside the run directory when the cache cannot be written), so
-later demo runs skip it. Everything is written to a temporary name and renamed
-into place, so an interrupted demo never leaves a half-written split or preset.
+later demo runs skip it. Everything is written to a fresh temporary folder and renamed
+into place, so an interrupted demo never leaves a half-written split or preset. A cached
+tower is used only while every file in it still has the hash its manifest recorded when it
+was made (`tt_cli.ownership`); a damaged one (a file truncated or changed, one missing) is
+refused with one line naming it, and left for the user to delete: tt removes nothing it
+cannot prove is its own.
 
 Example:
 >>> train_dir = demo_split("runs/demo/demo_data", "train", 6000, seed=1, image_size=32)  # doctest: +SKIP
 >>> preset = demo_tower(settings, "runs/demo", log=print)                                  # doctest: +SKIP
 """
 
+import contextlib
 import os
-import shutil
+import tempfile
 
+from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.demo.settings import DEMO
 from tt_cli.errors import ConflictError
+from tt_cli.ownership import OutputFolder
 
-CACHE_VERSION = 1  # bump when the demo data or pretraining recipe changes
+CACHE_VERSION = 2  # bump when the demo data or pretraining recipe changes (2: towers carry hashes)
 
 
 def cache_root():
@@ -31,11 +38,23 @@ def cache_root():
 
 
 def _publish(tmp, final):
-    """Renames a finished temporary directory into place (another process may have won)."""
+    """Renames a finished temporary directory (tt's own, from `tempfile.mkdtemp`) into place
+    (another process may have won)."""
     try:
-        os.replace(tmp, final)
+        storage.replace(tmp, final)
     except OSError:  # `final` appeared meanwhile and is not empty: keep it
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_leftover(tmp)
+
+
+def _remove_leftover(tmp):
+    """Removes this process's temporary folder `tmp`, if there is one."""
+    with contextlib.suppress(OSError):
+        storage.rmtree(tmp)
+
+
+def _fresh_tmp(final):
+    """A new empty folder beside `final` for writing it (a name no one else has)."""
+    return tempfile.mkdtemp(dir=os.path.dirname(final), prefix=os.path.basename(final) + ".tmp-")
 
 
 def demo_split(data_dir, name, count, seed, image_size):
@@ -43,12 +62,12 @@ def demo_split(data_dir, name, count, seed, image_size):
     from tt_cli.demo.shapes import write_demo_split
 
     path = os.path.join(data_dir, f"{name}-{count}-s{seed}-{image_size}px")
-    if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
+        storage.makedirs(data_dir)
+        tmp = _fresh_tmp(path)
         write_demo_split(tmp, count, seed, image_size=image_size, num_shards=2)
         _publish(tmp, path)
-        if not os.path.isfile(os.path.join(path, schema.DATASET_JSON)):
+        if not storage.isfile(os.path.join(path, schema.DATASET_JSON)):
             # Splits appear only whole (renamed into place): this folder is not one of tt's.
             raise ConflictError(
                 f"{path} exists and is not a demo split tt wrote; move it away or choose another run directory."
@@ -63,25 +82,22 @@ def _tower_name(settings):
     )
 
 
-def _writable_dir(path):
-    try:
-        os.makedirs(path, exist_ok=True)
-        return os.access(path, os.W_OK)
-    except OSError:
-        return False
-
-
 def demo_tower(settings, data_dir, log):
     """The preset directory of the demo's pretrained third tower, made by `tt pretrain` if missing."""
     from models.scales import SCALES
-    from tt_cli.pretrain import PRETRAIN_JSON, PretrainConfig, pretrain
 
     root = cache_root()
-    if not _writable_dir(root):
+    if not storage.can_write_in(root):
         root = os.path.join(settings.config.out, "demo_pretrained")
-        os.makedirs(root, exist_ok=True)
+        storage.makedirs(root)
     preset = os.path.join(root, _tower_name(settings))
-    if os.path.isfile(os.path.join(preset, PRETRAIN_JSON)):
+    if storage.lexists(preset):
+        damage = cache_damage(preset)
+        if damage:
+            raise ConflictError(
+                f"{preset}: the demo's cached third tower is damaged ({damage}); delete that folder and run "
+                "the demo again to make it anew."
+            )
         log(f"third tower: {preset} (cached)")
         return preset
     size = SCALES[DEMO.pretrain_scale].image_size
@@ -92,12 +108,45 @@ def demo_tower(settings, data_dir, log):
         f"--seed {DEMO.pretrain_seed}"
     )
     log(f"making the demo's pretrained third tower (once; cached): {command}")
-    tmp = f"{preset}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    summary = pretrain(
+    tmp = _fresh_tmp(preset)
+    try:
+        summary = _pretrain_tower(labelled, tmp, settings, command, log)
+    except BaseException:
+        _remove_leftover(tmp)  # the fresh folder this call made, half-written
+        raise
+    accuracy = summary["heldout_accuracy"]
+    log(
+        f"third tower: held-out accuracy {'-' if accuracy is None else f'{accuracy:.3f}'} on "
+        f"{summary['num_classes']} classes (chance {summary['chance']:.3f}) -> {preset}"
+    )
+    _publish(tmp, preset)
+    return preset
+
+
+def cache_damage(preset):
+    """What is wrong with a cached tower folder by its manifest (a file missing, changed or
+    unlisted, the manifest itself), or None when every file is as `tt pretrain` wrote it."""
+    from tt_cli.pretrain import COMMAND
+
+    try:
+        folder = OutputFolder(preset, COMMAND)
+    except ConflictError:
+        return "its manifest is damaged"
+    if not folder.hashed():
+        return "it has no record of the hashes of its files"
+    unlisted = [n for n in folder.existing() if n not in folder.listed()]
+    if unlisted:
+        return f"{unlisted[0]} is not a file tt wrote there"
+    return folder.first_damage()
+
+
+def _pretrain_tower(labelled, out, settings, command, log):
+    from tt_cli.pretrain import PretrainConfig, pretrain
+
+    return pretrain(
         PretrainConfig(
             data=labelled,
-            out=tmp,
+            out=out,
             scale=DEMO.pretrain_scale,
             steps=settings.pretrain_steps,
             batch_size=DEMO.pretrain_batch_size,
@@ -108,10 +157,3 @@ def demo_tower(settings, data_dir, log):
         ),
         log=log,
     )
-    accuracy = summary["heldout_accuracy"]
-    log(
-        f"third tower: held-out accuracy {'-' if accuracy is None else f'{accuracy:.3f}'} on "
-        f"{summary['num_classes']} classes (chance {summary['chance']:.3f}) -> {preset}"
-    )
-    _publish(tmp, preset)
-    return preset

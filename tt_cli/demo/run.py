@@ -54,7 +54,7 @@ def run_demo(config, explicit=frozenset()):
     config = settings.config
     log = STDERR.print
     log(
-        f"[bold]tt demo[/]: no --data given, so training {config.mode} at scale {config.scale} on synthetic "
+        f"[bold]tt demo[/]: no training data given, so training {config.mode} at scale {config.scale} on synthetic "
         f"coloured shapes ({settings.num_train} training images, {settings.num_val} held out) in {config.out}"
     )
     _quiet_tensorflow()
@@ -112,11 +112,12 @@ def _check_report_path(out):
 
 def _write_report(config, result, val_data, log):
     """The run's report on the held-out split, from the model in memory."""
+    from tt_cli.checkpoints import RunCheckpoints
     from tt_cli.report.build import default_path, run_report
-    from tt_cli.run_dir import Run, latest_checkpoint, read_run_config
+    from tt_cli.run_dir import Run, read_run_record
 
-    step = int(latest_checkpoint(config.out).rsplit("-", 1)[1])  # checkpoints are numbered by step
-    run = Run(config.out, read_run_config(config.out), result.model, result.tokenizer, step)
+    step = RunCheckpoints(None, config.out).steps()[0]  # the one the model in memory was saved as
+    run = Run(config.out, read_run_record(config.out), result.model, result.tokenizer, step)
     written = run_report(config.out, val_data, default_path(config.out), templates=DEMO_TEMPLATES, run=run)
     log(
         f"[bold]report[/]: {written['path']} ({written['bytes'] / 1e3:,.0f} kB; settings, training curves, "

@@ -1,8 +1,9 @@
 """Reads evaluation shards with `tf.data` and embeds them with a run's model.
 
 Images are decoded to RGB and resized exactly as the training pipeline does
-(`tt_cli.data.pipeline.decode_image`: area when shrinking, bilinear when enlarging, uint8) to
-`model.image_size` — in `lit` mode that is the locked pretrained tower's size.
+(`tt_cli.data.pipeline.decode_image`: area when shrinking, bilinear when enlarging, uint8; a
+preset's own way for a model started from one) to `model.image_size` — in `lit` mode that
+is the locked pretrained tower's size.
 Batches run through a `tf.function` of `model.encode_image`; captions are
 tokenized with the run's tokenizer and embedded with `model.encode_text`. Both
 show a rich progress bar on stderr.
@@ -55,16 +56,17 @@ class EncodedImages:
     thumbnails: list = None  # N JPEG byte strings, when asked for
 
 
-def parse_example(serialized, image_size, thumbnails=False):
+def parse_example(serialized, image_size, thumbnails=False, fields=None, resizing=None):
     """One serialized tf.train.Example -> {"image": uint8 [H, W, 3] at image_size, "texts", "label", "key"}
-    (and "thumbnail", JPEG bytes of that image, with `thumbnails`)."""
+    (and "thumbnail", JPEG bytes of that image, with `thumbnails`; `fields`: of a TFDS dataset);
+    `resizing`: as the model's (`pipeline.resize`)."""
     # The training pipeline's own decode + resize, so that evaluation sees what training saw.
     from tt_cli.data.pipeline import decode_image
     from tt_cli.data.tf_schema import parse_example as parse_features
 
-    features = parse_features(serialized, (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY))
+    features = parse_features(serialized, (schema.IMAGE, schema.TEXTS, schema.LABEL, schema.KEY), fields=fields)
     example = {
-        "image": decode_image(features[schema.IMAGE], image_size),
+        "image": decode_image(features[schema.IMAGE], image_size, resizing=resizing),
         "texts": features[schema.TEXTS],
         "label": features[schema.LABEL],
         "key": features[schema.KEY],
@@ -88,16 +90,16 @@ def thumbnail_jpeg(image, image_size):
     return tf.io.encode_jpeg(image, quality=THUMBNAIL_QUALITY, chroma_downsampling=False)
 
 
-def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False):
+def eval_dataset(files, image_size, batch_size=DEFAULT_BATCH_SIZE, thumbnails=False, fields=None, resizing=None):
     """Batches of {"image": uint8 [B, H, W, 3], "texts": string [B, n] padded
     with b"", "label": int64 [B], "key": string [B]} (and "thumbnail": string [B]
-    with `thumbnails`), in file order, prefetched."""
+    with `thumbnails`), in file order, prefetched (`fields`: the files are a TFDS dataset's)."""
     import tensorflow as tf
 
     size = tuple(int(s) for s in image_size)
 
     def parse(serialized):
-        return parse_example(serialized, size, thumbnails)
+        return parse_example(serialized, size, thumbnails, fields, resizing)
 
     return (
         tf.data.TFRecordDataset(list(files))
@@ -129,8 +131,9 @@ def _bar(total, description, show_progress):
     return progress_bar(total, description, unit="images" if "image" in description else "texts")
 
 
-def _resolve(data, image_size, batch_size, thumbnails=False):
-    """(tf.data.Dataset, DatasetInfo or None, total or None) for a path, a file list or a dataset."""
+def _resolve(data, image_size, batch_size, thumbnails=False, tfds=None, resizing=None):
+    """(tf.data.Dataset, DatasetInfo or None, total or None) for a path (or a TFDS dataset
+    under the options `tfds`), a file list or a dataset."""
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
@@ -138,13 +141,20 @@ def _resolve(data, image_size, batch_size, thumbnails=False):
     if isinstance(data, (list, tuple)):
         files, info = list(data), None
     else:
-        files, info = schema.resolve_shards(str(data))
+        files, info = schema.resolve_shards(str(data), tfds)
     total = info.num_examples if info else None
-    return eval_dataset(files, image_size, batch_size, thumbnails), info, total
+    return eval_dataset(files, image_size, batch_size, thumbnails, schema.record_fields(info), resizing), info, total
 
 
 def encode_images(
-    model, data, batch_size=DEFAULT_BATCH_SIZE, show_progress=True, description="encoding images", thumbnails=False
+    model,
+    data,
+    batch_size=DEFAULT_BATCH_SIZE,
+    show_progress=True,
+    description="encoding images",
+    thumbnails=False,
+    tfds=None,
+    advance=None,
 ):
     """Embeds every image of `data` with `model.encode_image`.
 
@@ -155,14 +165,18 @@ def encode_images(
       batch_size: images per forward pass (ignored for a ready dataset).
       thumbnails: also keep a small JPEG of each image (`EncodedImages.thumbnails`);
         a ready dataset must then carry "thumbnail".
+      tfds: `tfds_catalog.TfdsOptions` for a TFDS dataset `data` (`tfds:NAME:SPLIT`).
+      advance: called with the number of images after each batch, in place of a bar of its own
+        (one display for several evaluations).
     """
     import tensorflow as tf
 
-    dataset, info, total = _resolve(data, model.image_size, batch_size, thumbnails)
+    dataset, info, total = _resolve(data, model.image_size, batch_size, thumbnails, tfds, model.image_resizing)
     encode = _encoder(model, "image")
     embeddings, labels, captions, keys, fingerprints, jpegs = [], [], [], [], [], []
     try:
-        with _bar(total, description, show_progress) as advance:
+        bar = contextlib.nullcontext(advance) if advance else _bar(total, description, show_progress)
+        with bar as step:
             for batch in dataset:
                 fingerprints += [hashlib.sha256(image.tobytes()).digest() for image in batch["image"].numpy()]
                 embeddings.append(encode(tf.cast(batch["image"], tf.float32)).numpy())
@@ -175,12 +189,12 @@ def encode_images(
                 keys += [k.decode("utf-8") for k in batch["key"].numpy()] if "key" in batch else [""] * n
                 if thumbnails:
                     jpegs += list(batch["thumbnail"].numpy())
-                advance(n)
+                step(n)
     except tf.errors.OpError as e:
         if isinstance(data, str):  # shards the user named: find the corrupt one
-            from tt_cli.data.pipeline import describe_read_error
+            from tt_cli.data.pipeline import shard_read_error
 
-            raise UnreadableDataError(describe_read_error(e, schema.resolve_shards(data)[0], data) + ".") from None
+            raise shard_read_error(e, schema.resolve_shards(data, tfds)[0], data) from None
         first = (e.message or str(e)).strip().splitlines()[0]
         raise UnreadableDataError(f"{data}: cannot read or decode the shards ({first[:200]}).") from None
     if not embeddings:

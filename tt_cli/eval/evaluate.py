@@ -26,7 +26,7 @@ from tt_cli import storage
 from tt_cli.data import schema
 from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, ensemble, fewshot, retrieval, zero_shot
-from tt_cli.eval.templates import load_templates
+from tt_cli.eval.templates import is_builtin, load_templates
 
 
 def _run_list(run_dirs):
@@ -40,7 +40,8 @@ def _run_list(run_dirs):
 def _check_runs(run_dirs, other_run=None):
     """Fails fast, before TensorFlow loads, when a run directory is not one, or when an
     ensemble (`other_run`) is asked of other than one run."""
-    from tt_cli.run_dir import read_run_config
+    from tt_cli.init_preset import is_preset_dir
+    from tt_cli.run_dir import read_run_record
 
     if other_run is not None and len(run_dirs) != 1:
         raise InvalidValueError(
@@ -48,16 +49,19 @@ def _check_runs(run_dirs, other_run=None):
             "were given; evaluate them side by side without an ensemble."
         )
     for run_dir in [*run_dirs, other_run]:
-        if run_dir is not None:
-            read_run_config(run_dir)
+        if run_dir is not None and not is_preset_dir(run_dir):  # a KerasHub preset is evaluated as it is
+            read_run_record(run_dir)
 
 
-def _load_runs(run_dirs, other_run=None):
-    """The loaded runs, one at a time (a run's model is freed before the next is loaded)."""
+def _load_runs(run_dirs, other_run=None, interpolate=None):
+    """The loaded runs, one at a time (a run's model is freed before the next is loaded);
+    `interpolate`: WiSE-FT's weight for each of `run_dirs` (`run_dir.load_run`)."""
     from tt_cli.run_dir import load_run
 
-    for run_dir in [*run_dirs, *([other_run] if other_run else [])]:
-        yield load_run(run_dir)
+    for run_dir in run_dirs:
+        yield load_run(run_dir, interpolate)
+    if other_run:
+        yield load_run(other_run)
 
 
 def column_names(paths):
@@ -84,7 +88,10 @@ def column_names(paths):
 
 
 def _describe(run, name):
-    return {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
+    described = {"name": name, "run": run.path, "mode": run.config.get("mode"), "step": run.step}
+    if run.interpolate is not None:
+        described["interpolate"] = run.interpolate
+    return described
 
 
 def _collect(collect, name, images, **scores):
@@ -123,25 +130,30 @@ def zero_shot_report(
     run_dirs,
     data,
     classnames=None,
-    templates="clip",
+    templates=None,
     other_run=None,
     alpha=None,
     batch_size=encode.DEFAULT_BATCH_SIZE,
     collect=None,
+    tfds=None,
+    interpolate=None,
 ):
     """Zero-shot classification of each run of `run_dirs` (a list; a path is one run) on
-    `data`, and with `other_run` their ensemble (one run only); see the module's docstring."""
+    `data`, and with `other_run` their ensemble (one run only); see the module's docstring.
+    `templates` None: the dataset's built-in prompts (a TFDS benchmark), else CLIP's 80.
+    `interpolate`: WiSE-FT's weight for each of `run_dirs` (runs started from a preset)."""
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    _, info = schema.resolve_shards(data)
+    _, info = schema.resolve_shards(data, tfds)
+    templates = templates or zero_shot.default_templates(info)
     template_list = load_templates(templates)
     class_names = zero_shot.class_names_for(info, classnames, data)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     probs, labels, models = [], None, []
-    for run, name in zip(_load_runs(run_dirs, other_run), names):
+    for run, name in zip(_load_runs(run_dirs, other_run, interpolate), names):
         images = encode.encode_images(
-            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
         zero_shot.check_labels(images.labels, data, len(class_names))
         labels = images.labels
@@ -155,7 +167,7 @@ def zero_shot_report(
         "task": "zero-shot",
         "data": data,
         "num_classes": len(class_names),
-        "templates": templates if templates in ("clip", "simple") else storage.abspath(templates),
+        "templates": templates if is_builtin(templates) else storage.abspath(templates),
         "num_templates": len(template_list),
     }
     indices = np.arange(n)
@@ -173,24 +185,33 @@ def zero_shot_report(
 
 
 def retrieval_report(
-    run_dirs, data, other_run=None, alpha=None, batch_size=encode.DEFAULT_BATCH_SIZE, ks=retrieval.KS, collect=None
+    run_dirs,
+    data,
+    other_run=None,
+    alpha=None,
+    batch_size=encode.DEFAULT_BATCH_SIZE,
+    ks=retrieval.KS,
+    collect=None,
+    tfds=None,
+    interpolate=None,
 ):
     """Image-text retrieval of each run of `run_dirs` (a list; a path is one run) on `data`,
     and with `other_run` their ensemble (one run only). Without an ensemble each run's
-    similarity matrix is scored and dropped before the next run is encoded."""
+    similarity matrix is scored and dropped before the next run is encoded. `interpolate`:
+    as for `zero_shot_report`."""
     run_dirs = _run_list(run_dirs)
     alpha = _alpha_for(other_run, alpha)
     _check_runs(run_dirs, other_run)
-    schema.resolve_shards(data)
+    schema.resolve_shards(data, tfds)
     names = column_names([*run_dirs, *([other_run] if other_run else [])])
     similarities, pairs, models, n = [], None, [], None
 
     def scores_on(similarity, idx):
         return retrieval.retrieval_metrics(*retrieval.subset(similarity, pairs, idx), ks)
 
-    for run, name in zip(_load_runs(run_dirs, other_run), names):
+    for run, name in zip(_load_runs(run_dirs, other_run, interpolate), names):
         images = encode.encode_images(
-            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None
+            run.model, data, batch_size, description=f"images ({name})", thumbnails=collect is not None, tfds=tfds
         )
         retrieval.check_captions(images.captions, data)
         similarity, pairs = retrieval.similarity_matrix(run.model, run.tokenizer, images, batch_size)
@@ -215,6 +236,7 @@ def retrieval_report(
         models=models,
         num_images=int(len(indices)),
         num_captions=num_captions,
+        captions_per_image=retrieval.CAPTIONS_RULE,
         evaluated_on=_evaluated_on(len(indices), n, "images"),
     )
     return result
@@ -228,26 +250,33 @@ def fewshot_report(
     seeds=fewshot.DEFAULT_SEEDS,
     l2_reg="auto",
     batch_size=encode.DEFAULT_BATCH_SIZE,
+    tfds=None,
+    interpolate=None,
 ):
     """Few-shot linear probes on each run of `run_dirs` (a list; a path is one run): the
-    same shots (by seed) for every run, so that their numbers compare."""
+    same shots (by seed) for every run, so that their numbers compare. `interpolate`: as
+    for `zero_shot_report`."""
     run_dirs = _run_list(run_dirs)
     _check_runs(run_dirs)
-    schema.resolve_shards(train_data)
-    schema.resolve_shards(data)
+    schema.resolve_shards(train_data, tfds)
+    schema.resolve_shards(data, tfds)
     models = []
-    for run, name in zip(_load_runs(run_dirs), column_names(run_dirs)):
-        train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})")
-        test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})")
+    for run, name in zip(_load_runs(run_dirs, interpolate=interpolate), column_names(run_dirs)):
+        train = encode.encode_images(run.model, train_data, batch_size, description=f"train images ({name})", tfds=tfds)
+        test = encode.encode_images(run.model, data, batch_size, description=f"test images ({name})", tfds=tfds)
         zero_shot.check_labels(train.labels, train_data)
         zero_shot.check_labels(test.labels, data)
-        # Class count: dataset.json's class names when known, else the largest label seen.
-        names = [i.class_names for i in (train.info, test.info) if i is not None and i.class_names]
-        num_classes = len(names[0]) if names else int(max(train.labels.max(), test.labels.max())) + 1
-        zero_shot.check_labels(train.labels, train_data, num_classes)
-        zero_shot.check_labels(test.labels, data, num_classes)
+        train_names, test_names = (i.class_names if i is not None else None for i in (train.info, test.info))
+        if train_names:
+            zero_shot.check_labels(train.labels, train_data, len(train_names))
+        if test_names:
+            zero_shot.check_labels(test.labels, data, len(test_names))
+        # The test labels as train class ids, matched by class name.
+        num_classes, test_labels = fewshot.align_classes(
+            train_names, train.labels, test_names, test.labels, train_data, data
+        )
         rows = fewshot.fewshot_scores(
-            train.embeddings, train.labels, test.embeddings, test.labels, num_classes, shots, seeds, l2_reg
+            train.embeddings, train.labels, test.embeddings, test_labels, num_classes, shots, seeds, l2_reg
         )
         models.append(dict(_describe(run, name), shots=rows))
     return {

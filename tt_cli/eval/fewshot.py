@@ -6,7 +6,8 @@ classes there were). A linear map with a bias is fitted in closed form by
 L2-regularised least squares onto targets in {-1, +1} (one-hot scaled, as
 big_vision): with features and targets centred on their training means (the
 bias is not penalised), `W = (XᵀX + λI)⁻¹ XᵀY`. The predicted class is the
-arg-max of `xW + b`. Accuracies are averaged over seeds.
+arg-max of `xW + b`. Accuracies are averaged over seeds. The test set's classes
+are matched to the training set's by name (`align_classes`).
 
 Regularisation: with `l2_reg="auto"`, λ is chosen per fit from 2^-10 ... 2^10
 by leave-one-out error on the few-shot training set itself (closed form for
@@ -113,6 +114,41 @@ def select_shots(labels, shots, seed, num_classes):
             short += 1
         chosen.append(rng.choice(members, size=min(shots, len(members)), replace=False))
     return np.sort(np.concatenate(chosen)), short
+
+
+def align_classes(train_names, train_labels, test_names, test_labels, train_data, data):
+    """(number of classes, the test labels as train class ids) for a probe fitted on one
+    labelled set (`train_names`: its class names, or None) and scored on another.
+
+    Labels are indices into each set's own class names (the sorted folder names of
+    `tt data convert`), so two sets with different classes number them differently: they
+    are matched by name. A test class the training set lacks cannot be predicted, so it is
+    refused; training classes the test set lacks are fine. Sets without class names have
+    integer labels of the user's own numbering, taken as they are; one named and one not
+    cannot be matched.
+
+    >>> align_classes(["cat", "dog", "fox"], [0, 1, 2], ["cat", "fox"], [1, 0], "A", "B")
+    (3, array([2, 0]))
+    """
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if not train_names and not test_names:
+        return int(max(train_labels.max(), test_labels.max())) + 1, test_labels
+    if not train_names or not test_names:
+        named, unnamed = (train_data, data) if train_names else (data, train_data)
+        raise InvalidValueError(
+            f"{named} names its classes but {unnamed} has only integer labels: their classes cannot be "
+            "matched; give both sets class names (dataset.json's class_names)."
+        )
+    index = {name: i for i, name in enumerate(train_names)}
+    used = sorted({int(label) for label in test_labels})
+    unknown = [test_names[i] for i in used if i < len(test_names) and test_names[i] not in index]
+    if unknown:
+        raise InvalidValueError(
+            f"{data}: class(es) {', '.join(map(repr, unknown[:5]))} are not among the {len(train_names)} classes "
+            f"of {train_data}; a probe cannot predict a class it was never shown."
+        )
+    mapping = np.array([index.get(name, -1) for name in test_names], dtype=np.int64)
+    return len(train_names), mapping[test_labels]
 
 
 def fewshot_scores(

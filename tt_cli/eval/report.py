@@ -36,7 +36,8 @@ def _l2(value):
 
 
 def _header(model):
-    return f"{model['name']}\n[dim]{model['mode']} · step {model['step']}[/]"
+    interpolated = f" · A={model['interpolate']:g}" if model.get("interpolate") is not None else ""
+    return f"{model['name']}\n[dim]{model['mode']} · step {model['step']}{interpolated}[/]"
 
 
 def print_result(result):
@@ -62,6 +63,8 @@ def print_result(result):
             continue
         table.add_row(label, *[_percent(m[key]) for m in result["models"]], *([_percent(ens[key])] if ens else []))
     STDOUT.print(table)
+    if "captions_per_image" in result:
+        STDOUT.print(f"[dim]captions counted: {result['captions_per_image']}[/]")
 
 
 def _print_fewshot(result):
@@ -129,3 +132,27 @@ def _print_fewshot_side_by_side(result):
                 f"[yellow]{row['shots']}-shot: {row['short_classes']} classes have fewer images and use all "
                 "they have[/]"
             )
+
+
+def print_suite(result):
+    """`tt eval suite`: a row per task and metric, a column per run, then the skipped tasks."""
+    rows, runs = result["rows"], result["runs"]
+    by_cell = {(row["tt"]["task"], row["model"]): row for row in rows}
+    table = Table(show_header=True, title="tt eval suite (%)")
+    table.add_column("task")
+    table.add_column("metric")
+    for run in runs:
+        table.add_column(run, justify="right")
+    for task in result["tasks"]:
+        first = by_cell[(task, runs[0])]
+        for metric in first["metrics"]:
+            cells = [_percent(by_cell[(task, run)]["metrics"][metric]) for run in runs]
+            dataset = f" [dim]({first['dataset']})[/]" if first["dataset"] != task else ""
+            table.add_row(task + dataset, metric, *cells)
+    if result["tasks"]:
+        STDOUT.print(table)
+    rules = {row["tt"]["captions_per_image"] for row in rows if "captions_per_image" in row["tt"]}
+    for rule in rules:
+        STDOUT.print(f"[dim]retrieval captions counted: {rule}[/]")
+    for skipped in result["skipped"]:
+        STDOUT.print(f"[yellow]skipped {skipped['task']}:[/] {skipped['reason']}")

@@ -5,6 +5,10 @@ similarity. Image->text: for each image, is any of its own captions within the
 top k captions? Text->image: for each caption, is its image within the top k
 images? Recall@k is the fraction of hits; ties are pessimistic (see metrics).
 
+Five captions per image (`CAPTIONS_PER_IMAGE`): an image's first five captions take part,
+as big_vision and CLIP_benchmark count COCO and Flickr30k (COCO's Karpathy test split has
+5,000 images with 25,010 captions, 25,000 of them counted), so the numbers compare.
+
 Example:
 >>> run = load_run("runs/demo")                                        # doctest: +SKIP
 >>> retrieval_recall(run.model, run.tokenizer, "shards/val")           # doctest: +SKIP
@@ -17,13 +21,21 @@ from tt_cli.errors import InvalidValueError
 from tt_cli.eval import encode, metrics
 
 KS = (1, 5, 10)
+CAPTIONS_PER_IMAGE = 5  # the first five captions of each image count
+CAPTIONS_RULE = f"the first {CAPTIONS_PER_IMAGE} of each image (as big_vision and CLIP_benchmark)"
 
 
-def caption_pairs(captions_per_image):
-    """Flattens captions; returns (captions [T], pairs int [T, 2] of (image, caption))."""
+def caption_pairs(captions_per_image, limit=CAPTIONS_PER_IMAGE):
+    """Flattens the first `limit` captions of each image; returns (captions [T], pairs int
+    [T, 2] of (image, caption)).
+
+    >>> caption_pairs([["a", "b"], ["c"]], limit=1)
+    (['a', 'c'], array([[0, 0],
+           [1, 1]]))
+    """
     texts, pairs = [], []
     for image, captions in enumerate(captions_per_image):
-        for caption in captions:
+        for caption in captions[:limit]:
             pairs.append((image, len(texts)))
             texts.append(caption)
     return texts, np.asarray(pairs, dtype=np.int64).reshape(-1, 2)

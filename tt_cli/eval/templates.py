@@ -13,94 +13,15 @@ Example:
 """
 
 from tt_cli import storage
+from tt_cli.data import classnames
 from tt_cli.errors import InvalidValueError, UnreadableDataError
 
 SIMPLE_TEMPLATES = ["a photo of a {}."]
 
-CLIP_IMAGENET_TEMPLATES = [
-    "a bad photo of a {}.",
-    "a photo of many {}.",
-    "a sculpture of a {}.",
-    "a photo of the hard to see {}.",
-    "a low resolution photo of the {}.",
-    "a rendering of a {}.",
-    "graffiti of a {}.",
-    "a bad photo of the {}.",
-    "a cropped photo of the {}.",
-    "a tattoo of a {}.",
-    "the embroidered {}.",
-    "a photo of a hard to see {}.",
-    "a bright photo of a {}.",
-    "a photo of a clean {}.",
-    "a photo of a dirty {}.",
-    "a dark photo of the {}.",
-    "a drawing of a {}.",
-    "a photo of my {}.",
-    "the plastic {}.",
-    "a photo of the cool {}.",
-    "a close-up photo of a {}.",
-    "a black and white photo of the {}.",
-    "a painting of the {}.",
-    "a painting of a {}.",
-    "a pixelated photo of the {}.",
-    "a sculpture of the {}.",
-    "a bright photo of the {}.",
-    "a cropped photo of a {}.",
-    "a plastic {}.",
-    "a photo of the dirty {}.",
-    "a jpeg corrupted photo of a {}.",
-    "a blurry photo of the {}.",
-    "a photo of the {}.",
-    "a good photo of the {}.",
-    "a rendering of the {}.",
-    "a {} in a video game.",
-    "a photo of one {}.",
-    "a doodle of a {}.",
-    "a close-up photo of the {}.",
-    "a photo of a {}.",
-    "the origami {}.",
-    "the {} in a video game.",
-    "a sketch of a {}.",
-    "a doodle of the {}.",
-    "a origami {}.",
-    "a low resolution photo of a {}.",
-    "the toy {}.",
-    "a rendition of the {}.",
-    "a photo of the clean {}.",
-    "a photo of a large {}.",
-    "a rendition of a {}.",
-    "a photo of a nice {}.",
-    "a photo of a weird {}.",
-    "a blurry photo of a {}.",
-    "a cartoon {}.",
-    "art of a {}.",
-    "a sketch of the {}.",
-    "a embroidered {}.",
-    "a pixelated photo of a {}.",
-    "itap of the {}.",
-    "a jpeg corrupted photo of the {}.",
-    "a good photo of a {}.",
-    "a plushie {}.",
-    "a photo of the nice {}.",
-    "a photo of the small {}.",
-    "a photo of the weird {}.",
-    "the cartoon {}.",
-    "art of the {}.",
-    "a drawing of the {}.",
-    "a photo of the large {}.",
-    "a black and white photo of a {}.",
-    "the plushie {}.",
-    "a dark photo of a {}.",
-    "itap of a {}.",
-    "graffiti of the {}.",
-    "a toy {}.",
-    "itap of my {}.",
-    "a photo of a cool {}.",
-    "a photo of a small {}.",
-    "a tattoo of the {}.",
-]
+CLIP_IMAGENET_TEMPLATES = classnames.templates_for("imagenet1k")
 
 BUILTIN = {"clip": CLIP_IMAGENET_TEMPLATES, "simple": SIMPLE_TEMPLATES}
+BENCHMARK_PREFIX = "builtin:"  # the prompts of a benchmark tt knows: builtin:cifar, builtin:dtd, ...
 
 
 def _non_blank_lines(path):
@@ -108,10 +29,21 @@ def _non_blank_lines(path):
         return [line.strip() for line in f if line.strip()]
 
 
+def is_builtin(name):
+    """Whether `name` names built-in prompts rather than a file of them."""
+    return name in BUILTIN or name.startswith(BENCHMARK_PREFIX)
+
+
 def load_templates(name_or_path):
-    """`clip`, `simple`, or a file of one template per line (blank lines ignored)."""
+    """`clip`, `simple`, `builtin:NAME` (a benchmark's own, `classnames.templates_for`), or a
+    file of one template per line (blank lines ignored)."""
     if name_or_path in BUILTIN:
         return list(BUILTIN[name_or_path])
+    if name_or_path.startswith(BENCHMARK_PREFIX):
+        try:
+            return classnames.templates_for(name_or_path[len(BENCHMARK_PREFIX) :])
+        except KeyError:
+            raise InvalidValueError(f"templates {name_or_path}: no such built-in prompts.") from None
     if not storage.isfile(name_or_path):
         raise InvalidValueError(f"templates {name_or_path}: not 'clip', 'simple' or a file of templates.")
     templates = _non_blank_lines(name_or_path)

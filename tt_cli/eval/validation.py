@@ -24,21 +24,24 @@ class ValidationEvaluator:
         keys: report only these metrics (None: all of them).
     """
 
-    def __init__(self, data, class_names=None, templates="clip", keys=None):
-        self.data, self.class_names, self.keys = data, class_names, keys
+    def __init__(self, data, class_names=None, templates="clip", keys=None, tfds=None):
+        self.data, self.class_names, self.keys, self.tfds = data, class_names, keys, tfds
         self.templates = load_templates(templates) if isinstance(templates, str) else list(templates)
 
     @classmethod
-    def for_shards(cls, data, templates="clip", keys=None):
-        """An evaluator with the class names of the shards' dataset.json (if any)."""
+    def for_shards(cls, data, templates=None, keys=None, tfds=None):
+        """An evaluator with the class names of the shards' dataset.json (if any), or of the
+        TFDS dataset `data` (`tfds`: its `tfds_catalog.TfdsOptions`); `templates` None: the
+        data's own prompts (a TFDS benchmark's), else CLIP's 80."""
         from tt_cli.data import schema
 
-        _, info = schema.resolve_shards(data)
-        return cls(data, info.class_names if info is not None else None, templates, keys)
+        _, info = schema.resolve_shards(data, tfds)
+        templates = templates or zero_shot.default_templates(info)
+        return cls(data, info.class_names if info is not None else None, templates, keys, tfds)
 
     def evaluate(self, model, tokenizer):
         """{metric: value} of an in-memory model with its tokenizer."""
-        images = encode.encode_images(model, self.data, show_progress=False)
+        images = encode.encode_images(model, self.data, show_progress=False, tfds=self.tfds)
         retrieval.check_captions(images.captions, self.data)
         results = {}
         if self.class_names:

@@ -29,6 +29,16 @@ def temperature(model):
     return float(clipped_temperature(model.log_temperatures["image_text"]))
 
 
+def logits(model, image_embeddings, text_embeddings):
+    """[N, M] image-text logits of normalised embeddings, as the run's loss scores pairs:
+    t · cos, plus the learned bias of the sigmoid loss (KerasHub's CLIP and SigLIP logits)."""
+    scale = np.float32(temperature(model))
+    logits_ = scale * (np.asarray(image_embeddings, np.float32) @ np.asarray(text_embeddings, np.float32).T)
+    if model.loss_name == "sigmoid":
+        logits_ = logits_ + np.float32(model.biases["image_text"].numpy())
+    return logits_
+
+
 def class_embeddings(
     model, tokenizer, class_names, templates, batch_size=encode.DEFAULT_BATCH_SIZE, show_progress=True
 ):
@@ -72,6 +82,17 @@ def check_labels(labels, data, num_classes=None):
         raise InvalidValueError(f"{data}: examples without a label; zero-shot and few-shot need labelled shards.")
     if num_classes is not None and labels.max() >= num_classes:
         raise InvalidValueError(f"{data}: label {labels.max()} but only {num_classes} class names.")
+
+
+def default_templates(info):
+    """The prompts a dataset is evaluated with by default: its built-in ones when it is a
+    benchmark tt knows (`tfds_catalog.CATALOG`), else CLIP's 80 ImageNet prompts ("clip")."""
+    from tt_cli.data.tfds_catalog import CATALOG
+
+    entry = CATALOG.get((info.tfds or {}).get("name")) if info is not None else None
+    if entry is not None and entry.templates:
+        return f"builtin:{entry.templates}"
+    return "clip"
 
 
 def class_names_for(info, classnames_path, data):

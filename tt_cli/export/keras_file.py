@@ -30,6 +30,11 @@ def check_keras_path(out):
 def export_keras(run, out):
     """Saves `run.model` to `out` (must end in `.keras`); returns the files written."""
     check_keras_path(out)
+    if run.config.get("init"):
+        raise InvalidValueError(
+            f"{run.path}: a run started from a KerasHub preset keeps that preset's tokenizer, which a .keras "
+            "file cannot carry; export it as a KerasHub preset (with its preprocessor) or a savedmodel."
+        )
     storage.makedirs(storage.dirname(out))
     run.model.save(out)  # Keras writes URLs through tf.io.gfile itself
     tokenizer_path = tokenizer_path_for(out)

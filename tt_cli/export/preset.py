@@ -4,7 +4,7 @@
     OUT/image_converter.json                            its preprocessing (pixels in [0, 255])
     OUT/tt/image_head.keras     pooled backbone features -> L2-normalised image embedding
     OUT/tt/text_encoder.keras   token ids -> L2-normalised text embedding (`import models` first)
-    OUT/tt/tokenizer.model      the SentencePiece model (`tt_cli.data.tokenizer.TextTokenizer`)
+    OUT/tt/tokenizer.model      the SentencePiece model (`tt_cli.data.text_tokenizer.TextTokenizer`)
     OUT/tt/tt.json              mode, pooling, sizes and the files above
 
 `keras_hub.models.Backbone.from_preset(OUT)` gives the image tower to fine-tune: for
@@ -19,13 +19,13 @@ Example:
 >>> keras_hub.models.Backbone.from_preset("exports/demo_preset")  # doctest: +SKIP
 """
 
-import json
 import os
 
 import keras
 
 from models import vit_image_converter
 from tt_cli import storage
+from tt_cli.jsonfile import write_json
 
 TT_DIR = "tt"
 TT_JSON = "tt.json"
@@ -64,7 +64,17 @@ def _text_encoder_model(text_tower):
 
 def export_preset(run, out):
     """Writes the preset directory `out`; returns the `tt.json` it wrote (a dict). KerasHub
-    writes local disk only: a URL `out` is written in a local folder, then uploaded."""
+    writes local disk only: a URL `out` is written in a local folder, then uploaded.
+
+    A run started from a KerasHub preset goes back as a preset of that preset's class
+    (`keras_hub_preset`). A run from scratch cannot: tt's own towers are not CLIP's (biases
+    in the patch embedding and the projections, GELU, layer norm epsilon 1e-6, text attention
+    without a causal mask, pooled at tt's EOS id), so their weights have no place in a
+    `CLIPBackbone` that would compute the same embeddings."""
+    if run.config.get("init"):
+        from tt_cli.export.keras_hub_preset import export_keras_hub_preset
+
+        return export_keras_hub_preset(run, out)
     with storage.staged_folder(out) as local:
         return _write_preset(run, local)
 
@@ -77,19 +87,19 @@ def _write_preset(run, out):
     backbone.save_to_preset(out)
     converter.save_to_preset(out)
     tt_dir = os.path.join(out, TT_DIR)
-    os.makedirs(tt_dir, exist_ok=True)
+    storage.makedirs(tt_dir)
     _image_head_model(head, pooled_dim).save(os.path.join(tt_dir, IMAGE_HEAD))
     _text_encoder_model(model.text_tower).save(os.path.join(tt_dir, TEXT_ENCODER))
-    with open(os.path.join(tt_dir, TOKENIZER), "wb") as f:
+    with storage.open(os.path.join(tt_dir, TOKENIZER), "wb") as f:
         f.write(run.tokenizer.model_bytes)
     info = {
         "mode": model.mode,
-        "scale": run.config.get("scale"),
+        "scale": run.config["scale"],
         "step": run.step,
         "source_run": storage.abspath(run.path),
         "image_tower": "pretrained (locked) tower h" if model.mode == "lit" else "main image tower f",
-        "pretrained": run.config.get("pretrained"),
-        "pretrained_towers": run.config.get("pretrained_towers"),  # 3T's teachers; none is exported
+        "pretrained": (run.record.pretrained_presets or [None])[0],
+        "pretrained_towers": run.record.pretrained_presets,  # 3T's teachers; none is exported
         "image_size": [int(s) for s in model.image_size],
         "pooling": pooling,
         "pooled_dim": int(pooled_dim),
@@ -109,6 +119,5 @@ def _write_preset(run, out):
             "max_text_len).tokenize(texts))."
         ),
     }
-    with open(os.path.join(tt_dir, TT_JSON), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    write_json(os.path.join(tt_dir, TT_JSON), info)
     return info

@@ -14,7 +14,8 @@ Endpoints (signatures; every embedding is float32 [batch, d] with unit L2 norm):
 
 Images are resized to the model's input size inside the graph by the training
 pipeline's own `tt_cli.data.pipeline.resize` (area when shrinking, bilinear when
-enlarging); the towers then rescale pixels themselves. The SentencePiece tokenizer runs inside the graph through
+enlarging; a preset's own way for a run started from one); the towers then rescale
+pixels themselves. The SentencePiece tokenizer runs inside the graph through
 tensorflow-text, so loading the SavedModel needs `import tensorflow_text` first (it
 registers the tokenizer's ops).
 
@@ -34,13 +35,14 @@ from tt_cli.data.pipeline import resize
 ENDPOINTS = ("encode_image", "encode_image_bytes", "encode_text", "serving_default")
 
 
-def decode_and_resize(image_bytes, size):
+def decode_and_resize(image_bytes, size, resizing=None):
     """Decodes a batch of encoded images (JPEG, PNG, GIF's first frame, BMP) to RGB and
-    resizes each to `size`: float32 [B, H, W, 3]. Images in a batch may differ in size."""
+    resizes each to `size` (as `resizing` says, see `resize`): float32 [B, H, W, 3]. Images
+    in a batch may differ in size."""
 
     def one(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return resize(image, size)
+        return resize(image, size, resizing)
 
     return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
 
@@ -52,12 +54,13 @@ class _Encoders:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
         self.size = tuple(int(s) for s in model.image_size)
+        self.resizing = model.image_resizing
 
     def encode_image(self, images):
-        return self.model.encode_image(resize(images, self.size), training=False)
+        return self.model.encode_image(resize(images, self.size, self.resizing), training=False)
 
     def encode_image_bytes(self, image_bytes):
-        return self.model.encode_image(decode_and_resize(image_bytes, self.size), training=False)
+        return self.model.encode_image(decode_and_resize(image_bytes, self.size, self.resizing), training=False)
 
     def encode_text(self, texts):
         return self.model.encode_text(self.tokenizer.tokenize(texts), training=False)

@@ -126,11 +126,11 @@ def read_errors_named(files, data):
     """Turns a `tf.data` error reading `files` into one line naming the corrupt shard."""
     import tensorflow as tf
 
-    from tt_cli.data.pipeline import describe_read_error, is_read_error
+    from tt_cli.data.pipeline import is_read_error, shard_read_error
 
     try:
         yield
     except tf.errors.OpError as e:
         if not is_read_error(e):
             raise
-        raise UnreadableDataError(describe_read_error(e, files, data) + ".") from None
+        raise shard_read_error(e, files, data) from None

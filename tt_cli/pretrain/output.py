@@ -28,18 +28,21 @@ import tempfile
 
 from tt_cli import ownership, storage
 from tt_cli import run_dir as rd
+from tt_cli.checkpoints import RunCheckpoints
 from tt_cli.errors import ConflictError, InvalidValueError, UnreadableDataError
 from tt_cli.jsonfile import write_json
 from tt_cli.pretrain.config import PRETRAIN_JSON, RESUME_KEYS
 
 COMMAND = "tt pretrain"
-SETTINGS_JSON = "settings.json"  # inside checkpoints/
+SETTINGS = f"{rd.CHECKPOINTS}/settings.json"  # its name in the manifest
 RUN_ENTRIES = (rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
 HINT = "choose another output folder"
 
 
-def checkpoint_dir(out):
-    return os.path.join(out, rd.CHECKPOINTS)
+def run_checkpoints(out, checkpoint=None, **kwargs):
+    """The run's checkpoints, listed in OUT's manifest as `tt pretrain`'s (`tt_cli.checkpoints`,
+    as `tt train` keeps its own)."""
+    return RunCheckpoints(checkpoint, out, command=COMMAND, **kwargs)
 
 
 def check_out(config):
@@ -53,7 +56,8 @@ def check_out(config):
         ownership.refuse_overlap(config.out, inputs, "output folder")
     if storage.lexists(config.out) and not storage.isdir(config.out):
         raise InvalidValueError(f"{config.out} exists and is not a folder; {HINT}.")
-    folder = ownership.OutputFolder(config.out, COMMAND)
+    inputs = [p for data in (config.data, config.val_data) if data for p in storage.expand(data)]
+    folder = ownership.OutputFolder(config.out, COMMAND, inputs)
     folder.check_free(folder.existing(), HINT)
     if storage.isfile(os.path.join(config.out, PRETRAIN_JSON)) and not config.overwrite:
         raise ConflictError(
@@ -67,7 +71,7 @@ def claim_out(folder, config, chief=True):
     """Returns whether `out` holds an unfinished run to resume. Otherwise (and with
     `config.overwrite`) the chief removes what `tt pretrain` wrote there before, to start
     over; it lists the run's entries as tt's."""
-    resuming = rd.latest_checkpoint(config.out) is not None and not config.overwrite
+    resuming = bool(run_checkpoints(config.out).steps()) and not config.overwrite
     if chief:
         if not resuming:
             folder.remove_owned()  # an earlier preset, or a start that never reached a checkpoint
@@ -84,17 +88,16 @@ def _settings(config, fingerprint, class_names, holdout):
     }
 
 
-def write_settings(config, fingerprint, class_names, holdout):
-    """Records, beside the checkpoints, what a resumed run must match."""
-    storage.makedirs(checkpoint_dir(config.out))
-    write_json(
-        os.path.join(checkpoint_dir(config.out), SETTINGS_JSON), _settings(config, fingerprint, class_names, holdout)
-    )
+def write_settings(folder, config, fingerprint, class_names, holdout):
+    """Records, beside the checkpoints (and as tt's in the manifest), what a resumed run must match."""
+    storage.makedirs(os.path.join(config.out, rd.CHECKPOINTS))
+    write_json(os.path.join(config.out, SETTINGS), _settings(config, fingerprint, class_names, holdout))
+    folder.record([SETTINGS])
 
 
 def check_resume_matches(config, fingerprint, class_names, holdout):
     """Refuses to resume a run that was started with other settings or other data."""
-    path = os.path.join(checkpoint_dir(config.out), SETTINGS_JSON)
+    path = os.path.join(config.out, SETTINGS)
     try:
         with storage.open(path) as f:
             previous = json.load(f)
@@ -120,7 +123,7 @@ def save_preset(classifier, folder, out):
     then copied in."""
     with tempfile.TemporaryDirectory(prefix="tt-preset-") as local:
         classifier.save_to_preset(local)
-        folder.claim(sorted(os.listdir(local)), HINT)
+        folder.claim(sorted(storage.listdir(local)), HINT)
         storage.upload_tree(local, out)
 
 

@@ -8,7 +8,6 @@ that step on, then the held-out accuracy and the preset.
 
 import json
 import os
-import tempfile
 import time
 
 from tt_cli import run_dir as rd
@@ -92,9 +91,9 @@ def pretrain(config, log=print, show_progress=True):
         config.strategy, config.seed, config.precision, config.jit, config.deterministic
     )  # before any other TensorFlow op
 
-    import tensorflow as tf
-
     from tt_cli.pretrain.classifier import build_classifier
+    from tt_cli.step_memory import check_step_fits
+    from tt_cli.strategy import worker_id
     from tt_cli.training import callbacks as cb
     from tt_cli.training import loop
     from tt_cli.training.config import model_scale
@@ -103,6 +102,7 @@ def pretrain(config, log=print, show_progress=True):
 
     check_accum_steps(config.batch_size, runtime.replicas, 1)
     scale = model_scale(config.scale, config.image_size)
+    check_step_fits(scale, config.batch_size, runtime.replicas, max_text_len=1)  # images only
     size = (scale.image_size, scale.image_size)
     folder = output.check_out(config)
     files, info, class_names, val_files, holdout = _inputs(config)
@@ -110,59 +110,56 @@ def pretrain(config, log=print, show_progress=True):
     if resuming:
         output.check_resume_matches(config, fingerprint(files, info), class_names, holdout)
     elif runtime.chief:
-        output.write_settings(config, fingerprint(files, info), class_names, holdout)
+        output.write_settings(folder, config, fingerprint(files, info), class_names, holdout)
 
     num_train = round(info.num_examples * (1 - holdout)) if info is not None else None
     steps = total_steps(config.steps, config.epochs, num_train, config.batch_size, config.data)
     warmup = config.warmup_steps if config.warmup_steps is not None else steps // 20
     model, schedule, checkpoint = _build(runtime, scale, len(class_names), steps, warmup, config)
-    with tempfile.TemporaryDirectory(prefix="tt-pretrain-worker-") as private:
-        # Other workers save their (identical) checkpoints too, privately: only the chief writes OUT.
-        directory = output.checkpoint_dir(config.out) if runtime.chief else private
-        manager = tf.train.CheckpointManager(
-            checkpoint, directory, max_to_keep=KEPT_CHECKPOINTS, step_counter=model.optimizer.iterations
-        )
-        if resuming:
-            rd.restore_checkpoint(checkpoint, rd.latest_checkpoint(config.out))
-        start = int(model.optimizer.iterations.numpy())
-        log(
-            f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
-            + (f" ({holdout:.0%} of the examples held out)" if holdout else "")
-            + (f", resuming {config.out} at step {start}" if resuming else "")
-        )
-        started, logs = time.perf_counter(), {}
-        if start < steps:
-            dataset = runtime.strategy.distribute_datasets_from_function(
-                lambda context: labelled_dataset(
-                    files,
-                    size,
-                    config.batch_size,
-                    training=True,
-                    holdout=holdout,
-                    augment=config.augment,
-                    seed=config.seed,
-                    shuffle_buffer=config.shuffle_buffer,
-                    start_step=start,
-                    input_context=context,
-                )
+    # Other workers save their (identical) checkpoints aside, under checkpoints/.worker-<id>, as in tt train.
+    worker = None if runtime.chief else worker_id(runtime.strategy)
+    manager = output.run_checkpoints(config.out, checkpoint, keep=KEPT_CHECKPOINTS, worker=worker, log=log)
+    if resuming:  # every worker from the chief's checkpoints: the newest intact one
+        output.run_checkpoints(config.out, checkpoint, log=log, readonly=not runtime.chief).restore_newest()
+    start = int(model.optimizer.iterations.numpy())
+    log(
+        f"pretraining a ViT ({config.scale}, {size[0]}x{size[1]}) on {len(class_names)} classes for {steps} steps"
+        + (f" ({holdout:.0%} of the examples held out)" if holdout else "")
+        + (f", resuming {config.out} at step {start}" if resuming else "")
+    )
+    started, logs = time.perf_counter(), {}
+    if start < steps:
+        dataset = runtime.strategy.distribute_datasets_from_function(
+            lambda context: labelled_dataset(
+                files,
+                size,
+                config.batch_size,
+                training=True,
+                holdout=holdout,
+                augment=config.augment,
+                seed=config.seed,
+                shuffle_buffer=config.shuffle_buffer,
+                start_step=start,
+                input_context=context,
             )
-            # Logged metrics average the last `log_every` steps, so the final training accuracy
-            # describes the end of training, not its whole course.
-            callbacks, saver = cb.training_callbacks(
-                config,
-                runtime.chief,
-                schedule,
-                manager,
-                steps,
-                show_progress=show_progress,
-                label="pretrain",
-                unit="images",
-                bar_keys=("loss", "accuracy"),
-                summary_keys=("loss", "accuracy"),
-            )
-            with saver:
-                logs, read_error = loop.fit(model, runtime, iter(dataset), steps - start, callbacks)
-            loop.raise_if_stopped(saver, manager, read_error, files, config.data)
+        )
+        # Logged metrics average the last `log_every` steps, so the final training accuracy
+        # describes the end of training, not its whole course.
+        callbacks, saver = cb.training_callbacks(
+            config,
+            runtime.chief,
+            schedule,
+            manager,
+            steps,
+            show_progress=show_progress,
+            label="pretrain",
+            unit="images",
+            bar_keys=("loss", "accuracy"),
+            summary_keys=("loss", "accuracy"),
+        )
+        with saver:
+            logs, read_error = loop.fit(model, runtime, iter(dataset), steps - start, callbacks)
+        loop.raise_if_stopped(saver, manager, read_error, files, config.data)
     seconds = time.perf_counter() - started
 
     # An uncompiled copy on one device, to score and save: saving the trained one would store its

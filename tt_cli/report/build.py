@@ -6,7 +6,7 @@ confusion of the latest checkpoint on it. An evaluation report holds the galleri
 and confusion of the runs an evaluation scored, side by side.
 
 The file follows tt's ownership rule (`tt_cli.ownership`): it may replace only a
-report tt wrote (listed in its folder's manifest with an unchanged size and time),
+report tt wrote (listed in its folder's manifest with the hash of its content),
 never an input of the same command: a run file, the data, a class-name file.
 
 Example:
@@ -65,7 +65,7 @@ def write_report(out, text, folder):
         storage.replace(out + ".tmp", out)
     except OSError as e:
         raise InvalidValueError(f"{out}: cannot write ({e.strerror}).")
-    folder.record([os.path.basename(out)], stamp=True)
+    folder.record([os.path.basename(out)])
     return {"path": out, "bytes": storage.getsize(out)}
 
 
@@ -77,18 +77,12 @@ def _flatten(value, prefix=""):
     return [(prefix[:-1], value)]
 
 
-def settings_section(config):
-    """run.json as name/value rows: the top-level settings first, then the nested groups
-    (the flags as given, under "config.", only where they differ from the resolved value)."""
-    top = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
-    given = config.get("config", {})
-    flags = (
-        [(f"config.{k}", v) for k, v in given.items() if k not in config or config[k] != v]
-        if isinstance(given, dict)
-        else []
-    )
-    nested = [row for k, v in config.items() if isinstance(v, dict) and k != "config" for row in _flatten(v, f"{k}.")]
-    return section("settings", "Settings (run.json)", name_values(top + flags + nested, "settings"))
+def settings_section(record):
+    """run.json (a `RunRecord`) as name/value rows: the settings as given, then what tt
+    resolved from them, the data's fingerprint and the versions (`group.name`)."""
+    groups = {"resolved": record.resolved, "dataset": record.dataset or {}, "versions": record.versions or {}}
+    rows = _flatten(record.config) + [row for name, group in groups.items() for row in _flatten(group, f"{name}.")]
+    return section("settings", "Settings (run.json)", name_values(rows, "settings"))
 
 
 def curves_section(run_dir):
@@ -118,23 +112,26 @@ def run_report(
     data=None,
     out=None,
     classnames=None,
-    templates="clip",
+    templates=None,
     samples=DEFAULT_SAMPLES,
     seed=DEFAULT_SEED,
     batch_size=128,
     folder=None,
     run=None,
+    tfds=None,
 ):
     """Writes the report of `run_dir` (to RUN/report.html by default); returns {"path", "bytes", ...}.
 
-    `templates`: a template set's name, a file, or a list of prompts (zero-shot, labelled data only).
+    `templates`: a template set's name, a file, or a list of prompts (zero-shot, labelled data only);
+    None: the data's own (a TFDS benchmark's built-in prompts), else CLIP's 80.
+    `tfds`: `tfds_catalog.TfdsOptions` when `data` is a TFDS dataset (tfds:NAME:SPLIT).
     `folder`: what `prepare_report_path` returned, when the caller checked the path already.
     `run`: the run already in memory (`tt_cli.run_dir.Run`; the demo's), else its latest checkpoint is loaded.
     """
-    config = rd.read_run_config(run_dir)
+    record = rd.read_run_record(run_dir)
     out = out or default_path(run_dir)
     folder = folder or prepare_report_path(out, report_inputs([run_dir], data, [classnames]))
-    sections = [settings_section(config), curves_section(run_dir)]
+    sections = [settings_section(record), curves_section(run_dir)]
     notes = []
     if data:
         from tt_cli.data import schema
@@ -143,13 +140,14 @@ def run_report(
         from tt_cli.report.evaluation import evaluate_run
         from tt_cli.run_dir import load_run
 
-        _, info = schema.resolve_shards(data)
+        _, info = schema.resolve_shards(data, tfds)
         names = None
         if classnames or (info is not None and info.class_names):
             names = zero_shot.class_names_for(info, classnames, data)
+        templates = templates or zero_shot.default_templates(info)
         prompts = load_templates(templates) if isinstance(templates, str) else list(templates)
         run = run or load_run(run_dir)
-        evaluation = evaluate_run(run, data, names, prompts, batch_size)
+        evaluation = evaluate_run(run, data, names, prompts, batch_size, tfds)
         sections += evaluation_sections([(f"{evaluation.name} (step {run.step})", evaluation)], samples, seed)
         if evaluation.similarity is None:
             notes.append("no galleries: the images have no captions")

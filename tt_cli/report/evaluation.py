@@ -54,10 +54,15 @@ def from_encoded(name, images, similarity=None, probabilities=None, class_names=
     )
 
 
-def evaluate_run(run, data, class_names=None, templates=("a photo of a {}.",), batch_size=encode.DEFAULT_BATCH_SIZE):
+def evaluate_run(
+    run, data, class_names=None, templates=("a photo of a {}.",), batch_size=encode.DEFAULT_BATCH_SIZE, tfds=None
+):
     """Retrieval scores when the images have captions, zero-shot probabilities when they have
-    labels and `class_names` are given; one encoding pass for both."""
-    images = encode.encode_images(run.model, data, batch_size, description=f"images ({run_name(run)})", thumbnails=True)
+    labels and `class_names` are given; one encoding pass for both (`tfds`: the options of a
+    TFDS dataset `data`)."""
+    images = encode.encode_images(
+        run.model, data, batch_size, description=f"images ({run_name(run)})", thumbnails=True, tfds=tfds
+    )
     similarity = probabilities = None
     if any(images.captions):
         retrieval.check_captions(images.captions, data)

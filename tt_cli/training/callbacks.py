@@ -4,7 +4,6 @@ Each reads the global step from the optimizer, so a resumed run logs and
 checkpoints at the same step numbers an uninterrupted run would.
 """
 
-import json
 import math
 import signal
 import time
@@ -13,8 +12,8 @@ import keras
 import tensorflow as tf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tt_cli import storage
 from tt_cli.console import STDERR
+from tt_cli.jsonfile import append_json_lines
 
 
 def global_step(model):
@@ -100,23 +99,30 @@ class ResetMetricsEvery(keras.callbacks.Callback):
 
 class MetricsLog(keras.callbacks.Callback):
     """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps, with the
-    rate as `<unit>_per_second` (examples per step: `batch_size`)."""
+    rate as `<unit>_per_second` (examples per step: `batch_size`), and hands the same numbers
+    to each of `also` (`write(step, values)`: the W&B logger)."""
 
-    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, unit="pairs"):
+    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, also=(), unit="pairs"):
         super().__init__()
         self.path, self.log_every, self.lr, self.batch_size = path, log_every, learning_rate_fn, batch_size
         self.rate_key = f"{unit}_per_second"
         self.writer = tf.summary.create_file_writer(logdir)
         self.window = None
+        self.also = tuple(also)
 
     def write(self, step, values):
-        with storage.open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        append_json_lines(self.path, [{"step": step, **values}])
         with self.writer.as_default(step=step):
             for k, v in values.items():
                 if isinstance(v, (int, float)):
                     tf.summary.scalar(k, v)
         self.writer.flush()
+        for logger in self.also:
+            logger.write(step, values)
+        self.after_write()
+
+    def after_write(self):
+        """Called after each write (the run stamps what it appended: `RunCheckpoints.record_logs`)."""
 
     def on_train_batch_end(self, batch, logs=None):
         step = global_step(self.model)
@@ -216,22 +222,32 @@ def training_callbacks(
 
     from tt_cli import run_dir as rd
 
-    metrics_log = MetricsLog(
-        os.path.join(config.out, rd.METRICS),
-        os.path.join(config.out, rd.LOGS),
-        config.log_every,
-        schedule,
-        config.batch_size,
-        unit=progress.get("unit", "pairs"),
-    )
+    wandb_log = None
+    if chief and getattr(config, "wandb", None):
+        from tt_cli.training.wandb_log import WandbLog
+
+        wandb_log = WandbLog(config.wandb, config.wandb_run, config.out, config.to_json())
     saver = Checkpoints(manager, config.checkpoint_every)
     callbacks = [
         saver,
         TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress, **progress),
     ]
-    if chief:
+    if chief:  # (its event file appears as the writer is made: other workers make none in RUN/logs)
+        metrics_log = MetricsLog(
+            os.path.join(config.out, rd.METRICS),
+            os.path.join(config.out, rd.LOGS),
+            config.log_every,
+            schedule,
+            config.batch_size,
+            also=[wandb_log] if wandb_log else (),
+            unit=progress.get("unit", "pairs"),
+        )
+        metrics_log.after_write = manager.record_new_logs
+        manager.record_logs()
         callbacks.insert(1, metrics_log)
         if evaluator is not None:
             callbacks.append(Validation(evaluator, tokenizer, config.val_every, metrics_log))
+    if wandb_log is not None:
+        callbacks.append(wandb_log)  # after the metrics log: its curves read metrics.jsonl at the end
     callbacks.append(ResetMetricsEvery(config.log_every, steps))
     return callbacks, saver

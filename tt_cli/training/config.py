@@ -16,7 +16,19 @@ from tt_cli.errors import InvalidValueError
 
 # Settings that define the model: a run cannot resume with different values. (Runs of
 # earlier versions also recorded an `embed_dim` that was never applied: it is not compared.)
-MODEL_KEYS = ("mode", "scale", "image_size", "pretrained", "pooling", "aux_weight", "lit_head", "max_text_len", "loss")
+MODEL_KEYS = (
+    "mode",
+    "scale",
+    "image_size",
+    "pretrained",
+    "pooling",
+    "aux_weight",
+    "lit_head",
+    "max_text_len",
+    "loss",
+    "init",
+    "pretrained_text",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,16 +38,29 @@ class TrainConfig:
     embeddings: tuple = ()
     out: str = "runs/tt"
     val_data: str = None
+    # TFDS datasets (`data` or `val_data` of the form tfds:NAME[/CONFIG]:SPLIT): where they are
+    # prepared (None: TFDS's default) and, for one tt does not know, which features hold its
+    # fields ("image=...,caption=...,label=...,key=...").
+    tfds_data_dir: str = None
+    tfds_fields: str = None
     mode: str = "3t"
-    pretrained: tuple = ("imagenet21k",)  # the third towers, in order (3T learns from each)
+    # A KerasHub CLIP/SigLIP/MetaCLIP 2 preset f and g start from (`tt_cli.init_preset`); None: from scratch.
+    init: str = None
+    # The third towers, in order (3T learns from each); "init" is a frozen copy of the init preset's
+    # image tower. Empty: that copy with `init`, else imagenet21k.
+    pretrained: tuple = ()
+    # Frozen KerasHub sentence encoders (`TextEmbedder` presets): 3T third towers on the text side, after `pretrained`.
+    pretrained_text: tuple = ()
     scale: str = "b16"
     image_size: int = None  # side of the main image tower's input; None: the scale's own
     pooling: str = "token"
     aux_weight: float = 1.0  # weight of each 3T auxiliary term; 1 = the paper's equal thirds
     lit_head: bool = False
-    loss: str = "softmax"  # of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's)
+    # Of every pair: softmax (CLIP's, the paper's) or sigmoid (SigLIP's). None: the init preset's own, else softmax.
+    loss: str = None
     batch_size: int = 256  # global, over all replicas and workers, per optimizer step
     accum_steps: int = 1  # micro-batches per step (gradient caching: the loss still sees the whole batch)
+    remat: bool = False  # recompute each transformer block's forward in the backward pass (less memory)
     steps: int = None  # default: `epochs` passes over the training set
     epochs: float = 10.0
     lr: float = 5e-4
@@ -58,9 +83,29 @@ class TrainConfig:
     val_every: int = 1000
     keep_checkpoints: int = 3
     restart: bool = False
+    wandb: str = None  # a Weights & Biases project to log to (chief only)
+    wandb_run: str = None  # the W&B run's display name (None: W&B picks one)
 
     def __post_init__(self):
-        object.__setattr__(self, "pretrained", pretrained_names(self.pretrained))
+        pretrained = pretrained_names(self.pretrained) or (("init",) if self.init else ("imagenet21k",))
+        object.__setattr__(self, "pretrained", pretrained)
+        object.__setattr__(self, "pretrained_text", pretrained_names(self.pretrained_text))
+        if self.pretrained_text and self.mode != "3t":
+            raise InvalidValueError(
+                f"pretrained text tower {self.pretrained_text[0]}: text third towers teach 3T; "
+                f"{self.mode} has no place for them."
+            )
+        if self.loss is None and not self.init:
+            object.__setattr__(self, "loss", "softmax")
+        if "init" in pretrained and not self.init and self.mode != "clip":
+            raise InvalidValueError(
+                "pretrained tower 'init' is a frozen copy of the init preset's image tower; no init preset was given",
+                remedy=("init", "PRESET", "(a KerasHub CLIP or SigLIP preset)"),
+            )
+        if self.lit_head and self.mode != "lit":
+            raise InvalidValueError(
+                f"lit_head: a head on the locked tower is LiT's; mode {self.mode} has no locked tower to put it on."
+            )
         if self.mode == "lit" and len(self.pretrained) > 1:
             raise InvalidValueError(
                 f"LiT locks one pretrained tower, not {len(self.pretrained)}",
@@ -69,6 +114,13 @@ class TrainConfig:
 
     def to_json(self):
         return dataclasses.asdict(self)
+
+    @property
+    def tfds(self):
+        """The `tfds_catalog.TfdsOptions` of `tfds_data_dir` and `tfds_fields`."""
+        from tt_cli.data.tfds_catalog import TfdsOptions
+
+        return TfdsOptions.from_text(self.tfds_data_dir, self.tfds_fields)
 
 
 def model_scale(scale, image_size=None):

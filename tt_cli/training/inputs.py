@@ -6,21 +6,16 @@ Example:
 """
 
 
-def training_input(config, runtime, files, tokenizer, built, start_step):
-    """A distributed dataset: each input pipeline (worker) reads its own shards. Each frozen
-    tower's images are decoded at its own size unless its embeddings are precomputed (in an
-    embeddings folder beside the shards, or, for the first tower, in the shards themselves)."""
+def training_input(config, runtime, files, tokenizer, built, start_step, fields=None):
+    """A distributed dataset: each input pipeline (worker) reads its own shards, and feeds
+    each frozen third tower as its record says (`built.third_towers`). `fields`: the files
+    are a TFDS dataset's (`schema.record_fields`)."""
     from tt_cli.data.pipeline import train_dataset
-    from tt_cli.data.tokenizer import TextTokenizer
 
-    model, towers, precomputed = built.model, built.towers, built.precomputed
+    model = built.model
     image_size = model.image_tower.image_size if model.image_tower is not None else (built.scale.image_size,) * 2
-    # Per tower, in order: the size its images are decoded at, or the width of the shards' own embeddings.
-    h_sizes = [None if pre else tower.image_size for tower, pre in zip(towers, precomputed)]
-    folders = len(built.embeddings)  # towers 0..folders-1 read theirs from an embeddings folder
-    h_dims = [
-        tower.output_dim if pre and k >= folders else None for k, (tower, pre) in enumerate(zip(towers, precomputed))
-    ]
+    if config.init and model.image_tower is None:  # LiT: the locked tower's images, decoded once
+        image_size = model.image_size
     # Each input pipeline makes its own tokenizer: the SentencePiece resource must
     # live where the dataset is built.
     return runtime.strategy.distribute_datasets_from_function(
@@ -28,14 +23,14 @@ def training_input(config, runtime, files, tokenizer, built, start_step):
             files,
             config.batch_size,
             image_size,
-            TextTokenizer(tokenizer.model_bytes, config.max_text_len),
-            h_image_size=h_sizes,
-            h_embedding_dim=h_dims,
+            tokenizer.copy(),
+            third_towers=built.third_towers,
             seed=config.seed,
             start_step=start_step,
             shuffle_buffer=config.shuffle_buffer,
             input_context=ctx,
-            embeddings=built.embeddings,
             augment=config.augment,
+            fields=fields,
+            resizing=model.image_resizing,
         )
     )

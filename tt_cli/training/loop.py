@@ -51,7 +51,7 @@ def fit(model, runtime, iterator, steps, callbacks, accum_steps=1):
 def raise_if_stopped(saver, manager, read_error, files, data):
     """Raises `TrainingStopped` naming why the loop ended before its last step (a shard it
     could not read, a NaN loss, a signal) and which checkpoint stands."""
-    from tt_cli.data.pipeline import describe_read_error
+    from tt_cli.data.pipeline import shard_read_error
     from tt_cli.training.callbacks import global_step
 
     if read_error is not None:
@@ -60,10 +60,8 @@ def raise_if_stopped(saver, manager, read_error, files, data):
             if manager.latest_checkpoint
             else "no checkpoint was saved yet"
         )
-        raise TrainingStopped(
-            f"{describe_read_error(read_error, files, data)}; training stopped after step "
-            f"{saver.finished_step} and {kept}."
-        )
+        then = f"; training stopped after step {saver.finished_step} and {kept}"
+        raise shard_read_error(read_error, files, data, TrainingStopped, then)
     if saver.nan_step is not None:
         raise TrainingStopped(
             f"loss became NaN at step {saver.nan_step}; stopped and kept the last good "

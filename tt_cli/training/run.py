@@ -5,6 +5,7 @@ read, and the validation numbers during and after training.
 """
 
 import dataclasses
+import functools
 
 from tt_cli import storage
 from tt_cli.console import STDERR
@@ -27,8 +28,9 @@ def run_training(config):
     if config.val_data:
         from tt_cli.eval.validation import ValidationEvaluator
 
-        evaluator = ValidationEvaluator.for_shards(config.val_data)
-    result = train(config, log=STDERR.print, evaluator=evaluator)
+        evaluator = ValidationEvaluator.for_shards(config.val_data, tfds=config.tfds)
+    # Plain text: a path such as runs/clip[a*] is no rich markup.
+    result = train(config, log=functools.partial(STDERR.print, markup=False), evaluator=evaluator)
     if result.logs:
         STDERR.print("done: " + " ".join(f"{k} {v:.4g}" for k, v in result.logs.items()))
     if evaluator is not None:
