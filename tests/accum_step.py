@@ -1,25 +1,25 @@
 """Run as a script by test_accum.py, two processes side by side, one per PART:
 
-    python accum_step.py PRESET one-device|two-replicas OUT_DIR
+    python accum_step.py PRESET SHARDS OUT_DIR one-device|two-replicas
 
-`tt train`'s step (`make_distributed_step`) with tt's optimizer (AdamW with its default
-settings and schedule, `tt_cli.training.optimizer`) for 20 steps on the same global
-batches, under `--deterministic`'s op determinism, from the same initial weights.
+Each run is the library call `tt train` makes (`tt_cli.training.trainer.train`) with tt's
+default optimizer settings (AdamW, its learning rate, schedule, weight decay, β₂ and
+global-norm clip) and `--deterministic`, for 20 steps of a global batch of 8 on the tiny
+demo shards (`--vocab-size 64`: captions repeat tokens, as real ones repeat words):
 
-- `one-device`: every mode and both losses, with and without gradient caching
-  (`accum_steps` 4 and 1), on one CPU device; CLIP's accumulated step XLA-compiled, as
-  `tt train` resolves it there. Then plain per-micro-batch accumulation, and the run
-  with Keras given the raw gradients (what tt did before `models.gradients`).
-- `two-replicas`: on a 2-replica MirroredStrategy over two logical CPUs, the runs of
-  `TWO_REPLICA_RUNS`, the sigmoid loss split over the replicas, and `tt pretrain`'s
-  classifier step; then, on one device (it balances the two processes' time), gradient
-  caching under mixed precision (float16 with loss scaling, bfloat16).
+- `one-device`: every mode and loss with `--accum-steps 1` and `4` on one CPU device
+  (CLIP with the softmax loss at `tt train`'s default there, XLA; the others with
+  `--no-jit`: XLA compilation costs ~20 s of CPU a run); then one run with Keras given the
+  raw gradients (tt's step before `models.gradients`); then gradient caching under mixed
+  precision (float16 with loss scaling, bfloat16).
+- `two-replicas`: every mode and loss with `--accum-steps 4` (3T with the sigmoid loss with
+  `1` too) under `--strategy mirrored` over two logical CPUs; then `sigmoid_loss` split over the replicas,
+  and `tt pretrain` (`tt_cli.pretrain.pretrain`) with `--strategy mirrored` and on one device.
 
-Every run's final weights go to OUT_DIR/<mode>-<loss>_<where>_accum<N>.npz (the initial
-weights to `<case>_initial.npz`, the weights' names and whether they train to
-`<case>_names.json`); the last line of stdout is a JSON report of everything else.
-Logical CPU devices must be configured before any TensorFlow op runs, hence a fresh
-process.
+Every run's final weights go to OUT_DIR/<mode>-<loss>_<where>_accum<N>.npz (the weights'
+names and whether they train to `<mode>-<loss>_names.json`); the last line of stdout is a
+JSON report of everything else. Logical CPU devices must be configured before any
+TensorFlow op runs, hence a fresh process.
 """
 
 import dataclasses
@@ -29,6 +29,7 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import tensorflow as tf  # noqa: E402
 
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -41,37 +42,95 @@ from models import PretrainedTower, ThreeTowers, get_scale  # noqa: E402
 from models import three_towers as three_towers_module  # noqa: E402
 from models.gradient_cache import cached_gradients  # noqa: E402
 from models.sigmoid_loss import sigmoid_loss  # noqa: E402
-from tt_cli.strategy import resolve_jit  # noqa: E402
+from tt_cli.strategy import make_strategy  # noqa: E402
 from tt_cli.training.config import TrainConfig  # noqa: E402
 from tt_cli.training.optimizer import make_optimizer, warmup_cosine  # noqa: E402
-from tt_cli.training.step import make_distributed_step  # noqa: E402
+from tt_cli.training.trainer import train  # noqa: E402
 
-# The tiny scale with one layer per tower (as the frozen tower's preset has): tracing a step,
-# which is what these runs spend their time on, grows with depth; the step's exactness does not.
-SCALE = dataclasses.replace(get_scale("tiny"), name="tiny-1", depth=1)
 GLOBAL_BATCH = 8
 ACCUM = 4
 STEPS = 20
-VOCAB = 50  # small: every batch repeats tokens, as captions repeat words
 CASES = [(mode, loss) for mode in ("clip", "lit", "3t") for loss in ("softmax", "sigmoid")]
-# The runs on two replicas (accum_steps by case): every mode, both losses, with accumulation;
-# 3T, the mode with the most pairs, also without. A run there traces the step once per
-# replica, and tracing is what costs (~20-40 s of CPU a run; the full product would double it).
-TWO_REPLICA_RUNS = {("clip", "softmax"): (ACCUM,), ("lit", "sigmoid"): (ACCUM,), ("3t", "sigmoid"): (ACCUM, 1)}
-# XLA (tt train's default on one CPU device) for CLIP's accumulated step; XLA compilation
-# costs ~10 s a run, and the other steps trace the same train_step.
-XLA_RUN = ("clip", "softmax", ACCUM)
+DEFAULT_JIT = ("clip", "softmax")  # on one device at tt train's default (XLA); the others --no-jit
+RAW_CASE = ("clip", "sigmoid")  # the run with Keras given the raw gradients (--no-jit)
+# On two replicas every case runs with --accum-steps 4 (compared with one device's full
+# batch: both the replicas and the micro-batches at once), 3T with the sigmoid loss without
+# accumulation too. A run there costs ~20 s of CPU (the step is traced once per replica);
+# the full product would add ~100 s.
+TWO_REPLICA_ACCUM = {("3t", "sigmoid"): (1, ACCUM)}
 POLICIES = ("mixed_float16", "mixed_bfloat16")
 MIXED_STEPS = 3
 DEFAULTS = TrainConfig()
 
 
-def make_batches(rng, steps):
+def config(shards, preset, out, mode, loss, accum_steps, strategy, jit):
+    """`tt train --data SHARDS --out OUT --mode MODE --loss LOSS --pretrained PRESET --scale tiny
+    --steps 20 --batch-size 8 --accum-steps N --vocab-size 64 --max-text-len 12 --deterministic
+    --strategy STRATEGY [--no-jit]`: every optimizer setting at its default."""
+    return TrainConfig(
+        data=shards,
+        out=out,
+        mode=mode,
+        loss=loss,
+        pretrained=(preset,),
+        scale="tiny",
+        steps=STEPS,
+        batch_size=GLOBAL_BATCH,
+        accum_steps=accum_steps,
+        vocab_size=64,
+        max_text_len=12,
+        deterministic=True,
+        strategy=strategy,
+        jit=jit,
+        log_every=1,
+        checkpoint_every=STEPS,
+    )
+
+
+def run(shards, preset, out_dir, case, where, mode, loss, accum_steps, name=None):
+    """One `train` call; its final weights saved as `<mode>-<loss>_<name>`, its facts in `case`."""
+    name = name or f"{where}_accum{accum_steps}"
+    strategy = "mirrored" if where == "mirrored" else "auto"
+    jit = None if (where == "single" and (mode, loss) == DEFAULT_JIT) else False
+    started = time.process_time()
+    out = os.path.join(out_dir, "runs", f"{mode}-{loss}_{name}")
+    result = train(
+        config(shards, preset, out, mode, loss, accum_steps, strategy, jit),
+        log=lambda *args, **kwargs: None,
+        show_progress=False,
+    )
+    model = result.model
+    with open(os.path.join(out, "run.json")) as f:
+        resolved = json.load(f)["resolved"]
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        case["losses"][name] = [json.loads(line)["loss"] for line in f]
+    case["resolved"][name] = {k: resolved[k] for k in ("jit", "replicas", "strategy")}
+    case["steps"][name] = int(model.optimizer.iterations.numpy())
+    case["cpu_seconds"][name] = round(time.process_time() - started, 1)
+    np.savez(os.path.join(out_dir, f"{mode}-{loss}_{name}.npz"), *model.get_weights())
+    names = os.path.join(out_dir, f"{mode}-{loss}_names.json")
+    if not os.path.exists(names):
+        with open(names, "w") as f:
+            json.dump([[w.path, w.trainable] for w in model.weights], f)
+
+
+def new_case():
+    return {"losses": {}, "resolved": {}, "steps": {}, "cpu_seconds": {}}
+
+
+# -- Mixed precision: the gradient gradient caching gives the optimizer ----------------
+
+# The tiny scale with one layer per tower, built directly: these checks compare gradients,
+# not runs, and tracing a deeper tower costs time without testing more.
+MIXED_SCALE = dataclasses.replace(get_scale("tiny"), name="tiny-1", depth=1)
+
+
+def make_batches(rng, steps, vocab=50):
     """`steps` global batches of the shapes training sees (tokens EOS-terminated, padded)."""
 
     def one():
         tokens = np.concatenate(
-            [rng.integers(3, VOCAB, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2), np.zeros((GLOBAL_BATCH, 2))], 1
+            [rng.integers(3, vocab, (GLOBAL_BATCH, 5)), np.full((GLOBAL_BATCH, 1), 2), np.zeros((GLOBAL_BATCH, 2))], 1
         )
         return {
             "image": rng.integers(0, 256, (GLOBAL_BATCH, 32, 32, 3)).astype("float32"),
@@ -82,106 +141,24 @@ def make_batches(rng, steps):
     return [one() for _ in range(steps)]
 
 
-def build(strategy, mode, loss, preset, policy="float32", steps=STEPS):
-    """The model and optimizer as `tt train` builds them (`training/build.py`), at the tiny
-    scale, from the same seed: the same initial weights on every strategy."""
+def build(preset, policy):
+    """3T with the sigmoid loss and tt's optimizer, as `training/build.py` builds them, under `policy`."""
     keras.mixed_precision.set_global_policy(policy)
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        tower = PretrainedTower.from_preset(preset) if mode != "clip" else None
-        model = ThreeTowers.from_scale(SCALE, mode=mode, vocab_size=VOCAB, max_len=8, pretrained_tower=tower, loss=loss)
-        schedule = warmup_cosine(DEFAULTS.lr, steps, min(10_000, steps // 20))  # tt train's default warm-up
-        optimizer = make_optimizer(schedule, DEFAULTS.weight_decay, DEFAULTS.beta2, DEFAULTS.grad_clip_norm, policy)
-        model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
+    keras.utils.set_random_seed(0)
+    model = ThreeTowers.from_scale(
+        MIXED_SCALE,
+        mode="3t",
+        vocab_size=50,
+        max_len=8,
+        pretrained_tower=PretrainedTower.from_preset(preset),
+        loss="sigmoid",
+    )
+    schedule = warmup_cosine(DEFAULTS.lr, MIXED_STEPS, 0)
+    optimizer = make_optimizer(schedule, DEFAULTS.weight_decay, DEFAULTS.beta2, DEFAULTS.grad_clip_norm, policy)
+    model.compile(optimizer=optimizer)
+    optimizer.build(model.trainable_variables)
     keras.mixed_precision.set_global_policy("float32")
     return model
-
-
-def train(strategy, model, batches, accum_steps, jit=None):
-    """`len(batches)` steps of `tt train`'s loop: per-replica batches from an input function,
-    the distributed step with XLA as the trainer resolves `jit`. Returns the logged losses."""
-    rows = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
-
-    def per_replica_batches(context):
-        size = context.get_per_replica_batch_size(GLOBAL_BATCH)
-        return tf.data.Dataset.from_tensor_slices(rows).batch(size, drop_remainder=True)
-
-    iterator = iter(strategy.distribute_datasets_from_function(per_replica_batches))
-    step = make_distributed_step(model, strategy, resolve_jit(jit, strategy), accum_steps)
-    return [float(step(iterator)["loss"]) for _ in batches]
-
-
-def run_case(strategy, where, mode, loss, preset, batches, accum_steps, out_dir, case, run=None):
-    """One run of `train` from the case's initial weights; its weights saved as `run` (default:
-    `<where>_accum<N>`), its facts in `case`."""
-    started = time.process_time()
-    model = build(strategy, mode, loss, preset)
-    run = run or f"{where}_accum{accum_steps}"
-    jit = (mode, loss, accum_steps) == XLA_RUN if where == "single" else None
-    case["losses"][run] = train(strategy, model, batches, accum_steps, jit)
-    case["jit"][run] = resolve_jit(jit, strategy)
-    case["steps"][run] = int(model.optimizer.iterations.numpy())
-    case["cpu_seconds"][run] = round(time.process_time() - started, 1)
-    save(out_dir, f"{mode}-{loss}_{run}", model)
-    return model
-
-
-def save(out_dir, name, model):
-    np.savez(os.path.join(out_dir, f"{name}.npz"), *model.get_weights())
-
-
-# -- Independent references ----------------------------------------------------
-
-
-def numpy_sigmoid_loss(a, b, log_t, bias):
-    """-(1/B) Σ_i Σ_j log σ(z_ij (t a_i·b_j + β)) in float64, written independently."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    logits = np.exp(min(log_t, np.log(100.0))) * a @ b.T + bias
-    signs = 2 * np.eye(len(a)) - 1
-    return float(np.mean(np.sum(np.logaddexp(0.0, -signs * logits), axis=1)))
-
-
-def normalize(x):
-    x = np.asarray(x, np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def numpy_sigmoid_objective(model, batch):
-    """The mode's objective with the sigmoid loss on every pair, from the towers' and heads'
-    linear outputs at the initial temperature and bias, in float64 (3T: (L1 + L2 + L3) / 3;
-    LiT without a head compares h itself with g)."""
-    log_t, bias = np.log(10.0), -10.0
-    g = np.asarray(model.text_tower(batch["tokens"]))
-    if model.mode == "lit":
-        return numpy_sigmoid_loss(normalize(model.pretrained_tower(batch["h_image"])), normalize(g), log_t, bias)
-    f = np.asarray(model.image_tower(batch["image"]))
-    main = numpy_sigmoid_loss(normalize(f), normalize(g), log_t, bias)
-    if model.mode == "clip":
-        return main
-    h = np.asarray(model.pretrained_tower(batch["h_image"]))
-    lin = lambda head, x: normalize(np.asarray(head.dense(x)))  # noqa: E731
-    return (
-        main
-        + numpy_sigmoid_loss(lin(model.image_head, f), lin(model.pretrained_image_head, h), log_t, bias)
-        + numpy_sigmoid_loss(lin(model.text_head, g), lin(model.pretrained_text_head, h), log_t, bias)
-    ) / 3
-
-
-def sigmoid_loss_on_two_replicas(strategy):
-    """sigmoid_loss on 2 replicas (each with half the rows) against NumPy on all rows."""
-    rng = np.random.default_rng(3)
-    a, b = normalize(rng.normal(size=(8, 6))), normalize(rng.normal(size=(8, 6)))
-    a[2], b[2] = a[5], b[5]  # a repeated pair: still a negative of the other
-    log_t, bias = np.log(20.0), -3.0
-
-    def per_replica(context):
-        rows = slice(4 * context.replica_id_in_sync_group, 4 * (context.replica_id_in_sync_group + 1))
-        return tf.constant(a[rows], tf.float32), tf.constant(b[rows], tf.float32)
-
-    inputs = strategy.experimental_distribute_values_from_function(per_replica)
-    loss, _ = strategy.run(lambda x, y: sigmoid_loss(x, y, log_t, bias), args=inputs)
-    return float(strategy.reduce("MEAN", loss, axis=None)), numpy_sigmoid_loss(a, b, log_t, bias)
 
 
 def whole_batch_gradients(model, batch, scale=1.0):
@@ -208,34 +185,23 @@ def finite_under_loss_scaling(gradients_at, scale):
         scale /= 2
 
 
-def flat(gradients):
-    return np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in gradients])
-
-
 def relative_distance(a, b):
+    flat = lambda gradients: np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in gradients])  # noqa: E731
     return float(np.linalg.norm(flat(a) - flat(b)) / np.linalg.norm(flat(b)))
 
 
-def plain_accumulation_distance(model, batch):
-    """How far the gradient of plain accumulation (each micro-batch's own loss, its rows
-    against its rows only, averaged) is from the whole batch's: relative L2 distance."""
-    pieces = [{k: np.split(v, ACCUM)[i] for k, v in batch.items()} for i in range(ACCUM)]
-    plain = [sum(gs) / ACCUM for gs in zip(*(whole_batch_gradients(model, piece) for piece in pieces))]
-    return relative_distance(plain, whole_batch_gradients(model, batch))
-
-
-def mixed_precision(preset, batches):
-    """3T with the sigmoid loss under each mixed policy: the gradients gradient caching gives
-    the optimizer against the whole batch's in the same policy and in float32, as relative
-    L2 distances (float16 at the loss scale its dynamic scaling would settle on, from the
-    optimizer's), and a few accumulated steps of the train_step `tt train` traces, run
-    eagerly (finite losses; every step applied: no overflow made the loss scale skip one)."""
-    single = tf.distribute.get_strategy()
+def mixed_precision(preset):
+    """Under each mixed policy: the gradients gradient caching gives the optimizer against the
+    whole batch's in the same policy and in float32, as relative L2 distances (float16 at the
+    loss scale its dynamic scaling would settle on, from the optimizer's), and a few
+    accumulated steps of the train_step `tt train` traces, run eagerly (finite losses; every
+    step applied: no overflow made the loss scale skip one)."""
+    batches = make_batches(np.random.default_rng(0), MIXED_STEPS)
     batch = {k: tf.constant(v) for k, v in batches[0].items()}
-    float32 = whole_batch_gradients(build(single, "3t", "sigmoid", preset), batch)
+    float32 = whole_batch_gradients(build(preset, "float32"), batch)
     report = {}
     for policy in POLICIES:
-        model = build(single, "3t", "sigmoid", preset, policy, steps=MIXED_STEPS)
+        model = build(preset, policy)
         optimizer = model.optimizer
         initial_scale = float(optimizer.scale_loss(1.0))  # 2^15 for float16, 1 for bfloat16
         accumulated, accumulated_scale = finite_under_loss_scaling(
@@ -246,7 +212,7 @@ def mixed_precision(preset, batches):
         )
         losses = [
             float(model.train_step({k: tf.constant(v) for k, v in step.items()}, accum_steps=ACCUM)["loss"])
-            for step in batches[:MIXED_STEPS]
+            for step in batches
         ]
         report[policy] = {
             "accumulated_vs_whole": relative_distance(accumulated, whole),
@@ -261,94 +227,101 @@ def mixed_precision(preset, batches):
     return report
 
 
-def classifier_on_two_replicas(mirrored):
-    """`tt pretrain`'s step (its classifier's `train_step`, with its optimizer settings) for 3
-    steps through `tt train`'s distributed step on two replicas, against the same steps on
-    one device (eagerly): the largest relative difference ‖a − b‖ / ‖a‖ of a weight."""
-    from tt_cli.pretrain.classifier import ClassifierTraining, build_classifier
-
-    rng = np.random.default_rng(5)
-    images = rng.integers(0, 256, (3 * GLOBAL_BATCH, 32, 32, 3)).astype("uint8")
-    labels = rng.integers(0, 3, 3 * GLOBAL_BATCH)
-
-    def make(strategy):
-        with strategy.scope():
-            keras.utils.set_random_seed(0)
-            model = ClassifierTraining(build_classifier(SCALE, num_classes=3))
-            optimizer = make_optimizer(warmup_cosine(1e-3, 3, 0), 0.05, beta2=0.999, epsilon=1e-7)  # tt pretrain's
-            model.compile(optimizer=optimizer)
-            optimizer.build(model.trainable_variables)
-        return model
-
-    single = make(tf.distribute.get_strategy())
-    for i in range(3):
-        rows = slice(i * GLOBAL_BATCH, (i + 1) * GLOBAL_BATCH)
-        single.train_step((tf.constant(images[rows]), tf.constant(labels[rows])))
-    model = make(mirrored)
-
-    def per_replica_batches(context):
-        size = context.get_per_replica_batch_size(GLOBAL_BATCH)
-        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size, drop_remainder=True)
-
-    iterator = iter(mirrored.distribute_datasets_from_function(per_replica_batches))
-    step = make_distributed_step(model, mirrored, resolve_jit(None, mirrored))
-    for _ in range(3):
-        step(iterator)
-    return {
-        "steps": int(model.optimizer.iterations.numpy()),
-        "max_difference": max(
-            float(np.linalg.norm(a - b) / np.linalg.norm(a))
-            for w, a, b in zip(single.weights, single.get_weights(), model.get_weights())
-            if not w.path.endswith("key/bias")
-        ),
-    }
+# -- Two replicas: the sigmoid loss split, and tt pretrain ---------------------------
 
 
-def one_device(preset, out_dir, batches):
-    single = tf.distribute.get_strategy()
+def numpy_sigmoid_loss(a, b, log_t, bias):
+    """-(1/B) Σ_i Σ_j log σ(z_ij (t a_i·b_j + β)) in float64, written independently."""
+    logits = np.exp(min(log_t, np.log(100.0))) * a @ b.T + bias
+    signs = 2 * np.eye(len(a)) - 1
+    return float(np.mean(np.sum(np.logaddexp(0.0, -signs * logits), axis=1)))
+
+
+def sigmoid_loss_on_two_replicas():
+    """sigmoid_loss on 2 replicas (each with half the rows) against NumPy on all rows."""
+    strategy = make_strategy("mirrored")  # the runs' own: one per process (`tt_cli.strategy`)
+    rng = np.random.default_rng(3)
+    normalize = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    a, b = normalize(rng.normal(size=(8, 6))), normalize(rng.normal(size=(8, 6)))
+    a[2], b[2] = a[5], b[5]  # a repeated pair: still a negative of the other
+    log_t, bias = np.log(20.0), -3.0
+
+    def per_replica(context):
+        rows = slice(4 * context.replica_id_in_sync_group, 4 * (context.replica_id_in_sync_group + 1))
+        return tf.constant(a[rows], tf.float32), tf.constant(b[rows], tf.float32)
+
+    inputs = strategy.experimental_distribute_values_from_function(per_replica)
+    loss, _ = strategy.run(lambda x, y: sigmoid_loss(x, y, log_t, bias), args=inputs)
+    return float(strategy.reduce("MEAN", loss, axis=None)), numpy_sigmoid_loss(a, b, log_t, bias)
+
+
+def pretrain_on_two_replicas(shards, out_dir):
+    """`tt pretrain --data SHARDS --holdout 0 --scale tiny --steps 3 --batch-size 8
+    --deterministic` with `--strategy mirrored` and on one device (`--no-jit`, as the
+    mirrored run resolves it): (each summary, the largest relative difference ‖a − b‖ / ‖a‖
+    of a weight of the two presets)."""
+    import keras_hub
+
+    from tt_cli.pretrain import PretrainConfig, pretrain
+
+    summaries, weights = {}, {}
+    for strategy in ("mirrored", "auto"):
+        out = os.path.join(out_dir, "runs", f"pretrain_{strategy}")
+        pretrain_config = PretrainConfig(
+            data=shards,
+            out=out,
+            holdout=0.0,
+            scale="tiny",
+            steps=3,
+            batch_size=GLOBAL_BATCH,
+            strategy=strategy,
+            jit=False,
+            deterministic=True,
+            log_every=1,
+        )
+        summary = pretrain(pretrain_config, log=lambda *args, **kwargs: None, show_progress=False)
+        summaries[strategy] = {k: summary[k] for k in ("strategy", "replicas", "steps")}
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            summaries[strategy]["logged_steps"] = [json.loads(line)["step"] for line in f]
+        classifier = keras_hub.models.ImageClassifier.from_preset(out)
+        weights[strategy] = [(w.path, w.numpy()) for w in classifier.weights]
+    differences = [
+        float(np.linalg.norm(a - b) / np.linalg.norm(a))
+        for (name, a), (_, b) in zip(weights["auto"], weights["mirrored"])
+        if not name.endswith("key/bias") and np.linalg.norm(a) > 0
+    ]
+    return {"summaries": summaries, "max_difference": max(differences), "weights": len(differences)}
+
+
+def one_device(preset, shards, out_dir):
     report = {"cases": {}}
     for mode, loss in CASES:
-        name = f"{mode}-{loss}"
-        case = report["cases"][name] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
-        model = build(single, mode, loss, preset)
-        np.savez(os.path.join(out_dir, f"{name}_initial.npz"), *model.get_weights())
-        with open(os.path.join(out_dir, f"{name}_names.json"), "w") as f:
-            json.dump([[w.path, w.trainable] for w in model.weights], f)
-        if loss == "sigmoid":
-            case["numpy_loss"] = numpy_sigmoid_objective(model, batches[0])
+        case = report["cases"][f"{mode}-{loss}"] = new_case()
         for accum_steps in (1, ACCUM):
-            run_case(single, "single", mode, loss, preset, batches, accum_steps, out_dir, case)
-    report["plain_accumulation_distance"] = plain_accumulation_distance(
-        build(single, "clip", "softmax", preset), {k: tf.constant(v) for k, v in batches[0].items()}
-    )
-    # What tt did before models.gradients: Keras given the token embedding's raw IndexedSlices.
+            run(shards, preset, out_dir, case, "single", mode, loss, accum_steps)
+    # tt's step before models.gradients: Keras given the token embedding's raw IndexedSlices.
+    keep = three_towers_module.optimizer_gradients
     three_towers_module.optimizer_gradients = lambda optimizer, gradients: gradients
-    report["raw_gradients"] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
-    run_case(single, "single", "clip", "softmax", preset, batches, 1, out_dir, report["raw_gradients"], "single_raw")
+    report["raw"] = new_case()
+    run(shards, preset, out_dir, report["raw"], "single", *RAW_CASE, 1, name="single_raw")
+    three_towers_module.optimizer_gradients = keep
+    report["mixed_precision"] = mixed_precision(preset)
     return report
 
 
-def two_replicas(preset, out_dir, batches):
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    report = {"cases": {}, "replicas": mirrored.num_replicas_in_sync}
-    for (mode, loss), runs in TWO_REPLICA_RUNS.items():
-        name = f"{mode}-{loss}"
-        case = report["cases"][name] = {"losses": {}, "jit": {}, "steps": {}, "cpu_seconds": {}}
-        initial = build(mirrored, mode, loss, preset).get_weights()
-        np.savez(os.path.join(out_dir, f"{name}_initial_mirrored.npz"), *initial)
-        for accum_steps in runs:
-            run_case(mirrored, "mirrored", mode, loss, preset, batches, accum_steps, out_dir, case)
-    report["sigmoid_two_replicas"], report["sigmoid_numpy"] = sigmoid_loss_on_two_replicas(mirrored)
-    report["pretrain_classifier"] = classifier_on_two_replicas(mirrored)
-    # On one device, in this process: it balances the two processes' time.
-    report["mixed_precision"] = mixed_precision(preset, batches)
+def two_replicas(preset, shards, out_dir):
+    report = {"cases": {}}
+    for mode, loss in CASES:
+        case = report["cases"][f"{mode}-{loss}"] = new_case()
+        for accum_steps in TWO_REPLICA_ACCUM.get((mode, loss), (ACCUM,)):
+            run(shards, preset, out_dir, case, "mirrored", mode, loss, accum_steps)
+    report["sigmoid_two_replicas"], report["sigmoid_numpy"] = sigmoid_loss_on_two_replicas()
+    report["pretrain"] = pretrain_on_two_replicas(shards, out_dir)
     return report
 
 
-def main(preset, part, out_dir):
-    tf.config.experimental.enable_op_determinism()  # as `tt train --deterministic`
-    batches = make_batches(np.random.default_rng(0), STEPS)
-    report = (one_device if part == "one-device" else two_replicas)(preset, out_dir, batches)
+def main(preset, shards, out_dir, part):
+    report = (one_device if part == "one-device" else two_replicas)(preset, shards, out_dir)
     print(json.dumps(report))
 
 

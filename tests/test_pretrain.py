@@ -95,14 +95,19 @@ def test_training_curve_is_kept_and_checkpoints_are_not(preset):
     assert {"loss", "accuracy", "lr", "images_per_second"} <= set(logged[-1])
     assert not os.path.exists(os.path.join(preset, "checkpoints"))
     manifest = json.load(open(os.path.join(preset, ".tt-manifest.json")))
-    assert set(manifest["entries"]) == set(os.listdir(preset)) - {".tt-manifest.json"}
+    assert {name for name in manifest["entries"] if "/" not in name} == set(os.listdir(preset)) - {".tt-manifest.json"}
+    assert all(os.path.exists(os.path.join(preset, name)) for name in manifest["entries"])
+    # Each file stamped, so that --overwrite may prove it tt's and replace it.
+    files = [name for name in manifest["entries"] if os.path.isfile(os.path.join(preset, name))]
+    assert files and all("sha256" in manifest["entries"][name] for name in files)
 
 
 def checkpoint_listed(out, step):
-    """True once the checkpoint of `step` is complete: listed in the checkpoint manager's
-    state file (written after the checkpoint's own files)."""
-    state = os.path.join(out, "checkpoints", "checkpoint")
-    return os.path.exists(state) and f'ckpt-{step}"' in open(state).read()
+    """True once the checkpoint of `step` is complete: recorded in the run's manifest (after
+    its files are written; the manifest is replaced whole), as tt train's are."""
+    from tt_cli.pretrain.output import run_checkpoints
+
+    return step in run_checkpoints(out).steps()
 
 
 @pytest.mark.slow
@@ -135,6 +140,30 @@ def test_killed_run_resumes_to_the_same_weights(labelled, preset, tmp_path):
     assert logged[-1]["step"] == STEPS
 
 
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_stops(labelled, tmp_path):
+    """tt train's stop handling: SIGTERM ends the run between steps with a checkpoint, listed
+    in the manifest, and one line saying how to resume."""
+    out = str(tmp_path / "stopped")
+    args = pretrain_args(*labelled, out)
+    args[args.index("--steps") + 1] = args[args.index("--checkpoint-every") + 1] = "100000"
+    args[args.index("--log-every") + 1] = "1"
+    process = subprocess.Popen([TT, *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = os.path.join(out, "metrics.jsonl")
+    deadline = time.monotonic() + 240
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert process.poll() is None and time.monotonic() < deadline, "pretraining did not start"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "stopped by signal" in err and "Run the same command again" in err and "Traceback" not in err
+    from tt_cli.pretrain.output import run_checkpoints
+
+    steps = run_checkpoints(out).steps()
+    assert steps and steps[0] >= 1 and not os.path.exists(os.path.join(out, "tt_pretrain.json"))
+
+
 def test_a_run_with_other_settings_does_not_resume(labelled, tmp_path):
     """An unfinished run's checkpoints are resumed only by the settings that made them."""
     from tt_cli.errors import ConflictError
@@ -143,7 +172,10 @@ def test_a_run_with_other_settings_does_not_resume(labelled, tmp_path):
 
     config = PretrainConfig(data=labelled[0], out=str(tmp_path / "out"), scale="tiny", batch_size=32)
     data, classes = {"sha256": "abc"}, ["a", "b"]
-    output.write_settings(config, data, classes, 0.1)
+    folder = output.check_out(config)
+    output.claim_out(folder, config)
+    output.write_settings(folder, config, data, classes, 0.1)
+    assert output.SETTINGS in folder.listed()  # tt's, so that finishing may remove it
     output.check_resume_matches(config, data, classes, 0.1)
     with pytest.raises(ConflictError, match="batch_size 32, not 16"):
         output.check_resume_matches(PretrainConfig(**{**config.to_json(), "batch_size": 16}), data, classes, 0.1)

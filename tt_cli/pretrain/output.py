@@ -120,15 +120,18 @@ def check_resume_matches(config, fingerprint, class_names, holdout):
 def save_preset(classifier, folder, out):
     """Saves `classifier` (KerasHub) as the preset in `out`: written to a local temporary
     folder (KerasHub writes local disk only), its names listed as tt's in the manifest,
-    then copied in."""
+    then copied in and stamped (so that `overwrite` may replace them)."""
     with tempfile.TemporaryDirectory(prefix="tt-preset-") as local:
         classifier.save_to_preset(local)
-        folder.claim(sorted(storage.listdir(local)), HINT)
+        names = sorted(storage.listdir(local))
+        folder.claim(names, HINT)
         storage.upload_tree(local, out)
+    folder.record(names)
 
 
 def finish(folder, out, summary):
     """Writes the summary (the preset is finished from here on), then removes the checkpoints."""
     folder.claim([PRETRAIN_JSON], HINT)
     write_json(os.path.join(out, PRETRAIN_JSON), summary)
+    folder.record([PRETRAIN_JSON, rd.METRICS, rd.LOGS])
     folder.remove_owned([rd.CHECKPOINTS])
