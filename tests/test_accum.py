@@ -23,9 +23,9 @@ STEPS = 20
 # L2 norm). float32 sums the gradient in other orders in each run (micro-batches, replicas,
 # XLA's fusions), and AdamW's update of an element whose gradient passes near zero carries
 # that rounding a long way: measured after 20 steps, at most 4.8e-6 (a query bias of CLIP's
-# text tower, two replicas with accumulation against one device; XLA's pair 3.4e-6; every
-# other case < 2e-6). Keras given the raw embedding gradient (tt's step before
-# models.gradients) differs by 7.8e-3: far beyond.
+# text tower, two replicas with accumulation against one device; every other case < 2e-6).
+# Keras given the raw embedding gradient (tt's step before models.gradients) differs by
+# 7.8e-3 (the token embedding itself by 3.5e-4): far beyond.
 TOLERANCE = 1e-5
 # Attention key biases get no gradient in exact arithmetic (softmax over the keys ignores a
 # constant added to every key's logit): theirs is rounding noise, which AdamW divides by its
@@ -39,9 +39,10 @@ UNTRAINED_BOUND = 1e-4
 # lost or doubled loss scale (gradients 2^15 off) or a tower whose float16 gradient
 # underflows gives a distance near 1.
 MIXED_TOLERANCE = {"mixed_float16": 1e-2, "mixed_bfloat16": 1e-1}
-# tt pretrain on two replicas against one device after 3 steps: measured ~1e-6 (Keras'
-# AdamW ε = 1e-7 there, and the first step has the full learning rate).
-PRETRAIN_TOLERANCE = 1e-5
+# tt pretrain on two replicas against one device after 3 steps: measured 5.4e-6. Its AdamW
+# divides by ε = 1e-7 (tt train's: 1e-6) and its first step has the full learning rate, so an
+# element whose gradient is near zero carries the rounding further.
+PRETRAIN_TOLERANCE = 5e-5
 
 
 def untrained(name):
@@ -107,11 +108,7 @@ def test_accumulated_and_distributed_steps_end_at_the_same_weights(runs):
         assert {"single_accum1", "single_accum4", "mirrored_accum4"} <= set(final), case
         assert set(runs_of["steps"].values()) == {STEPS}, (case, runs_of["steps"])
         for run, resolved in runs_of["resolved"].items():
-            # tt train's defaults: XLA on one CPU device (CLIP softmax's runs; --no-jit for the
-            # others), never with several CPU replicas.
-            two_replicas = run.startswith("mirrored")
-            assert resolved["replicas"] == (2 if two_replicas else 1), (case, run)
-            assert resolved["jit"] == (case == "clip-softmax" and not two_replicas), (case, run)
+            assert resolved["replicas"] == (2 if run.startswith("mirrored") else 1), (case, run)
         reference = final["single_accum1"]
         for run, weights in final.items():
             difference, weight = worst(relative_differences(names, reference, weights))

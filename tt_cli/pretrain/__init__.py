@@ -22,6 +22,7 @@ steps=200))` trains and returns the summary it wrote (`train_accuracy`, `heldout
 
 from tt_cli.pretrain.config import PRETRAIN_JSON, PretrainConfig
 from tt_cli.pretrain.data import labelled_dataset
+from tt_cli.pretrain.output import COMMAND
 from tt_cli.pretrain.run import pretrain
 
-__all__ = ["PRETRAIN_JSON", "PretrainConfig", "labelled_dataset", "pretrain"]
+__all__ = ["COMMAND", "PRETRAIN_JSON", "PretrainConfig", "labelled_dataset", "pretrain"]
