@@ -178,6 +178,23 @@ def test_csv_and_tsv_rows_are_intact_or_rejected(images, quoted, data):
         check_table(held, firsts, listing, images, quoted)
 
 
+def test_the_rest_of_a_broken_caption_is_no_row(images):
+    """An open quote closes on the next caption's line break: the caption's second line,
+    `0,0",k0`, is no row of its own (it would take the key k0 from the real row after it)."""
+    rows = [
+        ("unterminated", "k0", "", "good.png"),
+        ("valid", "k0", "\n0,0", "good.png"),
+        ("valid", "k0", "0", "good.png"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rows.csv")
+        firsts, held = write_table(path, rows, images, quoted=True)
+        listing = sources.list_source(path, key_column="key")
+        check_table(held, firsts, listing, images, quoted=True)
+    assert [row.captions for row in listing.rows] == [["0"]]
+    assert listing.rejects[-1]["detail"] == "line 4: a quote inside an unquoted cell"
+
+
 # ------------------------------------------------------------------ JSON Lines
 
 JSON_LINES = st.one_of(

@@ -31,6 +31,7 @@ import tempfile
 
 from tt_cli import storage
 from tt_cli.errors import InvalidValueError, TtError, UnreadableDataError
+from tt_cli.jsonfile import write_json
 
 INIT_DIR = "init"
 SOURCE_JSON = "tt_init.json"
@@ -157,8 +158,7 @@ def copy_preset(source, dest):
     with storage.staged_folder(dest) as local:
         backbone.save_to_preset(local)
         preprocessor.save_to_preset(local)
-    with storage.open(os.path.join(dest, SOURCE_JSON), "w") as f:
-        json.dump({"preset": source, "class": family.backbone}, f)
+    write_json(os.path.join(dest, SOURCE_JSON), {"preset": source, "class": family.backbone})
 
 
 def _copied_from(dest):

@@ -38,8 +38,29 @@ def _print_table(title, columns, rows):
     STDOUT.print(table)
 
 
+def _print_files(title, exported):
+    run = exported.run
+    _print_table(
+        f"{title} (step {run.step}, mode {run.config.get('mode')})",
+        ["file", "bytes"],
+        [(f, storage.getsize(f)) for f in exported.details],
+    )
+
+
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 JSON = json_option("Also write what was exported here as JSON.")
+
+
+def _export_command(out_type, name=None, options=()):
+    """A `tt export` command of RUN and OUT, with `options`, --overwrite, --interpolate and --json."""
+
+    def decorate(function):
+        arguments = (click.argument("run_dir", metavar="RUN"), click.argument("out", type=out_type))
+        for decorator in reversed((*arguments, *options, overwrite_option, INTERPOLATE, JSON)):
+            function = decorator(function)
+        return export.command(name)(function)
+
+    return decorate
 
 
 def _write_json(path, exported, kind, **fields):
@@ -59,12 +80,7 @@ def _write_json(path, exported, kind, **fields):
     )
 
 
-@export.command()
-@click.argument("run_dir", metavar="RUN")
-@click.argument("out", type=OUTPUT_FOLDER)
-@overwrite_option
-@INTERPOLATE
-@JSON
+@_export_command(OUTPUT_FOLDER)
 def savedmodel(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN as a TensorFlow SavedModel in OUT: raw images / JPEG-PNG bytes / raw text in,
     L2-normalised embeddings out. Load it after `import tensorflow_text`."""
@@ -80,32 +96,17 @@ def savedmodel(run_dir, out, overwrite, interpolate, json_path):
     _write_json(json_path, exported, "savedmodel", endpoints={name: {"input": i, "output": o} for name, i, o in rows})
 
 
-@export.command("keras")
-@click.argument("run_dir", metavar="RUN")
-@click.argument("out", type=OUTPUT_FILE)
-@overwrite_option
-@INTERPOLATE
-@JSON
+@_export_command(OUTPUT_FILE, "keras")
 def keras_file(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN's whole model as OUT (a .keras file) and its tokenizer beside it."""
     from tt_cli.export import from_run
 
     exported = from_run.keras(run_dir, out, overwrite, interpolate, status=_status)
-    run, files = exported.run, exported.details
-    _print_table(
-        f"Keras export (step {run.step}, mode {run.config.get('mode')})",
-        ["file", "bytes"],
-        [(f, storage.getsize(f)) for f in files],
-    )
-    _write_json(json_path, exported, "keras", files=files)
+    _print_files("Keras export", exported)
+    _write_json(json_path, exported, "keras", files=exported.details)
 
 
-@export.command()
-@click.argument("run_dir", metavar="RUN")
-@click.argument("out", type=OUTPUT_FOLDER)
-@overwrite_option
-@INTERPOLATE
-@JSON
+@_export_command(OUTPUT_FOLDER)
 def preset(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN as a KerasHub preset directory OUT. A run trained with --init: a preset of the
     same class (CLIPBackbone, SigLIPBackbone, ...) with its preprocessor, which that class's
@@ -125,49 +126,32 @@ def preset(run_dir, out, overwrite, interpolate, json_path):
     _write_json(json_path, exported, "preset", tt_json=info)
 
 
-def _print_encoders(kind, exported):
-    run = exported.run
-    _print_table(
-        f"{kind} encoders {exported.out} (step {run.step}, mode {run.config.get('mode')})",
-        ["file", "bytes"],
-        [(f, storage.getsize(f)) for f in exported.details],
-    )
-
-
-@export.command()
-@click.argument("run_dir", metavar="RUN")
-@click.argument("out", type=OUTPUT_FOLDER)
-@click.option(
+QUANTIZE = click.option(
     "--quantize",
     type=click.Choice(["none", "dynamic"]),
     default="none",
     show_default=True,
     help="dynamic: int8 weights (dynamic-range quantization; a quarter of float32's bytes per weight).",
 )
-@overwrite_option
-@INTERPOLATE
-@JSON
+
+
+@_export_command(OUTPUT_FOLDER, options=(QUANTIZE,))
 def litert(run_dir, out, quantize, overwrite, interpolate, json_path):
     """Write RUN's image and text encoders as LiteRT (.tflite) files in OUT: uint8 images at the
     model's size / token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside."""
     from tt_cli.export import from_run
 
     exported = from_run.litert(run_dir, out, quantize, overwrite, interpolate, status=_status)
-    _print_encoders("litert", exported)
+    _print_files(f"litert encoders {exported.out}", exported)
     _write_json(json_path, exported, "litert", files=exported.details, quantize=quantize)
 
 
-@export.command()
-@click.argument("run_dir", metavar="RUN")
-@click.argument("out", type=OUTPUT_FOLDER)
-@overwrite_option
-@INTERPOLATE
-@JSON
+@_export_command(OUTPUT_FOLDER)
 def onnx(run_dir, out, overwrite, interpolate, json_path):
     """Write RUN's image and text encoders as ONNX models in OUT: uint8 images at the model's size /
     token ids in, L2-normalised embeddings out; tokenizer.model and encoders.json beside. Needs tt[export]."""
     from tt_cli.export import from_run
 
     exported = from_run.onnx(run_dir, out, overwrite, interpolate, status=_status)
-    _print_encoders("onnx", exported)
+    _print_files(f"onnx encoders {exported.out}", exported)
     _write_json(json_path, exported, "onnx", files=exported.details)

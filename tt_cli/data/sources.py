@@ -41,6 +41,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import tarfile
 
 from tt_cli import storage
@@ -172,8 +173,10 @@ def _csv_records(f, delimiter, quoting):
     caption with a line break look alike until some later quote happens to close the cell,
     and by then the rows in between have been swallowed into it. So a quote that is never
     closed rejects its own line only (the next lines are read as rows again), and a quoted
-    cell that does close on a later line rejects the lines it spans as one row. Every line
-    is bounded by MAX_ROW_BYTES, and so is what one record may read ahead.
+    cell that does close on a later line rejects the lines it spans as one row. A quote
+    inside an unquoted cell is rejected too: it is how the rest of a caption with a line
+    break reads (`0,0",k0`) once the quote that opened it went to an earlier record. Every
+    line is bounded by MAX_ROW_BYTES, and so is what one record may read ahead.
     """
     lines = _bounded_lines(f, validate.MAX_ROW_BYTES, ("\n", "\r"))
     replay = collections.deque()  # lines read ahead for a record that did not close, read again
@@ -203,8 +206,22 @@ def _csv_records(f, delimiter, quoting):
             cells = _quoted_over_lines(line, next_line, parse, replay)
             yield number, cells[0], cells[1]
             continue
+        if quoting != csv.QUOTE_NONE and any('"' in cell for cell in cells) and not _quoted_as_written(text, delimiter):
+            yield (
+                number,
+                number,
+                validate.Rejection(validate.BAD_ROW, f"line {number}: a quote inside an unquoted cell"),
+            )
+            continue
         if cells:
             yield number, number, cells
+
+
+def _quoted_as_written(text, delimiter):
+    """Whether every quote of the line `text` is in a quoted cell (opening, closing, doubled)."""
+    d = re.escape(delimiter)
+    cell = f'(?:"(?:[^"]++|"")*+"|[^"{d}\r\n]*+)'  # possessive: linear on a 16 MiB line
+    return re.fullmatch(f"{cell}(?:{d}{cell})*+[\r\n]*", text) is not None
 
 
 def _quoted_over_lines(line, next_line, parse, replay):

@@ -42,7 +42,7 @@ def fingerprint(files, info):
 # them but the tokenizer, the copy of the init preset (replaced when the run restarts from another
 # one) and W&B's local files (an offline run there may not be uploaded yet; the restarted run gets a
 # new W&B id).
-RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS, INIT_DIR)
+RUN_ENTRIES = (rd.RUN_JSON, rd.MODEL_JSON, rd.TOKENIZER, rd.CHECKPOINTS, rd.METRICS, rd.LOGS)
 WANDB_ENTRIES = (rd.WANDB_JSON, rd.WANDB)
 RESTART_REMOVES = (rd.CHECKPOINTS, rd.LOGS, rd.METRICS, rd.RUN_JSON, rd.MODEL_JSON, rd.WANDB_JSON)
 # Keys every run.json of tt train has had: with model.json and checkpoints/ they mark a
@@ -89,7 +89,9 @@ def prepare_out(config, chief):
         if not folder.hashed() and _is_legacy_run(config.out):
             folder.adopt(RUN_ENTRIES, grows=(rd.METRICS, rd.LOGS))
         hint = "choose another run directory (a new folder, or one tt train wrote)"
-        entries = RUN_ENTRIES + (WANDB_ENTRIES if config.wandb else ())
+        # The preset's copy is claimed only by a run that makes one: a user's own `init` folder
+        # stays theirs in any other run directory.
+        entries = RUN_ENTRIES + ((INIT_DIR,) if config.init else ()) + (WANDB_ENTRIES if config.wandb else ())
         folder.check_free(entries, hint)
         if config.restart:
             folder.remove_owned(RESTART_REMOVES)
