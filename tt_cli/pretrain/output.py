@@ -42,7 +42,7 @@ HINT = "choose another output folder"
 def run_checkpoints(out, checkpoint=None, **kwargs):
     """The run's checkpoints, listed in OUT's manifest as `tt pretrain`'s (`tt_cli.checkpoints`,
     as `tt train` keeps its own)."""
-    return RunCheckpoints(checkpoint, out, command=COMMAND, **kwargs)
+    return RunCheckpoints(checkpoint, out, command=COMMAND, start_over="overwrite", **kwargs)
 
 
 def check_out(config):
