@@ -22,8 +22,9 @@ STEPS = 20
 # Each trained weight is compared by its relative difference ‖a − b‖ / ‖a‖ (its scale: its
 # L2 norm). float32 sums the gradient in other orders in each run (micro-batches, replicas,
 # XLA's fusions), and AdamW's update of an element whose gradient passes near zero carries
-# that rounding a long way: measured after 20 steps, at most 4.8e-6 (a query bias of CLIP's
-# text tower, two replicas with accumulation against one device; every other case < 2e-6).
+# that rounding a long way: measured after 20 steps, at most 2.7e-6 (a query bias of CLIP's
+# text tower, two replicas with accumulation against one device; 4.8e-6 in a measurement
+# that also ran one device under XLA and every case on two replicas without accumulation).
 # Keras given the raw embedding gradient (tt's step before models.gradients) differs by
 # 7.8e-3 (the token embedding itself by 3.5e-4): far beyond.
 TOLERANCE = 1e-5
