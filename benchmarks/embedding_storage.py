@@ -4,7 +4,7 @@ versions wrote (every data record again, with its embedding inside), for the dem
 Makes the demo's training split as `tt train` without `--data` does (6,000 coloured-shape
 images at 32 px, 2 shards), embeds it with the demo's third tower (`--pretrained`,
 default: the demo's cached tower) into an embedding folder, writes the combined copy
-from the two (`tests/combined_shards.py`), and prints the bytes of each.
+from the two (`tests/support/combined_shards.py`), and prints the bytes of each.
 
 Usage:
     python benchmarks/embedding_storage.py --pretrained ~/.cache/tt/demo-tower-v1-tiny-4000ex-600steps-s3
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 
 
 def folder_bytes(folder):

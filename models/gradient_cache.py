@@ -25,9 +25,12 @@ the traced step (and its XLA compilation) the same size for any number of micro-
 the towers are traced three times (the first micro-batch, the rest, the backward
 pass), not twice per micro-batch.
 
-Example:
->>> losses, gradients = cached_gradients(model, batch, accum_steps=4, scale_loss=lambda l: l)  # doctest: +SKIP
->>> model.optimizer.apply(gradients, model.trainable_variables)                                # doctest: +SKIP
+In use (inside `ThreeTowers.train_step` when `accum_steps` > 1):
+
+```python
+losses, gradients = cached_gradients(model, batch, accum_steps=4, scale_loss=lambda l: l)
+model.optimizer.apply(gradients, model.trainable_variables)
+```
 """
 
 import tensorflow as tf

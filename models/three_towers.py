@@ -24,7 +24,7 @@ Example:
 >>> import numpy as np
 >>> from models import ThreeTowers, get_scale
 >>> model = ThreeTowers.from_scale(get_scale("tiny"), mode="clip", vocab_size=100, max_len=8)
->>> model.compile(optimizer="adam")
+>>> model.compile(optimizer="adam", run_eagerly=True)   # one step: tracing it would take longer
 >>> batch = {"image": np.zeros((4, 32, 32, 3), "uint8"),
 ...          "tokens": np.tile(np.array([[5, 6, 2, 0, 0, 0, 0, 0]], "int32"), (4, 1))}
 >>> sorted(model.train_on_batch(batch, return_dict=True))[:2]

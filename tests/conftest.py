@@ -68,8 +68,8 @@ def tiny_resnet_preset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_clip_preset(tmp_path_factory):
-    """A tiny `CLIPBackbone` preset with its byte-pair tokenizer (`tests/tiny_clip_presets.py`)."""
-    from tiny_clip_presets import make_tiny_clip_preset
+    """A tiny `CLIPBackbone` preset with its byte-pair tokenizer (`tests/support/tiny_clip_presets.py`)."""
+    from support.tiny_clip_presets import make_tiny_clip_preset
 
     return make_tiny_clip_preset(tmp_path_factory.mktemp("tiny_clip_preset"))
 
@@ -77,7 +77,7 @@ def tiny_clip_preset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_siglip_preset(tmp_path_factory):
     """A tiny `SigLIPBackbone` preset with its SentencePiece tokenizer."""
-    from tiny_clip_presets import make_tiny_siglip_preset
+    from support.tiny_clip_presets import make_tiny_siglip_preset
 
     return make_tiny_siglip_preset(tmp_path_factory.mktemp("tiny_siglip_preset"))
 
@@ -85,7 +85,7 @@ def tiny_siglip_preset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_metaclip_2_preset(tmp_path_factory):
     """A tiny `MetaCLIP2Backbone` preset with its SentencePiece tokenizer."""
-    from tiny_clip_presets import make_tiny_metaclip_2_preset
+    from support.tiny_clip_presets import make_tiny_metaclip_2_preset
 
     return make_tiny_metaclip_2_preset(tmp_path_factory.mktemp("tiny_metaclip_2_preset"))
 
@@ -93,7 +93,7 @@ def tiny_metaclip_2_preset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_sentence_encoder_preset(tmp_path_factory):
     """A tiny `BertTextEmbedder` preset: a text third tower."""
-    from tiny_clip_presets import make_tiny_sentence_encoder_preset
+    from support.tiny_clip_presets import make_tiny_sentence_encoder_preset
 
     return make_tiny_sentence_encoder_preset(tmp_path_factory.mktemp("tiny_sentence_encoder_preset"))
 

@@ -49,10 +49,11 @@ HEADER_FIELDS = {
 }
 
 
+@pytest.mark.slow
 def test_bench_cli_tiny_all_modes(tmp_path, tiny_shards):
     # In a process of its own, as a user runs it: a process that ran other models before
     # can reuse freed pages, and a mode's peak above its baseline would then read as 0.
-    from data_corpus import run_tt
+    from support.data_corpus import run_tt
 
     out = tmp_path / "bench.json"
     result = run_tt(
@@ -140,6 +141,7 @@ def hand_h():
     return PretrainedTower(backbone)
 
 
+@pytest.mark.slow
 def test_flops_match_a_hand_count():
     from models import ImageTower, TextTower
 
@@ -229,3 +231,56 @@ def test_unknown_mode_is_a_user_error():
     assert parse_modes("clip, 3t-precomputed") == ("clip", "3t-precomputed")
     with pytest.raises(TtError, match="unknown mode"):
         parse_modes("clip,siglip")
+
+
+def test_peak_memory_window_sees_an_allocation_and_resets_after_it():
+    from tt_cli.bench.memory import current_bytes, peak_bytes, reset_peak
+
+    reset_peak()
+    before = current_bytes()
+    block = bytearray(64 * 2**20)  # zero-filled: every page touched
+    peak, source = peak_bytes()
+    assert peak >= before + 60 * 2**20, (peak, before, source)
+    del block
+    reset_peak()  # a new window: the freed block is not in it
+    assert peak_bytes()[0] < peak
+
+
+def test_pipeline_timing_runs_the_training_input_on_the_shards(tiny_shards):
+    from tt_cli.bench.pipeline_timing import time_pipeline
+
+    result = time_pipeline(tiny_shards, batch_size=8, image_size=(32, 32), max_text_len=12, vocab_size=64, batches=2)
+    assert result["available"] and (result["batches"], result["files"], result["examples"]) == (2, 2, 96)
+    assert result["pairs_per_second"] == pytest.approx(2 * 8 / result["seconds"])
+    with pytest.raises(TtError, match="no such file"):
+        time_pipeline(tiny_shards + "-missing", 8, (32, 32), 12, 64, batches=2)
+
+
+def test_results_table_names_every_mode_with_its_pipeline_ratio():
+    from rich.console import Console
+
+    from tt_cli.bench.report import add_pipeline_ratios, print_results
+
+    header = dict.fromkeys(HEADER_FIELDS, "x") | {"scale": "tiny", "batch_size": 8, "steps": 3, "warmup": 1}
+    header |= {"jit": False, "pretrained": None, "accum_steps": 2, "python": "3.11", "baseline_memory_bytes": 2**30}
+    header |= {"load_average_start": 0.5, "load_average_end": 0.75}
+    modes = []
+    for mode, pps in (("clip", 400.0), ("3t", 200.0)):
+        step_ms = 8000 / pps
+        modes.append(
+            dict.fromkeys(MODE_FIELDS, None)
+            | {"mode": mode, "pairs_per_second": pps, "step_ms": step_ms, "step_ms_min": step_ms}
+            | {"step_ms_max": step_ms, "peak_memory_bytes": 3 * 2**20, "peak_memory_source": "VmHWM"}
+            | {"flops_per_step": 2.5e9, "achieved_flops_per_second": 1e11, "time_vs_clip": pps / 400.0}
+        )
+    pipeline = {"pairs_per_second": 800.0, "batches": 2, "batch_size": 8, "note": "decode"}
+    result = add_pipeline_ratios({"header": header, "modes": modes, "pipeline": pipeline})
+    assert [r["pipeline_over_training"] for r in result["modes"]] == [2.0, 4.0]
+    console = Console(record=True, width=200)
+    print_results(result, console)
+    text = console.export_text()
+    assert "batch 8 in 2 micro-batches" in text and "third tower: none (clip only)" in text
+    assert "input pipeline: 800.0 pairs/s over 2 batches of 8" in text and "process at start: 1.0 GiB" in text
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ clip") or line.startswith("│ 3t")}
+    assert "400.0" in rows["clip"] and "2.0x" in rows["clip"] and "3.0 MiB" in rows["clip"]
+    assert "200.0" in rows["3t"] and "4.0x" in rows["3t"] and "0.50x" in rows["3t"]

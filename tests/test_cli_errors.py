@@ -15,7 +15,7 @@ import click
 import crc32c
 import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
-from data_corpus import run_tt as run_tt_process
+from support.data_corpus import run_tt as run_tt_process
 
 CORRUPT_SHARD = "shard-00001-of-00002.tfrecord"  # the second shard of `tiny_shards`
 
@@ -170,6 +170,7 @@ def test_corrupt_shard_is_named_when_training_the_tokenizer(tiny_shards, tmp_pat
     assert_one_clear_line(result, path, f"offset {offset}", "to check every shard")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["eval", "pretrain"])
 def test_corrupt_shard_is_named_by_eval_and_pretrain(tiny_run, tiny_shards, tmp_path, command):
     data, path, offset = corrupt_copy(tiny_shards, str(tmp_path / "shards"), "garbage_length")
@@ -198,6 +199,7 @@ def copy_run(run, directory):
     return str(directory)
 
 
+@pytest.mark.slow
 def test_corrupt_shard_met_during_training_is_named_and_the_checkpoint_kept(tiny_run, tiny_shards, tmp_path):
     # The run resumes at step 4 (the damaged copy keeps every shard's name and size) and
     # meets the bad record in the input pipeline, inside the training loop.
@@ -298,6 +300,7 @@ def test_resume_with_other_data_tokenizer_or_batch_size_is_refused(
     assert open(os.path.join(run, "run.json")).read() == before
 
 
+@pytest.mark.slow
 def test_resume_with_the_same_settings_and_moved_data_continues(tiny_run, tiny_shards, tmp_path):
     run = copy_run(tiny_run("clip"), tmp_path / "run")
     moved = shutil.copytree(tiny_shards, tmp_path / "moved")  # same shards, another folder

@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 import pytest
-from data_corpus import (
+from PIL import Image
+from support.data_corpus import (
     ENV,
     decode_pil,
     good_rows,
@@ -30,7 +31,6 @@ from data_corpus import (
     write_jsonl,
     write_wds,
 )
-from PIL import Image
 
 CLASSES = ["cat", "dog"]
 

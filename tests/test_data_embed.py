@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-from data_corpus import decode_pil, good_rows, run_tt, write_jsonl
+from support.data_corpus import decode_pil, good_rows, run_tt, write_jsonl
 
 from tt_cli.main import cli
 

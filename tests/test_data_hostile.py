@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 import pytest
-from data_corpus import (
+from PIL import Image
+from support.data_corpus import (
     ENV,
     decode_pil,
     pixels,
@@ -28,7 +29,6 @@ from data_corpus import (
     tt_command,
     write_jsonl,
 )
-from PIL import Image
 
 HANG = 120  # seconds: far beyond any of these conversions, short of a stalled suite
 MAX_CAPTION_CHARS = 1000  # tt_cli.data.validate.MAX_CAPTION_CHARS (not imported: it loads the tfrecord side)
@@ -145,6 +145,7 @@ def test_good_rows_convert_intact_and_long_captions_are_cut(hostile_jsonl):
     assert hostile_jsonl["long"].startswith(cut) and hostile_jsonl["long"][len(cut)] == " "  # on a word boundary
 
 
+@pytest.mark.slow
 def test_inspect_agrees_and_a_short_training_run_succeeds(hostile_jsonl, tmp_path):
     from conftest import TINY_TRAIN_FLAGS
     from conftest import run_tt as run_tt_here
@@ -365,6 +366,7 @@ def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     assert sorted(back) == sorted(f"row{i}" for i in range(40))
 
 
+@pytest.mark.slow
 def test_training_and_inspect_agree_on_images_convert_would_reject(tmp_path):
     """Shards not made by convert: the pipeline never decodes a bomb, and a broken image is an error, not a skip."""
     import tensorflow as tf

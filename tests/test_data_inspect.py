@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 import sentencepiece as spm
-from data_corpus import good_rows, run_tt, write_jsonl
+from support.data_corpus import good_rows, run_tt, write_jsonl
 
 
 def _converted(tmp_path, n=10, shards=2):

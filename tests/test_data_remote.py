@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from data_corpus import ENV
+from support.data_corpus import ENV
 
 SCRIPT = r"""
 import io, json, sys

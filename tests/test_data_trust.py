@@ -20,9 +20,9 @@ import threading
 import numpy as np
 import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
-from data_corpus import pixels, read_back, save_image, write_jsonl
-from data_corpus import run_tt as run_tt_process
 from PIL import Image
+from support.data_corpus import pixels, read_back, save_image, write_jsonl
+from support.data_corpus import run_tt as run_tt_process
 
 HANG = 120  # seconds: far beyond any of these commands, short of a stalled suite
 

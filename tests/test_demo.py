@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 from conftest import run_tt
-from ranking_reference import distinct_inputs, recall_bounds, similarity_error
+from support.ranking_reference import distinct_inputs, recall_bounds, similarity_error
 
 from tt_cli.demo.settings import DEMO, demo_settings
 from tt_cli.training.config import TrainConfig
@@ -47,6 +47,22 @@ def test_a_smaller_steps_shrinks_the_whole_demo():
     assert full.config.val_every == DEMO.steps // 2
 
 
+def test_final_table_puts_each_number_beside_chance(capsys):
+    from tt_cli.demo.report import print_demo_table
+
+    results = {"top1": 0.5, "top5": 0.9, "image_to_text_R@1": 0.1, "text_to_image_R@5": 0.25, "loss": 1.0}
+    print_demo_table(results, num_classes=18, num_images=200, title="demo")
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2:5] for line in capsys.readouterr().out.splitlines() if "│" in line
+    }
+    # chance: 1/classes and 5/classes for zero-shot, k/images for Recall@k; metrics not in the table are left out
+    assert [c.strip() for c in lines["zero-shot top-1"]] == ["0.500", "0.056", "9.0x"]
+    assert [c.strip() for c in lines["zero-shot top-5"]] == ["0.900", "0.278", "3.2x"]
+    assert [c.strip() for c in lines["image->text R@1"]] == ["0.100", "0.005", "20.0x"]
+    assert [c.strip() for c in lines["text->image R@5"]] == ["0.250", "0.025", "10.0x"]
+    assert set(lines) == {"zero-shot top-1", "zero-shot top-5", "image->text R@1", "text->image R@5"}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo") / "run")
@@ -58,6 +74,7 @@ def demo(tmp_path_factory):
     return out, cache, result.output
 
 
+@pytest.mark.slow
 def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     out, cache, output = demo
     for row in ("zero-shot top-1", "image->text R@1", "text->image R@5", "chance"):
@@ -89,6 +106,7 @@ def test_demo_runs_pretrain_then_3t_and_prints_numbers_beside_chance(demo):
     assert manifest["entries"]["report.html"]["command"] == "tt report"
 
 
+@pytest.mark.slow
 def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, monkeypatch):
     """`--batch-size 256` is also `tt train`'s default; given, it still wins over the demo's 64."""
     out, cache, _ = demo
@@ -103,6 +121,7 @@ def test_a_flag_given_at_the_train_default_is_kept_by_the_demo(demo, tmp_path, m
     assert config["scale"] == DEMO.scale  # flags not given still take the demo's values
 
 
+@pytest.mark.slow
 def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
     from tt_cli.demo.prepare import demo_tower
 
@@ -116,6 +135,7 @@ def test_second_use_of_the_tower_comes_from_the_cache(demo, monkeypatch):
     assert notes == [f"third tower: {preset} (cached)"]
 
 
+@pytest.mark.slow
 def test_reported_numbers_match_numpy(demo):
     """Zero-shot top-1 and text->image R@1, recomputed here from the run's own embeddings.
 

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_single_device_step(tiny_vit_preset):
-    script = os.path.join(os.path.dirname(__file__), "mirrored_step.py")
+    script = os.path.join(os.path.dirname(__file__), "support", "mirrored_step.py")
     result = subprocess.run([sys.executable, script, tiny_vit_preset], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -16,8 +16,9 @@ import sys
 import time
 
 import numpy as np
-from combined_shards import write_combined
+import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
+from support.combined_shards import write_combined
 from test_file_safety import tree_state
 from test_train_processes import ENV, TT, checkpoint_values
 
@@ -88,6 +89,7 @@ def rewrite_reordered(path):
             writer.write(record)
 
 
+@pytest.mark.slow
 def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_line(
     tiny_shards, tiny_vit_preset, tmp_path
 ):
@@ -172,12 +174,13 @@ def test_training_beside_embeddings_equals_combined_shards_and_misfits_are_one_l
             assert all(w in str(e) for w in words) and "\n" not in str(e), str(e)
 
 
+@pytest.mark.slow
 def test_embed_killed_and_rerun_writes_what_one_run_writes_and_two_replicas_match_one(tiny_vit_preset, tmp_path):
     from tt_cli.demo.shapes import write_demo_split
 
     shards = write_demo_split(str(tmp_path / "shards"), 24, seed=2, image_size=32, num_shards=12)
     two = tmp_path / "two_replicas"
-    script = os.path.join(os.path.dirname(__file__), "embed_two_replicas.py")
+    script = os.path.join(os.path.dirname(__file__), "support", "embed_two_replicas.py")
     replicas = subprocess.Popen(
         [sys.executable, script, shards, tiny_vit_preset, str(two), "2"],
         env=ENV,

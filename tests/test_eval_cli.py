@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from ranking_reference import distinct_inputs, recall_bounds, similarity_error
+from support.ranking_reference import distinct_inputs, recall_bounds, similarity_error
 
 from tt_cli.main import cli
 
@@ -135,6 +135,7 @@ def embed_independently(run_dir, images, texts):
     return run, image, text
 
 
+@pytest.mark.slow
 def test_zero_shot_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data):
     shards, (images, labels, _) = eval_shards_data
     run_dir = tiny_run("3t")
@@ -176,6 +177,7 @@ def test_zero_shot_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data
     }
 
 
+@pytest.mark.slow
 def test_retrieval_end_to_end_matches_numpy(tmp_path, tiny_run, eval_shards_data):
     shards, (images, _, captions) = eval_shards_data
     run_dir = tiny_run("clip")
@@ -225,6 +227,7 @@ def retrieval_recall_of(tmp_path, run_dir, shards, batch_size):
     return {k: v for k, v in model.items() if "_R@" in k}, result["num_images"], result["num_captions"]
 
 
+@pytest.mark.slow
 def test_retrieval_recall_is_the_same_at_any_batch_size_and_data_order(tmp_path, tiny_run):
     """Repeated captions and repeated images tie exactly however they are batched or ordered."""
     rng = np.random.default_rng(3)
@@ -307,6 +310,7 @@ def test_fewshot_end_to_end_on_a_lit_run(tmp_path, tiny_run, eval_shards_data, e
     assert np.allclose(encoded.embeddings, h / np.linalg.norm(h, axis=1, keepdims=True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_path, tiny_run, eval_shards):
     first, second = tiny_run("3t"), tiny_run("lit")
     one, _ = run_json(tmp_path, "zero-shot", first, "--data", eval_shards, "--ensemble", second, "--alpha", "1")
@@ -338,6 +342,7 @@ def test_ensemble_alpha_one_and_zero_reproduce_each_model_and_auto_picks(tmp_pat
     assert auto["num_examples"] == 12 and "picked on a held-out half" in " ".join(output.split())
 
 
+@pytest.mark.slow
 def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval_shards):
     clip, three_towers = tiny_run("clip"), tiny_run("3t")
     together, output = run_json(tmp_path, "retrieval", clip, three_towers, "--data", eval_shards)
@@ -356,6 +361,37 @@ def test_several_runs_side_by_side_equal_each_run_alone(tmp_path, tiny_run, eval
 
     with_ensemble = invoke("retrieval", clip, three_towers, "--data", eval_shards, "--ensemble", clip)
     assert with_ensemble.exit_code == 2 and "--ensemble combines one RUN" in with_ensemble.output
+
+
+def test_suite_rows_equal_the_training_time_evaluator_on_the_same_shards(tiny_run, eval_shards, eval_shards_data):
+    """`tt eval suite` (a retrieval=DATA task) and the validation that `tt train --val-data`
+    runs give one run the same Recall@k on the same shards (the suite's zero-shot tasks use
+    CLIP's 80 prompts: slow here; the evaluator's zero-shot uses one)."""
+    from tt_cli.eval.suite import run_suite
+    from tt_cli.eval.validation import ValidationEvaluator
+    from tt_cli.run_dir import load_run
+
+    run_dir = tiny_run("3t")
+    suite = run_suite([run_dir], f"retrieval={eval_shards}")
+    (row,) = suite["rows"]
+    assert (row["task"], row["model"], row["dataset"]) == (
+        "zeroshot_retrieval",
+        os.path.basename(run_dir),
+        f"retrieval={eval_shards}",
+    )
+    _, labels, captions = eval_shards_data[1]
+    assert suite["skipped"] == [] and (row["tt"]["num_images"], row["tt"]["num_captions"]) == (
+        len(labels),
+        sum(map(len, captions)),
+    )
+    run = load_run(run_dir)
+    evaluator = ValidationEvaluator.for_shards(eval_shards, templates=["a photo of a {}."])
+    assert evaluator.class_names == CLASSES  # from the shards' dataset.json
+    expected = evaluator.evaluate(run.model, run.tokenizer)
+    for k in (1, 5, 10):
+        assert row["metrics"][f"image_retrieval_recall@{k}"] == expected[f"text_to_image_R@{k}"]
+        assert row["metrics"][f"text_retrieval_recall@{k}"] == expected[f"image_to_text_R@{k}"]
+    assert 0 <= expected["top1"] <= expected["top5"] == 1.0  # 3 classes: the true one is always in the top 5
 
 
 def test_columns_are_named_by_run_folder_and_told_apart():

@@ -41,6 +41,7 @@ def flag(args, name):
     return args[args.index(name) + 1]
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_whole_path(tmp_path):
     work = tmp_path / "qs"
     out = run_example("quickstart", "--size", "smallest", "--workdir", work)
@@ -75,6 +76,7 @@ def test_quickstart_runs_the_whole_path(tmp_path):
     assert len(scores) == 3 and scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
 
 
+@pytest.mark.slow
 def test_python_api_trains_with_model_fit(tmp_path):
     work = tmp_path / "api"
     out = run_example("python_api", "--size", "smallest", "--workdir", work)

@@ -25,6 +25,7 @@ def cli(args):
     return CliRunner().invoke(tt, args)
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
     import tensorflow as tf
 
@@ -113,6 +114,7 @@ def test_savedmodel_matches_keras_in_fresh_process(tiny_run, tmp_path):
     assert "inputs['texts']" in show.stdout and "inputs['image_bytes']" in show.stdout
 
 
+@pytest.mark.slow
 def test_keras_file_loads_predicts_identically_and_trains(tiny_run, tmp_path):
     import keras
     import tensorflow as tf
@@ -181,6 +183,42 @@ def test_preset_loads_and_pools_like_the_trained_tower(tiny_run, tmp_path, mode)
     tokenizer = TextTokenizer(os.path.join(out, info["files"]["tokenizer"]), info["max_text_len"])
     tokens = tokenizer.tokenize(tf.constant(TEXTS))
     np.testing.assert_allclose(text_encoder(tokens), run.model.encode_text(tokens), atol=1e-5)
+
+
+def test_savedmodel_endpoint_functions_decode_and_encode_as_training_does(tiny_run):
+    """The functions `export_savedmodel` traces, run in this process (writing and reloading
+    the SavedModel is the slow test above): PNG bytes decode to the exact pixels and are
+    resized as training resizes them; bytes and pixels give one embedding; serving_default's
+    similarity is the product of its two embeddings."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from tt_cli.data.pipeline import resize
+    from tt_cli.export.savedmodel import _Encoders, decode_and_resize, describe_endpoints
+    from tt_cli.run_dir import load_run
+
+    run = load_run(tiny_run("3t"))
+    encoders = _Encoders(run.model, run.tokenizer)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 40, 48, 3), dtype=np.uint8)  # not the model's 32x32
+    pngs = []
+    for image in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "PNG")
+        pngs.append(buffer.getvalue())
+    decoded = decode_and_resize(tf.constant(pngs), (32, 32)).numpy()
+    np.testing.assert_allclose(decoded, resize(pixels, (32, 32)).numpy(), atol=1e-4)
+    by_bytes = encoders.encode_image_bytes(tf.constant(pngs)).numpy()
+    np.testing.assert_allclose(by_bytes, encoders.encode_image(tf.constant(pixels)).numpy(), atol=1e-5)
+    served = encoders.serving_default(tf.constant(pngs), tf.constant(TEXTS))
+    texts = run.model.encode_text(run.tokenizer.tokenize(tf.constant(TEXTS)), training=False).numpy()
+    np.testing.assert_allclose(served["text_embeddings"].numpy(), texts, atol=1e-6)
+    np.testing.assert_allclose(served["similarity"].numpy(), by_bytes @ texts.T, atol=1e-5)
+    rows = describe_endpoints(run.model)
+    assert [r[0] for r in rows] == ["encode_image", "encode_image_bytes", "encode_text", "serving_default"]
+    assert rows[0][2] == f"[B, {texts.shape[1]}] (resized to 32x32)"
 
 
 def test_export_errors_are_one_clear_line(tiny_run, tmp_path):

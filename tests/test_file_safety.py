@@ -16,8 +16,8 @@ import shutil
 
 import pytest
 from conftest import TINY_TRAIN_FLAGS, first_layout, run_tt
-from data_corpus import good_rows, write_jsonl, write_wds
-from data_corpus import run_tt as run_tt_process
+from support.data_corpus import good_rows, write_jsonl, write_wds
+from support.data_corpus import run_tt as run_tt_process
 
 MANIFEST = ".tt-manifest.json"
 
@@ -208,6 +208,7 @@ def test_train_refuses_a_project_folder_its_data_and_a_folder_around_it(tiny_sha
     assert_kept(tiny_shards, shards_before)
 
 
+@pytest.mark.slow
 def test_restart_replaces_the_run_and_keeps_the_users_files(tiny_run, tiny_shards, tiny_vit_preset, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(tiny_run("3t"), out)
@@ -271,6 +272,7 @@ def test_export_refuses_a_project_folder_the_run_and_a_folder_around_it(tiny_run
     assert_kept(run, run_before)
 
 
+@pytest.mark.slow
 def test_export_overwrite_replaces_its_own_export_only(tiny_run, tmp_path):
     run = tiny_run("3t")
     out = str(tmp_path / "preset")
@@ -337,6 +339,7 @@ def test_embed_refuses_others_files_its_input_and_colliding_shard_names(tiny_sha
 # ---------------------------------------------------------------- tt pretrain
 
 
+@pytest.mark.slow
 def test_pretrain_refuses_others_folders_and_its_data_and_overwrites_its_own(tiny_shards, tmp_path):
     project = make_project(tmp_path / "project")
     before, shards_before = tree_state(tmp_path), tree_state(tiny_shards)

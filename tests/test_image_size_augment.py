@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
 
 
+@pytest.mark.slow
 def test_a_run_at_another_image_size_trains_evaluates_and_exports(
     tiny_shards, tiny_val_shards, tiny_vit_preset, tmp_path
 ):

@@ -136,6 +136,7 @@ def moved(before, layer):
     return any(not np.array_equal(b, w.numpy()) for b, w in zip(before, layer.weights))
 
 
+@pytest.mark.slow
 def test_3t_training_moves_f_g_heads_temperatures_but_never_h(tiny_vit_preset):
     model = build("3t", tiny_vit_preset)
     parts = {
@@ -171,6 +172,7 @@ def test_3t_training_moves_f_g_heads_temperatures_but_never_h(tiny_vit_preset):
         np.testing.assert_array_equal(b, w.numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lit_head", [False, True])
 def test_lit_keeps_the_image_side_locked(tiny_resnet_preset, lit_head):
     model = build("lit", tiny_resnet_preset, lit_head=lit_head)
@@ -234,6 +236,7 @@ def test_aliases_resolve_by_scale():
     assert preset.startswith("vit_large_patch16") and note
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip(tiny_vit_preset, tmp_path):
     model = build("3t", tiny_vit_preset)
     batch = make_batch(np.random.default_rng(8))
@@ -250,6 +253,7 @@ def test_keras_file_round_trip(tiny_vit_preset, tmp_path):
     assert float(loaded.compute_losses(batch)["loss"]) == pytest.approx(float(model.compute_losses(batch)["loss"]))
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_loss_in_float32(tiny_vit_preset):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from data_corpus import ENV, tt_command
+from support.data_corpus import ENV, tt_command
 
 from tt_cli import quiet
 

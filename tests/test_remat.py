@@ -56,7 +56,7 @@ def test_towers_list_their_transformer_blocks():
 
 @pytest.mark.slow
 def test_remat_step_equals_the_plain_step_on_one_device_and_two_replicas():
-    script = os.path.join(os.path.dirname(__file__), "remat_step.py")
+    script = os.path.join(os.path.dirname(__file__), "support", "remat_step.py")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -248,6 +248,7 @@ def confusion_counts(tree):
     return [int(td.attrs["data-count"]) for td in tree.section("zero-shot").find("td", "cm")]
 
 
+@pytest.mark.slow
 def test_eval_reports_put_runs_side_by_side_and_own_their_file(tmp_path, report, tiny_run, tiny_val_shards):
     out, run_page, _ = report
     first, second = tiny_run("3t"), tiny_run("clip")

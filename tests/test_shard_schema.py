@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from data_corpus import ENV, good_rows, run_tt, write_jsonl
+from support.data_corpus import ENV, good_rows, run_tt, write_jsonl
 
 
 def _source(tmp_path, n=5):

@@ -23,10 +23,10 @@ import tempfile
 
 import numpy as np
 import pytest
-from data_corpus import run_tt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from support.data_corpus import run_tt
 
 from tt_cli.data import sources, validate
 
@@ -151,8 +151,9 @@ def check_table(rows, firsts, listing, folder, quoted):
             continue
         reject = covering[0]
         assert reject["reason"] in vars(validate).values()  # a documented reason
-        if span_of(reject)[0] != first:  # swallowed by a quote opened on an earlier line
-            assert span_of(reject)[0] in opened and quoted
+        if span_of(reject)[0] != first:  # swallowed by a quote opened on an earlier line, or by the
+            start = span_of(reject)[0]  # rest of a row such a quote broke (its second line, `",k0`)
+            assert quoted and (start in opened or start not in firsts), (start, opened)
             continue
         if kind != "valid" or breaks.search(caption + key):
             assert reject["reason"] == "bad_row", reject
@@ -212,6 +213,7 @@ def write_jsonl(path, lines, folder, ascii_only):
             f.write(line.encode("utf-8", "surrogatepass") + b"\n")
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(lines=st.lists(JSON_LINES, min_size=1, max_size=12), ascii_only=st.booleans())
 def test_jsonl_rows_are_intact_or_rejected(images, lines, ascii_only):
@@ -225,6 +227,8 @@ def test_jsonl_rows_are_intact_or_rejected(images, lines, ascii_only):
     for number, line in enumerate(lines, start=1):
         assert (number in listed) != (number in rejected), line  # exactly one outcome
         reason = rejected[number]["reason"] if number in rejected else None
+        if isinstance(line, dict) and ascii_only:  # as the file holds it: "\\ud800\\udc00" is one character
+            line = json.loads(json.dumps(line))
         if not isinstance(line, dict):
             assert reason == "bad_row"
             continue

@@ -41,6 +41,7 @@ def _metrics_steps(run):
         return [json.loads(line)["step"] for line in f]
 
 
+@pytest.mark.slow
 def test_embed_train_resume_eval_export_with_every_path_on_ram(tiny_shards, tiny_vit_preset, root, tmp_path):
     import keras
     import tensorflow as tf

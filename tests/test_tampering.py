@@ -17,7 +17,7 @@ import sys
 
 import pytest
 from conftest import TINY_TRAIN_FLAGS, run_tt
-from data_corpus import ENV, good_rows, write_jsonl
+from support.data_corpus import ENV, good_rows, write_jsonl
 from test_file_safety import MANIFEST, assert_refused, tree_state
 
 from tt_cli.errors import ConflictError

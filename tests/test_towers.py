@@ -100,6 +100,7 @@ class OneTower3T(ThreeTowers):
         return losses
 
 
+@pytest.mark.slow
 def test_one_tower_trains_bit_for_bit_as_single_tower_3t(tiny_vit_preset):
     tower = PretrainedTower.from_preset(tiny_vit_preset)
     reference, single = build_3t(tower, 0.7, OneTower3T), build_3t([tower], 0.7)
@@ -121,6 +122,7 @@ def test_one_tower_trains_bit_for_bit_as_single_tower_3t(tiny_vit_preset):
     assert rebuilt.num_pretrained_towers == 1 and rebuilt.pretrained_tower.preset == tower.preset
 
 
+@pytest.mark.slow
 def test_two_tower_run_resumes_exactly_and_exports(tiny_shards, tiny_vit_preset, second_tiny_vit_preset, tmp_path):
     import tensorflow as tf
 

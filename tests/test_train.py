@@ -73,6 +73,7 @@ def test_resume_with_other_model_settings_is_refused(tiny_run, tiny_shards):
     assert result.exit_code != 0 and "--restart" in result.output
 
 
+@pytest.mark.slow
 def test_run_of_an_earlier_version_loads_and_resumes(tiny_run, tiny_shards, tmp_path):
     """A run.json of the first layout (which also recorded an `embed_dim`, never applied)
     still loads for evaluation, resumes, and trains on from its last checkpoint."""
@@ -160,6 +161,7 @@ def test_empty_and_featureless_shards_are_refused(tmp_path):
     assert "texts" in result.output or "tokenizer" in result.output
 
 
+@pytest.mark.slow
 def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
     out = str(tmp_path / "run")
     flags = [f for f in TINY_TRAIN_FLAGS if f != "--no-jit"]  # this run trains with XLA, the default
@@ -189,6 +191,7 @@ def test_validation_numbers_are_logged(tiny_shards, tiny_val_shards, tmp_path):
     assert any(k.startswith("val/") and "r@1" in k.lower() for k in validation[0])
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path):
     import tensorflow as tf
 

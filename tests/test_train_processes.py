@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import TINY_TRAIN_FLAGS
 
 from tt_cli.checkpoints import RunCheckpoints
@@ -40,6 +41,7 @@ def checkpoint_values(path):
 AUGMENT_ACCUM_SIGMOID = ("--augment", "--accum-steps", "2", "--loss", "sigmoid")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tiny_shards, tmp_path):
     steps = 8
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
@@ -95,6 +97,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_to_identical_weights(tiny_shards, tmp_path):
     out = str(tmp_path / "multiworker")
     workers = [f"localhost:{p}" for p in free_ports(2)]
@@ -119,6 +122,7 @@ def test_two_workers_train_together_to_identical_weights(tiny_shards, tmp_path):
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_stops(tiny_shards, tmp_path):
     out = str(tmp_path / "run")
     args = train_args(tiny_shards, out, 10_000)

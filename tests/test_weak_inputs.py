@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 from conftest import run_tt
-from data_corpus import run_tt as run_tt_process
+from support.data_corpus import run_tt as run_tt_process
 from test_cli_errors import assert_one_clear_line
 from test_file_safety import tree_state
 

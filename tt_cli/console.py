@@ -6,7 +6,9 @@ or status spinner on STDERR redraw around every other line printed there.
 
 Example:
 >>> from tt_cli.console import STDERR, STDOUT
->>> STDERR.print("step 10 loss 4.2")     # doctest: +SKIP
+>>> STDOUT.print("[bold]tt train[/] runs/demo")   # rich markup; plain text when not a terminal
+tt train runs/demo
+>>> STDERR.print("step 10 loss 4.2")   # progress and warnings: stderr
 """
 
 from rich.console import Console

@@ -8,8 +8,10 @@ says what to do instead. `tt train`, `tt data embed` and `tt bench` all call
 `load_pretrained_tower`.
 
 Example:
->>> load_pretrained_tower("/no/such/preset", "b16")  # doctest: +SKIP
-TtError: cannot load pretrained preset '/no/such/preset' (no such directory). ...
+>>> load_pretrained_tower("/no/such/preset", "b16")
+Traceback (most recent call last):
+...
+tt_cli.errors.InvalidValueError: cannot load pretrained preset '/no/such/preset' (no such directory)...
 """
 
 import os

@@ -11,9 +11,12 @@
     RUN/wandb.json        with --wandb: the W&B run's project and id (a resume continues it)
     RUN/wandb/            with --wandb: W&B's local files
 
-Example:
->>> run = load_run("runs/demo")          # doctest: +SKIP
->>> run.model.encode_text(run.tokenizer.tokenize(tf.constant(["a red circle"])))  # doctest: +SKIP
+In use (after a training run):
+
+```python
+run = load_run("runs/demo")
+run.model.encode_text(run.tokenizer.tokenize(tf.constant(["a red circle"])))
+```
 """
 
 import dataclasses

@@ -22,9 +22,9 @@ False, `realpath` only normalises), and a folder exists while something lies in 
 
 Example:
 >>> from tt_cli import storage
->>> with storage.open("gs://bucket/run/notes.txt", "w") as f:     # doctest: +SKIP
-...     f.write("written through tf.io.gfile")
->>> storage.listdir("gs://bucket/run")                              # doctest: +SKIP
+>>> with storage.open("ram://bucket/run/notes.txt", "w") as f:   # gs://, s3://, ... alike
+...     _ = f.write("written through tf.io.gfile")
+>>> storage.listdir("ram://bucket/run")
 ['notes.txt']
 """
 

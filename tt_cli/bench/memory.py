@@ -7,10 +7,11 @@ summed over the GPUs. On CPU: the process's resident-set high-water mark (Linux
 whole process's (`resource.getrusage`), and `source` says so.
 
 Example:
->>> before = current_bytes()           # doctest: +SKIP
->>> reset_peak()                       # doctest: +SKIP
->>> peak_bytes()                       # doctest: +SKIP
-(1234567890, 'process RSS high-water mark (VmHWM, reset per mode)')
+>>> reset_peak()
+>>> block = bytearray(50 * 2**20)      # 50 MiB, touched
+>>> peak, source = peak_bytes()
+>>> peak >= current_bytes() - 2**20, source   # doctest: +ELLIPSIS
+(True, 'process RSS high-water mark (VmHWM...')
 """
 
 import resource

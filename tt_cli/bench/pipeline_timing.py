@@ -7,10 +7,12 @@ pairs per second as wall-clock throughput over `batches` consecutive batches aft
 one given, or a SentencePiece model trained on the shards' captions into a
 temporary file, as `tt train` does when it has none.
 
-Example:
->>> time_pipeline("shards/", batch_size=64, image_size=(32, 32), max_text_len=32,
-...               vocab_size=1000, batches=20)          # doctest: +SKIP
-{'available': True, 'pairs_per_second': 2150.3, ...}
+In use (inside `tt bench --data shards/`; its numbers are this machine's):
+
+```python
+time_pipeline("shards/", batch_size=64, image_size=(32, 32), max_text_len=32, vocab_size=1000, batches=20)
+# {'available': True, 'pairs_per_second': 2150.3, ...}
+```
 """
 
 import os

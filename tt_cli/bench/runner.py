@@ -20,11 +20,13 @@ instead of `h_image`, as training on shards made by `tt data embed` does.
 does (the global batch stays `batch_size`); `remat` rematerialises the towers' blocks, as
 `tt train --remat` does.
 
-Example:
->>> settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))  # doctest: +SKIP
->>> result = run_bench(settings)                                                            # doctest: +SKIP
->>> result["modes"][0]["step_ms"]                                                           # doctest: +SKIP
-41.2
+In use (what `tt bench --scale tiny --batch-size 8 --steps 3` runs; its numbers are this machine's):
+
+```python
+settings = BenchSettings(scale="tiny", batch_size=8, steps=3, warmup=1, modes=("clip",))
+result = run_bench(settings)
+result["modes"][0]["step_ms"]  # 41.2
+```
 """
 
 import dataclasses

@@ -1,8 +1,14 @@
 """The result table of `tt pretrain` (stdout; progress and notes go to stderr).
 
 Example:
->>> print_summary({"train_accuracy": 0.9, "heldout_accuracy": 0.8, "chance": 0.1, "num_classes": 10,
-...                "steps": 100, "seconds": 12.0, "output_dim": 64, "image_size": [32, 32]}, "out/")  # doctest: +SKIP
+>>> result = {"train_accuracy": 0.9, "heldout_accuracy": 0.8, "chance": 0.1, "num_classes": 10,
+...           "steps": 100, "seconds": 12.0, "output_dim": 64, "image_size": [32, 32]}
+>>> print_summary(result, "out/")  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+tt pretrain -> out/
+...
+│ held-out accuracy (0 images) │       0.800 │  0.100 │
+...
+use it as the third tower: tt train --pretrained out/ ...
 """
 
 from rich.table import Table

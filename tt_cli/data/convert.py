@@ -16,9 +16,18 @@ Ctrl-C stops within a second or two: pending shards are cancelled, the workers
 removed, so a rerun resumes from the shards that were finished.
 
 Example:
->>> report = convert("captions.jsonl", "shards/", workers=2)   # doctest: +SKIP
->>> report["written"], report["rejected"]                       # doctest: +SKIP
-(998, {'truncated_image': 2})
+>>> import json, os, tempfile
+>>> from PIL import Image
+>>> folder = tempfile.mkdtemp()
+>>> for name, colour in [("red.png", "red"), ("blue.png", "blue")]:
+...     Image.new("RGB", (8, 8), colour).save(os.path.join(folder, name))
+>>> _ = open(os.path.join(folder, "broken.png"), "wb").write(b"not an image")
+>>> with open(os.path.join(folder, "captions.jsonl"), "w") as f:
+...     for name in ["red.png", "blue.png", "broken.png"]:
+...         print(json.dumps({"image": name, "caption": f"a {name[:-4]} square"}), file=f)
+>>> report = convert(os.path.join(folder, "captions.jsonl"), os.path.join(folder, "shards"), workers=1)
+>>> report["written"], report["rejected"]
+(2, {'unreadable_image': 1})
 """
 
 import collections

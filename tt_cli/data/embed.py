@@ -19,9 +19,12 @@ the shards that are finished (in place and listed in tt's manifest) and writes t
 same files an uninterrupted run would. `dataset.json` is written last. TensorFlow
 side only: never import this module next to the `tfrecord` package.
 
-Example:
->>> embed_shards("shards/", "imagenet21k", "shards_h/", scale="b16")   # doctest: +SKIP
-{'num_examples': 998, 'dim': 768, 'pretrained': 'vit_base_patch16_224_imagenet21k', ...}
+In use (what `tt data embed shards/ --pretrained imagenet21k --out shards_h/` runs):
+
+```python
+embed_shards("shards/", "imagenet21k", "shards_h/", scale="b16")
+# {'num_examples': 998, 'dim': 768, 'pretrained': 'vit_base_patch16_224_imagenet21k', ...}
+```
 """
 
 import contextlib

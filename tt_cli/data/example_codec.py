@@ -6,9 +6,10 @@ Never import it next to TensorFlow: the two register the same protobuf names.
 The TensorFlow side's counterpart is `tf_schema`.
 
 Example:
->>> data = encode_example(image=png, texts=["a cat"], key="cat.png", label=0)   # doctest: +SKIP
->>> decode_example(data)["texts"]                                                # doctest: +SKIP
-[b'a cat']
+>>> data = encode_example(image=b"<the image file's bytes>", texts=["a cat"], key="cat.png", label=0)
+>>> example = decode_example(data)
+>>> example["texts"], example["key"], example["label"]
+([b'a cat'], [b'cat.png'], [0])
 """
 
 from tfrecord import example_pb2

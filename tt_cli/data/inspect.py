@@ -16,9 +16,17 @@ offset of its bad record (reading of that file stops there, since later record
 boundaries are unknown), and an image training would stop at with its key.
 
 Example:
->>> summary = inspect_shards("shards/", verify=True)   # doctest: +SKIP
->>> summary["num_examples"], summary["corrupt"]        # doctest: +SKIP
-(998, [])
+>>> import json, os, tempfile
+>>> from PIL import Image
+>>> from tt_cli.data.convert import convert
+>>> folder = tempfile.mkdtemp()
+>>> Image.new("RGB", (8, 8), "red").save(os.path.join(folder, "red.png"))
+>>> with open(os.path.join(folder, "captions.jsonl"), "w") as f:
+...     print(json.dumps({"image": "red.png", "captions": ["a red square", "red"]}), file=f)
+>>> _ = convert(os.path.join(folder, "captions.jsonl"), os.path.join(folder, "shards"), workers=1)
+>>> summary = inspect_shards(os.path.join(folder, "shards"), verify=True)
+>>> summary["num_examples"], summary["corrupt"]
+(1, [])
 """
 
 import collections

@@ -11,10 +11,13 @@ uninterrupted one consumed. A key that differs, or a
 shard that ends before its partner, stops the read with one line naming the shard and
 the record (`mismatch_message` finds it in TensorFlow's error).
 
-Example:
->>> files_0, dim = embedding_files("shards_h/", files, info)       # doctest: +SKIP
->>> check_tower("shards_h/", tower)                                 # doctest: +SKIP
->>> records = read_aligned(tf.constant([files[0], files_0[0]]), 1)  # doctest: +SKIP
+In use (inside the training input, for an embeddings folder `shards_h/` beside the data):
+
+```python
+files_0, dim = embedding_files("shards_h/", files, info)
+check_tower("shards_h/", tower)
+records = read_aligned(tf.constant([files[0], files_0[0]]), 1)
+```
 """
 
 import hashlib

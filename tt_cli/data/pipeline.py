@@ -15,10 +15,12 @@ are safe to read. Shards from elsewhere may not be: an image over
 `decode_image` returns it black) and training skips a record whose image fails to
 decode, each with a warning on stderr, rather than stopping the run.
 
-Example:
->>> ds = train_dataset(files, batch_size=64, image_size=(224, 224), tokenizer=tok)  # doctest: +SKIP
->>> sorted(next(iter(ds)))                                                      # doctest: +SKIP
-['image', 'tokens']
+In use (inside `tt train`, with the shard files and the run's tokenizer):
+
+```python
+ds = train_dataset(files, batch_size=64, image_size=(224, 224), tokenizer=tok)
+sorted(next(iter(ds)))  # ['image', 'tokens']
+```
 """
 
 import os

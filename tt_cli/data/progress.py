@@ -1,7 +1,7 @@
 """A rich progress bar with count, rate and ETA, on stderr (stdout stays for results).
 
 Example:
->>> with progress_bar(100, "converting") as advance:   # doctest: +SKIP
+>>> with progress_bar(100, "converting") as advance:
 ...     for _ in range(100):
 ...         advance(1)
 """

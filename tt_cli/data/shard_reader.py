@@ -6,8 +6,17 @@ CRC too, and a bad record raises `CorruptRecord` naming the file and byte offset
 Examples are decoded by `example_codec`.
 
 Example:
->>> for example in iter_examples("shard-00000-of-00001.tfrecord"):   # doctest: +SKIP
-...     print(example["texts"])
+>>> import os, tempfile
+>>> from tt_cli.data.example_codec import encode_example
+>>> from tt_cli.data.shard_writer import ShardWriter
+>>> path = os.path.join(tempfile.mkdtemp(), "shard-00000-of-00001.tfrecord")
+>>> with ShardWriter(path) as writer:
+...     for key, text in [("cat.png", "a cat"), ("dog.png", "a dog")]:
+...         writer.write(encode_example(image=b"...", texts=[text], key=key))
+>>> for example in iter_examples(path, verify=True):
+...     print(example["key"], example["texts"])
+[b'cat.png'] [b'a cat']
+[b'dog.png'] [b'a dog']
 """
 
 import os

@@ -30,9 +30,14 @@ to `validate.MAX_CAPTION_CHARS` as soon as the row is read, and any row whose
 key, path, caption or label is unusable is rejected alone with its reason.
 
 Example:
->>> listing = list_source("captions.jsonl")          # doctest: +SKIP
->>> listing.rows[0].key, listing.rows[0].captions     # doctest: +SKIP
-('cat.jpg', ['a photo of a cat'])
+>>> import json, os, tempfile
+>>> source = os.path.join(tempfile.mkdtemp(), "captions.jsonl")
+>>> with open(source, "w") as f:   # images are not opened here: they need not exist yet
+...     print(json.dumps({"image": "cat.jpg", "caption": "a photo of a cat"}), file=f)
+...     print(json.dumps({"image": "dog.jpg", "caption": ""}), file=f)
+>>> listing = list_source(source)
+>>> listing.rows[0].key, listing.rows[0].captions, len(listing.rejects)
+('cat.jpg', ['a photo of a cat'], 1)
 """
 
 import collections
@@ -113,14 +118,13 @@ class _Collector:
         if problem is not None:
             self.reject(key, origin, problem, image)
             return None
-        captions, truncated = [], False
-        for raw in raw_captions:
-            checked = caption(raw)
-            if isinstance(checked, validate.Rejection):
-                self.reject(key, origin, checked, image)
-                return None
-            captions.append(checked[0])
-            truncated = truncated or checked[1]
+        checked = [caption(raw) for raw in raw_captions]
+        rejections = [c for c in checked if isinstance(c, validate.Rejection)]
+        if rejections:  # the worst problem of any caption names the row's
+            self.reject(key, origin, min(rejections, key=lambda r: CAPTION_PROBLEMS.index(r.reason)), image)
+            return None
+        captions = [text for text, _ in checked]
+        truncated = any(cut for _, cut in checked)
         if not captions:
             self.reject(key, origin, validate.Rejection(validate.EMPTY_CAPTION, "no caption"), image)
             return None
@@ -132,6 +136,10 @@ class _Collector:
         self.rows.append(row)
         self.position += 1
         return row
+
+
+# What can be wrong with one caption, the worst first: not text at all, not UTF-8, empty.
+CAPTION_PROBLEMS = (validate.BAD_ROW, validate.CAPTION_NOT_UTF8, validate.EMPTY_CAPTION)
 
 
 def caption(raw):

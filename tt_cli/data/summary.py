@@ -1,8 +1,18 @@
 """Rich tables for the `tt data` commands' results (stdout).
 
 Example:
->>> print_convert_report({"read": 3, "written": 2, "rejected": {"empty_file": 1},
-...     "converted": {}, "num_shards": 1, "out": "/tmp/x", "seconds": 0.1})   # doctest: +SKIP
+>>> print_convert_report({"source": "captions.jsonl", "read": 3, "written": 2, "rejected": {"empty_file": 1},
+...     "converted": {}, "num_shards": 1, "out": "shards/", "seconds": 0.1})
+tt data convert captions.jsonl -> shards/
+┏━━━━━━━━━━━━━━┳━━━━━━━┓
+┃ rows         ┃ count ┃
+┡━━━━━━━━━━━━━━╇━━━━━━━┩
+│ read         │     3 │
+│ written      │     2 │
+│ rejected     │     1 │
+│   empty_file │     1 │
+└──────────────┴───────┘
+1 shard(s), 0.1 s. Rejected rows and reasons: rejected.jsonl.
 """
 
 from rich.table import Table

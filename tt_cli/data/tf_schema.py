@@ -8,9 +8,10 @@ fail its read. Keys, kinds and defaults come from `schema`; the TF-free side's
 counterpart is `example_codec`. Never import this next to the `tfrecord` package.
 
 Example:
->>> parsed = parse_example(serialized, (schema.IMAGE, schema.LABEL))   # doctest: +SKIP
->>> parsed["image"].dtype, parsed["label"].dtype                        # doctest: +SKIP
-(tf.string, tf.int64)
+>>> serialized = example_bytes(b"<PNG bytes>", ["a red circle"], key="0", label=3)
+>>> parsed = parse_example(serialized, (schema.IMAGE, schema.LABEL))
+>>> parsed["image"].numpy(), int(parsed["label"])
+(b'<PNG bytes>', 3)
 """
 
 import tensorflow as tf

@@ -3,8 +3,12 @@ TF-free side builds them with `example_codec`; both through `schema.build_exampl
 are the same), written by the one `shard_writer.ShardWriter`.
 
 Example:
->>> rows = [{"image": png_bytes, "texts": ["a red circle"], "key": "0", "label": 3}]  # doctest: +SKIP
->>> write_shards("out/", rows, num_shards=1, source="demo", class_names=names)       # doctest: +SKIP
+>>> import tempfile
+>>> rows = [{"image": b"<PNG bytes>", "texts": ["a red circle"], "key": str(i), "label": i % 2} for i in range(3)]
+>>> out = write_shards(tempfile.mkdtemp(), rows, num_shards=2, source="demo", class_names=["circle", "square"])
+>>> info = schema.read_info(out)
+>>> info.shards, info.shard_examples
+(['shard-00000-of-00002.tfrecord', 'shard-00001-of-00002.tfrecord'], [2, 1])
 """
 
 import contextlib

@@ -3,17 +3,19 @@
 The one conversion that needs TensorFlow: TFDS datasets are read through it (`tfds_source`,
 `tf_schema.parse_example` with the dataset's feature map). So this process never imports the
 `tfrecord` package (the two cannot share a process): records are built by
-`tf_schema.example_bytes` and written by TensorFlow's `tf.io.TFRecordWriter`, each shard under
-`NAME.tmp` and renamed when complete. Everything else is `tt data convert`'s: the plan in
+`tf_schema.example_bytes` and written by tt's one `ShardWriter` (framed by `records.frame`), each
+shard under `NAME.tmp` and renamed when complete. Everything else is `tt data convert`'s: the plan in
 `OUT/.convert/` (a rerun converts only the missing shards), what OUT may hold
 (`convert.prepare_out_dir`), every image decoded and checked once (`validate`), rejections in
 `rejected.jsonl`, `dataset.json` with the class names, `report.json`. Row i goes to shard
 i mod N in TFDS's record order, so one shard keeps that order exactly.
 
-Example:
->>> report = convert_tfds("tfds:cifar10:test", "shards/cifar10_test", TfdsOptions("/data/tfds"))   # doctest: +SKIP
->>> report["written"], report["num_classes"]                                                        # doctest: +SKIP
-(10000, 10)
+In use (what `tt data convert tfds:cifar10:test shards/cifar10_test` runs; it needs the prepared TFDS dataset):
+
+```python
+report = convert_tfds("tfds:cifar10:test", "shards/cifar10_test", TfdsOptions("/data/tfds"))
+report["written"], report["num_classes"]  # (10000, 10)
+```
 """
 
 import collections

@@ -12,10 +12,12 @@ Nothing is downloaded, and nothing is asked of Google Cloud Storage (`try_gcs=Fa
 line saying how to prepare it (`tfds build ...`). TensorFlow side: imports
 `tensorflow_datasets`, which imports TensorFlow; never next to the `tfrecord` package.
 
-Example:
->>> files, info = resolve("tfds:cifar10:test", TfdsOptions("/data/tfds"))   # doctest: +SKIP
->>> info.num_examples, info.class_names[:2], info.tfds["version"]           # doctest: +SKIP
-(10000, ['airplane', 'automobile'], '3.0.2')
+In use (it needs the prepared TFDS dataset):
+
+```python
+files, info = resolve("tfds:cifar10:test", TfdsOptions("/data/tfds"))
+info.num_examples, info.class_names[:2], info.tfds["version"]  # (10000, ['airplane', 'automobile'], '3.0.2')
+```
 """
 
 import contextlib

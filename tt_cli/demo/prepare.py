@@ -13,8 +13,16 @@ refused with one line naming it, and left for the user to delete: tt removes not
 cannot prove is its own.
 
 Example:
->>> train_dir = demo_split("runs/demo/demo_data", "train", 6000, seed=1, image_size=32)  # doctest: +SKIP
->>> preset = demo_tower(settings, "runs/demo", log=print)                                  # doctest: +SKIP
+>>> import tempfile
+>>> from tt_cli.data import schema
+>>> train_dir = demo_split(tempfile.mkdtemp(), "train", 12, seed=1, image_size=16)
+>>> os.path.basename(train_dir), schema.read_info(train_dir).num_examples
+('train-12-s1-16px', 12)
+>>> demo_split(os.path.dirname(train_dir), "train", 12, seed=1, image_size=16) == train_dir   # kept, not rewritten
+True
+
+`demo_tower(settings, "runs/demo", log=print)` returns the demo's third tower: a preset
+folder under `cache_root()`, pretrained by `tt pretrain` on the shapes the first time.
 """
 
 import contextlib

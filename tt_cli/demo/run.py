@@ -10,9 +10,13 @@
 5. Writes the run's HTML report (`tt report`: settings, curves, galleries and the
    zero-shot confusion on the held-out split) to `OUT/report.html` and says where.
 
-Example:
->>> from tt_cli.training.config import TrainConfig
->>> run_demo(TrainConfig(out=None, scale="b16"), explicit={"scale"})   # doctest: +SKIP
+In use (what `tt train --scale b16` without `--data` runs; it trains, so it is not run here):
+
+```python
+from tt_cli.training.config import TrainConfig
+
+run_demo(TrainConfig(out=None, scale="b16"), explicit={"scale"})
+```
 """
 
 import dataclasses

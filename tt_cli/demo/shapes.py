@@ -8,7 +8,7 @@ sizes. Captions name the attributes in varied wording; the label is the
 Example:
 >>> rows = list(shape_rows(4, seed=0, image_size=32))
 >>> rows[0]["texts"][0]
-'a small yellow square in the bottom right'
+'the bottom left has a small orange square'
 """
 
 import io

@@ -20,11 +20,13 @@ bit, and the pessimistic tie rule of the metrics needs equal inputs to tie exact
 
 TensorFlow side only: never import this next to the `tfrecord` package.
 
-Example:
->>> run = load_run("runs/demo")                                   # doctest: +SKIP
->>> images = encode_images(run.model, "shards/val")               # doctest: +SKIP
->>> images.embeddings.shape, images.labels[:3], images.captions[0]  # doctest: +SKIP
-((200, 64), array([0, 2, 1]), ['a red circle'])
+In use (what `tt eval` runs for each model, after a training run):
+
+```python
+run = load_run("runs/demo")
+images = encode_images(run.model, "shards/val")
+images.embeddings.shape, images.labels[:3], images.captions[0]  # ((200, 64), array([0, 2, 1]), ['a red circle'])
+```
 """
 
 import contextlib

@@ -8,14 +8,14 @@ image size). Every result is JSON-able: {"task", "data", "evaluated_on", "models
 when a second run was given}. With `collect` (a list) zero-shot and retrieval also
 append each run's scores and thumbnails for `--report`.
 
-Example:
->>> result = zero_shot_report(["runs/3t"], "shards/val", templates="simple",
-...                           other_run="runs/lit", alpha="auto")   # doctest: +SKIP
->>> result["ensemble"]["alpha"], result["ensemble"]["top1"]          # doctest: +SKIP
-(0.6, 0.71)
->>> side_by_side = retrieval_report(["runs/clip", "runs/lit", "runs/3t"], "shards/val")   # doctest: +SKIP
->>> [m["name"] for m in side_by_side["models"]]                                          # doctest: +SKIP
-['clip', 'lit', '3t']
+In use (what `tt eval zero-shot` and `tt eval retrieval` run, after training runs):
+
+```python
+result = zero_shot_report(["runs/3t"], "shards/val", templates="simple", other_run="runs/lit", alpha="auto")
+result["ensemble"]["alpha"], result["ensemble"]["top1"]  # (0.6, 0.71)
+side_by_side = retrieval_report(["runs/clip", "runs/lit", "runs/3t"], "shards/val")
+[m["name"] for m in side_by_side["models"]]  # ['clip', 'lit', '3t']
+```
 """
 
 import os

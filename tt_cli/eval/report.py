@@ -6,7 +6,9 @@ or a run, a second run and their ensemble, read side by side. Values print as pe
 Example:
 >>> print_result({"task": "zero-shot", "data": "val", "evaluated_on": "all 8 examples",
 ...               "models": [{"name": "3t", "mode": "3t", "step": 5, "top1": 0.5, "top5": 1.0,
-...                           "mean_per_class_recall": 0.5}]})   # doctest: +SKIP
+...                           "mean_per_class_recall": 0.5}]})   # doctest: +ELLIPSIS
+tt eval zero-shot val: all 8 examples
+...
 """
 
 import math

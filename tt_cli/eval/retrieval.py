@@ -9,10 +9,13 @@ Five captions per image (`CAPTIONS_PER_IMAGE`): an image's first five captions t
 as big_vision and CLIP_benchmark count COCO and Flickr30k (COCO's Karpathy test split has
 5,000 images with 25,010 captions, 25,000 of them counted), so the numbers compare.
 
-Example:
->>> run = load_run("runs/demo")                                        # doctest: +SKIP
->>> retrieval_recall(run.model, run.tokenizer, "shards/val")           # doctest: +SKIP
-{'image_to_text_R@1': 0.31, ..., 'text_to_image_R@10': 0.88, 'num_images': 200, 'num_captions': 300}
+In use (what `tt eval retrieval runs/demo --data shards/val` runs, after a training run):
+
+```python
+run = load_run("runs/demo")
+retrieval_recall(run.model, run.tokenizer, "shards/val")
+# {'image_to_text_R@1': 0.31, ..., 'text_to_image_R@10': 0.88, 'num_images': 200, 'num_captions': 300}
+```
 """
 
 import numpy as np

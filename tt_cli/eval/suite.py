@@ -14,9 +14,11 @@ image's first five captions in the top k), as fractions; plus "tt": what tt know
 (the run's mode and step, the data, the counts, the five-captions rule).
 
 Example:
->>> result = run_suite(["runs/3t"], ["imagenet1k", "coco_retrieval"])   # doctest: +SKIP
->>> result["rows"][0]["metrics"]["acc1"], result["skipped"]              # doctest: +SKIP
-(0.41, [{'task': 'coco_retrieval', 'reason': 'tfds:coco_captions/2014:test: not prepared in ...'}])
+`run_suite(["runs/3t"], ["imagenet1k", "coco_retrieval"])` returns one row per run and
+task (`result["rows"][0]["metrics"]["acc1"]`) and, in `result["skipped"]`, each task whose
+data is not prepared with the reason (`tfds:coco_captions/2014:test: not prepared in ...`).
+The tasks are parsed first, so a misspelt one fails before any run is loaded:
+
 >>> parse_tasks("cifar10,zeroshot=tfds:my_set:test")[1]
 Task(name='zeroshot=tfds:my_set:test', kind='zeroshot', data='tfds:my_set:test')
 """

@@ -4,10 +4,13 @@ and zero-shot accuracy when the set has class names, from one pass over the imag
 An evaluator is built once with its data (class names and prompts resolved then) and
 handed to training, which calls `evaluate(model, tokenizer)` with the model in memory.
 
-Example:
->>> evaluator = ValidationEvaluator.for_shards("shards/val", templates="simple")    # doctest: +SKIP
->>> evaluator.evaluate(model, tokenizer)                                             # doctest: +SKIP
-{'top1': 0.71, 'top5': 0.99, 'mean_per_class_recall': 0.7, 'image_to_text_R@1': 0.085, ...}
+In use (inside `tt train --val-data shards/val`, with the model and tokenizer being trained):
+
+```python
+evaluator = ValidationEvaluator.for_shards("shards/val", templates="simple")
+evaluator.evaluate(model, tokenizer)
+# {'top1': 0.71, 'top5': 0.99, 'mean_per_class_recall': 0.7, 'image_to_text_R@1': 0.085, ...}
+```
 """
 
 from tt_cli.eval import encode, retrieval, zero_shot

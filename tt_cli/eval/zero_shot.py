@@ -8,11 +8,13 @@ temperature `exp(log_t)` (clipped at 100, as in training). Arg-max and top-k do
 not depend on `t`; the probabilities only matter for the 3T + LiT ensemble,
 where each model's own training-time calibration is the natural one.
 
-Example:
->>> run = load_run("runs/demo")                                             # doctest: +SKIP
->>> zero_shot_accuracy(run.model, run.tokenizer, "shards/val", ["circle", "square"],
-...                    templates="simple")                                    # doctest: +SKIP
-{'top1': 0.62, 'top5': 1.0, 'mean_per_class_recall': 0.61, 'num_examples': 200, ...}
+In use (what `tt eval zero-shot runs/demo --data shards/val` runs, after a training run):
+
+```python
+run = load_run("runs/demo")
+zero_shot_accuracy(run.model, run.tokenizer, "shards/val", ["circle", "square"], templates="simple")
+# {'top1': 0.62, 'top5': 1.0, 'mean_per_class_recall': 0.61, 'num_examples': 200, ...}
+```
 """
 
 import numpy as np

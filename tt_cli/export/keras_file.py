@@ -5,11 +5,15 @@ optimizer, so it can be trained further. Loading it needs tt's classes registere
 which `import models` does. The SentencePiece tokenizer cannot live inside a
 `.keras` file; it is written beside it as `<name>.tokenizer.model`.
 
-Example:
->>> run = load_run("runs/demo")                                  # doctest: +SKIP
->>> export_keras(run, "exports/demo.keras")                      # doctest: +SKIP
->>> import keras, models                                         # doctest: +SKIP
->>> model = keras.saving.load_model("exports/demo.keras")        # doctest: +SKIP
+In use (what `tt export keras runs/demo exports/demo.keras` runs, after a training run):
+
+```python
+run = load_run("runs/demo")
+export_keras(run, "exports/demo.keras")
+
+import keras, models  # importing models registers tt's classes with Keras
+model = keras.saving.load_model("exports/demo.keras")
+```
 """
 
 from tt_cli import storage

@@ -13,10 +13,13 @@ locked pretrained tower h. Its pooled output is the class token of the output se
 (`pooling: "token"`) or the mean over positions (`"gap"`), computed on images that
 `keras_hub.layers.ImageConverter.from_preset(OUT)` prepared.
 
-Example:
->>> run = load_run("runs/demo")                              # doctest: +SKIP
->>> export_preset(run, "exports/demo_preset")                # doctest: +SKIP
->>> keras_hub.models.Backbone.from_preset("exports/demo_preset")  # doctest: +SKIP
+In use (what `tt export preset runs/demo exports/demo_preset` runs, after a training run):
+
+```python
+run = load_run("runs/demo")
+export_preset(run, "exports/demo_preset")
+keras_hub.models.Backbone.from_preset("exports/demo_preset")
+```
 """
 
 import os

@@ -19,12 +19,15 @@ pixels themselves. The SentencePiece tokenizer runs inside the graph through
 tensorflow-text, so loading the SavedModel needs `import tensorflow_text` first (it
 registers the tokenizer's ops).
 
-Example:
->>> run = load_run("runs/demo")                            # doctest: +SKIP
->>> export_savedmodel(run, "exports/demo")                 # doctest: +SKIP
->>> import tensorflow as tf, tensorflow_text               # doctest: +SKIP
->>> tf.saved_model.load("exports/demo").encode_text(tf.constant(["a red circle"])).shape  # doctest: +SKIP
-TensorShape([1, 64])
+In use (what `tt export savedmodel runs/demo exports/demo` runs, after a training run):
+
+```python
+run = load_run("runs/demo")
+export_savedmodel(run, "exports/demo")
+
+import tensorflow as tf, tensorflow_text  # the tokenizer's ops need tensorflow_text
+tf.saved_model.load("exports/demo").encode_text(tf.constant(["a red circle"])).shape  # [1, 64]
+```
 """
 
 import keras

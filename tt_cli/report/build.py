@@ -9,10 +9,12 @@ The file follows tt's ownership rule (`tt_cli.ownership`): it may replace only a
 report tt wrote (listed in its folder's manifest with the hash of its content),
 never an input of the same command: a run file, the data, a class-name file.
 
-Example:
->>> summary = run_report("runs/demo", data="runs/demo/demo_data/val-200-s2-32px")   # doctest: +SKIP
->>> summary["path"], summary["images"]                                              # doctest: +SKIP
-('runs/demo/report.html', 102)
+In use (what `tt report runs/demo --data ...` runs, after a training run):
+
+```python
+summary = run_report("runs/demo", data="runs/demo/demo_data/val-200-s2-32px")
+summary["path"], summary["images"]  # ('runs/demo/report.html', 102)
+```
 """
 
 import os

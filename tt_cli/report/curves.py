@@ -6,9 +6,15 @@ second, and the validation metrics (`val/...`, logged every `--val-every` steps)
 Matplotlib's object API with the Agg canvas: no display, no global pyplot state.
 
 Example:
->>> records, skipped = read_metrics("runs/demo/metrics.jsonl")    # doctest: +SKIP
->>> [title for title, _ in curve_pngs(records)]                    # doctest: +SKIP
-['Losses', 'Contrastive accuracy', 'Temperatures', 'Learning rate', 'Pairs per second', 'Validation']
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "metrics.jsonl")
+>>> with open(path, "w") as f:   # as `tt train` writes it; the last line cut short by a crash
+...     _ = f.write('{"step": 1, "loss": 4.1, "lr": 0.001}\\n{"step": 2, "loss": 3.9, "lr": 0.002}\\n{"step": 3, "lo')
+>>> records, skipped = read_metrics(path)
+>>> len(records), skipped
+(2, 1)
+>>> [(title, png[:4]) for title, png in curve_pngs(records)]
+[('Losses', b'\\x89PNG'), ('Learning rate', b'\\x89PNG')]
 """
 
 import io

@@ -5,11 +5,13 @@ class probabilities that `tt eval` scores (`tt_cli.eval.retrieval`, `tt_cli.eval
 from one encoding pass that also made the thumbnails (`encode_images(thumbnails=True)`):
 nothing is encoded or decoded twice.
 
-Example:
->>> run = load_run("runs/demo")                                                   # doctest: +SKIP
->>> evaluation = evaluate_run(run, "shards/val", templates="simple")              # doctest: +SKIP
->>> evaluation.similarity.shape, len(evaluation.thumbnails)                       # doctest: +SKIP
-((200, 400), 200)
+In use (with a trained run and its validation shards):
+
+```python
+run = load_run("runs/demo")
+evaluation = evaluate_run(run, "shards/val", templates="simple")
+evaluation.similarity.shape, len(evaluation.thumbnails)  # ((200, 400), 200)
+```
 """
 
 import dataclasses

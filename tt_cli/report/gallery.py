@@ -17,9 +17,16 @@ the size of the set. Several runs render side by side, one column each, on the
 same samples.
 
 Example:
->>> sample = sample_rows(num_images=200, num_captions=350, samples=16, seed=0)   # doctest: +SKIP
->>> image_to_text(evaluation, sample.images)[0][0]                               # doctest: +SKIP
-Retrieved(index=12, text='a red circle', score=0.83, hit=True)
+>>> from tt_cli.report.evaluation import RunEvaluation
+>>> captions = [["a red circle"], ["a blue square", "blue"]]
+>>> texts = ["a red circle", "a blue square", "blue"]   # the similarity's columns
+>>> evaluation = RunEvaluation("demo", thumbnails=[b"", b""], captions=captions, texts=texts,
+...     similarity=np.array([[0.9, 0.1, 0.2], [0.3, 0.8, 0.7]]))
+>>> sample = sample_rows(num_images=2, num_captions=3, samples=16, seed=0)
+>>> sample.images.tolist(), sample.captions.tolist()
+([0, 1], [0, 1, 2])
+>>> image_to_text(evaluation, sample.images, k=2)[1]
+[Retrieved(index=1, score=0.8, hit=True), Retrieved(index=2, score=0.7, hit=True)]
 """
 
 import dataclasses

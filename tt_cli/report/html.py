@@ -7,8 +7,8 @@ opens anywhere with no network and no other file. Every text that came from data
 Example:
 >>> page("tt report: demo", [section("settings", "Settings", "<p>hello</p>")])[:15]
 '<!DOCTYPE html>'
->>> image_tag(b"\\xff\\xd8", "a red circle", "image/jpeg")[:40]
-'<img alt="a red circle" src="data:image/j'
+>>> image_tag(b"\\xff\\xd8", "a red circle", "image/jpeg")[:45]
+'<img alt="a red circle" src="data:image/jpeg;'
 """
 
 import base64

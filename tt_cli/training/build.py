@@ -2,9 +2,12 @@
 optimizer with its schedule, and the checkpoint (with its manager) that saves and
 restores them together.
 
-Example:
->>> built = build_training(config, runtime, scale, tokenizer, info, files, steps, log=print)  # doctest: +SKIP
->>> built.model, built.manager.directory                                                    # doctest: +SKIP
+In use (inside `trainer.train`, which makes every argument):
+
+```python
+built = build_training(config, runtime, scale, tokenizer, info, files, steps, log=print)
+built.model, built.manager.directory
+```
 """
 
 import dataclasses

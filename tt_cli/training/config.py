@@ -129,7 +129,7 @@ def model_scale(scale, image_size=None):
     `tt bench` and `tt pretrain` build their trained ViT from it.
 
     Example:
-    >>> model_scale("tiny", 48).image_size     # doctest: +SKIP
+    >>> model_scale("tiny", 48).image_size
     48
     """
     from models.scales import get_scale

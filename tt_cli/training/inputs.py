@@ -1,8 +1,11 @@
 """The input of `tt train`: the training shards as endless per-replica batches, resumed
 at the step the run restarts from.
 
-Example:
->>> dataset = training_input(config, runtime, files, tokenizer, built, start_step=0)   # doctest: +SKIP
+In use (inside `trainer.train`, which makes every argument):
+
+```python
+dataset = training_input(config, runtime, files, tokenizer, built, start_step=0)
+```
 """
 
 

@@ -1,8 +1,11 @@
 """The training loop of `tt train`: tt's distributed step (see step.py) driven with Keras
 callbacks, and the one line that says why a run stopped early.
 
-Example:
->>> logs, read_error = fit(model, runtime, iter(dataset), steps, callbacks)   # doctest: +SKIP
+In use (inside `trainer.train`, after the model, its input and the callbacks are built):
+
+```python
+logs, read_error = fit(model, runtime, iter(dataset), steps, callbacks)
+```
 """
 
 from tt_cli.errors import TtError

@@ -4,7 +4,9 @@ AdamW with CLIP's β₂ = 0.98 and ε = 1e-6, global-norm clipping, and no weigh
 biases, norms, embeddings, class tokens and temperatures.
 
 Example:
->>> optimizer = make_optimizer(5e-4, weight_decay=0.1)   # doctest: +SKIP
+>>> optimizer = make_optimizer(5e-4, weight_decay=0.1)
+>>> type(optimizer).__name__, optimizer.global_clipnorm
+('AdamW', 1.0)
 """
 
 import keras

@@ -5,9 +5,12 @@ the run's tokenizer in place.
 Only the chief claims and cleans the folder (`tt_cli.ownership`); every worker resumes
 from the same checkpoints and trains the same tokenizer.
 
-Example:
->>> resuming = prepare_out(config, chief=True)               # doctest: +SKIP
->>> tokenizer_path = setup_tokenizer(config, files, print)    # doctest: +SKIP
+In use (inside `trainer.train`, before anything is built):
+
+```python
+resuming = prepare_out(config, chief=True)
+tokenizer_path = setup_tokenizer(config, files, print)
+```
 """
 
 import hashlib

@@ -7,9 +7,9 @@ TensorFlow op; the seed comes before any tokenizer exists, because reseeding res
 eager state SentencePiece's TensorFlow resources live in.
 
 Example:
->>> runtime = start_runtime(strategy="auto", seed=0, precision="auto")   # doctest: +SKIP
->>> runtime.policy, runtime.jit, runtime.replicas                          # doctest: +SKIP
-('float32', True, 1)
+>>> runtime = start_runtime(strategy="default", seed=0, precision="float32", jit=False)
+>>> runtime.policy, runtime.jit, runtime.replicas, runtime.chief
+('float32', False, 1, True)
 """
 
 import dataclasses

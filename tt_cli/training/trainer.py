@@ -7,10 +7,15 @@ claim or resume --out, check a resume, put the tokenizer in place), the build
 last checkpoint, the input (`inputs.py`), the callbacks (`callbacks.py`) and the loop
 (`loop.py`) from that step on.
 
-Example:
->>> from tt_cli.training.config import TrainConfig
->>> result = train(TrainConfig(data="shards/", out="runs/demo", scale="tiny", steps=100))  # doctest: +SKIP
->>> result.model, result.tokenizer, result.logs["loss"]                                    # doctest: +SKIP
+In use (what `tt train --data shards/ --out runs/demo --scale tiny --steps 100` runs; it
+needs shards, so it is not run here):
+
+```python
+from tt_cli.training.config import TrainConfig
+
+result = train(TrainConfig(data="shards/", out="runs/demo", scale="tiny", steps=100))
+result.model, result.tokenizer, result.logs["loss"]
+```
 """
 
 import dataclasses

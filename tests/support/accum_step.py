@@ -10,7 +10,7 @@ demo shards (`--vocab-size 64`: captions repeat tokens, as real ones repeat word
 - `one-device`: every mode and loss with `--accum-steps 1` and `4` on one CPU device
   (`--no-jit`: XLA compilation costs ~15 s of CPU a run); then one run with Keras given the
   raw gradients (tt's step before `models.gradients`); then gradient caching under mixed
-  precision (float16 with loss scaling, bfloat16); then the two-replica runs of
+  precision (float16 with loss scaling, bfloat16) and plain accumulation's gradient; then the two-replica runs of
   `BALANCING_RUNS`.
 - `two-replicas`: every other mode and loss with `--accum-steps 4` (3T with the sigmoid loss
   with `1` too) under `--strategy mirrored` over two logical CPUs; then `sigmoid_loss` split over the replicas,
@@ -143,8 +143,8 @@ def make_batches(rng, steps, vocab=50):
     return [one() for _ in range(steps)]
 
 
-def build(preset, policy):
-    """3T with the sigmoid loss and tt's optimizer, as `training/build.py` builds them, under `policy`."""
+def build(preset, policy, loss="sigmoid"):
+    """3T with `loss` and tt's optimizer, as `training/build.py` builds them, under `policy`."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     model = ThreeTowers.from_scale(
@@ -153,7 +153,7 @@ def build(preset, policy):
         vocab_size=50,
         max_len=8,
         pretrained_tower=PretrainedTower.from_preset(preset),
-        loss="sigmoid",
+        loss=loss,
     )
     schedule = warmup_cosine(DEFAULTS.lr, MIXED_STEPS, 0)
     optimizer = make_optimizer(schedule, DEFAULTS.weight_decay, DEFAULTS.beta2, DEFAULTS.grad_clip_norm, policy)
@@ -227,6 +227,17 @@ def mixed_precision(preset):
             "finite": bool(all(np.isfinite(w).all() for w in model.get_weights())),
         }
     return report
+
+
+def plain_accumulation_distance(preset):
+    """How far the gradient of plain accumulation (each micro-batch's own loss, its rows against
+    its rows only, averaged) is from the whole batch's, 3T with the softmax loss in float32:
+    relative L2 distance. Gradient caching's is the whole batch's (`mixed_precision`, and the runs)."""
+    batch = {k: tf.constant(v) for k, v in make_batches(np.random.default_rng(0), 1)[0].items()}
+    model = build(preset, "float32", loss="softmax")
+    pieces = [{k: tf.split(v, ACCUM)[i] for k, v in batch.items()} for i in range(ACCUM)]
+    plain = [sum(gradients) / ACCUM for gradients in zip(*(whole_batch_gradients(model, piece) for piece in pieces))]
+    return relative_distance(plain, whole_batch_gradients(model, batch))
 
 
 # -- Two replicas: the sigmoid loss split, and tt pretrain ---------------------------
@@ -308,6 +319,7 @@ def one_device(preset, shards, out_dir):
     run(shards, preset, out_dir, report["raw"], "single", *RAW_CASE, 1, name="single_raw")
     three_towers_module.optimizer_gradients = keep
     report["mixed_precision"] = mixed_precision(preset)
+    report["plain_accumulation_distance"] = plain_accumulation_distance(preset)
     mirrored_runs(preset, shards, out_dir, report, BALANCING_RUNS)
     return report
 
