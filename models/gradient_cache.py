@@ -35,6 +35,8 @@ model.optimizer.apply(gradients, model.trainable_variables)
 
 import tensorflow as tf
 
+from models.gradients import dense_gradients
+
 
 def _micro_batches(batch, parts):
     """The batch dict with a leading micro-batch axis: `[parts, rows / parts, ...]`."""
@@ -43,11 +45,6 @@ def _micro_batches(batch, parts):
 
 def _pick(stacked, index):
     return tf.nest.map_structure(lambda x: x[index], stacked)
-
-
-def _dense(gradient):
-    # A token-embedding table's gradient comes as IndexedSlices, which do not add up.
-    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
 
 
 def _one_at_a_time(parts, body, state):
@@ -105,7 +102,8 @@ def cached_gradients(model, batch, accum_steps, scale_loss):
             tower_variables,
             output_gradients=[embedding_gradients[name][i] for name in trained],
         )
-        return [total if g is None else total + _dense(g) for total, g in zip(summed, gradients)]
+        # Dense (a token embedding's IndexedSlices would not add up; the optimizer gets them dense too).
+        return [total if g is None else total + g for total, g in zip(summed, dense_gradients(gradients))]
 
     zeros = [tf.zeros(v.shape, v.dtype) for v in tower_variables]
     tower_gradients = _one_at_a_time(accum_steps, add_tower_gradients, zeros)

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from models.contrastive_loss import contrastive_loss, temperature
 from models.gradient_cache import cached_gradients
+from models.gradients import optimizer_gradients
 from models.heads import ProjectionHead
 from models.image_tower import ImageTower
 from models.normalize import l2_normalize
@@ -367,7 +368,8 @@ class ThreeTowers(keras.Model):
         """One optimizer step on this replica's rows of the global batch. `accum_steps`
         > 1 runs the towers on that many equal micro-batches at a time and still computes
         the loss over the whole global batch (`models.gradient_cache`): the same step,
-        in less memory."""
+        in less memory. The optimizer gets the gradients as the textbook step needs them
+        (`models.gradients.optimizer_gradients`)."""
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -383,7 +385,7 @@ class ThreeTowers(keras.Model):
                 losses = self.compute_losses(data, training=True)
                 scaled = scale(losses["loss"])
             gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
+        self.optimizer.apply(optimizer_gradients(self.optimizer, gradients), self.trainable_variables)
         return self._update_metrics(losses)
 
     def test_step(self, data):

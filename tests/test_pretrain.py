@@ -1,13 +1,49 @@
-"""`tt pretrain`: a ViT classifier on labelled shards -> a KerasHub preset for --pretrained."""
+"""`tt pretrain`: a ViT classifier on labelled shards -> a KerasHub preset for --pretrained,
+trained on `tt train`'s loop (checkpoints, resume, metrics.jsonl)."""
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from conftest import run_tt
 
 NUM_CLASSES = 18  # the demo shapes' (colour, shape) classes
+STEPS = 60
+TT = shutil.which("tt") or os.path.join(os.path.dirname(sys.executable), "tt")
+ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
+
+
+def pretrain_args(train, val, out):
+    """The command of the `preset` fixture: bit-reproducible, a checkpoint every 20 steps."""
+    return [
+        "pretrain",
+        "--data",
+        train,
+        "--val-data",
+        val,
+        "--out",
+        out,
+        "--scale",
+        "tiny",
+        "--steps",
+        str(STEPS),
+        "--batch-size",
+        "32",
+        "--lr",
+        "2e-3",
+        "--log-every",
+        "20",
+        "--checkpoint-every",
+        "20",
+        "--deterministic",
+        "--no-jit",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -23,27 +59,7 @@ def labelled(tmp_path_factory):
 def preset(labelled, tmp_path_factory):
     train, val = labelled
     out = str(tmp_path_factory.mktemp("pretrained") / "preset")
-    result = run_tt(
-        [
-            "pretrain",
-            "--data",
-            train,
-            "--val-data",
-            val,
-            "--out",
-            out,
-            "--scale",
-            "tiny",
-            "--steps",
-            "60",
-            "--batch-size",
-            "32",
-            "--lr",
-            "2e-3",
-            "--log-every",
-            "20",
-        ]
-    )
+    result = run_tt(pretrain_args(train, val, out))
     assert result.exit_code == 0, result.output
     assert "held-out accuracy" in result.output
     return out
@@ -66,8 +82,105 @@ def test_summary_records_command_classes_and_accuracies(preset):
 
     summary = json.load(open(os.path.join(preset, "tt_pretrain.json")))
     assert summary["class_names"] == CLASS_NAMES and summary["num_classes"] == NUM_CLASSES
-    assert summary["steps"] == 60 and summary["chance"] == pytest.approx(1 / NUM_CLASSES)
+    assert summary["steps"] == STEPS and summary["chance"] == pytest.approx(1 / NUM_CLASSES)
     assert 0 <= summary["train_accuracy"] <= 1
+    assert (summary["strategy"], summary["replicas"]) == ("DefaultDistributionStrategy", 1)
+
+
+def test_training_curve_is_kept_and_checkpoints_are_not(preset):
+    """metrics.jsonl as tt train writes it (images/s for pairs/s); the checkpoints, which a
+    finished preset no longer needs, are gone; everything left is listed as tt's."""
+    logged = [json.loads(line) for line in open(os.path.join(preset, "metrics.jsonl"))]
+    assert [line["step"] for line in logged] == [20, 40, 60]
+    assert {"loss", "accuracy", "lr", "images_per_second"} <= set(logged[-1])
+    assert not os.path.exists(os.path.join(preset, "checkpoints"))
+    manifest = json.load(open(os.path.join(preset, ".tt-manifest.json")))
+    assert {name for name in manifest["entries"] if "/" not in name} == set(os.listdir(preset)) - {".tt-manifest.json"}
+    assert all(os.path.exists(os.path.join(preset, name)) for name in manifest["entries"])
+    # Each file stamped, so that --overwrite may prove it tt's and replace it.
+    files = [name for name in manifest["entries"] if os.path.isfile(os.path.join(preset, name))]
+    assert files and all("sha256" in manifest["entries"][name] for name in files)
+
+
+def checkpoint_listed(out, step):
+    """True once the checkpoint of `step` is complete: recorded in the run's manifest (after
+    its files are written; the manifest is replaced whole), as tt train's are."""
+    from tt_cli.pretrain.output import run_checkpoints
+
+    return step in run_checkpoints(out).steps()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(labelled, preset, tmp_path):
+    """The fixture's command run again in a process killed with SIGKILL after its checkpoint
+    at step 20, then once more: it resumes there and ends with the same preset weights,
+    bit for bit (`--deterministic`)."""
+    import keras_hub
+
+    out = str(tmp_path / "killed")
+    command = [TT, *pretrain_args(*labelled, out)]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not checkpoint_listed(out, 20):
+        assert process.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(out, "tt_pretrain.json")), "killed too late to test a resume"
+
+    resumed = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stderr
+    straight = keras_hub.models.ImageClassifier.from_preset(preset).get_weights()
+    again = keras_hub.models.ImageClassifier.from_preset(out).get_weights()
+    assert len(straight) == len(again) > 10
+    for a, b in zip(straight, again):
+        np.testing.assert_array_equal(a, b)
+    logged = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert logged[-1]["step"] == STEPS
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_stops(labelled, tmp_path):
+    """tt train's stop handling: SIGTERM ends the run between steps with a checkpoint, listed
+    in the manifest, and one line saying how to resume."""
+    out = str(tmp_path / "stopped")
+    args = pretrain_args(*labelled, out)
+    args[args.index("--steps") + 1] = args[args.index("--checkpoint-every") + 1] = "100000"
+    args[args.index("--log-every") + 1] = "1"
+    process = subprocess.Popen([TT, *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = os.path.join(out, "metrics.jsonl")
+    deadline = time.monotonic() + 240
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert process.poll() is None and time.monotonic() < deadline, "pretraining did not start"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "stopped by signal" in err and "Run the same command again" in err and "Traceback" not in err
+    from tt_cli.pretrain.output import run_checkpoints
+
+    steps = run_checkpoints(out).steps()
+    assert steps and steps[0] >= 1 and not os.path.exists(os.path.join(out, "tt_pretrain.json"))
+
+
+def test_a_run_with_other_settings_does_not_resume(labelled, tmp_path):
+    """An unfinished run's checkpoints are resumed only by the settings that made them."""
+    from tt_cli.errors import ConflictError
+    from tt_cli.pretrain import output
+    from tt_cli.pretrain.config import PretrainConfig
+
+    config = PretrainConfig(data=labelled[0], out=str(tmp_path / "out"), scale="tiny", batch_size=32)
+    data, classes = {"sha256": "abc"}, ["a", "b"]
+    folder = output.check_out(config)
+    output.claim_out(folder, config)
+    output.write_settings(folder, config, data, classes, 0.1)
+    assert output.SETTINGS in folder.listed()  # tt's, so that finishing may remove it
+    output.check_resume_matches(config, data, classes, 0.1)
+    with pytest.raises(ConflictError, match="batch_size 32, not 16"):
+        output.check_resume_matches(PretrainConfig(**{**config.to_json(), "batch_size": 16}), data, classes, 0.1)
+    with pytest.raises(ConflictError, match="other shards"):
+        output.check_resume_matches(config, {"sha256": "def"}, classes, 0.1)
 
 
 def test_classifier_learned_and_reported_accuracy_matches_numpy(preset, labelled):
@@ -125,6 +238,7 @@ def test_unlabelled_shards_are_refused(tmp_path):
         (["--data", "/no/such/shards"], "no such file"),
         (["--scale", "huge99"], "Invalid value for '--scale'"),
         (["--holdout", "1.5"], "--holdout"),
+        (["--strategy", "nonsense"], "unknown strategy 'nonsense'"),
     ],
 )
 def test_bad_input_gives_one_clear_line(labelled, tmp_path, args, message):

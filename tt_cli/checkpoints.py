@@ -111,18 +111,32 @@ class RunCheckpoints:
         another training worker (RUN/checkpoints/.worker-k, listed in a manifest of its own).
       log: where notes go (a checkpoint skipped or kept).
       readonly: only read the chief's checkpoints (another worker resuming from them).
+      command: the command whose entries they are in the manifest (`tt pretrain` keeps its
+        checkpoints the same way).
+      start_over: the command's argument that starts a run over (named when none is intact).
     """
 
-    def __init__(self, checkpoint, run_dir, keep=None, worker=None, log=None, readonly=False):
+    def __init__(
+        self,
+        checkpoint,
+        run_dir,
+        keep=None,
+        worker=None,
+        log=None,
+        readonly=False,
+        command=COMMAND,
+        start_over="restart",
+    ):
         self.checkpoint, self.run_dir, self.keep, self.readonly = checkpoint, run_dir, keep, readonly
+        self.start_over = start_over
         self.chief = worker is None
         self.log = log or (lambda message: None)
         self._new_logs_recorded = False
         if self.chief:
-            self.folder, self.subdir = ownership.OutputFolder(run_dir, COMMAND), CHECKPOINTS
+            self.folder, self.subdir = ownership.OutputFolder(run_dir, command), CHECKPOINTS
         else:
             self.folder, self.subdir = (
-                ownership.OutputFolder(os.path.join(run_dir, CHECKPOINTS, f".worker-{worker}"), COMMAND),
+                ownership.OutputFolder(os.path.join(run_dir, CHECKPOINTS, f".worker-{worker}"), command),
                 "",
             )
 
@@ -295,7 +309,7 @@ class RunCheckpoints:
         reasons = "; ".join(f"ckpt-{step}: {why}" for step, why in skipped)
         raise UnreadableDataError(
             f"{self.run_dir}: none of its checkpoints is intact ({reasons}); tt never starts a run over by itself",
-            ("restart", True, "to start it over once the damaged files are restored or moved away"),
+            (self.start_over, True, "to start it over once the damaged files are restored or moved away"),
         )
 
     def _set_aside(self, step):

@@ -6,6 +6,7 @@ Precision `auto`: bfloat16 mixed precision on GPU and TPU, float32 on CPU.
 The strategy must be made before any other TensorFlow op runs (multi-worker needs it).
 """
 
+import functools
 import json
 import os
 
@@ -45,8 +46,16 @@ def make_strategy(name="auto"):
             raise InvalidValueError("strategy 'tpu': no TPU found (set TPU_NAME).")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and gpus):
-        return tf.distribute.MirroredStrategy()
+        return _mirrored()
     return tf.distribute.get_strategy()
+
+
+@functools.cache
+def _mirrored():
+    """One `MirroredStrategy` per process: TensorFlow 2.21 numbers a new one's collective ops
+    from the same instance keys as the last, so a second run in the process (`train()` called
+    twice) failed at its first all-reduce ("Collective instance N expected type ...")."""
+    return tf.distribute.MirroredStrategy()
 
 
 def on_accelerator(strategy):

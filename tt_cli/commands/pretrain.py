@@ -1,4 +1,4 @@
-"""`tt pretrain`: flags in, `PretrainConfig` out, `pretrain()` called, a table printed."""
+"""`tt pretrain`: flags in, `PretrainConfig` out, `pretrain()` called, a table printed. No ML logic here."""
 
 import shlex
 import sys
@@ -49,8 +49,18 @@ D = PretrainConfig()  # the defaults, shown in --help
 )
 @click.option("--augment/--no-augment", default=D.augment, help="Random horizontal flips.")
 @click.option("--seed", type=SEED, default=D.seed)
+@click.option("--strategy", default=D.strategy, help="auto | default | mirrored | multiworker | tpu (as `tt train`)")
+@click.option("--precision", default=D.precision, help="auto | float32 | bfloat16 | float16")
+@click.option("--jit/--no-jit", default=None, help="XLA compilation.  [default: on, except with several CPU replicas]")
+@click.option("--deterministic", is_flag=True, help="Deterministic ops (bit-reproducible, slower).")
 @click.option("--log-every", type=COUNT, default=D.log_every)
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
+@click.option("--checkpoint-every", type=COUNT, default=D.checkpoint_every)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a finished preset in --out, or start an unfinished run there over (without it, "
+    "the same command resumes).",
+)
 @json_option("Also write the summary here as JSON.")
 def pretrain(json_path, **flags):
     """Train a ViT classifier on labelled shards; save its backbone as a KerasHub preset for --pretrained."""

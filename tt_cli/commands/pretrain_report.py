@@ -22,12 +22,10 @@ def print_summary(summary, out):
     table.add_column("value", justify="right")
     table.add_column("chance", justify="right")
     chance = f"{summary['chance']:.3f}"
-    table.add_row("train accuracy (last steps)", f"{summary['train_accuracy']:.3f}", chance)
-    heldout = summary["heldout_accuracy"]
+    accuracy = lambda value: "-" if value is None else f"{value:.3f}"  # noqa: E731
+    table.add_row("train accuracy (last steps)", accuracy(summary["train_accuracy"]), chance)
     table.add_row(
-        f"held-out accuracy ({summary.get('num_heldout', 0)} images)",
-        "-" if heldout is None else f"{heldout:.3f}",
-        chance,
+        f"held-out accuracy ({summary.get('num_heldout', 0)} images)", accuracy(summary["heldout_accuracy"]), chance
     )
     table.add_row("classes", str(summary["num_classes"]), "")
     table.add_row("steps", f"{summary['steps']} ({summary['seconds']:.0f} s)", "")

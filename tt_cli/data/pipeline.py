@@ -259,6 +259,24 @@ def positioned_records(files, seed=0, shuffle_buffer=10_000, training=True, keep
     return records
 
 
+def pipeline_share(files_ds, num_files, batch_size, input_context=None):
+    """(this input pipeline's files, the batch it yields, the records it reads per step) of a
+    global `batch_size`: under `distribute_datasets_from_function` each pipeline (worker)
+    reads its own shards and yields per-replica batches; without `input_context`, all of it."""
+    if input_context is None:
+        return files_ds, batch_size, batch_size
+    if input_context.num_input_pipelines > 1:
+        if num_files < input_context.num_input_pipelines:
+            raise InvalidValueError(
+                f"{num_files} shard(s) cannot feed {input_context.num_input_pipelines} "
+                "workers; convert with more shards."
+            )
+        files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    per_replica = input_context.get_per_replica_batch_size(batch_size)
+    replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    return files_ds, per_replica, per_replica * replicas
+
+
 def train_dataset(
     files,
     batch_size,
@@ -306,22 +324,12 @@ def train_dataset(
     paired = [list(files)] + [list(tower.embedding_files) for tower in in_folders]
     files_ds = tf.data.Dataset.from_tensor_slices(list(files) if not in_folders else list(zip(*paired)))
     read_file = (lambda paths: lockstep.read_aligned(paths, len(in_folders), fields)) if in_folders else None
-    per_pipeline_batch, replicas_per_pipeline = batch_size, 1
-    if input_context is not None:
-        if input_context.num_input_pipelines > 1:
-            if len(files) < input_context.num_input_pipelines:
-                raise InvalidValueError(
-                    f"{len(files)} shard(s) cannot feed {input_context.num_input_pipelines} "
-                    "workers; convert with more shards."
-                )
-            files_ds = files_ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
-        replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+    files_ds, per_pipeline_batch, records_per_step = pipeline_share(files_ds, len(files), batch_size, input_context)
     # The stream position seeds the caption choice. Resume: drop what earlier steps
     # consumed before paying for decoding it.
     records = positioned_records(
         files, seed, shuffle_buffer, training=True, files_ds=files_ds, read_file=read_file
-    ).skip(start_step * replicas_per_pipeline * per_pipeline_batch)
+    ).skip(start_step * records_per_step)
     h_embedding_dim = in_shards[0].embedding_dim if in_shards else None
     keys = (schema.IMAGE, schema.TEXTS, schema.KEY) + ((schema.H_EMBEDDING,) if in_shards else ())
     # Decoded once, resized for the image tower (cropped first with `augment`) and each

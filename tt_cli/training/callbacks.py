@@ -98,12 +98,14 @@ class ResetMetricsEvery(keras.callbacks.Callback):
 
 
 class MetricsLog(keras.callbacks.Callback):
-    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps, and hands
-    the same numbers to each of `also` (`write(step, values)`: the W&B logger)."""
+    """Appends a JSON line to `metrics.jsonl` and TensorBoard scalars every N steps, with the
+    rate as `<unit>_per_second` (examples per step: `batch_size`), and hands the same numbers
+    to each of `also` (`write(step, values)`: the W&B logger)."""
 
-    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, also=()):
+    def __init__(self, path, logdir, log_every, learning_rate_fn, batch_size, also=(), unit="pairs"):
         super().__init__()
         self.path, self.log_every, self.lr, self.batch_size = path, log_every, learning_rate_fn, batch_size
+        self.rate_key = f"{unit}_per_second"
         self.writer = tf.summary.create_file_writer(logdir)
         self.window = None
         self.also = tuple(also)
@@ -131,7 +133,7 @@ class MetricsLog(keras.callbacks.Callback):
             start, start_step = self.window
             values = scalar_logs(logs)
             values["lr"] = float(self.lr(step))
-            values["pairs_per_second"] = (step - start_step) * self.batch_size / max(now - start, 1e-9)
+            values[self.rate_key] = (step - start_step) * self.batch_size / max(now - start, 1e-9)
             self.write(step, values)
             self.window = (now, step)
 
@@ -205,9 +207,14 @@ class Validation(keras.callbacks.Callback):
             STDERR.print(f"step {step} validation " + " ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
 
-def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, tokenizer=None, show_progress=True):
+def training_callbacks(
+    config, chief, schedule, manager, steps, evaluator=None, tokenizer=None, show_progress=True, **progress
+):
     """(the callbacks of `tt train` in the order they must run, the checkpoint saver).
 
+    `config` gives `out`, `batch_size`, `log_every`, `checkpoint_every` (and `val_every` with
+    an `evaluator`): a `TrainConfig`, or `tt pretrain`'s, which also passes `progress`, the
+    `TrainProgress` label, unit and keys (the unit names the logged rate too).
     Only the chief writes metrics and validates; every worker checkpoints. Metrics are
     reset last, after every callback that reads them.
     """
@@ -216,12 +223,15 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
     from tt_cli import run_dir as rd
 
     wandb_log = None
-    if chief and config.wandb:
+    if chief and getattr(config, "wandb", None):
         from tt_cli.training.wandb_log import WandbLog
 
         wandb_log = WandbLog(config.wandb, config.wandb_run, config.out, config.to_json())
     saver = Checkpoints(manager, config.checkpoint_every)
-    callbacks = [saver, TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress)]
+    callbacks = [
+        saver,
+        TrainProgress(steps, config.batch_size, config.log_every, enabled=chief and show_progress, **progress),
+    ]
     if chief:  # (its event file appears as the writer is made: other workers make none in RUN/logs)
         metrics_log = MetricsLog(
             os.path.join(config.out, rd.METRICS),
@@ -230,6 +240,7 @@ def training_callbacks(config, chief, schedule, manager, steps, evaluator=None, 
             schedule,
             config.batch_size,
             also=[wandb_log] if wandb_log else (),
+            unit=progress.get("unit", "pairs"),
         )
         metrics_log.after_write = manager.record_new_logs
         manager.record_logs()

@@ -14,27 +14,30 @@ import tensorflow as tf
 from tt_cli.errors import InvalidValueError
 
 
-def check_accum_steps(batch_size, replicas, accum_steps):
+def check_accum_steps(batch_size, replicas, accum_steps=1):
     """Refuses a global batch that does not split into `accum_steps` equal micro-batches
     on each of `replicas` replicas."""
     if batch_size % (replicas * accum_steps):
+        parts = f"{accum_steps} equal micro-batches on each of " if accum_steps > 1 else "equal shares for "
         raise InvalidValueError(
-            f"batch size {batch_size} does not split into {accum_steps} equal micro-batches on each of "
-            f"{replicas} replica(s): it must be a multiple of {replicas * accum_steps}.",
+            f"batch size {batch_size} does not split into {parts}{replicas} replica(s): "
+            f"it must be a multiple of {replicas * accum_steps}.",
             remedy=(
                 "batch_size",
                 batch_size - batch_size % (replicas * accum_steps) or replicas * accum_steps,
-                "(or fewer micro-batches)",
+                "(or fewer micro-batches)" if accum_steps > 1 else "to split it equally",
             ),
         )
 
 
 def make_distributed_step(model, strategy, jit=False, accum_steps=1):
-    """Returns step(iterator) -> {metric name: scalar tensor} for the global batch."""
+    """Returns step(iterator) -> {metric name: scalar tensor} for the global batch: `model`'s
+    own `train_step` on every replica (a `ThreeTowers`, or `tt pretrain`'s classifier, whose
+    step takes no `accum_steps`)."""
 
     @tf.function(jit_compile=jit)
     def one_step(batch):
-        return model.train_step(batch, accum_steps=accum_steps)
+        return model.train_step(batch, accum_steps=accum_steps) if accum_steps > 1 else model.train_step(batch)
 
     @tf.function
     def distributed_step(iterator):
