@@ -1,6 +1,7 @@
 """`models.gradients`: a token-embedding gradient with repeated rows reaches AdamW as the
-textbook update needs it. (The clip over several replicas is checked in tests/accum_step.py,
-which can make two CPU devices.)"""
+textbook update needs it; `models.gradient_cache`: micro-batches give the whole batch's
+gradient. (The clip over several replicas is checked in tests/support/accum_step.py, which
+can make two CPU devices.)"""
 
 import numpy as np
 
@@ -74,3 +75,37 @@ def test_dense_gradients_and_none_pass_unchanged_on_one_device():
 
     dense = tf.constant([1.0, 2.0])
     assert optimizer_gradients(make_optimizer(0.1), [dense, None]) == [dense, None]
+
+
+def test_gradient_caching_gives_the_whole_batch_gradient():
+    """`models.gradient_cache` in this process, eagerly, on the tiny CLIP of a fresh model: the
+    gradients of 4 micro-batches with the loss over the whole batch are the whole batch's
+    (float32 sums in another order: 1e-5 relative), and so are the losses; the token
+    embedding's gradient arrives dense, as the optimizer is to get it."""
+    import keras
+    import tensorflow as tf
+
+    from models import ThreeTowers, get_scale
+    from models.gradient_cache import cached_gradients
+
+    keras.utils.set_random_seed(0)
+    model = ThreeTowers.from_scale(get_scale("tiny"), mode="clip", vocab_size=20, max_len=6)
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": tf.constant(rng.integers(0, 256, (8, 32, 32, 3)), tf.uint8),
+        "tokens": tf.constant(rng.integers(1, 4, (8, 6)), tf.int32),  # few ids: rows repeat
+    }
+    model(batch)  # built
+
+    with tf.GradientTape() as tape:
+        whole_losses = model.compute_losses(batch, training=True)
+    whole = tape.gradient(whole_losses["loss"], model.trainable_variables)
+    losses, cached = cached_gradients(model, batch, accum_steps=4, scale_loss=lambda loss: loss)
+
+    assert np.isclose(float(losses["loss"]), float(whole_losses["loss"]), rtol=1e-6)
+    for variable, a, b in zip(model.trainable_variables, whole, cached):
+        assert not isinstance(b, tf.IndexedSlices), variable.path
+        if variable.path.endswith("key/bias"):  # no gradient in exact arithmetic: rounding noise
+            continue
+        a, b = tf.convert_to_tensor(a).numpy(), b.numpy()
+        assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(a), variable.path
