@@ -276,6 +276,7 @@ def test_retrieval_recall_is_the_same_at_any_batch_size_and_data_order(tmp_path,
     assert all(np.array_equal(encoded[copy], encoded[first]) for copy, first in ((12, 0), (13, 4), (14, 8)))
 
 
+@pytest.mark.slow
 def test_fewshot_end_to_end_on_a_lit_run(tmp_path, tiny_run, eval_shards_data, eval_train_shards):
     shards, (images, _, _) = eval_shards_data
     run_dir = tiny_run("lit")
@@ -371,7 +372,7 @@ def test_suite_rows_equal_the_training_time_evaluator_on_the_same_shards(tiny_ru
     from tt_cli.eval.validation import ValidationEvaluator
     from tt_cli.run_dir import load_run
 
-    run_dir = tiny_run("3t")
+    run_dir = tiny_run("clip")  # the run other fast tests train
     suite = run_suite([run_dir], f"retrieval={eval_shards}")
     (row,) = suite["rows"]
     assert (row["task"], row["model"], row["dataset"]) == (
