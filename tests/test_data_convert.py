@@ -202,6 +202,7 @@ def test_bad_inputs_are_rejected_or_converted(tmp_path):
     assert np.abs(rows["cmyk"]["pixels"] - want_cmyk).mean() < 3.0
 
 
+@pytest.mark.slow  # a subprocess killed mid-conversion, 3.4 s: the fast lane keeps under 3 minutes
 def test_interrupted_conversion_resumes_without_duplicates(tmp_path):
     """A real interruption: the last shard's images are large and slow to decode; killed inside it."""
     rows = good_rows(str(tmp_path), n=12, with_jpeg=False)

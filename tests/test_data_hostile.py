@@ -315,6 +315,7 @@ def _our_processes(marker):
     return found
 
 
+@pytest.mark.slow  # a subprocess stopped by SIGINT, 3.1 s: the fast lane keeps under 3 minutes
 def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path):
     """40 rows of an 81-megapixel PNG (just under the limit, slow to decode): a full run takes
     far longer than the generous bound on stopping after SIGINT. Shard k's rows (i mod 4 = k)

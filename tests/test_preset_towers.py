@@ -224,6 +224,7 @@ def test_text_third_tower_is_the_sentence_encoder(tiny_sentence_encoder_preset):
     assert ours.shape == (len(STRINGS), tower.output_dim) and not tower.trainable_weights
 
 
+@pytest.mark.slow  # 6 s for both presets; models/remat.py has fast tests of its own (test_remat.py)
 @pytest.mark.parametrize("preset_fixture", ["tiny_clip_preset", "tiny_siglip_preset"])
 def test_remat_of_preset_towers_keeps_the_loss_and_gradients(preset_fixture, request):
     """`--remat --init`: every encoder block of f and g recomputed, the same loss and gradients
