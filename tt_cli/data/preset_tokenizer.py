@@ -7,7 +7,7 @@ length.
 It runs inside `tf.data` `.map` and is tracked by an exported SavedModel, which then
 carries the vocabulary with it (the loader must `import tensorflow_text`). Token ids are
 the preset's, which its text tower pools by (`models.preset_text_tower`). As with
-`TextTokenizer`, a caption is cut to `max_len * CHARS_PER_TOKEN_BOUND` characters before
+`TextTokenizer`, a caption is cut by `tokenizer_interface.string_batch` before
 it is tokenized, so that a runaway caption costs no more than a short one.
 
 Usage: `PresetTokenizer("runs/clip/init").tokenize(tf.constant(["a red circle"]))` gives
@@ -21,8 +21,7 @@ import os
 import tensorflow as tf
 
 from tt_cli import storage
-from tt_cli.data.text_tokenizer import CHARS_PER_TOKEN_BOUND
-from tt_cli.data.tokenizer_interface import Tokenizer
+from tt_cli.data.tokenizer_interface import Tokenizer, string_batch
 from tt_cli.errors import InvalidValueError
 
 PREPROCESSOR_JSON = "preprocessor.json"
@@ -75,10 +74,7 @@ class PresetTokenizer(Tokenizer):
 
     def tokenize(self, strings):
         """Tokenizes a string tensor of shape [B] or []; returns int32 [B, L] or [L]."""
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        scalar = strings.shape.rank == 0
-        batch = tf.reshape(strings, [-1])
-        batch = tf.strings.substr(batch, 0, self.max_len * CHARS_PER_TOKEN_BOUND, unit="UTF8_CHAR")
+        batch, scalar = string_batch(strings, self.max_len)
         ids = tf.cast(self.preprocessor({"prompts": batch, "images": None})["token_ids"], tf.int32)
         ids = tf.ensure_shape(ids, [None, self.max_len])
         return ids[0] if scalar else ids

@@ -28,13 +28,8 @@ import tensorflow_text as tf_text
 
 from tt_cli import storage
 from tt_cli.data.tokenizer import EOS_ID, PAD_ID
-from tt_cli.data.tokenizer_interface import Tokenizer
+from tt_cli.data.tokenizer_interface import Tokenizer, string_batch
 from tt_cli.errors import InvalidValueError
-
-# `tokenize` looks at most this many characters per output position: the first
-# `max_len - 1` pieces of any real caption lie within `max_len * 16` characters, and a
-# runaway caption (convert cuts them, other shards may not) costs no more than a short one.
-CHARS_PER_TOKEN_BOUND = 16
 
 
 class TextTokenizer(Tokenizer):
@@ -80,12 +75,7 @@ class TextTokenizer(Tokenizer):
 
     def tokenize(self, strings):
         """Tokenizes a string tensor of shape [B] or []; returns int32 [B, L] or [L]."""
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        scalar = strings.shape.rank == 0
-        batch = tf.reshape(strings, [-1])
-        # Cut on a character boundary before SentencePiece, so that its cost does not
-        # grow with the caption's length (the pieces past max_len - 1 are dropped anyway).
-        batch = tf.strings.substr(batch, 0, self.max_len * CHARS_PER_TOKEN_BOUND, unit="UTF8_CHAR")
+        batch, scalar = string_batch(strings, self.max_len)  # the pieces past max_len - 1 are dropped anyway
         pieces = self.sentencepiece.tokenize(batch)[:, : self.max_len - 1]
         eos = tf.fill([tf.shape(batch)[0], 1], tf.constant(EOS_ID, tf.int32))
         ids = tf.concat([pieces, eos], axis=1)

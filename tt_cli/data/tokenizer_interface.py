@@ -30,6 +30,20 @@ import abc
 
 import tensorflow as tf
 
+# `tokenize` looks at most this many characters per output position: the first
+# `max_len - 1` pieces of any real caption lie within `max_len * 16` characters, and a
+# runaway caption (convert cuts them, other shards may not) costs no more than a short one.
+CHARS_PER_TOKEN_BOUND = 16
+
+
+def string_batch(strings, max_len):
+    """(`strings` as a [B] batch, each cut to `max_len * CHARS_PER_TOKEN_BOUND` characters on
+    a character boundary, whether `strings` was one scalar string): what every `tokenize`
+    starts with, so that its cost does not grow with a caption's length."""
+    strings = tf.convert_to_tensor(strings, dtype=tf.string)
+    batch = tf.reshape(strings, [-1])
+    return tf.strings.substr(batch, 0, max_len * CHARS_PER_TOKEN_BOUND, unit="UTF8_CHAR"), strings.shape.rank == 0
+
 
 class Tokenizer(tf.Module, abc.ABC):
     """Caption strings -> the fixed-length int32 token ids of one text tower."""
